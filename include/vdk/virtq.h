@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Split virtqueue, device side (virtio 1.2 §2.7).
+ *
+ * Lifecycle: vdk_virtq_init() → the transport sets size and the three area
+ * addresses as the driver writes them → vdk_virtq_activate() checks them
+ * against guest memory and caches host pointers → the device loops on
+ * vdk_virtq_pop() / vdk_virtq_add_used() / vdk_virtq_should_notify() →
+ * vdk_virtq_reset().
+ *
+ * The driver is not trusted. Every descriptor is copied once, checked, then
+ * used. The first malformed value stops the queue: the call returns -EIO,
+ * vdk_virtq_error() says which rule was broken, and every later pop returns
+ * -EIO until the queue is reset. The device then reports DEVICE_NEEDS_RESET
+ * (vdk_interrupt_needs_reset() in <vdk/device.h>).
+ *
+ * Threading: one thread uses a queue at a time (a device's worker); the
+ * transport touches configuration only while the device is not active.
+ */
+#ifndef VDK_VIRTQ_H
+#define VDK_VIRTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <linux/virtio_ring.h>
+
+#include <vdk/log.h>
+#include <vdk/mem.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Largest split queue size (virtio 1.2 §2.7: Queue Size ≤ 32768). */
+#define VDK_VIRTQ_MAX_SIZE 32768
+
+/** Why a queue stopped; vdk_virtq_strerror() names each. */
+enum vdk_virtq_error {
+	VDK_VIRTQ_OK = 0,
+	VDK_VIRTQ_ERR_AVAIL_IDX,      /**< avail idx ran > size ahead */
+	VDK_VIRTQ_ERR_HEAD_INDEX,     /**< head index >= queue size */
+	VDK_VIRTQ_ERR_NEXT_INDEX,     /**< next index >= table size */
+	VDK_VIRTQ_ERR_CHAIN_TOO_LONG, /**< more hops than descriptors: a loop */
+	VDK_VIRTQ_ERR_DESC_ADDR,      /**< buffer outside guest memory/wraps */
+	VDK_VIRTQ_ERR_WRITE_BEFORE_READ, /**< readable desc after a writable one */
+	VDK_VIRTQ_ERR_INDIRECT_FEATURE, /**< INDIRECT without the feature */
+	VDK_VIRTQ_ERR_INDIRECT_NESTED, /**< INDIRECT inside an indirect table */
+	VDK_VIRTQ_ERR_INDIRECT_LEN,  /**< table len 0 or not a multiple of 16 */
+	VDK_VIRTQ_ERR_INDIRECT_NEXT, /**< INDIRECT together with NEXT */
+	VDK_VIRTQ_ERR_INDIRECT_ADDR, /**< table outside guest memory */
+	VDK_VIRTQ_ERR_TOTAL_LEN,     /**< chain length > UINT32_MAX */
+	VDK_VIRTQ_ERR_IOV_FULL,	     /**< more buffers than the iov array */
+	VDK_VIRTQ_ERR_USED_ID,	     /**< device pushed an id it never popped */
+	VDK_VIRTQ_ERR__COUNT
+};
+
+/**
+ * struct vdk_virtq - device-side split queue. Fields are read-only outside
+ * the library; use the functions below.
+ */
+struct vdk_virtq {
+	/* configuration, as written by the driver through the transport */
+	uint16_t max_size;   /**< largest size the device accepts */
+	uint16_t size;	     /**< Queue Size (virtio 1.2 §2.7) */
+	bool ready;	     /**< queue_ready as last written by the driver */
+	uint64_t desc_gpa;   /**< Descriptor Area, guest-physical */
+	uint64_t driver_gpa; /**< Driver Area (available ring) */
+	uint64_t device_gpa; /**< Device Area (used ring) */
+
+	/* set by vdk_virtq_activate() */
+	bool active;
+	bool event_idx;	      /**< VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;	      /**< VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool notify_on_empty; /**< VIRTIO_F_NOTIFY_ON_EMPTY negotiated */
+	const struct vdk_mem *mem;
+	struct vring_desc *desc;   /**< host view of the descriptor table */
+	struct vring_avail *avail; /**< host view of the available ring */
+	struct vring_used *used;   /**< host view of the used ring */
+	uint16_t *used_event;	   /**< &avail->ring[size] */
+	uint16_t *avail_event;	   /**< &used->ring[size] (as __le16) */
+
+	/* device state */
+	uint16_t next_avail;	 /**< next available-ring slot to read */
+	uint16_t next_used;	 /**< next used-ring slot to write */
+	uint16_t signalled_used; /**< used idx at the last notification */
+	bool signalled_used_valid;
+	uint32_t in_flight;	    /**< chains popped and not yet added used */
+	enum vdk_virtq_error error; /**< sticky; VDK_VIRTQ_OK while usable */
+	struct vdk_ratelimit log_rl;
+	uint16_t index; /**< queue index in its device, for messages */
+};
+
+/**
+ * struct vdk_virtq_chain - one descriptor chain as host buffers: the
+ * device-readable iovecs first, then the device-writable ones.
+ *
+ * The caller provides @iov (capacity @iov_cap); vdk_virtq_pop() fills it.
+ * A buffer that spans two guest memory regions takes two iovecs.
+ */
+struct vdk_virtq_chain {
+	struct iovec *iov; /**< caller's array */
+	uint32_t iov_cap;  /**< entries in @iov */
+	uint16_t head;	   /**< descriptor id to give to vdk_virtq_add_used() */
+	uint32_t
+		num_readable; /**< iov[0 .. num_readable) are device-readable */
+	uint32_t num_writable; /**< then num_writable device-writable ones */
+	uint32_t readable_len; /**< bytes in the readable part */
+	uint32_t writable_len; /**< bytes in the writable part */
+};
+
+/**
+ * vdk_virtq_init() - initialise @q in the reset state.
+ * @max_size: largest queue size the device supports; a power of two,
+ *            1..VDK_VIRTQ_MAX_SIZE. The initial size is @max_size.
+ * @index:    queue index within the device (used in log messages).
+ *
+ * Return: 0, or -EINVAL for a bad @max_size.
+ */
+int vdk_virtq_init(struct vdk_virtq *q, uint16_t max_size, uint16_t index);
+
+/**
+ * vdk_virtq_reset() - return to the state vdk_virtq_init() left: not ready,
+ * size = max_size, addresses 0, indices 0, no error (virtio 1.2 §2.1, §4.2.2:
+ * reset and QueueReset). Nothing is written to guest memory.
+ */
+void vdk_virtq_reset(struct vdk_virtq *q);
+
+/**
+ * vdk_virtq_set_size() - set Queue Size as written by the driver.
+ * @size: a power of two, 1..q->max_size (virtio 1.2 §2.7).
+ *
+ * Return: 0; -EINVAL if @size is not acceptable (the size is unchanged);
+ * -EBUSY if the queue is active.
+ */
+int vdk_virtq_set_size(struct vdk_virtq *q, uint16_t size);
+
+/**
+ * vdk_virtq_set_addrs() - set the guest-physical addresses of the
+ * Descriptor Area, Driver Area and Device Area (virtio 1.2 §2.7).
+ *
+ * Return: 0, or -EBUSY if the queue is active.
+ */
+int vdk_virtq_set_addrs(struct vdk_virtq *q, uint64_t desc_gpa,
+			uint64_t driver_gpa, uint64_t device_gpa);
+
+/** vdk_virtq_set_ready() - record the driver's queue_ready value. */
+void vdk_virtq_set_ready(struct vdk_virtq *q, bool ready);
+
+/**
+ * vdk_virtq_activate() - validate the areas against guest memory and start
+ * the queue.
+ * @mem:      guest memory; must outlive the activation (not owned).
+ * @features: the negotiated feature bits (VIRTIO_RING_F_INDIRECT_DESC,
+ *            VIRTIO_RING_F_EVENT_IDX, VIRTIO_F_NOTIFY_ON_EMPTY are used).
+ *
+ * Checks (virtio 1.2 §2.7, alignment table in §2.7): descriptor table
+ * 16-byte aligned, 16 * size bytes; available ring 2-byte aligned,
+ * 6 + 2 * size bytes; used ring 4-byte aligned, 6 + 8 * size bytes; each
+ * inside one guest memory region. next_avail/next_used are kept, so a
+ * restored or vhost-user SET_VRING_BASE index survives activation.
+ *
+ * Return: 0; -EINVAL if the queue is not ready or an area is misaligned;
+ * -EFAULT if an area is outside guest memory.
+ */
+int vdk_virtq_activate(struct vdk_virtq *q, const struct vdk_mem *mem,
+		       uint64_t features);
+
+/**
+ * vdk_virtq_deactivate() - stop using guest memory (device sleep, vhost-user
+ * GET_VRING_BASE); configuration and indices are kept so that
+ * vdk_virtq_activate() resumes where the queue stopped.
+ */
+void vdk_virtq_deactivate(struct vdk_virtq *q);
+
+/**
+ * vdk_virtq_pop() - take the next available descriptor chain
+ * (virtio 1.2 §2.7.13 from the device's side, §2.7.5 chaining, §2.7.5.3
+ * indirect descriptors).
+ * @chain: iov/iov_cap set by the caller; the rest is filled in.
+ *
+ * The available index is read with acquire ordering, so descriptor contents
+ * written before it are visible (§2.7.13.3).
+ *
+ * Return: 1 if a chain was popped; 0 if the available ring is empty;
+ * -EIO if the queue is stopped by a driver error (see vdk_virtq_error())
+ * or not active.
+ */
+int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain);
+
+/**
+ * vdk_virtq_add_used() - return a chain to the driver (virtio 1.2 §2.7.8).
+ * @head:    the chain's head id from vdk_virtq_pop().
+ * @written: bytes the device wrote into the chain's writable part.
+ *
+ * The used element is stored before the used index, which is published with
+ * release ordering (§2.7.8).
+ *
+ * Return: 0; -EINVAL if @head >= size or no chain is in flight (the queue is
+ * then stopped with VDK_VIRTQ_ERR_USED_ID: a device bug); -EIO if stopped.
+ */
+int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written);
+
+/**
+ * vdk_virtq_should_notify() - decide whether to send a used buffer
+ * notification now, and if so remember the used index it covers
+ * (virtio 1.2 §2.7.10: used_event with VIRTIO_RING_F_EVENT_IDX, else
+ * VIRTQ_AVAIL_F_NO_INTERRUPT; VIRTIO_F_NOTIFY_ON_EMPTY).
+ *
+ * Call after a batch of vdk_virtq_add_used(); a full memory barrier orders
+ * the used index store before the read of used_event / flags.
+ */
+bool vdk_virtq_should_notify(struct vdk_virtq *q);
+
+/**
+ * vdk_virtq_enable_notification() - ask the driver for (or to suppress)
+ * available buffer notifications (virtio 1.2 §2.7.10: avail_event with
+ * VIRTIO_RING_F_EVENT_IDX, else VIRTQ_USED_F_NO_NOTIFY).
+ * @enable: true to be notified of new buffers.
+ *
+ * Return: when enabling, true if buffers arrived meanwhile (the caller
+ * should pop again rather than sleep); false otherwise.
+ */
+bool vdk_virtq_enable_notification(struct vdk_virtq *q, bool enable);
+
+/** vdk_virtq_has_avail() - true if a chain is waiting (no error checks). */
+bool vdk_virtq_has_avail(const struct vdk_virtq *q);
+
+/** vdk_virtq_next_avail() - index of the next available slot to read. */
+uint16_t vdk_virtq_next_avail(const struct vdk_virtq *q);
+/** vdk_virtq_next_used() - index of the next used slot to write. */
+uint16_t vdk_virtq_next_used(const struct vdk_virtq *q);
+
+/**
+ * vdk_virtq_set_next_avail() / vdk_virtq_set_next_used() - set the device's
+ * ring positions (vhost-user SET_VRING_BASE, snapshot restore). Allowed
+ * while not active.
+ * Return: 0, or -EBUSY if active.
+ */
+int vdk_virtq_set_next_avail(struct vdk_virtq *q, uint16_t idx);
+int vdk_virtq_set_next_used(struct vdk_virtq *q, uint16_t idx);
+
+/** vdk_virtq_error() - why the queue stopped, or VDK_VIRTQ_OK. */
+enum vdk_virtq_error vdk_virtq_error(const struct vdk_virtq *q);
+
+/** vdk_virtq_strerror() - a short English description of @err. */
+const char *vdk_virtq_strerror(enum vdk_virtq_error err);
+
+/** vdk_virtq_is_broken() - true once a driver error stopped the queue. */
+static inline bool vdk_virtq_is_broken(const struct vdk_virtq *q)
+{
+	return q->error != VDK_VIRTQ_OK;
+}
+
+/**
+ * vdk_virtq_chain_copy_from() - copy up to @len bytes of the chain's
+ * device-readable part, starting @offset bytes in, into @buf.
+ * Return: bytes copied (less than @len at the end of the readable part).
+ */
+size_t vdk_virtq_chain_copy_from(const struct vdk_virtq_chain *chain,
+				 size_t offset, void *buf, size_t len);
+
+/**
+ * vdk_virtq_chain_copy_to() - copy up to @len bytes of @buf into the chain's
+ * device-writable part, starting @offset bytes in.
+ * Return: bytes copied (less than @len at the end of the writable part).
+ */
+size_t vdk_virtq_chain_copy_to(const struct vdk_virtq_chain *chain,
+			       size_t offset, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDK_VIRTQ_H */

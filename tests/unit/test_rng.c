@@ -1,0 +1,7 @@
+/* placeholder: being written */
+#include <stdio.h>
+int main(void)
+{
+	fprintf(stderr, "test_rng: not written yet\n");
+	return 1;
+}
