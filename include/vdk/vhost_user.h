@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vhost-user backend: serve a virtio device to another process (the
+ * front-end, normally QEMU) over a Unix domain socket, following QEMU's
+ * docs/interop/vhost-user.rst ("the vhost-user spec" below).
+ *
+ * Three parts:
+ *   - the wire format (message header, payloads, request ids, feature bits),
+ *     spelled as the spec spells them;
+ *   - struct vdk_vhost_user_backend_ops: what a device implements to be
+ *     served (semantics of crosvm's VhostUserDevice / DeviceRequestHandler),
+ *     plus an adapter that serves any in-process struct vdk_device;
+ *   - struct vdk_vhost_user: one connection. The library owns no event loop:
+ *     it exposes the socket fd and the per-ring kick fds, and the caller
+ *     calls vdk_vhost_user_process_message() / vdk_vhost_user_handle_kick()
+ *     when they are readable, or lets vdk_vhost_user_run() do it with epoll.
+ *
+ * The front-end is not trusted. Every request is checked against one table
+ * (request id, payload size, file descriptors allowed, queue index) before
+ * any handler runs; every received fd that no handler takes is closed; a
+ * message that breaks the framing (bad version, oversized, truncated) marks
+ * the connection broken.
+ *
+ * Ring states (spec "Ring states"): a ring is started by SET_VRING_KICK and
+ * stopped by GET_VRING_BASE; it is enabled by SET_VRING_ENABLE, or from
+ * SET_FEATURES on if VHOST_USER_F_PROTOCOL_FEATURES was not negotiated. The
+ * backend's start_queue() runs when a ring is started, enabled and guest
+ * memory is known; stop_queue() when any of the three stops being true.
+ *
+ * Threading: one connection is used by one thread (process_message,
+ * handle_kick, run). The backend may run its own workers between
+ * start_queue() and stop_queue().
+ */
+#ifndef VDK_VHOST_USER_H
+#define VDK_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/vhost_types.h>
+
+#include <cbor.h>
+
+#include <vdk/device.h>
+#include <vdk/mem.h>
+#include <vdk/virtq.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- wire format (vhost-user spec "Message Specification") ------------- */
+
+/** Front-end request ids (spec "Front-end message types"). */
+enum vhost_user_request {
+	VHOST_USER_NONE = 0,
+	VHOST_USER_GET_FEATURES = 1,
+	VHOST_USER_SET_FEATURES = 2,
+	VHOST_USER_SET_OWNER = 3,
+	VHOST_USER_RESET_OWNER = 4,
+	VHOST_USER_SET_MEM_TABLE = 5,
+	VHOST_USER_SET_LOG_BASE = 6,
+	VHOST_USER_SET_LOG_FD = 7,
+	VHOST_USER_SET_VRING_NUM = 8,
+	VHOST_USER_SET_VRING_ADDR = 9,
+	VHOST_USER_SET_VRING_BASE = 10,
+	VHOST_USER_GET_VRING_BASE = 11,
+	VHOST_USER_SET_VRING_KICK = 12,
+	VHOST_USER_SET_VRING_CALL = 13,
+	VHOST_USER_SET_VRING_ERR = 14,
+	VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+	VHOST_USER_GET_QUEUE_NUM = 17,
+	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_SEND_RARP = 19,
+	VHOST_USER_NET_SET_MTU = 20,
+	VHOST_USER_SET_BACKEND_REQ_FD = 21,
+	VHOST_USER_IOTLB_MSG = 22,
+	VHOST_USER_SET_VRING_ENDIAN = 23,
+	VHOST_USER_GET_CONFIG = 24,
+	VHOST_USER_SET_CONFIG = 25,
+	VHOST_USER_CREATE_CRYPTO_SESSION = 26,
+	VHOST_USER_CLOSE_CRYPTO_SESSION = 27,
+	VHOST_USER_POSTCOPY_ADVISE = 28,
+	VHOST_USER_POSTCOPY_LISTEN = 29,
+	VHOST_USER_POSTCOPY_END = 30,
+	VHOST_USER_GET_INFLIGHT_FD = 31,
+	VHOST_USER_SET_INFLIGHT_FD = 32,
+	VHOST_USER_GPU_SET_SOCKET = 33,
+	VHOST_USER_RESET_DEVICE = 34,
+	VHOST_USER_VRING_KICK = 35,
+	VHOST_USER_GET_MAX_MEM_SLOTS = 36,
+	VHOST_USER_ADD_MEM_REG = 37,
+	VHOST_USER_REM_MEM_REG = 38,
+	VHOST_USER_SET_STATUS = 39,
+	VHOST_USER_GET_STATUS = 40,
+	VHOST_USER_GET_SHARED_OBJECT = 41,
+	VHOST_USER_SET_DEVICE_STATE_FD = 42,
+	VHOST_USER_CHECK_DEVICE_STATE = 43,
+	VHOST_USER_MAX
+};
+
+/** Header flags: bits 0-1 version, bit 2 reply, bit 3 need_reply. */
+#define VHOST_USER_VERSION_MASK	   0x3u
+#define VHOST_USER_VERSION	   0x1u
+#define VHOST_USER_REPLY_MASK	   (1u << 2)
+#define VHOST_USER_NEED_REPLY_MASK (1u << 3)
+
+/** SET_VRING_KICK/CALL/ERR u64 payload: bits 0-7 index, bit 8 "no fd". */
+#define VHOST_USER_VRING_IDX_MASK  0xffu
+#define VHOST_USER_VRING_NOFD_MASK 0x100u
+
+/** Virtio feature bit 30: the back-end speaks protocol features. */
+#define VHOST_USER_F_PROTOCOL_FEATURES 30
+
+/* Protocol feature bits (spec "Protocol features"). */
+#define VHOST_USER_PROTOCOL_F_MQ		   0
+#define VHOST_USER_PROTOCOL_F_LOG_SHMFD		   1
+#define VHOST_USER_PROTOCOL_F_RARP		   2
+#define VHOST_USER_PROTOCOL_F_REPLY_ACK		   3
+#define VHOST_USER_PROTOCOL_F_NET_MTU		   4
+#define VHOST_USER_PROTOCOL_F_BACKEND_REQ	   5
+#define VHOST_USER_PROTOCOL_F_CROSS_ENDIAN	   6
+#define VHOST_USER_PROTOCOL_F_CRYPTO_SESSION	   7
+#define VHOST_USER_PROTOCOL_F_PAGEFAULT		   8
+#define VHOST_USER_PROTOCOL_F_CONFIG		   9
+#define VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD	   10
+#define VHOST_USER_PROTOCOL_F_HOST_NOTIFIER	   11
+#define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD	   12
+#define VHOST_USER_PROTOCOL_F_RESET_DEVICE	   13
+#define VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS 14
+#define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS  15
+#define VHOST_USER_PROTOCOL_F_STATUS		   16
+#define VHOST_USER_PROTOCOL_F_XEN_MMAP		   17
+#define VHOST_USER_PROTOCOL_F_SHARED_OBJECT	   18
+#define VHOST_USER_PROTOCOL_F_DEVICE_STATE	   19
+
+/** Most fds in one message, and most regions in SET_MEM_TABLE
+ * (VHOST_MEMORY_BASELINE_NREGIONS). */
+#define VHOST_USER_MAX_FDS	       8
+#define VHOST_MEMORY_BASELINE_NREGIONS 8
+/** Largest config space access (VHOST_USER_MAX_CONFIG_SIZE). */
+#define VHOST_USER_MAX_CONFIG_SIZE 256
+/** SET_CONFIG flags. */
+#define VHOST_USER_CONFIG_FLAGS_WRITABLE  0
+#define VHOST_USER_CONFIG_FLAGS_MIGRATION 1
+
+/** Message header; all fields in host byte order. */
+struct vhost_user_header {
+	uint32_t request; /**< enum vhost_user_request */
+	uint32_t flags;	  /**< version | REPLY | NEED_REPLY */
+	uint32_t size;	  /**< payload bytes that follow */
+};
+
+/** One region of "Memory regions description". */
+struct vhost_user_memory_region {
+	uint64_t guest_addr;	 /**< guest-physical base */
+	uint64_t memory_size;	 /**< bytes */
+	uint64_t userspace_addr; /**< front-end virtual address of the base */
+	uint64_t mmap_offset;	 /**< offset of the base in the passed fd */
+};
+
+/** SET_MEM_TABLE payload; the fds come in the same order. */
+struct vhost_user_memory {
+	uint32_t nregions; /**< 0..VHOST_MEMORY_BASELINE_NREGIONS */
+	uint32_t padding;
+	struct vhost_user_memory_region regions[VHOST_MEMORY_BASELINE_NREGIONS];
+};
+
+/** ADD_MEM_REG / REM_MEM_REG payload ("Single memory region description"). */
+struct vhost_user_mem_reg {
+	uint64_t padding;
+	struct vhost_user_memory_region region;
+};
+
+/** GET_CONFIG / SET_CONFIG payload ("Virtio device config space"). */
+struct vhost_user_config {
+	uint32_t offset; /**< byte offset in the device configuration space */
+	uint32_t size;	 /**< bytes of @region used */
+	uint32_t flags;	 /**< VHOST_USER_CONFIG_FLAGS_* */
+	uint8_t region[VHOST_USER_MAX_CONFIG_SIZE];
+};
+
+/** Bytes of struct vhost_user_config before @region. */
+#define VHOST_USER_CONFIG_HDR_SIZE 12u
+
+/**
+ * Largest payload the library reads (header size field). Anything larger
+ * breaks the connection; the largest payload of a known request is 268
+ * bytes (GET_CONFIG).
+ */
+#define VDK_VHOST_USER_MAX_PAYLOAD 4096u
+
+/* ---- backend interface ------------------------------------------------- */
+
+/**
+ * struct vdk_vhost_user_backend_ops - what a device served over vhost-user
+ * implements. @be is the pointer given to vdk_vhost_user_new(). Members
+ * marked optional may be NULL (the default is described per member).
+ */
+struct vdk_vhost_user_backend_ops {
+	/** Short name for messages ("rng", "blk"). */
+	const char *name;
+	/** Number of queues; 1..VDK_DEVICE_MAX_QUEUES (GET_QUEUE_NUM). */
+	uint16_t (*num_queues)(void *be);
+	/** Largest size of queue @index; a power of two ≤ 32768. */
+	uint16_t (*queue_max_size)(void *be, uint16_t index);
+	/** Virtio feature bits offered (GET_FEATURES); the library adds
+	 * VHOST_USER_F_PROTOCOL_FEATURES. */
+	uint64_t (*features)(void *be);
+	/** Optional: the front-end acked @features (without bit 30). */
+	void (*ack_features)(void *be, uint64_t features);
+	/** Optional: protocol features the device allows; the library offers
+	 * the intersection with what it implements. NULL: all of those. */
+	uint64_t (*protocol_features)(void *be);
+	/** Bytes of device configuration space (0: no GET/SET_CONFIG). */
+	uint32_t config_size;
+	/** Optional: read @len bytes of configuration at @offset; the library
+	 * has checked offset + len ≤ config_size. Return 0 or -errno. */
+	int (*read_config)(void *be, uint32_t offset, void *data, uint32_t len);
+	/** Optional: write configuration; same checks. NULL refuses writes. */
+	int (*write_config)(void *be, uint32_t offset, const void *data,
+			    uint32_t len);
+	/**
+	 * Start processing queue @index. @q is activated (its areas checked
+	 * against @mem); @irq signals used buffers through the ring's call fd
+	 * (vdk_interrupt_signal_used_queue(irq, index)). All three stay valid
+	 * until stop_queue(@index) returns. Return 0 or -errno.
+	 */
+	int (*start_queue)(void *be, uint16_t index, struct vdk_virtq *q,
+			   const struct vdk_mem *mem,
+			   struct vdk_interrupt *irq);
+	/**
+	 * Stop queue @index: finish or give back in-flight chains, stop
+	 * touching the queue and guest memory. Returns the queue handed to
+	 * start_queue() (ownership goes back to the library), or NULL if the
+	 * queue was not started.
+	 */
+	struct vdk_virtq *(*stop_queue)(void *be, uint16_t index);
+	/** Optional: the front-end notified queue @index (a kick). */
+	void (*queue_notify)(void *be, uint16_t index);
+	/** Forget the negotiated state (RESET_DEVICE, connection end); every
+	 * queue is already stopped. Return 0 or -errno. */
+	int (*reset)(void *be);
+	/** Optional: every ring is stopped (spec "Suspended device state");
+	 * the device must not touch guest memory until a queue starts. */
+	int (*enter_suspended_state)(void *be);
+	/** Optional: the device's state as a new CBOR item (caller decrefs);
+	 * only called while suspended. */
+	int (*snapshot)(void *be, cbor_item_t **out);
+	/** Optional: load state from @item (borrowed) while suspended. */
+	int (*restore)(void *be, const cbor_item_t *item);
+};
+
+/**
+ * struct vdk_vhost_user_device_adapter - serves an in-process struct
+ * vdk_device as a vhost-user backend (caller's storage; see
+ * vdk_vhost_user_backend_from_device()). The device is activated once every
+ * one of its queues is started and enabled, put to sleep when one stops and
+ * woken when all run again; a kick is vdk_device_queue_notify(). Suits
+ * devices whose driver uses every queue (rng, blk, console).
+ */
+struct vdk_vhost_user_device_adapter {
+	struct vdk_vhost_user_backend_ops ops; /**< this adapter's table */
+	struct vdk_device *dev;		       /**< not owned */
+	struct vdk_virtq *queues[VDK_DEVICE_MAX_QUEUES]; /**< started ones */
+	const struct vdk_mem *mem;
+	struct vdk_interrupt *irq;
+	uint64_t features; /**< acked by the front-end */
+	uint16_t num_queues;
+	uint16_t num_started;
+};
+
+/**
+ * vdk_vhost_user_backend_from_device() - set up @ad to serve @dev.
+ * @ad:  caller's storage; must outlive the connection using it.
+ * @dev: an initialised device (vdk_device_init()), NEW or RESET, awake; not
+ *       owned.
+ * @ops: set to the backend ops (&@ad->ops, with the device's config_size)
+ *       to pass to vdk_vhost_user_new() with @ad.
+ *
+ * Return: 0, or -EINVAL if @dev is NULL, ACTIVE or asleep.
+ */
+int vdk_vhost_user_backend_from_device(
+	struct vdk_vhost_user_device_adapter *ad, struct vdk_device *dev,
+	const struct vdk_vhost_user_backend_ops **ops);
+
+/* ---- connection -------------------------------------------------------- */
+
+/** struct vdk_vhost_user - one front-end connection; opaque. */
+struct vdk_vhost_user;
+
+/**
+ * struct vdk_vhost_user_watch_ops - event-loop hooks for a caller that runs
+ * its own loop (libvhost-user's set_watch/remove_watch). Called when a
+ * ring's kick fd appears or goes away.
+ */
+struct vdk_vhost_user_watch_ops {
+	/** Watch @fd for readability; call vdk_vhost_user_handle_kick(@queue)
+	 * when it is. Return 0 or -errno. */
+	int (*add)(void *opaque, int fd, uint16_t queue);
+	/** Stop watching @fd (it is closed right after the call). */
+	void (*remove)(void *opaque, int fd, uint16_t queue);
+};
+
+/**
+ * vdk_vhost_user_new() - create the backend side of a connection.
+ * @sock_fd: a connected AF_UNIX SOCK_STREAM socket; owned by the connection
+ *           on success (closed by vdk_vhost_user_free()), left to the
+ *           caller on failure. Its O_NONBLOCK flag does not matter: the
+ *           library never blocks on it.
+ * @ops:     backend ops; must outlive the connection.
+ * @be:      passed to every op; not owned.
+ * @err:     set to 0, -EINVAL (bad @ops or num_queues), or -ENOMEM.
+ *
+ * Return: the connection, or NULL.
+ */
+struct vdk_vhost_user *
+vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
+		   void *be, int *err);
+
+/**
+ * vdk_vhost_user_free() - stop every running queue, reset the backend,
+ * unmap guest memory, close the socket and every fd received. NULL is
+ * accepted.
+ */
+void vdk_vhost_user_free(struct vdk_vhost_user *vu);
+
+/** vdk_vhost_user_socket_fd() - the protocol socket, to poll for input. */
+int vdk_vhost_user_socket_fd(const struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_process_message() - read what the socket has (without
+ * blocking) and, once a whole message is in, check and handle it and send
+ * its reply.
+ *
+ * Return: 1 if a message was handled successfully; 0 if the message is not
+ * complete yet (call again when the socket is readable); a request's error
+ * as -errno (-EINVAL bad size/fds/values, -ERANGE queue index out of range,
+ * -EOPNOTSUPP unknown or not negotiated request, -EBUSY, -EFAULT
+ * addresses not covered by guest memory, ...; the connection stays usable);
+ * or a fatal error that breaks the connection (vdk_vhost_user_is_broken()
+ * then true, every later call returns -EIO): -ENOTCONN the front-end closed
+ * the socket between messages, -EPROTO it closed it mid-message, -EMSGSIZE
+ * payload above VDK_VHOST_USER_MAX_PAYLOAD, -EPROTONOSUPPORT bad version,
+ * -EIO a reply could not be sent or a request that needs a reply failed,
+ * -errno from recvmsg.
+ */
+int vdk_vhost_user_process_message(struct vdk_vhost_user *vu);
+
+/** vdk_vhost_user_is_broken() - true once a fatal error ended the session. */
+bool vdk_vhost_user_is_broken(const struct vdk_vhost_user *vu);
+
+/** vdk_vhost_user_num_queues() - the backend's number of queues. */
+uint16_t vdk_vhost_user_num_queues(const struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_kick_fd() - ring @queue's kick eventfd (owned by the
+ * connection), or -ENOENT if it has none, -ERANGE for a bad @queue.
+ */
+int vdk_vhost_user_kick_fd(const struct vdk_vhost_user *vu, uint16_t queue);
+
+/**
+ * vdk_vhost_user_handle_kick() - consume a pending kick on ring @queue (if
+ * its kick fd is readable; never blocks) and let the backend process the
+ * queue if the ring runs. Also used for rings in polling mode (kick set
+ * with VHOST_USER_VRING_NOFD_MASK). If the queue broke on a driver error,
+ * the ring's error fd is signalled once.
+ *
+ * Return: 1 if the backend was notified, 0 if the ring does not run (the
+ * kick is dropped), -ERANGE for a bad @queue.
+ */
+int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue);
+
+/**
+ * vdk_vhost_user_set_watch() - install event-loop hooks (NULL removes
+ * them). The current kick fds are reported to @ops->add at once.
+ * Return: 0, or the first error of @ops->add.
+ */
+int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
+			     const struct vdk_vhost_user_watch_ops *ops,
+			     void *opaque);
+
+/**
+ * vdk_vhost_user_run() - serve the connection with an epoll loop until it
+ * ends: the socket and every kick fd are watched; a kick never waits for a
+ * slow message (messages are read without blocking) and a message is never
+ * stuck behind kicks. Request errors are logged and serving goes on.
+ * Replaces any watch hooks while it runs.
+ *
+ * Return: 0 when the front-end closed the connection between messages; the
+ * fatal error otherwise (see vdk_vhost_user_process_message()), or -errno
+ * from epoll.
+ */
+int vdk_vhost_user_run(struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_request_name() - "VHOST_USER_SET_MEM_TABLE" etc., or
+ * "unknown".
+ */
+const char *vdk_vhost_user_request_name(uint32_t request);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDK_VHOST_USER_H */

@@ -1,0 +1,953 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * vhost-user backend state and request handlers (QEMU docs/interop/
+ * vhost-user.rst, "Front-end message types", "Ring states", "Memory
+ * access"), the kick path, and a ready-made epoll loop. Semantics of
+ * crosvm's DeviceRequestHandler and QEMU's libvhost-user.
+ *
+ * Handlers run only after message.c checked the payload size, the fds and
+ * the queue index; each copies its payload fields to locals, validates what
+ * is particular to it and returns 0 or -errno. A handler keeps a received fd
+ * by setting msg->fds[i] to -1; the dispatcher closes the others.
+ *
+ * A ring runs (the backend's start_queue()) while it is started (kick set),
+ * enabled and guest memory is mapped. Ring addresses are kept as front-end
+ * virtual addresses and translated to guest-physical each time the ring
+ * starts, so a new memory table moves them with it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PF(bit) (1ull << (bit))
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static uint64_t vu_offered_features(const struct vdk_vhost_user *vu)
+{
+	return vu->ops->features(vu->be) |
+	       (1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+static uint64_t vu_offered_protocol_features(const struct vdk_vhost_user *vu)
+{
+	uint64_t pf = vu_supported_protocol_features();
+
+	if (vu->ops->protocol_features)
+		pf &= vu->ops->protocol_features(vu->be);
+	if (!vu->ops->config_size || !vu->ops->read_config)
+		pf &= ~PF(VHOST_USER_PROTOCOL_F_CONFIG);
+	return pf;
+}
+
+static void vu_watch_add(struct vdk_vhost_user *vu, int fd, uint16_t i)
+{
+	if (fd < 0 || !vu->watch || !vu->watch->add)
+		return;
+	int ret = vu->watch->add(vu->watch_opaque, fd, i);
+	if (ret < 0)
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"queue %u: cannot watch kick: %s", i, strerror(-ret));
+}
+
+static void vu_watch_remove(struct vdk_vhost_user *vu, int fd, uint16_t i)
+{
+	if (fd >= 0 && vu->watch && vu->watch->remove)
+		vu->watch->remove(vu->watch_opaque, fd, i);
+}
+
+/* Front-end virtual addresses of the ring → guest-physical, for the ring's
+ * current size (spec "Memory access": ring addresses are user addresses). */
+static int ring_translate(const struct vdk_vhost_user *vu,
+			  const struct vu_ring *r, uint64_t desc_ua,
+			  uint64_t avail_ua, uint64_t used_ua, uint64_t gpa[3])
+{
+	uint64_t n = r->q.size;
+
+	if (!vu->mem)
+		return -EFAULT;
+	if (vdk_mem_user_to_gpa(vu->mem, desc_ua, 16 * n, &gpa[0]) < 0 ||
+	    vdk_mem_user_to_gpa(vu->mem, avail_ua, 6 + 2 * n, &gpa[1]) < 0 ||
+	    vdk_mem_user_to_gpa(vu->mem, used_ua, 6 + 8 * n, &gpa[2]) < 0)
+		return -EFAULT;
+	return 0;
+}
+
+static int ring_run(struct vdk_vhost_user *vu, uint16_t i)
+{
+	struct vu_ring *r = &vu->rings[i];
+	uint64_t gpa[3];
+	uint16_t used_idx;
+	int ret;
+
+	if (r->running)
+		return 0;
+	if (!r->addr_set)
+		return -EINVAL;
+	ret = ring_translate(vu, r, r->desc_user_addr, r->avail_user_addr,
+			     r->used_user_addr, gpa);
+	if (ret < 0)
+		return ret;
+	vdk_virtq_set_addrs(&r->q, gpa[0], gpa[1], gpa[2]);
+	/* The used index lives in guest memory; resume from it as
+	 * libvhost-user does (the next available index came with
+	 * SET_VRING_BASE). */
+	if (vdk_mem_read_le16(vu->mem, gpa[2] + 2, &used_idx) == 0)
+		vdk_virtq_set_next_used(&r->q, used_idx);
+	vdk_virtq_set_ready(&r->q, true);
+	ret = vdk_virtq_activate(&r->q, vu->mem, vu->acked_features);
+	if (ret < 0)
+		return ret;
+	ret = vu->ops->start_queue(vu->be, i, &r->q, vu->mem, &vu->irq);
+	if (ret < 0) {
+		vdk_virtq_deactivate(&r->q);
+		return ret;
+	}
+	r->running = true;
+	r->err_signalled = false;
+	/* Buffers may have been made available before the ring ran. */
+	if (vu->ops->queue_notify)
+		vu->ops->queue_notify(vu->be, i);
+	return 0;
+}
+
+static void ring_halt(struct vdk_vhost_user *vu, uint16_t i)
+{
+	struct vu_ring *r = &vu->rings[i];
+
+	if (!r->running)
+		return;
+	struct vdk_virtq *q = vu->ops->stop_queue(vu->be, i);
+	if (q != &r->q)
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"queue %u: backend returned another queue on stop", i);
+	vdk_virtq_deactivate(&r->q);
+	r->running = false;
+}
+
+/* Bring ring @i to the state its flags ask for. */
+static int ring_update(struct vdk_vhost_user *vu, uint16_t i)
+{
+	struct vu_ring *r = &vu->rings[i];
+
+	if (r->started && r->enabled && vu->mem)
+		return ring_run(vu, i);
+	ring_halt(vu, i);
+	return 0;
+}
+
+static void ring_close_fds(struct vdk_vhost_user *vu, uint16_t i)
+{
+	struct vu_ring *r = &vu->rings[i];
+
+	vu_watch_remove(vu, r->kick_fd, i);
+	vu_close_fd(&r->kick_fd);
+	__atomic_store_n(&vu->irq.queue_fd[i], -1, __ATOMIC_RELEASE);
+	vu_close_fd(&r->call_fd);
+	vu_close_fd(&r->err_fd);
+}
+
+void vu_stop_all_rings(struct vdk_vhost_user *vu)
+{
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		ring_halt(vu, i);
+}
+
+/* Memory map changes: stop the running rings, change, restart them. */
+static uint64_t rings_pause(struct vdk_vhost_user *vu)
+{
+	uint64_t was = 0;
+
+	for (uint16_t i = 0; i < vu->num_queues; i++) {
+		if (vu->rings[i].running)
+			was |= 1ull << i;
+		ring_halt(vu, i);
+	}
+	return was;
+}
+
+static void rings_resume(struct vdk_vhost_user *vu, uint64_t was)
+{
+	for (uint16_t i = 0; i < vu->num_queues; i++) {
+		int ret = ring_update(vu, i);
+		if (ret < 0 && (was & (1ull << i)))
+			vdk_log(VDK_LOG_WARN, VU_LOG,
+				"queue %u stopped: not in the new memory "
+				"table (%s)",
+				i, strerror(-ret));
+	}
+}
+
+static bool any_ring_started(const struct vdk_vhost_user *vu)
+{
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		if (vu->rings[i].started)
+			return true;
+	return false;
+}
+
+/* ---- features and ownership -------------------------------------------- */
+
+int vu_get_features(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		    struct vu_reply *reply)
+{
+	(void)msg;
+	reply->payload.u64 = vu_offered_features(vu);
+	reply->size = sizeof(uint64_t);
+	return 0;
+}
+
+int vu_set_features(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		    struct vu_reply *reply)
+{
+	const uint64_t pf_bit = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	uint64_t features = msg->payload.u64;
+
+	(void)reply;
+	if (features & ~vu_offered_features(vu))
+		return -EINVAL;
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		if (vu->rings[i].running && features != vu->acked_features)
+			return -EBUSY;
+	vu->acked_features = features;
+	if (vu->ops->ack_features)
+		vu->ops->ack_features(vu->be, features & ~pf_bit);
+	/* spec "Ring states": without protocol features rings are enabled
+	 * from the start. */
+	if (!(features & pf_bit)) {
+		for (uint16_t i = 0; i < vu->num_queues; i++) {
+			vu->rings[i].enabled = true;
+			(void)ring_update(vu, i);
+		}
+	}
+	return 0;
+}
+
+int vu_set_owner(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		 struct vu_reply *reply)
+{
+	(void)msg;
+	(void)reply;
+	if (vu->owner)
+		return -EBUSY;
+	vu->owner = true;
+	return 0;
+}
+
+/* Deprecated; the spec recommends disabling every ring. */
+int vu_reset_owner(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		   struct vu_reply *reply)
+{
+	(void)msg;
+	(void)reply;
+	for (uint16_t i = 0; i < vu->num_queues; i++) {
+		vu->rings[i].enabled = false;
+		ring_halt(vu, i);
+	}
+	vu->owner = false;
+	return 0;
+}
+
+int vu_get_protocol_features(struct vdk_vhost_user *vu, struct vu_msg *msg,
+			     struct vu_reply *reply)
+{
+	(void)msg;
+	reply->payload.u64 = vu_offered_protocol_features(vu);
+	reply->size = sizeof(uint64_t);
+	return 0;
+}
+
+int vu_set_protocol_features(struct vdk_vhost_user *vu, struct vu_msg *msg,
+			     struct vu_reply *reply)
+{
+	uint64_t pf = msg->payload.u64;
+
+	(void)reply;
+	if (pf & ~vu_offered_protocol_features(vu))
+		return -EINVAL;
+	vu->acked_protocol_features = pf;
+	return 0;
+}
+
+int vu_get_queue_num(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		     struct vu_reply *reply)
+{
+	(void)msg;
+	reply->payload.u64 = vu->num_queues;
+	reply->size = sizeof(uint64_t);
+	return 0;
+}
+
+int vu_reset_device(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		    struct vu_reply *reply)
+{
+	(void)msg;
+	(void)reply;
+	for (uint16_t i = 0; i < vu->num_queues; i++) {
+		struct vu_ring *r = &vu->rings[i];
+
+		ring_halt(vu, i);
+		ring_close_fds(vu, i);
+		vdk_virtq_reset(&r->q);
+		r->started = r->enabled = r->addr_set = false;
+	}
+	vu->acked_features = 0;
+	return vu->ops->reset(vu->be);
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+static bool ranges_overlap(uint64_t a, uint64_t a_len, uint64_t b,
+			   uint64_t b_len)
+{
+	return a < b + b_len && b < a + a_len;
+}
+
+/* Size non-zero, gpa/user ranges not wrapping, user range not overlapping
+ * any region already in @mem (user addresses must translate uniquely). */
+static int region_check(const struct vdk_mem *mem,
+			const struct vhost_user_memory_region *reg)
+{
+	uint64_t end;
+
+	if (reg->memory_size == 0 ||
+	    __builtin_add_overflow(reg->guest_addr, reg->memory_size, &end) ||
+	    __builtin_add_overflow(reg->userspace_addr, reg->memory_size,
+				   &end) ||
+	    __builtin_add_overflow(reg->mmap_offset, reg->memory_size, &end))
+		return -EINVAL;
+	for (size_t i = 0; mem && i < vdk_mem_num_regions(mem); i++) {
+		const struct vdk_mem_region *r = vdk_mem_region_at(mem, i);
+
+		if (ranges_overlap(reg->userspace_addr, reg->memory_size,
+				   r->user_addr, r->size) ||
+		    ranges_overlap(reg->guest_addr, reg->memory_size, r->gpa,
+				   r->size))
+			return -EEXIST;
+	}
+	return 0;
+}
+
+int vu_set_mem_table(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		     struct vu_reply *reply)
+{
+	struct vhost_user_memory_region regs[VHOST_MEMORY_BASELINE_NREGIONS];
+	uint32_t n = msg->payload.memory.nregions;
+	struct vdk_mem *map;
+	int ret = 0;
+
+	(void)reply;
+	if (n > VHOST_MEMORY_BASELINE_NREGIONS ||
+	    msg->hdr.size != 8 + n * sizeof(regs[0]) || msg->nfds != n)
+		return -EINVAL;
+	memcpy(regs, msg->payload.memory.regions, n * sizeof(regs[0]));
+
+	/* All or nothing: build the new map aside, swap only if complete. */
+	map = vdk_mem_new(&ret);
+	if (!map)
+		return ret;
+	for (uint32_t i = 0; i < n; i++) {
+		ret = region_check(map, &regs[i]);
+		if (ret == 0)
+			ret = vdk_mem_add_fd(map, regs[i].guest_addr,
+					     regs[i].memory_size, msg->fds[i],
+					     regs[i].mmap_offset,
+					     regs[i].userspace_addr);
+		if (ret < 0) {
+			vdk_mem_free(map); /* closes the fds it took */
+			return ret;
+		}
+		msg->fds[i] = -1; /* owned by the map now */
+	}
+
+	uint64_t was = rings_pause(vu);
+	vdk_mem_free(vu->mem);
+	vu->mem = map;
+	rings_resume(vu, was);
+	return 0;
+}
+
+int vu_get_max_mem_slots(struct vdk_vhost_user *vu, struct vu_msg *msg,
+			 struct vu_reply *reply)
+{
+	(void)vu;
+	(void)msg;
+	reply->payload.u64 = VDK_MEM_MAX_REGIONS;
+	reply->size = sizeof(uint64_t);
+	return 0;
+}
+
+int vu_add_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		   struct vu_reply *reply)
+{
+	struct vhost_user_memory_region reg = msg->payload.mem_reg.region;
+	int ret = 0;
+
+	(void)reply;
+	if (!vu->mem) {
+		vu->mem = vdk_mem_new(&ret);
+		if (!vu->mem)
+			return ret;
+	}
+	ret = region_check(vu->mem, &reg);
+	if (ret < 0)
+		return ret;
+	uint64_t was = rings_pause(vu);
+	ret = vdk_mem_add_fd(vu->mem, reg.guest_addr, reg.memory_size,
+			     msg->fds[0], reg.mmap_offset, reg.userspace_addr);
+	if (ret == 0)
+		msg->fds[0] = -1;
+	rings_resume(vu, was);
+	return ret;
+}
+
+/* The region is named by guest address, user address and size; the mmap
+ * offset is ignored (spec, VHOST_USER_REM_MEM_REG). */
+int vu_rem_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		   struct vu_reply *reply)
+{
+	struct vhost_user_memory_region reg = msg->payload.mem_reg.region;
+	const struct vdk_mem_region *found = NULL;
+
+	(void)reply;
+	for (size_t i = 0; vu->mem && i < vdk_mem_num_regions(vu->mem); i++) {
+		const struct vdk_mem_region *r = vdk_mem_region_at(vu->mem, i);
+
+		if (r->gpa == reg.guest_addr && r->size == reg.memory_size &&
+		    r->user_addr == reg.userspace_addr)
+			found = r;
+	}
+	if (!found)
+		return -ENOENT;
+	uint64_t was = rings_pause(vu);
+	int ret = vdk_mem_remove(vu->mem, reg.guest_addr, reg.memory_size);
+	rings_resume(vu, was);
+	return ret;
+}
+
+/* ---- rings ------------------------------------------------------------- */
+
+int vu_set_vring_num(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		     struct vu_reply *reply)
+{
+	struct vhost_vring_state s = msg->payload.state;
+	struct vu_ring *r = &vu->rings[s.index];
+
+	(void)reply;
+	if (r->started)
+		return -EBUSY;
+	if (s.num > VDK_VIRTQ_MAX_SIZE)
+		return -EINVAL;
+	return vdk_virtq_set_size(&r->q, (uint16_t)s.num);
+}
+
+int vu_set_vring_addr(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		      struct vu_reply *reply)
+{
+	struct vhost_vring_addr a = msg->payload.addr;
+	struct vu_ring *r = &vu->rings[a.index];
+	uint64_t gpa[3];
+	int ret;
+
+	(void)reply;
+	if (a.flags & ~(1u << VHOST_VRING_F_LOG))
+		return -EINVAL;
+	if (a.flags & (1u << VHOST_VRING_F_LOG))
+		return -EOPNOTSUPP; /* VHOST_F_LOG_ALL is not offered */
+	ret = ring_translate(vu, r, a.desc_user_addr, a.avail_user_addr,
+			     a.used_user_addr, gpa);
+	if (ret < 0)
+		return ret;
+	if (r->running && r->desc_user_addr == a.desc_user_addr &&
+	    r->avail_user_addr == a.avail_user_addr &&
+	    r->used_user_addr == a.used_user_addr)
+		return 0;
+	ring_halt(vu, (uint16_t)a.index);
+	r->desc_user_addr = a.desc_user_addr;
+	r->avail_user_addr = a.avail_user_addr;
+	r->used_user_addr = a.used_user_addr;
+	r->addr_set = true;
+	vdk_virtq_set_addrs(&r->q, gpa[0], gpa[1], gpa[2]);
+	return ring_update(vu, (uint16_t)a.index);
+}
+
+int vu_set_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		      struct vu_reply *reply)
+{
+	struct vhost_vring_state s = msg->payload.state;
+	struct vu_ring *r = &vu->rings[s.index];
+
+	(void)reply;
+	if (r->started)
+		return -EBUSY;
+	if (s.num > UINT16_MAX)
+		return -EINVAL;
+	vdk_virtq_set_next_avail(&r->q, (uint16_t)s.num);
+	vdk_virtq_set_next_used(&r->q, (uint16_t)s.num);
+	return 0;
+}
+
+/* Stops the ring and answers with the next available index; once every
+ * ring is stopped the device is suspended. */
+int vu_get_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		      struct vu_reply *reply)
+{
+	uint32_t i = msg->payload.state.index;
+	struct vu_ring *r = &vu->rings[i];
+
+	ring_halt(vu, (uint16_t)i);
+	r->started = false;
+	ring_close_fds(vu, (uint16_t)i);
+	reply->payload.state.index = i;
+	reply->payload.state.num = vdk_virtq_next_avail(&r->q);
+	reply->size = sizeof(reply->payload.state);
+	if (!any_ring_started(vu) && vu->ops->enter_suspended_state) {
+		int ret = vu->ops->enter_suspended_state(vu->be);
+		if (ret < 0)
+			vdk_log(VDK_LOG_ERROR, VU_LOG,
+				"backend cannot suspend: %s", strerror(-ret));
+	}
+	return 0;
+}
+
+int vu_set_vring_kick(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		      struct vu_reply *reply)
+{
+	uint16_t i = msg->payload.u64 & VHOST_USER_VRING_IDX_MASK;
+	struct vu_ring *r = &vu->rings[i];
+
+	(void)reply;
+	vu_watch_remove(vu, r->kick_fd, i);
+	vu_close_fd(&r->kick_fd);
+	if (msg->nfds) { /* none: the ring is polled (handle_kick) */
+		r->kick_fd = msg->fds[0];
+		msg->fds[0] = -1;
+		vu_watch_add(vu, r->kick_fd, i);
+	}
+	r->started = true; /* spec "Ring states" */
+	return ring_update(vu, i);
+}
+
+int vu_set_vring_call(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		      struct vu_reply *reply)
+{
+	uint16_t i = msg->payload.u64 & VHOST_USER_VRING_IDX_MASK;
+	struct vu_ring *r = &vu->rings[i];
+	int old = r->call_fd;
+
+	(void)reply;
+	r->call_fd = msg->nfds ? msg->fds[0] : -1;
+	if (msg->nfds)
+		msg->fds[0] = -1;
+	/* A running device reads queue_fd; publish the new fd first. */
+	__atomic_store_n(&vu->irq.queue_fd[i], r->call_fd, __ATOMIC_RELEASE);
+	vu_close_fd(&old);
+	return 0;
+}
+
+int vu_set_vring_err(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		     struct vu_reply *reply)
+{
+	uint16_t i = msg->payload.u64 & VHOST_USER_VRING_IDX_MASK;
+	struct vu_ring *r = &vu->rings[i];
+
+	(void)reply;
+	vu_close_fd(&r->err_fd);
+	if (msg->nfds) {
+		r->err_fd = msg->fds[0];
+		msg->fds[0] = -1;
+	}
+	r->err_signalled = false;
+	return 0;
+}
+
+int vu_set_vring_enable(struct vdk_vhost_user *vu, struct vu_msg *msg,
+			struct vu_reply *reply)
+{
+	struct vhost_vring_state s = msg->payload.state;
+
+	(void)reply;
+	if (s.num > 1)
+		return -EINVAL;
+	vu->rings[s.index].enabled = s.num == 1;
+	return ring_update(vu, (uint16_t)s.index);
+}
+
+/* ---- configuration space ----------------------------------------------- */
+
+static int config_check(const struct vdk_vhost_user *vu,
+			const struct vu_msg *msg, struct vhost_user_config *c)
+{
+	uint32_t end;
+
+	memcpy(c, &msg->payload.config, VHOST_USER_CONFIG_HDR_SIZE);
+	if (c->size > VHOST_USER_MAX_CONFIG_SIZE ||
+	    msg->hdr.size != VHOST_USER_CONFIG_HDR_SIZE + c->size ||
+	    __builtin_add_overflow(c->offset, c->size, &end) ||
+	    end > vu->ops->config_size)
+		return -EINVAL;
+	return 0;
+}
+
+int vu_get_config(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		  struct vu_reply *reply)
+{
+	struct vhost_user_config *c = &reply->payload.config;
+	int ret = config_check(vu, msg, c);
+
+	if (ret < 0)
+		return ret;
+	memset(c->region, 0, c->size);
+	ret = vu->ops->read_config(vu->be, c->offset, c->region, c->size);
+	if (ret < 0)
+		return ret;
+	reply->size = VHOST_USER_CONFIG_HDR_SIZE + c->size;
+	return 0;
+}
+
+int vu_set_config(struct vdk_vhost_user *vu, struct vu_msg *msg,
+		  struct vu_reply *reply)
+{
+	struct vhost_user_config c;
+	int ret = config_check(vu, msg, &c);
+
+	(void)reply;
+	if (ret < 0)
+		return ret;
+	if (c.flags != VHOST_USER_CONFIG_FLAGS_WRITABLE &&
+	    c.flags != VHOST_USER_CONFIG_FLAGS_MIGRATION)
+		return -EINVAL;
+	if (!vu->ops->write_config)
+		return -EPERM;
+	memcpy(c.region, msg->payload.config.region, c.size);
+	return vu->ops->write_config(vu->be, c.offset, c.region, c.size);
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+struct vdk_vhost_user *
+vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
+		   void *be, int *err)
+{
+	struct vdk_vhost_user *vu;
+	int fds[VDK_DEVICE_MAX_QUEUES];
+	int ret = -EINVAL;
+	uint16_t nq;
+
+	if (sock_fd < 0 || !ops || !ops->num_queues || !ops->queue_max_size ||
+	    !ops->features || !ops->start_queue || !ops->stop_queue ||
+	    !ops->reset)
+		goto fail;
+	nq = ops->num_queues(be);
+	if (nq == 0 || nq > VDK_DEVICE_MAX_QUEUES)
+		goto fail;
+	vu = calloc(1, sizeof(*vu));
+	if (!vu) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	vu->sock = sock_fd;
+	vu->ops = ops;
+	vu->be = be;
+	vu->num_queues = nq;
+	vu->rl = (struct vdk_ratelimit)VDK_RATELIMIT_INIT;
+	for (uint16_t i = 0; i < nq; i++) {
+		struct vu_ring *r = &vu->rings[i];
+
+		ret = vdk_virtq_init(&r->q, ops->queue_max_size(be, i), i);
+		if (ret < 0) {
+			free(vu);
+			goto fail;
+		}
+		r->kick_fd = r->call_fd = r->err_fd = -1;
+		fds[i] = -1;
+	}
+	for (size_t i = 0; i < VHOST_USER_MAX_FDS; i++)
+		vu->rx.msg.fds[i] = -1;
+	vdk_interrupt_init_eventfd(&vu->irq, fds, nq, -1);
+	if (err)
+		*err = 0;
+	return vu;
+fail:
+	if (err)
+		*err = ret;
+	return NULL;
+}
+
+void vdk_vhost_user_free(struct vdk_vhost_user *vu)
+{
+	if (!vu)
+		return;
+	vu_stop_all_rings(vu);
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		ring_close_fds(vu, i);
+	(void)vu->ops->reset(vu->be);
+	vdk_mem_free(vu->mem);
+	for (size_t i = 0; i < vu->rx.msg.nfds; i++)
+		vu_close_fd(&vu->rx.msg.fds[i]);
+	close(vu->sock);
+	free(vu);
+}
+
+int vdk_vhost_user_socket_fd(const struct vdk_vhost_user *vu)
+{
+	return vu->sock;
+}
+
+bool vdk_vhost_user_is_broken(const struct vdk_vhost_user *vu)
+{
+	return vu->broken;
+}
+
+uint16_t vdk_vhost_user_num_queues(const struct vdk_vhost_user *vu)
+{
+	return vu->num_queues;
+}
+
+int vdk_vhost_user_kick_fd(const struct vdk_vhost_user *vu, uint16_t queue)
+{
+	if (queue >= vu->num_queues)
+		return -ERANGE;
+	return vu->rings[queue].kick_fd >= 0 ? vu->rings[queue].kick_fd
+					     : -ENOENT;
+}
+
+int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
+{
+	struct vu_ring *r;
+
+	if (queue >= vu->num_queues)
+		return -ERANGE;
+	r = &vu->rings[queue];
+	if (r->kick_fd >= 0) {
+		struct pollfd p = {.fd = r->kick_fd, .events = POLLIN};
+		uint64_t v;
+
+		/* The eventfd is shared with the front-end: never change its
+		 * flags, read only when poll says a value is there. */
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+			(void)!read(r->kick_fd, &v, sizeof(v));
+		/* A kick fd that hangs up (a pipe whose writer closed) would
+		 * be reported ready forever: drop it, the ring is polled. */
+		if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
+				   "queue %u: kick fd hung up; polling", queue);
+			vu_watch_remove(vu, r->kick_fd, queue);
+			vu_close_fd(&r->kick_fd);
+		}
+	}
+	if (!r->running)
+		return 0;
+	if (vu->ops->queue_notify)
+		vu->ops->queue_notify(vu->be, queue);
+	if (vdk_virtq_is_broken(&r->q) && !r->err_signalled && r->err_fd >= 0) {
+		uint64_t one = 1;
+
+		(void)!write(r->err_fd, &one, sizeof(one));
+		r->err_signalled = true;
+	}
+	return 1;
+}
+
+int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
+			     const struct vdk_vhost_user_watch_ops *ops,
+			     void *opaque)
+{
+	vu->watch = ops;
+	vu->watch_opaque = opaque;
+	for (uint16_t i = 0; ops && ops->add && i < vu->num_queues; i++) {
+		if (vu->rings[i].kick_fd < 0)
+			continue;
+		int ret = ops->add(opaque, vu->rings[i].kick_fd, i);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- adapter: an in-process struct vdk_device as a backend -------------- */
+
+static struct vdk_vhost_user_device_adapter *to_ad(void *be)
+{
+	return be;
+}
+
+static uint16_t ad_num_queues(void *be)
+{
+	return to_ad(be)->num_queues;
+}
+
+static uint16_t ad_queue_max_size(void *be, uint16_t index)
+{
+	struct vdk_device *dev = to_ad(be)->dev;
+
+	return dev->ops->queue_max_size(dev->impl, index);
+}
+
+static uint64_t ad_features(void *be)
+{
+	struct vdk_device *dev = to_ad(be)->dev;
+
+	return dev->ops->features(dev->impl);
+}
+
+static void ad_ack_features(void *be, uint64_t features)
+{
+	to_ad(be)->features = features; /* given to the device on activate */
+}
+
+static int ad_read_config(void *be, uint32_t offset, void *data, uint32_t len)
+{
+	return vdk_device_read_config(to_ad(be)->dev, offset, data, len);
+}
+
+static int ad_write_config(void *be, uint32_t offset, const void *data,
+			   uint32_t len)
+{
+	return vdk_device_write_config(to_ad(be)->dev, offset, data, len);
+}
+
+/* Every queue runs: activate the device, or wake it if it only slept. */
+static int ad_activate(struct vdk_vhost_user_device_adapter *ad)
+{
+	struct vdk_device *dev = ad->dev;
+	int ret;
+
+	if (dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
+		ret = vdk_device_wake(dev, ad->mem, ad->irq, ad->queues);
+	} else {
+		ret = vdk_device_ack_features(dev, ad->features);
+		if (ret == 0)
+			ret = vdk_device_activate(dev, ad->mem, ad->irq,
+						  ad->queues);
+	}
+	if (ret < 0)
+		return ret;
+	for (uint16_t i = 0; i < ad->num_queues; i++)
+		vdk_device_queue_notify(dev, i);
+	return 0;
+}
+
+static int ad_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
+			  const struct vdk_mem *mem, struct vdk_interrupt *irq)
+{
+	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
+	int ret = 0;
+
+	if (ad->queues[index])
+		return -EBUSY;
+	ad->queues[index] = q;
+	ad->mem = mem;
+	ad->irq = irq;
+	ad->num_started++;
+	if (ad->num_started == ad->num_queues)
+		ret = ad_activate(ad);
+	if (ret < 0) {
+		ad->queues[index] = NULL;
+		ad->num_started--;
+	}
+	return ret;
+}
+
+static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
+{
+	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
+	struct vdk_virtq *q = ad->queues[index];
+
+	if (!q)
+		return NULL;
+	/* The device hands its queues back by sleeping; it keeps its
+	 * driver-visible state and is woken when every queue runs again. */
+	if (ad->dev->state == VDK_DEVICE_ACTIVE && !ad->dev->asleep)
+		(void)vdk_device_sleep(ad->dev);
+	ad->queues[index] = NULL;
+	ad->num_started--;
+	return q;
+}
+
+static void ad_queue_notify(void *be, uint16_t index)
+{
+	vdk_device_queue_notify(to_ad(be)->dev, index);
+}
+
+static int ad_reset(void *be)
+{
+	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
+	struct vdk_device *dev = ad->dev;
+	struct vdk_virtq *none[VDK_DEVICE_MAX_QUEUES] = {0};
+	int ret = 0;
+
+	/* A sleeping device cannot be reset: wake it with no queues first. */
+	if (dev->asleep)
+		ret = dev->state == VDK_DEVICE_ACTIVE
+			      ? vdk_device_wake(dev, ad->mem, ad->irq, none)
+			      : vdk_device_wake(dev, NULL, NULL, NULL);
+	if (ret == 0)
+		ret = vdk_device_reset(dev);
+	ad->features = 0;
+	return ret;
+}
+
+static int ad_snapshot(void *be, cbor_item_t **out)
+{
+	struct vdk_device *dev = to_ad(be)->dev;
+	bool was_awake = !dev->asleep;
+	int ret = 0;
+
+	if (was_awake)
+		ret = vdk_device_sleep(dev);
+	if (ret == 0)
+		ret = vdk_device_snapshot_item(dev, out);
+	if (was_awake)
+		(void)vdk_device_wake(dev, NULL, NULL, NULL);
+	return ret;
+}
+
+static int ad_restore(void *be, const cbor_item_t *item)
+{
+	struct vdk_device *dev = to_ad(be)->dev;
+	int ret = 0;
+
+	if (!dev->asleep)
+		ret = vdk_device_sleep(dev);
+	if (ret == 0)
+		ret = vdk_device_restore_item(dev, item);
+	/* An ACTIVE restored device wakes when its queues start. */
+	if (dev->state != VDK_DEVICE_ACTIVE)
+		(void)vdk_device_wake(dev, NULL, NULL, NULL);
+	return ret;
+}
+
+int vdk_vhost_user_backend_from_device(
+	struct vdk_vhost_user_device_adapter *ad, struct vdk_device *dev,
+	const struct vdk_vhost_user_backend_ops **ops)
+{
+	if (!ad || !dev || !ops || dev->state == VDK_DEVICE_ACTIVE ||
+	    dev->asleep)
+		return -EINVAL;
+	memset(ad, 0, sizeof(*ad));
+	ad->dev = dev;
+	ad->num_queues = dev->num_queues;
+	ad->ops = (struct vdk_vhost_user_backend_ops){
+		.name = dev->ops->name,
+		.num_queues = ad_num_queues,
+		.queue_max_size = ad_queue_max_size,
+		.features = ad_features,
+		.ack_features = ad_ack_features,
+		.config_size = dev->ops->config_size,
+		.read_config = dev->ops->config_size ? ad_read_config : NULL,
+		.write_config = dev->ops->write_config ? ad_write_config : NULL,
+		.start_queue = ad_start_queue,
+		.stop_queue = ad_stop_queue,
+		.queue_notify = ad_queue_notify,
+		.reset = ad_reset,
+		.snapshot = ad_snapshot,
+		.restore = ad_restore,
+	};
+	*ops = &ad->ops;
+	return 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vhost-user backend internals shared by message.c (wire, fds, request table,
+ * dispatcher) and backend.c (handlers, rings, event loop, device adapter).
+ */
+#ifndef VDK_VHOST_USER_INTERNAL_H
+#define VDK_VHOST_USER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vdk/log.h>
+#include <vdk/vhost_user.h>
+
+#define VU_LOG "vhost-user"
+
+/** One message as received: header, payload and the fds that came with it.
+ * A handler that keeps fds[i] sets it to -1; the dispatcher closes the
+ * rest. */
+struct vu_msg {
+	struct vhost_user_header hdr;
+	union {
+		uint64_t u64;
+		struct vhost_vring_state state;
+		struct vhost_vring_addr addr;
+		struct vhost_user_memory memory;
+		struct vhost_user_mem_reg mem_reg;
+		struct vhost_user_config config;
+		uint8_t bytes[VDK_VHOST_USER_MAX_PAYLOAD];
+	} payload;
+	int fds[VHOST_USER_MAX_FDS];
+	size_t nfds;
+};
+
+/** A reply payload a handler fills for requests that answer explicitly. */
+struct vu_reply {
+	union {
+		uint64_t u64;
+		struct vhost_vring_state state;
+		struct vhost_user_config config;
+	} payload;
+	uint32_t size; /**< bytes of payload to send */
+};
+
+/** Receive state: a message is read in pieces without blocking. */
+struct vu_rx {
+	size_t have; /**< bytes of header + payload received so far */
+	struct vu_msg msg;
+	bool fd_overflow; /**< more fds arrived than VHOST_USER_MAX_FDS */
+};
+
+/** One ring (virtqueue) as the front-end configures it. */
+struct vu_ring {
+	struct vdk_virtq q;
+	int kick_fd;   /**< -1: none (polling if started) */
+	int call_fd;   /**< -1: none */
+	int err_fd;    /**< -1: none */
+	bool started;  /**< SET_VRING_KICK seen, GET_VRING_BASE not since */
+	bool enabled;  /**< SET_VRING_ENABLE 1, or no protocol features */
+	bool running;  /**< the backend's start_queue() succeeded */
+	bool addr_set; /**< SET_VRING_ADDR accepted */
+	bool err_signalled;
+	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
+};
+
+struct vdk_vhost_user {
+	int sock;
+	const struct vdk_vhost_user_backend_ops *ops;
+	void *be;
+	uint16_t num_queues;
+	bool broken;
+	bool owner; /**< SET_OWNER seen */
+	uint64_t acked_features;
+	uint64_t acked_protocol_features;
+	struct vdk_mem *mem; /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
+	struct vdk_interrupt irq;
+	struct vu_ring rings[VDK_DEVICE_MAX_QUEUES];
+	const struct vdk_vhost_user_watch_ops *watch;
+	void *watch_opaque;
+	struct vu_rx rx;
+	struct vdk_ratelimit rl;
+};
+
+/** Where a request carries its queue index. */
+enum vu_index_kind {
+	VU_INDEX_NONE,
+	VU_INDEX_U32,  /**< u32 at payload offset 0 (vring state / addr) */
+	VU_INDEX_FILE, /**< u64 bits 0-7, bit 8 = no fd (kick/call/err) */
+};
+
+typedef int vu_handler_fn(struct vdk_vhost_user *vu, struct vu_msg *msg,
+			  struct vu_reply *reply);
+
+/** One row of the request table. */
+struct vu_request {
+	const char *name;
+	vu_handler_fn *handler;
+	uint32_t min_size, max_size; /**< payload bytes */
+	uint8_t min_fds, max_fds;
+	enum vu_index_kind index;
+	bool replies;		 /**< answers with a payload of its own */
+	bool needs_vu_protocol;	 /**< VHOST_USER_F_PROTOCOL_FEATURES acked */
+	uint64_t needs_protocol; /**< protocol feature bits negotiated */
+};
+
+/* message.c */
+const struct vu_request *vu_request_lookup(uint32_t request);
+uint64_t vu_supported_protocol_features(void);
+void vu_close_fd(int *fd);
+
+/* backend.c: handlers named after their requests */
+vu_handler_fn vu_get_features, vu_set_features, vu_set_owner, vu_reset_owner,
+	vu_get_protocol_features, vu_set_protocol_features, vu_set_mem_table,
+	vu_get_queue_num, vu_set_vring_num, vu_set_vring_addr,
+	vu_set_vring_base, vu_get_vring_base, vu_set_vring_kick,
+	vu_set_vring_call, vu_set_vring_err, vu_set_vring_enable, vu_get_config,
+	vu_set_config, vu_reset_device, vu_get_max_mem_slots, vu_add_mem_reg,
+	vu_rem_mem_reg;
+
+/* backend.c: ring bookkeeping used by the dispatcher */
+void vu_stop_all_rings(struct vdk_vhost_user *vu);
+
+#endif /* VDK_VHOST_USER_INTERNAL_H */

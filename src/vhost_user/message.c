@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * vhost-user wire format: reading messages and their file descriptors
+ * (SCM_RIGHTS) without blocking, the request table, the checks every request
+ * passes before its handler runs, and replies (QEMU docs/interop/
+ * vhost-user.rst, "Message Specification", "Communication", "REPLY_ACK").
+ *
+ * Do not assume that received fields contain sensible values: the front-end
+ * is another process and may be hostile. The dispatcher checks, once for
+ * every request, the header (version, size ≤ VDK_VHOST_USER_MAX_PAYLOAD),
+ * the payload size against the table, the number of fds, the negotiated
+ * features the request depends on and the queue index; handlers only check
+ * what is particular to their payload. Every fd that arrives and is not
+ * taken by a handler is closed here.
+ *
+ * Also here, as the other half of the socket I/O: vdk_vhost_user_run(), an
+ * epoll loop over the socket and the kick fds.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PF(bit) (1ull << (bit))
+
+/* One row per request: id, handler, payload bytes (min, max), fds (min,
+ * max), where the queue index is, then the row's flags. Rows for requests
+ * vdk does not serve (yet) keep only their name, so logs say what was
+ * refused. */
+#define REQ(id, fn, smin, smax, fmin, fmax, idx, ...)                          \
+	[id] = {.name = #id,                                                   \
+		.handler = fn,                                                 \
+		.min_size = smin,                                              \
+		.max_size = smax,                                              \
+		.min_fds = fmin,                                               \
+		.max_fds = fmax,                                               \
+		.index = idx,                                                  \
+		__VA_ARGS__}
+#define NAME_ONLY(id) [id] = {.name = #id}
+
+#define U64	      sizeof(uint64_t)
+#define STATE	      sizeof(struct vhost_vring_state)
+#define ADDR	      sizeof(struct vhost_vring_addr)
+#define MEMORY	      sizeof(struct vhost_user_memory)
+#define MEM_REG	      sizeof(struct vhost_user_mem_reg)
+#define CFG_MIN	      VHOST_USER_CONFIG_HDR_SIZE
+#define CFG_MAX	      sizeof(struct vhost_user_config)
+#define NONE	      VU_INDEX_NONE
+#define U32	      VU_INDEX_U32
+#define FILE_IDX      VU_INDEX_FILE
+#define REPLIES	      .replies = true
+#define NEEDS(bit)    .needs_protocol = PF(VHOST_USER_PROTOCOL_F_##bit)
+
+/* clang-format off */
+static const struct vu_request vu_requests[VHOST_USER_MAX] = {
+	NAME_ONLY(VHOST_USER_NONE),
+	REQ(VHOST_USER_GET_FEATURES,	vu_get_features,	0, 0,		0, 0, NONE, REPLIES),
+	REQ(VHOST_USER_SET_FEATURES,	vu_set_features,	U64, U64,	0, 0, NONE),
+	REQ(VHOST_USER_SET_OWNER,	vu_set_owner,		0, 0,		0, 0, NONE),
+	REQ(VHOST_USER_RESET_OWNER,	vu_reset_owner,		0, 0,		0, 0, NONE),
+	/* fds: exactly nregions, checked by the handler against the payload */
+	REQ(VHOST_USER_SET_MEM_TABLE,	vu_set_mem_table,	8, MEMORY,	0, VHOST_MEMORY_BASELINE_NREGIONS, NONE),
+	NAME_ONLY(VHOST_USER_SET_LOG_BASE),
+	NAME_ONLY(VHOST_USER_SET_LOG_FD),
+	REQ(VHOST_USER_SET_VRING_NUM,	vu_set_vring_num,	STATE, STATE,	0, 0, U32),
+	REQ(VHOST_USER_SET_VRING_ADDR,	vu_set_vring_addr,	ADDR, ADDR,	0, 0, U32),
+	REQ(VHOST_USER_SET_VRING_BASE,	vu_set_vring_base,	STATE, STATE,	0, 0, U32),
+	REQ(VHOST_USER_GET_VRING_BASE,	vu_get_vring_base,	STATE, STATE,	0, 0, U32, REPLIES),
+	/* kick/call/err: one fd, or none with VHOST_USER_VRING_NOFD_MASK */
+	REQ(VHOST_USER_SET_VRING_KICK,	vu_set_vring_kick,	U64, U64,	0, 1, FILE_IDX),
+	REQ(VHOST_USER_SET_VRING_CALL,	vu_set_vring_call,	U64, U64,	0, 1, FILE_IDX),
+	REQ(VHOST_USER_SET_VRING_ERR,	vu_set_vring_err,	U64, U64,	0, 1, FILE_IDX),
+	REQ(VHOST_USER_GET_PROTOCOL_FEATURES, vu_get_protocol_features, 0, 0,	0, 0, NONE, REPLIES),
+	REQ(VHOST_USER_SET_PROTOCOL_FEATURES, vu_set_protocol_features, U64, U64, 0, 0, NONE),
+	REQ(VHOST_USER_GET_QUEUE_NUM,	vu_get_queue_num,	0, 0,		0, 0, NONE, REPLIES),
+	REQ(VHOST_USER_SET_VRING_ENABLE, vu_set_vring_enable,	STATE, STATE,	0, 0, U32, .needs_vu_protocol = true),
+	NAME_ONLY(VHOST_USER_SEND_RARP),
+	NAME_ONLY(VHOST_USER_NET_SET_MTU),
+	NAME_ONLY(VHOST_USER_SET_BACKEND_REQ_FD),
+	NAME_ONLY(VHOST_USER_IOTLB_MSG),
+	NAME_ONLY(VHOST_USER_SET_VRING_ENDIAN),
+	REQ(VHOST_USER_GET_CONFIG,	vu_get_config,		CFG_MIN, CFG_MAX, 0, 0, NONE, REPLIES, NEEDS(CONFIG)),
+	REQ(VHOST_USER_SET_CONFIG,	vu_set_config,		CFG_MIN, CFG_MAX, 0, 0, NONE, NEEDS(CONFIG)),
+	NAME_ONLY(VHOST_USER_CREATE_CRYPTO_SESSION),
+	NAME_ONLY(VHOST_USER_CLOSE_CRYPTO_SESSION),
+	NAME_ONLY(VHOST_USER_POSTCOPY_ADVISE),
+	NAME_ONLY(VHOST_USER_POSTCOPY_LISTEN),
+	NAME_ONLY(VHOST_USER_POSTCOPY_END),
+	NAME_ONLY(VHOST_USER_GET_INFLIGHT_FD),
+	NAME_ONLY(VHOST_USER_SET_INFLIGHT_FD),
+	NAME_ONLY(VHOST_USER_GPU_SET_SOCKET),
+	REQ(VHOST_USER_RESET_DEVICE,	vu_reset_device,	0, 0,		0, 0, NONE, NEEDS(RESET_DEVICE)),
+	NAME_ONLY(VHOST_USER_VRING_KICK),
+	REQ(VHOST_USER_GET_MAX_MEM_SLOTS, vu_get_max_mem_slots,	0, 0,		0, 0, NONE, REPLIES, NEEDS(CONFIGURE_MEM_SLOTS)),
+	REQ(VHOST_USER_ADD_MEM_REG,	vu_add_mem_reg,		MEM_REG, MEM_REG, 1, 1, NONE, NEEDS(CONFIGURE_MEM_SLOTS)),
+	/* the spec lets a back-end accept (and close) one stray fd here */
+	REQ(VHOST_USER_REM_MEM_REG,	vu_rem_mem_reg,		MEM_REG, MEM_REG, 0, 1, NONE, NEEDS(CONFIGURE_MEM_SLOTS)),
+	NAME_ONLY(VHOST_USER_SET_STATUS),
+	NAME_ONLY(VHOST_USER_GET_STATUS),
+	NAME_ONLY(VHOST_USER_GET_SHARED_OBJECT),
+	NAME_ONLY(VHOST_USER_SET_DEVICE_STATE_FD),
+	NAME_ONLY(VHOST_USER_CHECK_DEVICE_STATE),
+};
+/* clang-format on */
+
+const struct vu_request *vu_request_lookup(uint32_t request)
+{
+	if (request >= VHOST_USER_MAX || !vu_requests[request].handler)
+		return NULL;
+	return &vu_requests[request];
+}
+
+const char *vdk_vhost_user_request_name(uint32_t request)
+{
+	if (request >= VHOST_USER_MAX || !vu_requests[request].name)
+		return "unknown";
+	return vu_requests[request].name;
+}
+
+uint64_t vu_supported_protocol_features(void)
+{
+	return PF(VHOST_USER_PROTOCOL_F_MQ) |
+	       PF(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+	       PF(VHOST_USER_PROTOCOL_F_CONFIG) |
+	       PF(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
+	       PF(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+}
+
+void vu_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void rx_discard(struct vu_rx *rx)
+{
+	for (size_t i = 0; i < rx->msg.nfds; i++)
+		vu_close_fd(&rx->msg.fds[i]);
+	rx->msg.nfds = 0;
+	rx->have = 0;
+	rx->fd_overflow = false;
+}
+
+static int vu_fatal(struct vdk_vhost_user *vu, int err, const char *why)
+{
+	if (!vu->broken)
+		vdk_log(err == -ENOTCONN ? VDK_LOG_INFO : VDK_LOG_ERROR, VU_LOG,
+			"connection ended: %s", why);
+	vu->broken = true;
+	rx_discard(&vu->rx);
+	return err;
+}
+
+/* Take the fds of every SCM_RIGHTS message; keep at most VHOST_USER_MAX_FDS
+ * per vhost-user message and close the rest. */
+static void rx_take_fds(struct vu_rx *rx, struct msghdr *mh)
+{
+	if (mh->msg_flags & MSG_CTRUNC)
+		rx->fd_overflow = true; /* the kernel dropped some */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const unsigned char *data = CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, data + i * sizeof(int), sizeof(fd));
+			if (rx->msg.nfds < VHOST_USER_MAX_FDS) {
+				rx->msg.fds[rx->msg.nfds++] = fd;
+			} else {
+				close(fd);
+				rx->fd_overflow = true;
+			}
+		}
+	}
+}
+
+/* One non-blocking read of up to @len bytes at @buf. Return bytes read, 0 at
+ * end of stream, -EAGAIN, or -errno. */
+static ssize_t rx_read(struct vu_rx *rx, int sock, void *buf, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n;
+
+	do {
+		n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	rx_take_fds(rx, &mh);
+	return n;
+}
+
+static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
+			 const void *payload, uint32_t size)
+{
+	struct vhost_user_header hdr = {
+		.request = request,
+		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
+		.size = size,
+	};
+	struct iovec iov[2] = {
+		{.iov_base = &hdr, .iov_len = sizeof(hdr)},
+		{.iov_base = (void *)payload, .iov_len = size},
+	};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
+	ssize_t n;
+
+	/* A reply is a few hundred bytes; a front-end that does not read its
+	 * replies gets a broken connection rather than a blocked back-end. */
+	do {
+		n = sendmsg(vu->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(sizeof(hdr) + size))
+		return -EIO;
+	return 0;
+}
+
+/* The checks every request passes before its handler runs. */
+static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
+		    const struct vu_msg *msg, const struct vu_rx *rx)
+{
+	uint32_t size = msg->hdr.size;
+
+	if (msg->hdr.flags &
+	    ~(VHOST_USER_VERSION_MASK | VHOST_USER_NEED_REPLY_MASK))
+		return -EINVAL;
+	if (size < row->min_size || size > row->max_size)
+		return -EINVAL;
+	if (rx->fd_overflow || msg->nfds < row->min_fds ||
+	    msg->nfds > row->max_fds)
+		return -EINVAL;
+	if (row->needs_vu_protocol &&
+	    !(vu->acked_features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
+		return -EOPNOTSUPP;
+	if ((vu->acked_protocol_features & row->needs_protocol) !=
+	    row->needs_protocol)
+		return -EOPNOTSUPP;
+
+	switch (row->index) {
+	case VU_INDEX_NONE:
+		break;
+	case VU_INDEX_U32:
+		if (msg->payload.state.index >= vu->num_queues)
+			return -ERANGE;
+		break;
+	case VU_INDEX_FILE: {
+		uint64_t v = msg->payload.u64;
+		bool nofd = v & VHOST_USER_VRING_NOFD_MASK;
+
+		if (v & ~(uint64_t)(VHOST_USER_VRING_IDX_MASK |
+				    VHOST_USER_VRING_NOFD_MASK))
+			return -EINVAL;
+		if ((v & VHOST_USER_VRING_IDX_MASK) >= vu->num_queues)
+			return -ERANGE;
+		if (msg->nfds != (nofd ? 0u : 1u))
+			return -EINVAL;
+		break;
+	}
+	}
+	return 0;
+}
+
+/* Check and handle one complete message, send its reply, close the fds no
+ * handler took. */
+static int vu_dispatch(struct vdk_vhost_user *vu)
+{
+	struct vu_msg *msg = &vu->rx.msg;
+	const struct vu_request *row = vu_request_lookup(msg->hdr.request);
+	const char *name = vdk_vhost_user_request_name(msg->hdr.request);
+	bool ack = (msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
+		   (vu->acked_protocol_features &
+		    PF(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	struct vu_reply reply = {.size = 0};
+	int ret;
+
+	/* Handlers see zeros, never an earlier message, past the payload. */
+	if (msg->hdr.size < sizeof(struct vhost_user_config))
+		memset(msg->payload.bytes + msg->hdr.size, 0,
+		       sizeof(struct vhost_user_config) - msg->hdr.size);
+	if (!row)
+		ret = -EOPNOTSUPP;
+	else
+		ret = vu_check(vu, row, msg, &vu->rx);
+	if (ret == 0)
+		ret = row->handler(vu, msg, &reply);
+	if (ret < 0)
+		VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
+			   "%s (%u, size %u, %zu fds) refused: %s", name,
+			   msg->hdr.request, msg->hdr.size, msg->nfds,
+			   strerror(-ret));
+
+	/* Close every fd no handler kept (handlers set theirs to -1). */
+	rx_discard(&vu->rx);
+
+	if (row && row->replies) {
+		if (ret < 0 && msg->hdr.request == VHOST_USER_GET_CONFIG) {
+			/* spec: a zero-length payload reports the error */
+			reply.size = 0;
+		} else if (ret < 0) {
+			/* The front-end waits for an answer we cannot give. */
+			return vu_fatal(vu, -EIO,
+					"request needing a reply failed");
+		}
+		if (vu_send_reply(vu, msg->hdr.request, &reply.payload,
+				  reply.size) < 0)
+			return vu_fatal(vu, -EIO, "cannot send reply");
+	} else if (ack) {
+		uint64_t status = ret < 0 ? 1 : 0;
+
+		if (vu_send_reply(vu, msg->hdr.request, &status,
+				  sizeof(status)) < 0)
+			return vu_fatal(vu, -EIO, "cannot send reply");
+	}
+	return ret < 0 ? ret : 1;
+}
+
+int vdk_vhost_user_process_message(struct vdk_vhost_user *vu)
+{
+	const size_t hdr_size = sizeof(struct vhost_user_header);
+	struct vu_rx *rx = &vu->rx;
+
+	if (vu->broken)
+		return -EIO;
+	for (;;) {
+		uint8_t *buf;
+		size_t want;
+
+		if (rx->have < hdr_size) {
+			buf = (uint8_t *)&rx->msg.hdr + rx->have;
+			want = hdr_size - rx->have;
+		} else {
+			size_t got = rx->have - hdr_size;
+
+			if (got == rx->msg.hdr.size)
+				return vu_dispatch(vu);
+			buf = rx->msg.payload.bytes + got;
+			want = rx->msg.hdr.size - got;
+		}
+
+		ssize_t n = rx_read(rx, vu->sock, buf, want);
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return vu_fatal(vu, (int)n, "socket error");
+		if (n == 0) {
+			if (rx->have == 0 && rx->msg.nfds == 0)
+				return vu_fatal(vu, -ENOTCONN,
+						"front-end disconnected");
+			return vu_fatal(vu, -EPROTO, "truncated message");
+		}
+		rx->have += (size_t)n;
+
+		if (rx->have == hdr_size) {
+			/* The header decides the framing: refuse it before
+			 * reading a payload we could not trust. */
+			const struct vhost_user_header *h = &rx->msg.hdr;
+
+			if ((h->flags & VHOST_USER_VERSION_MASK) !=
+			    VHOST_USER_VERSION)
+				return vu_fatal(vu, -EPROTONOSUPPORT,
+						"bad protocol version");
+			if (h->size > VDK_VHOST_USER_MAX_PAYLOAD)
+				return vu_fatal(vu, -EMSGSIZE,
+						"payload size too large");
+		}
+	}
+}
+
+/* ---- ready-made event loop --------------------------------------------- */
+
+#define RUN_SOCKET_TAG UINT64_MAX
+
+static int run_add(void *opaque, int fd, uint16_t queue)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = queue};
+
+	if (epoll_ctl(*(int *)opaque, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static void run_remove(void *opaque, int fd, uint16_t queue)
+{
+	(void)queue;
+	(void)epoll_ctl(*(int *)opaque, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static const struct vdk_vhost_user_watch_ops run_watch = {
+	.add = run_add,
+	.remove = run_remove,
+};
+
+/* Rings started without a kick fd are polled every millisecond. */
+static bool any_polled_ring(const struct vdk_vhost_user *vu)
+{
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		if (vu->rings[i].running && vu->rings[i].kick_fd < 0)
+			return true;
+	return false;
+}
+
+int vdk_vhost_user_run(struct vdk_vhost_user *vu)
+{
+	const struct vdk_vhost_user_watch_ops *saved = vu->watch;
+	void *saved_opaque = vu->watch_opaque;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = RUN_SOCKET_TAG};
+	int ep, ret = 0;
+
+	if (vu->broken)
+		return -EIO;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, vu->sock, &ev) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = vdk_vhost_user_set_watch(vu, &run_watch, &ep);
+	if (ret < 0)
+		goto out;
+	while (!vu->broken) {
+		struct epoll_event evs[16];
+		int n = epoll_wait(ep, evs, 16, any_polled_ring(vu) ? 1 : -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		for (int k = 0; k < n && !vu->broken; k++) {
+			if (evs[k].data.u64 != RUN_SOCKET_TAG) {
+				(void)vdk_vhost_user_handle_kick(
+					vu, (uint16_t)evs[k].data.u64);
+				continue;
+			}
+			ret = vdk_vhost_user_process_message(vu);
+			/* request errors are logged; serving goes on */
+		}
+		for (uint16_t i = 0; i < vu->num_queues && !vu->broken; i++)
+			if (vu->rings[i].running && vu->rings[i].kick_fd < 0)
+				(void)vdk_vhost_user_handle_kick(vu, i);
+	}
+	if (vu->broken)
+		ret = ret == -ENOTCONN ? 0 : ret;
+out:
+	vu->watch = NULL;
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		if (vu->rings[i].kick_fd >= 0)
+			run_remove(&ep, vu->rings[i].kick_fd, i);
+	(void)vdk_vhost_user_set_watch(vu, saved, saved_opaque);
+	close(ep);
+	return ret;
+}
