@@ -1,2 +1,351 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
+/*
+ * virtio-rng (virtio 1.2 §5.4): fills the device-writable buffers the
+ * driver puts on requestq with bytes from getrandom(2).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+
+#include <cbor.h>
+
+#include <vdk/device.h>
+#include <vdk/devices/rng.h>
+#include <vdk/log.h>
+#include <vdk/virtq.h>
+
+#define MOD "rng"
+
+struct vdk_rng {
+	struct vdk_device vdev;
+	uint16_t queue_max_size;
+	uint32_t max_bytes; /* per request; 0 = unlimited */
+
+	/* activation; NULL while not active or asleep */
+	struct vdk_interrupt *irq;
+	struct vdk_virtq *requestq;
+	bool running; /* active and awake */
+	bool broken;  /* reported DEVICE_NEEDS_RESET; cleared by reset */
+	struct vdk_ratelimit log_rl;
+
+	struct vdk_rng_stats stats;
+	struct iovec *iov; /* 2 * queue_max_size entries */
+	uint32_t iov_cap;
+};
+
+/*
+ * Fill [@p, @p + @len) from the kernel's CSPRNG. getrandom(2) returns at most
+ * 32 MiB per call and may be interrupted by a signal; loop until done.
+ * Return: bytes filled (less than @len only on an unexpected error).
+ */
+static size_t fill_random(struct vdk_rng *rng, uint8_t *p, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = getrandom(p + done, len - done, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			VDK_LOG_RL(&rng->log_rl, VDK_LOG_ERROR, MOD,
+				   "getrandom: %s", strerror(errno));
+			break;
+		}
+		done += (size_t)n;
+	}
+	return done;
+}
+
+/* Fill the chain's writable part (up to max_bytes); return bytes written. */
+static uint32_t rng_fill_chain(struct vdk_rng *rng,
+			       const struct vdk_virtq_chain *c)
+{
+	uint32_t budget = c->writable_len, written = 0;
+
+	if (rng->max_bytes && budget > rng->max_bytes)
+		budget = rng->max_bytes;
+	for (uint32_t i = 0; i < c->num_writable && written < budget; i++) {
+		const struct iovec *v = &c->iov[c->num_readable + i];
+		size_t want = v->iov_len;
+		size_t got;
+
+		if (want > budget - written)
+			want = budget - written;
+		got = fill_random(rng, v->iov_base, want);
+		written += (uint32_t)got;
+		if (got < want)
+			break;
+	}
+	return written;
+}
+
+static void rng_report_error(struct vdk_rng *rng)
+{
+	if (rng->broken)
+		return;
+	rng->broken = true;
+	VDK_LOG_RL(&rng->log_rl, VDK_LOG_WARN, MOD, "requestq stopped: %s",
+		   vdk_virtq_strerror(vdk_virtq_error(rng->requestq)));
+	vdk_interrupt_needs_reset(rng->irq);
+}
+
+/* Serve every available request (virtio 1.2 §5.4.6). */
+static void rng_process(struct vdk_rng *rng)
+{
+	struct vdk_virtq *q = rng->requestq;
+	struct vdk_virtq_chain chain;
+	bool returned = false;
+	int ret;
+
+	if (!rng->running || !q || rng->broken)
+		return;
+	for (;;) {
+		chain = (struct vdk_virtq_chain){.iov = rng->iov,
+						 .iov_cap = rng->iov_cap};
+		ret = vdk_virtq_pop(q, &chain);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			rng_report_error(rng);
+			break;
+		}
+		uint32_t written = rng_fill_chain(rng, &chain);
+
+		if (vdk_virtq_add_used(q, chain.head, written) < 0) {
+			rng_report_error(rng);
+			break;
+		}
+		rng->stats.requests++;
+		rng->stats.bytes += written;
+		returned = true;
+	}
+	if (returned && vdk_virtq_should_notify(q))
+		vdk_interrupt_signal_used_queue(rng->irq, VDK_RNG_REQUESTQ);
+}
+
+/* ---- ops -------------------------------------------------------------- */
+
+static uint16_t rng_num_queues(void *dev)
+{
+	(void)dev;
+	return 1;
+}
+
+static uint16_t rng_queue_max_size(void *dev, uint16_t index)
+{
+	(void)index;
+	return ((struct vdk_rng *)dev)->queue_max_size;
+}
+
+static uint64_t rng_features(void *dev)
+{
+	(void)dev;
+	return 1ull << VIRTIO_F_VERSION_1; /* §5.4.3: no device features */
+}
+
+static int rng_activate(void *dev, const struct vdk_mem *mem,
+			struct vdk_interrupt *irq, struct vdk_virtq **queues)
+{
+	struct vdk_rng *rng = dev;
+
+	(void)mem; /* reached through the queue */
+	rng->irq = irq;
+	rng->requestq = queues[VDK_RNG_REQUESTQ];
+	rng->running = true;
+	rng->broken = false;
+	/* Requests queued before DRIVER_OK. */
+	rng_process(rng);
+	return 0;
+}
+
+static int rng_reset(void *dev)
+{
+	struct vdk_rng *rng = dev;
+
+	rng->running = false;
+	rng->broken = false;
+	rng->irq = NULL;
+	rng->requestq = NULL;
+	return 0;
+}
+
+static void rng_queue_notify(void *dev, uint16_t index)
+{
+	if (index == VDK_RNG_REQUESTQ)
+		rng_process(dev);
+}
+
+static int rng_sleep(void *dev)
+{
+	struct vdk_rng *rng = dev;
+
+	/* Nothing runs between calls: stopping is forgetting the queue. */
+	rng->running = false;
+	rng->irq = NULL;
+	rng->requestq = NULL;
+	return 0;
+}
+
+static int rng_wake(void *dev, const struct vdk_mem *mem,
+		    struct vdk_interrupt *irq, struct vdk_virtq **queues)
+{
+	struct vdk_rng *rng = dev;
+
+	if (!mem)
+		return 0; /* not active */
+	rng->irq = irq;
+	rng->requestq = queues[VDK_RNG_REQUESTQ];
+	rng->running = true;
+	/* Notifications sent while asleep were dropped: catch up. */
+	rng_process(rng);
+	return 0;
+}
+
+static bool put_u64(cbor_item_t *map, const char *key, uint64_t v)
+{
+	cbor_item_t *k = cbor_build_string(key), *val = cbor_build_uint64(v);
+	bool ok = k && val &&
+		  cbor_map_add(map, (struct cbor_pair){.key = k, .value = val});
+
+	if (k)
+		cbor_decref(&k);
+	if (val)
+		cbor_decref(&val);
+	return ok;
+}
+
+static int rng_snapshot(void *dev, cbor_item_t **out)
+{
+	struct vdk_rng *rng = dev;
+	cbor_item_t *m = cbor_new_definite_map(2);
+
+	if (!m || !put_u64(m, "requests", rng->stats.requests) ||
+	    !put_u64(m, "bytes", rng->stats.bytes)) {
+		if (m)
+			cbor_decref(&m);
+		return -ENOMEM;
+	}
+	*out = m;
+	return 0;
+}
+
+static bool key_is(const cbor_item_t *key, const char *s)
+{
+	size_t n = strlen(s);
+
+	return key && cbor_isa_string(key) && cbor_string_is_definite(key) &&
+	       cbor_string_length(key) == n &&
+	       memcmp(cbor_string_handle(key), s, n) == 0;
+}
+
+static int rng_restore(void *dev, const cbor_item_t *item)
+{
+	struct vdk_rng *rng = dev;
+	struct vdk_rng_stats st = {0};
+	bool have_req = false, have_bytes = false;
+	struct cbor_pair *p;
+
+	if (!cbor_isa_map(item) || cbor_map_size(item) != 2)
+		return -EINVAL;
+	p = cbor_map_handle(item);
+	for (size_t i = 0; i < 2; i++) {
+		if (!p[i].value || !cbor_isa_uint(p[i].value))
+			return -EINVAL;
+		if (key_is(p[i].key, "requests") && !have_req) {
+			st.requests = cbor_get_int(p[i].value);
+			have_req = true;
+		} else if (key_is(p[i].key, "bytes") && !have_bytes) {
+			st.bytes = cbor_get_int(p[i].value);
+			have_bytes = true;
+		} else {
+			return -EINVAL;
+		}
+	}
+	rng->stats = st;
+	return 0;
+}
+
+static void rng_destroy(void *dev)
+{
+	struct vdk_rng *rng = dev;
+
+	free(rng->iov);
+	free(rng);
+}
+
+static const struct vdk_device_ops rng_ops = {
+	.device_type = VIRTIO_ID_RNG,
+	.name = "rng",
+	.num_queues = rng_num_queues,
+	.queue_max_size = rng_queue_max_size,
+	.features = rng_features,
+	.config_size = 0, /* §5.4.4: no configuration */
+	.activate = rng_activate,
+	.reset = rng_reset,
+	.queue_notify = rng_queue_notify,
+	.sleep = rng_sleep,
+	.wake = rng_wake,
+	.snapshot = rng_snapshot,
+	.restore = rng_restore,
+	.destroy = rng_destroy,
+};
+
+/* ---- public API --------------------------------------------------------- */
+
+int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg)
+{
+	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
+	uint16_t qmax = VDK_RNG_DEFAULT_QUEUE_SIZE;
+	struct vdk_rng *rng;
+	int ret;
+
+	*out = NULL;
+	if (cfg && cfg->queue_max_size)
+		qmax = cfg->queue_max_size;
+	if (qmax & (qmax - 1)) {
+		vdk_log(VDK_LOG_ERROR, MOD, "queue size %u: not a power of two",
+			qmax);
+		return -EINVAL;
+	}
+	rng = calloc(1, sizeof(*rng));
+	if (!rng)
+		return -ENOMEM;
+	rng->queue_max_size = qmax;
+	rng->max_bytes = cfg ? cfg->max_bytes_per_request : 0;
+	rng->log_rl = rl;
+	/* A buffer that spans two memory regions takes two iovecs. */
+	rng->iov_cap = 2u * qmax;
+	rng->iov = calloc(rng->iov_cap, sizeof(*rng->iov));
+	if (!rng->iov) {
+		free(rng);
+		return -ENOMEM;
+	}
+	ret = vdk_device_init(&rng->vdev, &rng_ops, rng);
+	if (ret < 0) {
+		rng_destroy(rng);
+		return ret;
+	}
+	*out = rng;
+	return 0;
+}
+
+void vdk_rng_free(struct vdk_rng *rng)
+{
+	if (rng)
+		vdk_device_fini(&rng->vdev); /* frees rng through destroy */
+}
+
+struct vdk_device *vdk_rng_device(struct vdk_rng *rng)
+{
+	return &rng->vdev;
+}
+
+struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng)
+{
+	return rng->stats;
+}

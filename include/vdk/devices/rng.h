@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-rng, the entropy device (virtio 1.2 §5.4): one queue, "requestq",
+ * no configuration space, no device-specific feature bits.
+ *
+ * The driver places device-writable buffers on requestq; the device fills
+ * each with random bytes from the host kernel (getrandom(2)) and returns it
+ * with the number of bytes written (§5.4.6). A chain without a writable
+ * part is returned with 0 bytes written.
+ *
+ * Processing is synchronous: the queue_notify op drains requestq on the
+ * calling thread (a VMM or vhost-user backend calls it from its own device
+ * thread). A driver error in the queue makes the device report
+ * DEVICE_NEEDS_RESET (vdk_interrupt_needs_reset()) and stop until reset.
+ *
+ * Snapshot: the device's request counters ({"requests": n, "bytes": n}).
+ */
+#ifndef VDK_DEVICES_RNG_H
+#define VDK_DEVICES_RNG_H
+
+#include <stdint.h>
+
+#include <vdk/device.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Index of requestq (virtio 1.2 §5.4.2). */
+#define VDK_RNG_REQUESTQ 0
+/** Default largest queue size. */
+#define VDK_RNG_DEFAULT_QUEUE_SIZE 256
+
+/** struct vdk_rng_config - options for vdk_rng_new(). */
+struct vdk_rng_config {
+	/** Largest requestq size: a power of two, 1..VDK_VIRTQ_MAX_SIZE;
+	 * 0 means VDK_RNG_DEFAULT_QUEUE_SIZE. */
+	uint16_t queue_max_size;
+	/** Most random bytes given to one request, bytes; 0 means no limit
+	 * (the whole writable part is filled). */
+	uint32_t max_bytes_per_request;
+};
+
+/** struct vdk_rng_stats - counters (also the snapshot state). */
+struct vdk_rng_stats {
+	uint64_t requests; /**< chains returned to the driver */
+	uint64_t bytes;	   /**< random bytes written into them */
+};
+
+struct vdk_rng;
+
+/**
+ * vdk_rng_new() - create a virtio-rng device, wrapped in an initialised
+ * struct vdk_device (state NEW, awake).
+ * @out: set to the device, owned by the caller (vdk_rng_free()).
+ * @cfg: options; NULL for the defaults. Not kept.
+ *
+ * Return: 0; -EINVAL for a queue size that is not a power of two;
+ * -ENOMEM.
+ */
+int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg);
+
+/**
+ * vdk_rng_free() - vdk_device_fini() on the device (reset if active) and
+ * free it. Equivalent to vdk_device_fini(vdk_rng_device(rng)). NULL is
+ * accepted.
+ */
+void vdk_rng_free(struct vdk_rng *rng);
+
+/**
+ * vdk_rng_device() - the framework handle (VIRTIO_ID_RNG) to pass to a
+ * transport and the vdk_device_*() calls; owned by @rng.
+ */
+struct vdk_device *vdk_rng_device(struct vdk_rng *rng);
+
+/** vdk_rng_stats() - copy of the device's counters. */
+struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDK_DEVICES_RNG_H */
