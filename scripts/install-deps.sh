@@ -8,8 +8,10 @@ packages=(
 	clang clang-format libclang-rt-14-dev   # fuzzers (libFuzzer) and format check
 	libcmocka-dev                           # unit tests
 	libcbor-dev                             # device snapshots
+	liburing-dev                            # io_uring in virtio-blk
 	linux-libc-dev                          # <linux/virtio_*.h>, <linux/kvm.h>
 	valgrind                                # callgrind in bench/
+	acpica-tools                            # iasl: checks vdk-vmm's ACPI tables
 	"$@"
 )
 

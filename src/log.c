@@ -46,8 +46,8 @@ static struct {
 } g_log = {
 	.seq = 0,
 	.writer = ATOMIC_FLAG_INIT,
-	.fn = NULL,
-	.opaque = NULL,
+	/* fn and opaque start NULL (static storage; clang rejects an explicit
+	 * NULL initialiser for an _Atomic pointer member). */
 	.max_level = VDK_LOG_WARN,
 };
 

@@ -48,7 +48,7 @@
 #include <vdk/virtq.h>
 
 /* Relative to this header, so that it resolves from any include path. */
-#include "../mock/guest_ring.h"
+#include "guest_ring.h"
 
 /** Guest memory the suite maps at gpa 0, bytes. */
 #define VDK_CONFORMANCE_MEM_SIZE (1u << 20)
