@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk device (virtio 1.2 §5.2) backed by an image file or a host block
+ * device, with asynchronous I/O through io_uring. One implementation serves
+ * the in-process VMM (through a transport such as virtio-mmio) and the
+ * vhost-user backend: both drive it through the struct vdk_device returned
+ * by vdk_blk_device().
+ *
+ * Requests (virtio 1.2 §5.2.6): a 16-byte struct virtio_blk_outhdr in the
+ * device-readable part, then data, then one status byte, the last byte of
+ * the device-writable part. Supported types: VIRTIO_BLK_T_IN, _OUT, _FLUSH,
+ * _GET_ID, _DISCARD, _WRITE_ZEROES; anything else completes with
+ * VIRTIO_BLK_S_UNSUPP. Every field the driver wrote is copied once, checked
+ * (data a multiple of 512 bytes, sector ranges inside the capacity with
+ * overflow checks, segment counts and sizes within the advertised limits),
+ * then used; a bad request completes with VIRTIO_BLK_S_IOERR, never touches
+ * the image.
+ *
+ * I/O model: each queue has its own io_uring and an eventfd registered with
+ * it. The device's queue_notify op pops every available descriptor chain,
+ * submits the reads/writes/fsyncs/fallocates and returns without waiting.
+ * The program polls vdk_blk_completion_fd() for each queue (POLLIN) and then
+ * calls vdk_blk_process_completions(), which writes the status bytes,
+ * returns the chains to the used ring and sends a used buffer notification
+ * when vdk_virtq_should_notify() says so. Programs without an event loop
+ * call vdk_blk_wait_idle() instead.
+ *
+ * Short transfers: a read or write that transfers fewer bytes than asked
+ * (the image shrank underneath, or a device error) completes with
+ * VIRTIO_BLK_S_IOERR; the remainder is not resubmitted.
+ *
+ * Used length (virtio 1.2 §2.7.8): the data bytes the device wrote (for a
+ * read that was started, all of them, even if it failed) plus the status
+ * byte; 0 for a chain with no device-writable byte, which has nowhere to
+ * put a status and is returned untouched. A chain whose header is shorter
+ * than 16 bytes completes with VIRTIO_BLK_S_IOERR.
+ *
+ * DISCARD punches holes (fallocate PUNCH_HOLE | KEEP_SIZE); where the image
+ * does not support that, the discard succeeds without deallocating (§5.2.6.2
+ * lets the device). WRITE_ZEROES uses ZERO_RANGE, or PUNCH_HOLE when the
+ * segment has VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP, and falls back to writing
+ * zeroes where the file system refuses those modes (tmpfs has no
+ * ZERO_RANGE). All of it runs through io_uring (IORING_OP_FALLOCATE,
+ * IORING_OP_FSYNC with IORING_FSYNC_DATASYNC for FLUSH).
+ *
+ * Threading: queue_notify (transport thread) and
+ * vdk_blk_process_completions() (event loop thread) may run concurrently;
+ * a mutex per queue serialises them. The other vdk_device_*() calls come
+ * from the one control thread, as <vdk/device.h> requires.
+ */
+#ifndef VDK_DEVICES_BLK_H
+#define VDK_DEVICES_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/virtio_blk.h>
+
+#include <vdk/device.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Default and largest queue size (a power of two). */
+#define VDK_BLK_DEFAULT_QUEUE_SIZE 256
+#define VDK_BLK_MAX_QUEUE_SIZE	   1024
+/** Largest number of request queues. */
+#define VDK_BLK_MAX_QUEUES 16
+/** Segment size limit offered in size_max (VIRTIO_BLK_F_SIZE_MAX), bytes. */
+#define VDK_BLK_SIZE_MAX (1u << 20)
+/** Limits offered for VIRTIO_BLK_T_DISCARD (512-byte sectors, segments). */
+#define VDK_BLK_MAX_DISCARD_SECTORS (1u << 22)
+#define VDK_BLK_MAX_DISCARD_SEG	    32u
+/** Limits offered for VIRTIO_BLK_T_WRITE_ZEROES (sectors, segments). */
+#define VDK_BLK_MAX_WRITE_ZEROES_SECTORS (1u << 17)
+#define VDK_BLK_MAX_WRITE_ZEROES_SEG	 32u
+/** Bytes of configuration space exposed: struct virtio_blk_config up to
+ * (not including) the secure-erase fields, which are not offered. */
+#define VDK_BLK_CONFIG_SIZE 60u
+
+/**
+ * struct vdk_blk_config - how to open a block device.
+ */
+struct vdk_blk_config {
+	/** Image file or host block device; not owned, copied. */
+	const char *path;
+	/** Open O_RDONLY and offer VIRTIO_BLK_F_RO; writes, discards and
+	 * write-zeroes complete with VIRTIO_BLK_S_IOERR. */
+	bool read_only;
+	/** Device ID string for VIRTIO_BLK_T_GET_ID, at most
+	 * VIRTIO_BLK_ID_BYTES (20) bytes; NULL for an empty one. Copied. */
+	const char *serial;
+	/** Request queues, 1..VDK_BLK_MAX_QUEUES; 0 means 1. More than one
+	 * offers VIRTIO_BLK_F_MQ. */
+	uint16_t num_queues;
+	/** Largest size of each queue: a power of two, 4..
+	 * VDK_BLK_MAX_QUEUE_SIZE; 0 means VDK_BLK_DEFAULT_QUEUE_SIZE.
+	 * seg_max is this minus 2 (header and status). */
+	uint16_t queue_size;
+};
+
+/** struct vdk_blk_stats - requests completed since vdk_blk_new(). */
+struct vdk_blk_stats {
+	uint64_t reads;		/**< VIRTIO_BLK_T_IN completed OK */
+	uint64_t writes;	/**< VIRTIO_BLK_T_OUT completed OK */
+	uint64_t flushes;	/**< VIRTIO_BLK_T_FLUSH completed OK */
+	uint64_t get_ids;	/**< VIRTIO_BLK_T_GET_ID completed OK */
+	uint64_t discards;	/**< VIRTIO_BLK_T_DISCARD completed OK */
+	uint64_t write_zeroes;	/**< VIRTIO_BLK_T_WRITE_ZEROES completed OK */
+	uint64_t bytes_read;	/**< data bytes read from the image */
+	uint64_t bytes_written; /**< data bytes written to the image */
+	uint64_t io_errors;	/**< requests completed VIRTIO_BLK_S_IOERR */
+	uint64_t unsupported;	/**< requests completed VIRTIO_BLK_S_UNSUPP */
+	uint64_t malformed;	/**< chains with no room for a status byte */
+};
+
+struct vdk_blk;
+
+/**
+ * vdk_blk_new() - open the image and create a virtio-blk device
+ * (virtio 1.2 §5.2), wrapped in an initialised struct vdk_device (state NEW,
+ * awake).
+ * @out: set to the device on success, owned by the caller (vdk_blk_free()).
+ * @cfg: options, not kept; @cfg->path is opened O_RDWR (or O_RDONLY if read_only)
+ *       with O_CLOEXEC. The size comes from fstat() for a regular file or
+ *       BLKGETSIZE64 for a block device, whose logical block size
+ *       (BLKSSZGET) becomes blk_size; a size that is not a multiple of 512
+ *       bytes is rounded down (the tail is unreachable).
+ *
+ * Return: 0; -EINVAL for a NULL path, a serial longer than 20 bytes, or a
+ * queue count or size out of range; -ENOTBLK if @path is neither a regular
+ * file nor a block device; -ENOMEM; -errno from open(), fstat(), ioctl(),
+ * eventfd() or io_uring_queue_init(). Each failure is logged.
+ */
+int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg);
+
+/**
+ * vdk_blk_free() - vdk_device_fini() on the device (which resets it if
+ * active, waiting for its in-flight requests), then close the image, the
+ * io_urings and the eventfds and free @blk. NULL is accepted.
+ */
+void vdk_blk_free(struct vdk_blk *blk);
+
+/**
+ * vdk_blk_device() - the framework handle to pass to vdk_device_*() and
+ * transports. Owned by @blk; vdk_device_fini() on it frees @blk too (the
+ * ops' destroy), so call only one of the two.
+ */
+struct vdk_device *vdk_blk_device(struct vdk_blk *blk);
+
+/** vdk_blk_from_device() - the blk device behind @dev (from vdk_blk_new()). */
+struct vdk_blk *vdk_blk_from_device(struct vdk_device *dev);
+
+/** vdk_blk_capacity() - image size in 512-byte sectors (config capacity). */
+uint64_t vdk_blk_capacity(const struct vdk_blk *blk);
+
+/**
+ * vdk_blk_completion_fd() - the eventfd that becomes readable (POLLIN) when
+ * queue @queue has I/O completions to process (io_uring_register_eventfd()).
+ * Owned by @blk, valid until vdk_blk_free(); do not read it, call
+ * vdk_blk_process_completions().
+ *
+ * Return: the fd, or -EINVAL if @queue >= the number of queues.
+ */
+int vdk_blk_completion_fd(const struct vdk_blk *blk, uint16_t queue);
+
+/**
+ * vdk_blk_process_completions() - handle every finished I/O of queue
+ * @queue without blocking: write each request's status byte, return its
+ * chain to the used ring (virtio 1.2 §2.7.8, §5.2.6) and send one used
+ * buffer notification if vdk_virtq_should_notify() asks for it. Chains that
+ * waited for a free request slot are then popped and submitted.
+ *
+ * Locking: takes the queue's mutex; may run on any thread.
+ *
+ * Return: the number of requests completed (≥ 0); -EINVAL if @queue is out
+ * of range.
+ */
+int vdk_blk_process_completions(struct vdk_blk *blk, uint16_t queue);
+
+/**
+ * vdk_blk_wait_idle() - block until no request is in flight on any queue,
+ * completing each as vdk_blk_process_completions() does. For tests and
+ * programs without an event loop; sleep() and reset() use it to drain.
+ *
+ * Return: the number of requests completed (≥ 0), or -errno from
+ * io_uring_wait_cqe() (the remaining requests stay in flight).
+ */
+int vdk_blk_wait_idle(struct vdk_blk *blk);
+
+/** vdk_blk_in_flight() - requests submitted and not yet completed. */
+uint32_t vdk_blk_in_flight(struct vdk_blk *blk);
+
+/** vdk_blk_stats() - copy of the request counters (summed over queues). */
+struct vdk_blk_stats vdk_blk_stats(struct vdk_blk *blk);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VDK_DEVICES_BLK_H */
