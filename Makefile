@@ -1,5 +1,5 @@
 # vdk: the one entry point. `make check` is the test command CI runs.
-.PHONY: all build check deps fuzz-long bench format clean
+.PHONY: all build check demo deps fuzz-long bench format clean
 
 all: build
 
@@ -14,6 +14,10 @@ build: deps
 # runs every test and a short fuzz smoke run; ends "check: N passed, ...".
 check:
 	scripts/check.sh
+
+# A stock Linux guest under QEMU uses vdk's vhost-user blk and rng backends.
+demo:
+	scripts/demo.sh
 
 # The long fuzz run: FUZZ_SECONDS per target (default 600).
 fuzz-long:
