@@ -24,8 +24,11 @@
  * the irq callback with the new level (level-triggered line: true while
  * InterruptStatus is non-zero).
  *
- * Locking: one mutex serialises register accesses and interrupt-status
- * updates, so vCPU threads and device workers may call in concurrently.
+ * Locking: one mutex serialises register accesses (and every call into the
+ * device framework); a second, inner one guards InterruptStatus,
+ * ConfigGeneration and DEVICE_NEEDS_RESET, which device workers update. So
+ * vCPU threads and device workers may call in concurrently, and a device may
+ * signal from inside any op the transport calls.
  */
 #ifndef VDK_MMIO_H
 #define VDK_MMIO_H
@@ -51,10 +54,15 @@ extern "C" {
 #define VDK_MMIO_CONFIG_OFFSET 0x100
 /** Size of the window a VMM should give one device (4 KiB). */
 #define VDK_MMIO_WINDOW_SIZE 0x1000
+/** Default VendorID: the bytes "vdk\0" read as a little-endian u32. */
+#define VDK_MMIO_VENDOR_ID 0x006b6476u
 
 /** Called for a QueueNotify write; @queue is the value written. */
 typedef void vdk_mmio_notify_fn(void *opaque, uint16_t queue);
-/** Called when the interrupt line's level changes (true = asserted). */
+/** Called when the interrupt line's level changes (true = asserted); never
+ * twice in a row with the same level. Runs with the transport's interrupt
+ * lock held, possibly on a device worker thread: it must not call back into
+ * the transport. */
 typedef void vdk_mmio_irq_fn(void *opaque, bool level);
 
 /** struct vdk_mmio_config - what vdk_mmio_new() needs. */

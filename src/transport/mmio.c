@@ -1,2 +1,1257 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
+/*
+ * virtio-mmio transport, device side: the version 2 register file of
+ * virtio 1.2 §4.2.2 in front of one struct vdk_device.
+ *
+ * Do not assume that anything the driver writes is sensible: every register
+ * write is checked here (queue index < number of queues, status bits only
+ * added, features a subset of the offered ones) before it reaches the
+ * device or a queue.
+ *
+ * Locking. Two mutexes, always taken in this order:
+ *   lock      register state and every call into the device framework
+ *             (activate, reset, sleep, wake, queue_notify, config access).
+ *             Device workers never take it.
+ *   irq_lock  InterruptStatus, ConfigGeneration, DEVICE_NEEDS_RESET and the
+ *             line level: the state the device's vdk_interrupt ops change.
+ *             It is a leaf: held only to update those fields and to call the
+ *             irq callback.
+ * So a device may signal from inside any op the transport calls (a
+ * synchronous queue_notify), and a worker blocked on irq_lock never holds up
+ * a reset that waits for it. The irq callback runs under irq_lock and must
+ * not call back into the transport. The notify callback runs with no lock
+ * held.
+ *
+ * Interrupt line: level-triggered. The irq callback is called on every
+ * change of level (InterruptStatus going 0 -> non-zero or back), never
+ * twice with the same level.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_mmio.h>
+
+#include <vdk/log.h>
+#include <vdk/mmio.h>
+
+#define MOD "mmio"
+
+#ifndef VIRTIO_F_NOTIFICATION_DATA
+#define VIRTIO_F_NOTIFICATION_DATA 38 /* virtio 1.2 §6; not in old uapi */
+#endif
+
+/* Bits a driver may set in Status (virtio 1.2 §2.1). */
+#define DRIVER_STATUS_BITS                                                     \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |                \
+	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK |             \
+	 VIRTIO_CONFIG_S_FAILED)
+
+#define INT_BITS (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)
+
+struct vdk_mmio {
+	pthread_mutex_t lock;
+	struct vdk_device *dev;
+	const struct vdk_mem *mem;
+	vdk_mmio_notify_fn *notify;
+	void *notify_opaque;
+	uint32_t vendor_id;
+	uint64_t device_features; /* cached ops->features() */
+	uint16_t num_queues;
+	struct vdk_virtq *queues; /* num_queues entries */
+	/* what the device was activated with: &queues[i] or NULL */
+	struct vdk_virtq *active[VDK_DEVICE_MAX_QUEUES];
+
+	/* register state, under lock */
+	uint8_t status; /* driver-written bits only */
+	uint32_t device_features_sel;
+	uint32_t driver_features_sel;
+	uint64_t driver_features;
+	uint32_t queue_sel;
+	uint32_t shm_sel;
+	bool activated;	      /* vdk_device_activate() succeeded */
+	bool asleep;	      /* vdk_mmio_sleep() */
+	bool restored_active; /* restored ACTIVE: wake passes the queues */
+	struct vdk_ratelimit rl;
+
+	/* interrupt state, under irq_lock */
+	pthread_mutex_t irq_lock;
+	vdk_mmio_irq_fn *irq_fn;
+	void *irq_opaque;
+	uint32_t isr;
+	uint32_t config_generation;
+	bool needs_reset;
+	bool irq_level;
+	struct vdk_interrupt irq;
+};
+
+/* ---- interrupts (any thread) ------------------------------------------ */
+
+/* Call with irq_lock held: bring the line to the level InterruptStatus
+ * implies. */
+static void irq_update_locked(struct vdk_mmio *t)
+{
+	bool level = t->isr != 0;
+
+	if (level == t->irq_level)
+		return;
+	t->irq_level = level;
+	if (t->irq_fn)
+		t->irq_fn(t->irq_opaque, level);
+}
+
+static void irq_raise(struct vdk_mmio *t, uint32_t bits, bool config_changed,
+		      bool needs_reset)
+{
+	pthread_mutex_lock(&t->irq_lock);
+	t->isr |= bits;
+	if (config_changed)
+		t->config_generation++;
+	if (needs_reset)
+		t->needs_reset = true;
+	irq_update_locked(t);
+	pthread_mutex_unlock(&t->irq_lock);
+}
+
+static void mmio_signal_used_queue(void *opaque, uint16_t queue)
+{
+	(void)queue; /* one InterruptStatus bit for all queues (§4.2.2) */
+	irq_raise(opaque, VIRTIO_MMIO_INT_VRING, false, false);
+}
+
+static void mmio_signal_config_changed(void *opaque)
+{
+	irq_raise(opaque, VIRTIO_MMIO_INT_CONFIG, true, false);
+}
+
+static void mmio_set_needs_reset(void *opaque)
+{
+	/* virtio 1.2 §2.1.2: DEVICE_NEEDS_RESET plus a configuration change
+	 * notification. */
+	irq_raise(opaque, VIRTIO_MMIO_INT_CONFIG, false, true);
+}
+
+static const struct vdk_interrupt_ops mmio_irq_ops = {
+	.signal_used_queue = mmio_signal_used_queue,
+	.signal_config_changed = mmio_signal_config_changed,
+	.set_needs_reset = mmio_set_needs_reset,
+};
+
+/* ---- helpers (lock held) ---------------------------------------------- */
+
+static bool negotiated(const struct vdk_mmio *t, unsigned int bit)
+{
+	return (t->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	       (t->driver_features & (1ull << bit));
+}
+
+/* The queue QueueSel selects, or NULL (reads 0, writes ignored). */
+static struct vdk_virtq *selected_queue(struct vdk_mmio *t)
+{
+	if (t->queue_sel >= t->num_queues)
+		return NULL;
+	return &t->queues[t->queue_sel];
+}
+
+static uint8_t status_locked(struct vdk_mmio *t)
+{
+	uint8_t s = t->status;
+
+	pthread_mutex_lock(&t->irq_lock);
+	if (t->needs_reset)
+		s |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	pthread_mutex_unlock(&t->irq_lock);
+	return s;
+}
+
+static void fail_device(struct vdk_mmio *t, const char *why, int err)
+{
+	vdk_log(VDK_LOG_ERROR, MOD, "%s: %s (%d); DEVICE_NEEDS_RESET",
+		t->dev->ops->name, why, err);
+	mmio_set_needs_reset(t);
+}
+
+/*
+ * Change the queues a running device uses (QueueReset, and re-enabling after
+ * it; virtio 1.2 §2.6.1): the device sleeps so that no worker touches the
+ * queues, queue @idx becomes @nq (NULL: reset it), the device wakes with
+ * t->active.
+ */
+static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
+{
+	int r = vdk_device_sleep(t->dev);
+
+	if (r < 0) {
+		fail_device(t, "sleep for queue reset failed", r);
+		return;
+	}
+	if (!nq)
+		vdk_virtq_reset(&t->queues[idx]);
+	t->active[idx] = nq;
+	r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
+	if (r < 0)
+		fail_device(t, "wake after queue reset failed", r);
+}
+
+/* ---- device status (virtio 1.2 §2.1, §3.1.1) -------------------------- */
+
+/* Writing 0 to Status: virtio 1.2 §2.4 device reset. */
+static void device_reset(struct vdk_mmio *t)
+{
+	int r = vdk_device_reset(t->dev);
+
+	if (r < 0) {
+		/* The device may still be using the queues: leave them, and
+		 * tell the driver the reset did not complete. */
+		fail_device(t, "device reset failed", r);
+		return;
+	}
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		vdk_virtq_reset(&t->queues[i]);
+		t->active[i] = NULL;
+	}
+	t->status = 0;
+	t->device_features_sel = 0;
+	t->driver_features_sel = 0;
+	t->driver_features = 0;
+	t->queue_sel = 0;
+	t->shm_sel = 0;
+	t->activated = false;
+	vdk_interrupt_init_callback(&t->irq, &mmio_irq_ops, t);
+
+	pthread_mutex_lock(&t->irq_lock);
+	t->isr = 0;
+	t->needs_reset = false;
+	irq_update_locked(t); /* config_generation is kept */
+	pthread_mutex_unlock(&t->irq_lock);
+}
+
+/* FEATURES_OK: virtio 1.2 §3.1.1 step 5, §6.1 (VERSION_1 is mandatory). */
+static bool features_acceptable(struct vdk_mmio *t)
+{
+	uint64_t f = t->driver_features;
+	int r;
+
+	if (f & ~t->device_features) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: driver accepted unoffered features %#llx",
+			   t->dev->ops->name,
+			   (unsigned long long)(f & ~t->device_features));
+		return false;
+	}
+	if (!(f & (1ull << VIRTIO_F_VERSION_1))) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: driver did not accept VIRTIO_F_VERSION_1",
+			   t->dev->ops->name);
+		return false;
+	}
+	r = vdk_device_ack_features(t->dev, f);
+	if (r < 0) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: device refused features %#llx (%d)",
+			   t->dev->ops->name, (unsigned long long)f, r);
+		return false;
+	}
+	return true;
+}
+
+/* DRIVER_OK: activate every ready queue, then the device (§3.1.1 step 8). */
+static void driver_ok(struct vdk_mmio *t)
+{
+	const char *why = "device activation failed";
+	int r = 0;
+
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		struct vdk_virtq *q = &t->queues[i];
+
+		t->active[i] = NULL;
+		if (!q->ready)
+			continue;
+		r = vdk_virtq_activate(q, t->mem, t->driver_features);
+		if (r < 0) {
+			why = "queue activation failed";
+			goto fail;
+		}
+		t->active[i] = q;
+	}
+	r = vdk_device_activate(t->dev, t->mem, &t->irq, t->active);
+	if (r < 0)
+		goto fail;
+	t->activated = true;
+	return;
+fail:
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		if (t->active[i])
+			vdk_virtq_deactivate(t->active[i]);
+		t->active[i] = NULL;
+	}
+	fail_device(t, why, r);
+}
+
+static void write_status(struct vdk_mmio *t, uint32_t val)
+{
+	uint8_t want, added;
+
+	if (val == 0) {
+		device_reset(t);
+		return;
+	}
+	want = (uint8_t)(val & DRIVER_STATUS_BITS);
+	if (t->status & VIRTIO_CONFIG_S_FAILED)
+		return; /* the driver gave up; only a reset helps */
+	if (t->status & ~want) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: status %#x -> %#x clears bits; ignored",
+			   t->dev->ops->name, t->status, val);
+		return;
+	}
+	added = want & ~t->status;
+	if (added & VIRTIO_CONFIG_S_FAILED) {
+		vdk_log(VDK_LOG_INFO, MOD, "%s: driver set FAILED",
+			t->dev->ops->name);
+		t->status |= VIRTIO_CONFIG_S_FAILED;
+		return;
+	}
+	if (status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET)
+		return; /* §2.1.2: the driver must reset first */
+	if (added & VIRTIO_CONFIG_S_ACKNOWLEDGE)
+		t->status |= VIRTIO_CONFIG_S_ACKNOWLEDGE;
+	if ((added & VIRTIO_CONFIG_S_DRIVER) &&
+	    (t->status & VIRTIO_CONFIG_S_ACKNOWLEDGE))
+		t->status |= VIRTIO_CONFIG_S_DRIVER;
+	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    (t->status & VIRTIO_CONFIG_S_DRIVER) && features_acceptable(t))
+		t->status |= VIRTIO_CONFIG_S_FEATURES_OK;
+	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    (t->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		t->status |= VIRTIO_CONFIG_S_DRIVER_OK;
+		driver_ok(t);
+	}
+	if (t->status != want)
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: status %#x refused, now %#x", t->dev->ops->name,
+			   val, t->status);
+}
+
+/* ---- queue registers (virtio 1.2 §4.2.2, §4.2.3.2) -------------------- */
+
+static void write_queue_ready(struct vdk_mmio *t, struct vdk_virtq *q,
+			      uint32_t val)
+{
+	uint16_t idx = (uint16_t)t->queue_sel;
+	int r;
+
+	if (val > 1 || (t->active[idx] && val == 0)) {
+		/* Stopping a running queue takes QueueReset (§2.6.1). */
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: QueueReady %u for queue %u ignored",
+			   t->dev->ops->name, val, idx);
+		return;
+	}
+	vdk_virtq_set_ready(q, val == 1);
+	if (val == 0 || !t->activated || q->active)
+		return;
+	/* Re-enabling a queue after QueueReset while DRIVER_OK (§2.6.1.2). */
+	if (!negotiated(t, VIRTIO_F_RING_RESET))
+		return;
+	r = vdk_virtq_activate(q, t->mem, t->driver_features);
+	if (r < 0) {
+		fail_device(t, "queue re-enable failed", r);
+		return;
+	}
+	swap_queue(t, idx, q);
+}
+
+static void write_queue_reset(struct vdk_mmio *t, struct vdk_virtq *q,
+			      uint32_t val)
+{
+	uint16_t idx = (uint16_t)t->queue_sel;
+
+	if (val != 1 || !negotiated(t, VIRTIO_F_RING_RESET)) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: QueueReset %u ignored (RING_RESET %s)",
+			   t->dev->ops->name, val,
+			   negotiated(t, VIRTIO_F_RING_RESET) ? "on" : "off");
+		return;
+	}
+	/* Done synchronously: QueueReset reads 0 again (reset complete) and
+	 * QueueReady reads 0 when this returns (§4.2.2.2). */
+	if (t->active[idx])
+		swap_queue(t, idx, NULL);
+	else
+		vdk_virtq_reset(q);
+}
+
+/* Queue{Desc,Driver,Device}{Low,High}: @slot 0..2, @high for bits 32..63. */
+static void write_queue_addr(struct vdk_mmio *t, struct vdk_virtq *q,
+			     unsigned int slot, bool high, uint32_t val)
+{
+	uint64_t a[3] = {q->desc_gpa, q->driver_gpa, q->device_gpa};
+
+	if (q->ready) {
+		/* §4.2.2.3: not while QueueReady is 1. */
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: queue %u address write while ready ignored",
+			   t->dev->ops->name, t->queue_sel);
+		return;
+	}
+	if (high)
+		a[slot] = (a[slot] & 0xffffffffull) | ((uint64_t)val << 32);
+	else
+		a[slot] = (a[slot] & ~0xffffffffull) | val;
+	(void)vdk_virtq_set_addrs(q, a[0], a[1], a[2]);
+}
+
+static void write_queue_num(struct vdk_mmio *t, struct vdk_virtq *q,
+			    uint32_t val)
+{
+	if (q->ready || val > UINT16_MAX ||
+	    vdk_virtq_set_size(q, (uint16_t)val) < 0)
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: QueueNum %u for queue %u refused",
+			   t->dev->ops->name, val, t->queue_sel);
+}
+
+/* QueueNotify: the queue index, plus more with NOTIFICATION_DATA (§4.2.3.3).
+ * Return: the index to notify, or -1 to ignore. */
+static int notify_index(struct vdk_mmio *t, uint32_t val)
+{
+	if (negotiated(t, VIRTIO_F_NOTIFICATION_DATA))
+		val &= 0xffff;
+	if (val >= t->num_queues) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: QueueNotify for queue %u of %u ignored",
+			   t->dev->ops->name, val, t->num_queues);
+		return -1;
+	}
+	return (int)val;
+}
+
+/* ---- register file ---------------------------------------------------- */
+
+static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
+{
+	struct vdk_virtq *q = selected_queue(t);
+	uint32_t v = 0;
+
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC_VALUE:
+		return 0x74726976; /* "virt" */
+	case VIRTIO_MMIO_VERSION:
+		return 2;
+	case VIRTIO_MMIO_DEVICE_ID:
+		return t->dev->ops->device_type;
+	case VIRTIO_MMIO_VENDOR_ID:
+		return t->vendor_id;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		if (t->device_features_sel > 1)
+			return 0;
+		return (uint32_t)(t->device_features >>
+				  (32 * t->device_features_sel));
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		return q ? q->max_size : 0;
+	case VIRTIO_MMIO_QUEUE_READY:
+		return q ? q->ready : 0;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		pthread_mutex_lock(&t->irq_lock);
+		v = t->isr;
+		pthread_mutex_unlock(&t->irq_lock);
+		return v;
+	case VIRTIO_MMIO_STATUS:
+		return status_locked(t);
+	case VIRTIO_MMIO_SHM_LEN_LOW:
+	case VIRTIO_MMIO_SHM_LEN_HIGH:
+	case VIRTIO_MMIO_SHM_BASE_LOW:
+	case VIRTIO_MMIO_SHM_BASE_HIGH:
+		/* No shared memory regions: every SHMSel names a
+		 * non-existent one, whose length and base read as -1. */
+		return 0xffffffff;
+	case VIRTIO_MMIO_QUEUE_RESET:
+		return 0; /* resets complete synchronously */
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		pthread_mutex_lock(&t->irq_lock);
+		v = t->config_generation;
+		pthread_mutex_unlock(&t->irq_lock);
+		return v;
+	case VIRTIO_MMIO_GUEST_PAGE_SIZE: /* legacy (version 1) registers */
+	case VIRTIO_MMIO_QUEUE_ALIGN:
+	case VIRTIO_MMIO_QUEUE_PFN:
+		return 0;
+	default:
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: read of write-only or unknown register %#llx",
+			   t->dev->ops->name, (unsigned long long)off);
+		return 0;
+	}
+}
+
+/* Return: a queue index to notify once the lock is dropped, or -1. */
+static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
+{
+	struct vdk_virtq *q = selected_queue(t);
+	uint32_t st = t->status;
+	unsigned int shift;
+
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->device_features_sel = val;
+		return -1;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		if (!(st & VIRTIO_CONFIG_S_DRIVER) ||
+		    (st & VIRTIO_CONFIG_S_FEATURES_OK) ||
+		    t->driver_features_sel > 1) {
+			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+				   "%s: DriverFeatures write ignored "
+				   "(status %#x, sel %u)",
+				   t->dev->ops->name, st,
+				   t->driver_features_sel);
+			return -1;
+		}
+		shift = 32 * t->driver_features_sel;
+		t->driver_features &= ~(0xffffffffull << shift);
+		t->driver_features |= (uint64_t)val << shift;
+		return -1;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->driver_features_sel = val;
+		return -1;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = val;
+		return -1;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		return notify_index(t, val);
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		pthread_mutex_lock(&t->irq_lock);
+		t->isr &= ~val;
+		irq_update_locked(t);
+		pthread_mutex_unlock(&t->irq_lock);
+		return -1;
+	case VIRTIO_MMIO_STATUS:
+		write_status(t, val);
+		return -1;
+	case VIRTIO_MMIO_SHM_SEL:
+		t->shm_sel = val;
+		return -1;
+	case VIRTIO_MMIO_GUEST_PAGE_SIZE: /* legacy (version 1) registers */
+	case VIRTIO_MMIO_QUEUE_ALIGN:
+	case VIRTIO_MMIO_QUEUE_PFN:
+		return -1;
+	default:
+		break;
+	}
+
+	switch (off) {
+	case VIRTIO_MMIO_QUEUE_NUM:
+	case VIRTIO_MMIO_QUEUE_READY:
+	case VIRTIO_MMIO_QUEUE_RESET:
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		if (!q) {
+			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+				   "%s: write to %#llx for queue %u of %u "
+				   "ignored",
+				   t->dev->ops->name, (unsigned long long)off,
+				   t->queue_sel, t->num_queues);
+			return -1;
+		}
+		break;
+	default:
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write to read-only or unknown register %#llx",
+			   t->dev->ops->name, (unsigned long long)off);
+		return -1;
+	}
+
+	switch (off) {
+	case VIRTIO_MMIO_QUEUE_NUM:
+		write_queue_num(t, q, val);
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		write_queue_ready(t, q, val);
+		break;
+	case VIRTIO_MMIO_QUEUE_RESET:
+		write_queue_reset(t, q, val);
+		break;
+	default:
+		/* 0x080/0x090/0x0a0 + 4 for the high half */
+		write_queue_addr(t, q, (unsigned int)((off - 0x80) >> 4),
+				 (off & 4) != 0, val);
+		break;
+	}
+	return -1;
+}
+
+/* Accesses outside the configuration space must be aligned 32-bit
+ * (virtio 1.2 §4.2.2.2); log the others (rate-limited). */
+static bool reg_access_ok(struct vdk_mmio *t, uint64_t offset, size_t len,
+			  const char *what)
+{
+	if (len == 4 && (offset & 3) == 0)
+		return true;
+	VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		   "%s: %zu-byte %s at %#llx is not an aligned 32-bit "
+		   "register access; ignored",
+		   t->dev->ops->name, len, what, (unsigned long long)offset);
+	return false;
+}
+
+static bool config_access_ok(uint64_t offset, size_t len, uint32_t *coff)
+{
+	uint64_t c = offset - VDK_MMIO_CONFIG_OFFSET;
+
+	if (len != 1 && len != 2 && len != 4 && len != 8)
+		return false;
+	if (c > UINT32_MAX - 8)
+		return false;
+	*coff = (uint32_t)c;
+	return true;
+}
+
+void vdk_mmio_read(struct vdk_mmio *t, uint64_t offset, void *data, size_t len)
+{
+	uint32_t coff, v;
+
+	if (!t || !data || !len)
+		return;
+	memset(data, 0, len);
+	pthread_mutex_lock(&t->lock);
+	if (t->asleep) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: read at %#llx while asleep ignored",
+			   t->dev->ops->name, (unsigned long long)offset);
+	} else if (offset >= VDK_MMIO_CONFIG_OFFSET) {
+		/* §4.2.2: device-specific configuration, any width */
+		if (!config_access_ok(offset, len, &coff) ||
+		    vdk_device_read_config(t->dev, coff, data, (uint32_t)len) <
+			    0) {
+			memset(data, 0, len);
+			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+				   "%s: config read of %zu bytes at %#llx "
+				   "out of range",
+				   t->dev->ops->name, len,
+				   (unsigned long long)offset);
+		}
+	} else if (reg_access_ok(t, offset, len, "read")) {
+		v = htole32(read_reg(t, offset));
+		memcpy(data, &v, sizeof(v));
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
+		    size_t len)
+{
+	uint32_t coff, v;
+	int notify = -1;
+
+	if (!t || !data || !len)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (t->asleep) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write at %#llx while asleep ignored",
+			   t->dev->ops->name, (unsigned long long)offset);
+	} else if (offset >= VDK_MMIO_CONFIG_OFFSET) {
+		if (!config_access_ok(offset, len, &coff) ||
+		    vdk_device_write_config(t->dev, coff, data, (uint32_t)len) <
+			    0)
+			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+				   "%s: config write of %zu bytes at %#llx "
+				   "out of range",
+				   t->dev->ops->name, len,
+				   (unsigned long long)offset);
+	} else if (reg_access_ok(t, offset, len, "write")) {
+		memcpy(&v, data, sizeof(v));
+		notify = write_reg(t, offset, le32toh(v));
+	}
+	/* Without a notify callback, queue_notify runs under the lock so it
+	 * cannot race a reset; it may signal (irq_lock only). */
+	if (notify >= 0 && !t->notify)
+		vdk_device_queue_notify(t->dev, (uint16_t)notify);
+	pthread_mutex_unlock(&t->lock);
+	if (notify >= 0 && t->notify)
+		t->notify(t->notify_opaque, (uint16_t)notify);
+}
+
+static void bus_read(void *opaque, uint64_t base, uint64_t offset, void *data,
+		     size_t len)
+{
+	(void)base;
+	vdk_mmio_read(opaque, offset, data, len);
+}
+
+static void bus_write(void *opaque, uint64_t base, uint64_t offset,
+		      const void *data, size_t len)
+{
+	(void)base;
+	vdk_mmio_write(opaque, offset, data, len);
+}
+
+const struct vdk_bus_device_ops vdk_mmio_bus_ops = {
+	.read = bus_read,
+	.write = bus_write,
+};
+
+int vdk_mmio_register(struct vdk_mmio *t, struct vdk_bus *bus, uint64_t base)
+{
+	struct vdk_bus_range range = {.base = base,
+				      .size = VDK_MMIO_WINDOW_SIZE};
+	struct vdk_bus_device dev = {.ops = &vdk_mmio_bus_ops, .opaque = t};
+
+	if (!t || !bus)
+		return -EINVAL;
+	return vdk_bus_register(bus, range, dev);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err)
+{
+	struct vdk_mmio *t = NULL;
+	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
+	struct vdk_device *dev;
+	int r = -EINVAL;
+
+	if (!cfg || !cfg->device || !cfg->mem || !cfg->device->ops)
+		goto out;
+	dev = cfg->device;
+	if (dev->num_queues == 0 || dev->num_queues > VDK_DEVICE_MAX_QUEUES)
+		goto out;
+	r = -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		goto out;
+	t->queues = calloc(dev->num_queues, sizeof(*t->queues));
+	if (!t->queues)
+		goto out;
+	r = -EINVAL;
+	for (uint16_t i = 0; i < dev->num_queues; i++)
+		if (vdk_virtq_init(&t->queues[i],
+				   dev->ops->queue_max_size(dev->impl, i),
+				   i) < 0)
+			goto out;
+	t->dev = dev;
+	t->mem = cfg->mem;
+	t->num_queues = dev->num_queues;
+	t->notify = cfg->notify;
+	t->notify_opaque = cfg->notify_opaque;
+	t->irq_fn = cfg->irq;
+	t->irq_opaque = cfg->irq_opaque;
+	t->vendor_id = cfg->vendor_id ? cfg->vendor_id : VDK_MMIO_VENDOR_ID;
+	t->device_features = dev->ops->features(dev->impl);
+	t->rl = rl;
+	vdk_interrupt_init_callback(&t->irq, &mmio_irq_ops, t);
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->irq_lock, NULL);
+	r = 0;
+out:
+	if (err)
+		*err = r;
+	if (r < 0 && t) {
+		free(t->queues);
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+void vdk_mmio_free(struct vdk_mmio *t)
+{
+	if (!t)
+		return;
+	if (t->asleep)
+		(void)vdk_mmio_wake(t);
+	pthread_mutex_lock(&t->lock);
+	if (t->activated && vdk_device_reset(t->dev) < 0)
+		vdk_log(VDK_LOG_ERROR, MOD, "%s: reset on free failed",
+			t->dev->ops->name);
+	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->irq_lock);
+	free(t->queues);
+	free(t);
+}
+
+uint8_t vdk_mmio_status(struct vdk_mmio *t)
+{
+	uint8_t s;
+
+	pthread_mutex_lock(&t->lock);
+	s = status_locked(t);
+	pthread_mutex_unlock(&t->lock);
+	return s;
+}
+
+uint32_t vdk_mmio_interrupt_status(struct vdk_mmio *t)
+{
+	uint32_t v;
+
+	pthread_mutex_lock(&t->irq_lock);
+	v = t->isr;
+	pthread_mutex_unlock(&t->irq_lock);
+	return v;
+}
+
+struct vdk_virtq *vdk_mmio_queue(struct vdk_mmio *t, uint16_t index)
+{
+	if (!t || index >= t->num_queues)
+		return NULL;
+	return &t->queues[index];
+}
+
+int vdk_mmio_sleep(struct vdk_mmio *t)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = t->asleep ? -EBUSY : vdk_device_sleep(t->dev);
+	if (r == 0)
+		t->asleep = true;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int vdk_mmio_wake(struct vdk_mmio *t)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->asleep)
+		r = -EBUSY;
+	else if (t->restored_active)
+		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
+	else
+		r = vdk_device_wake(t->dev, NULL, NULL, NULL);
+	if (r == 0) {
+		t->asleep = false;
+		t->restored_active = false;
+		/* a restored InterruptStatus re-asserts the line */
+		pthread_mutex_lock(&t->irq_lock);
+		irq_update_locked(t);
+		pthread_mutex_unlock(&t->irq_lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* ---- snapshot / restore ----------------------------------------------- */
+
+#define SNAP_FORMAT  "vdk-mmio"
+#define SNAP_VERSION 1
+
+static cbor_item_t *build_uint(uint64_t v)
+{
+	if (v <= UINT8_MAX)
+		return cbor_build_uint8((uint8_t)v);
+	if (v <= UINT16_MAX)
+		return cbor_build_uint16((uint16_t)v);
+	if (v <= UINT32_MAX)
+		return cbor_build_uint32((uint32_t)v);
+	return cbor_build_uint64(v);
+}
+
+/* Add @key: @val to @map; consumes the caller's reference to @val. */
+static bool put(cbor_item_t *map, const char *key, cbor_item_t *val)
+{
+	cbor_item_t *k = cbor_build_string(key);
+	bool ok = k && val &&
+		  cbor_map_add(map, (struct cbor_pair){.key = k, .value = val});
+
+	if (k)
+		cbor_decref(&k);
+	if (val)
+		cbor_decref(&val);
+	return ok;
+}
+
+static cbor_item_t *snapshot_queue(const struct vdk_virtq *q)
+{
+	cbor_item_t *m = cbor_new_definite_map(7);
+
+	if (!m)
+		return NULL;
+	if (!put(m, "size", build_uint(q->size)) ||
+	    !put(m, "ready", cbor_build_bool(q->ready)) ||
+	    !put(m, "desc", build_uint(q->desc_gpa)) ||
+	    !put(m, "driver", build_uint(q->driver_gpa)) ||
+	    !put(m, "device", build_uint(q->device_gpa)) ||
+	    !put(m, "next_avail", build_uint(vdk_virtq_next_avail(q))) ||
+	    !put(m, "next_used", build_uint(vdk_virtq_next_used(q))))
+		cbor_decref(&m);
+	return m;
+}
+
+static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
+{
+	cbor_item_t *queues = cbor_new_definite_array(t->num_queues);
+	cbor_item_t *dev = NULL;
+	uint32_t isr, gen;
+	int r;
+
+	if (!queues)
+		return -ENOMEM;
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		cbor_item_t *q = snapshot_queue(&t->queues[i]);
+		bool ok = q && cbor_array_push(queues, q);
+
+		if (q)
+			cbor_decref(&q);
+		if (!ok) {
+			cbor_decref(&queues);
+			return -ENOMEM;
+		}
+	}
+	r = vdk_device_snapshot_item(t->dev, &dev);
+	if (r < 0) {
+		cbor_decref(&queues);
+		return r;
+	}
+	pthread_mutex_lock(&t->irq_lock);
+	isr = t->isr;
+	gen = t->config_generation;
+	pthread_mutex_unlock(&t->irq_lock);
+	if (!put(root, "format", cbor_build_string(SNAP_FORMAT)) ||
+	    !put(root, "version", build_uint(SNAP_VERSION)) ||
+	    !put(root, "status", build_uint(status_locked(t))) ||
+	    !put(root, "device_features_sel",
+		 build_uint(t->device_features_sel)) ||
+	    !put(root, "driver_features", build_uint(t->driver_features)) ||
+	    !put(root, "driver_features_sel",
+		 build_uint(t->driver_features_sel)) ||
+	    !put(root, "queue_sel", build_uint(t->queue_sel)) ||
+	    !put(root, "shm_sel", build_uint(t->shm_sel)) ||
+	    !put(root, "interrupt_status", build_uint(isr)) ||
+	    !put(root, "config_generation", build_uint(gen)) ||
+	    !put(root, "active", cbor_build_bool(t->activated)) ||
+	    !put(root, "queues", queues) || !put(root, "device", dev))
+		return -ENOMEM;
+	return 0;
+}
+
+int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len)
+{
+	cbor_item_t *root;
+	size_t cap = 0;
+	int r;
+
+	if (!t || !buf || !len)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	if (!t->asleep) {
+		r = -EBUSY;
+		goto out;
+	}
+	root = cbor_new_definite_map(13);
+	r = root ? snapshot_locked(t, root) : -ENOMEM;
+	if (r == 0) {
+		*buf = NULL;
+		*len = cbor_serialize_alloc(root, buf, &cap);
+		if (*len == 0) {
+			free(*buf);
+			*buf = NULL;
+			r = -ENOMEM;
+		}
+	}
+	if (root)
+		cbor_decref(&root);
+out:
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* A snapshot as read back, every field range-checked. */
+struct snap_queue {
+	uint64_t size, desc, driver, device, next_avail, next_used;
+	bool ready;
+};
+
+struct snap {
+	uint64_t status, device_features_sel, driver_features;
+	uint64_t driver_features_sel, queue_sel, shm_sel, isr, generation;
+	bool active;
+	struct snap_queue q[VDK_DEVICE_MAX_QUEUES];
+	const cbor_item_t *device;
+};
+
+static bool str_eq(const cbor_item_t *s, const char *want)
+{
+	size_t n = strlen(want);
+
+	return s && cbor_isa_string(s) && cbor_string_is_definite(s) &&
+	       cbor_string_length(s) == n &&
+	       memcmp(cbor_string_handle(s), want, n) == 0;
+}
+
+static const cbor_item_t *map_get(const cbor_item_t *map, const char *key)
+{
+	struct cbor_pair *p;
+	size_t n;
+
+	if (!map || !cbor_isa_map(map))
+		return NULL;
+	p = cbor_map_handle(map);
+	n = cbor_map_size(map);
+	for (size_t i = 0; i < n; i++)
+		if (str_eq(p[i].key, key))
+			return p[i].value;
+	return NULL;
+}
+
+static bool get_uint(const cbor_item_t *map, const char *key, uint64_t max,
+		     uint64_t *out)
+{
+	const cbor_item_t *v = map_get(map, key);
+
+	if (!v || !cbor_isa_uint(v) || cbor_get_int(v) > max)
+		return false;
+	*out = cbor_get_int(v);
+	return true;
+}
+
+static bool get_bool(const cbor_item_t *map, const char *key, bool *out)
+{
+	const cbor_item_t *v = map_get(map, key);
+
+	if (!v || !cbor_is_bool(v))
+		return false;
+	*out = cbor_get_bool(v);
+	return true;
+}
+
+static int parse_queues(struct vdk_mmio *t, const cbor_item_t *arr,
+			struct snap *s)
+{
+	cbor_item_t **items;
+
+	if (!arr || !cbor_isa_array(arr) ||
+	    cbor_array_size(arr) != t->num_queues)
+		return -EINVAL;
+	items = cbor_array_handle(arr);
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		const cbor_item_t *m = items[i];
+		struct snap_queue *q = &s->q[i];
+
+		if (!get_uint(m, "size", t->queues[i].max_size, &q->size) ||
+		    !get_bool(m, "ready", &q->ready) ||
+		    !get_uint(m, "desc", UINT64_MAX, &q->desc) ||
+		    !get_uint(m, "driver", UINT64_MAX, &q->driver) ||
+		    !get_uint(m, "device", UINT64_MAX, &q->device) ||
+		    !get_uint(m, "next_avail", UINT16_MAX, &q->next_avail) ||
+		    !get_uint(m, "next_used", UINT16_MAX, &q->next_used))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_snapshot(struct vdk_mmio *t, const cbor_item_t *root,
+			  struct snap *s)
+{
+	const uint64_t version_1 = 1ull << VIRTIO_F_VERSION_1;
+	uint64_t version, acked;
+	const cbor_item_t *state;
+
+	if (!cbor_isa_map(root) ||
+	    !str_eq(map_get(root, "format"), SNAP_FORMAT))
+		return -EINVAL;
+	if (!get_uint(root, "version", UINT64_MAX, &version))
+		return -EINVAL;
+	if (version != SNAP_VERSION)
+		return -EPROTO;
+	if (!get_uint(root, "status", UINT8_MAX, &s->status) ||
+	    !get_uint(root, "device_features_sel", UINT32_MAX,
+		      &s->device_features_sel) ||
+	    !get_uint(root, "driver_features", UINT64_MAX,
+		      &s->driver_features) ||
+	    !get_uint(root, "driver_features_sel", UINT32_MAX,
+		      &s->driver_features_sel) ||
+	    !get_uint(root, "queue_sel", UINT32_MAX, &s->queue_sel) ||
+	    !get_uint(root, "shm_sel", UINT32_MAX, &s->shm_sel) ||
+	    !get_uint(root, "interrupt_status", INT_BITS, &s->isr) ||
+	    !get_uint(root, "config_generation", UINT32_MAX, &s->generation) ||
+	    !get_bool(root, "active", &s->active))
+		return -EINVAL;
+	/* The state must be one this transport could have reached. */
+	if ((s->status &
+	     ~(uint64_t)(DRIVER_STATUS_BITS | VIRTIO_CONFIG_S_NEEDS_RESET)) ||
+	    (s->driver_features & ~t->device_features))
+		return -EINVAL;
+	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    !(s->driver_features & version_1))
+		return -EINVAL;
+	if ((s->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    !(s->status & VIRTIO_CONFIG_S_FEATURES_OK))
+		return -EINVAL;
+	if (s->active && !(s->status & VIRTIO_CONFIG_S_DRIVER_OK))
+		return -EINVAL;
+	if (parse_queues(t, map_get(root, "queues"), s) < 0)
+		return -EINVAL;
+	/* The device envelope (<vdk/device.h>) must agree with the
+	 * transport before the device is touched. */
+	s->device = map_get(root, "device");
+	state = map_get(s->device, "state");
+	if (!state || str_eq(state, "active") != s->active)
+		return -EINVAL;
+	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    (!get_uint(s->device, "acked_features", UINT64_MAX, &acked) ||
+	     acked != s->driver_features))
+		return -EINVAL;
+	return 0;
+}
+
+static void reset_queues(struct vdk_mmio *t)
+{
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		vdk_virtq_reset(&t->queues[i]);
+		t->active[i] = NULL;
+	}
+}
+
+static int apply_snapshot(struct vdk_mmio *t, const struct snap *s)
+{
+	int r;
+
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		const struct snap_queue *sq = &s->q[i];
+		struct vdk_virtq *q = &t->queues[i];
+
+		vdk_virtq_reset(q);
+		t->active[i] = NULL;
+		r = vdk_virtq_set_size(q, (uint16_t)sq->size);
+		if (r == 0)
+			r = vdk_virtq_set_addrs(q, sq->desc, sq->driver,
+						sq->device);
+		if (r == 0)
+			r = vdk_virtq_set_next_avail(q,
+						     (uint16_t)sq->next_avail);
+		if (r == 0)
+			r = vdk_virtq_set_next_used(q, (uint16_t)sq->next_used);
+		if (r < 0)
+			goto fail;
+		vdk_virtq_set_ready(q, sq->ready);
+		if (!s->active || !sq->ready)
+			continue;
+		r = vdk_virtq_activate(q, t->mem, s->driver_features);
+		if (r < 0)
+			goto fail;
+		t->active[i] = q;
+	}
+	r = vdk_device_restore_item(t->dev, s->device);
+	if (r < 0)
+		goto fail;
+	if ((t->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
+		r = -EINVAL; /* cannot happen after parse_snapshot() */
+		goto fail;
+	}
+	t->status = (uint8_t)(s->status & DRIVER_STATUS_BITS);
+	t->device_features_sel = (uint32_t)s->device_features_sel;
+	t->driver_features = s->driver_features;
+	t->driver_features_sel = (uint32_t)s->driver_features_sel;
+	t->queue_sel = (uint32_t)s->queue_sel;
+	t->shm_sel = (uint32_t)s->shm_sel;
+	t->activated = s->active;
+	t->restored_active = s->active;
+	vdk_interrupt_init_callback(&t->irq, &mmio_irq_ops, t);
+	t->irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
+	pthread_mutex_lock(&t->irq_lock);
+	t->isr = (uint32_t)s->isr;
+	t->config_generation = (uint32_t)s->generation;
+	t->needs_reset = t->irq.needs_reset;
+	pthread_mutex_unlock(&t->irq_lock); /* the line follows on wake */
+	return 0;
+fail:
+	reset_queues(t);
+	return r;
+}
+
+/*
+ * libcbor allocates a definite array or map for its declared size before
+ * reading it, so one corrupted header could ask for gigabytes. Walk the
+ * encoding first: every element takes at least one byte, so a declared
+ * count above the bytes that remain is refused before cbor_load().
+ */
+struct cbor_scan {
+	size_t left;
+	bool bad;
+};
+
+static void scan_array(void *ctx, size_t n)
+{
+	struct cbor_scan *s = ctx;
+
+	if (n > s->left)
+		s->bad = true;
+}
+
+static void scan_map(void *ctx, size_t n)
+{
+	struct cbor_scan *s = ctx;
+
+	if (n > s->left / 2)
+		s->bad = true;
+}
+
+static bool cbor_sizes_plausible(const uint8_t *buf, size_t len)
+{
+	struct cbor_callbacks cb = cbor_empty_callbacks;
+	struct cbor_scan s = {0};
+	struct cbor_decoder_result r;
+
+	cb.array_start = scan_array;
+	cb.map_start = scan_map;
+	for (size_t off = 0; off < len; off += r.read) {
+		s.left = len - off;
+		r = cbor_stream_decode(buf + off, len - off, &cb, &s);
+		if (r.status != CBOR_DECODER_FINISHED || r.read == 0 || s.bad)
+			return false;
+	}
+	return true;
+}
+
+int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len)
+{
+	struct cbor_load_result res;
+	cbor_item_t *root;
+	struct snap *s;
+	int r;
+
+	if (!t || !buf || !len)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->lock);
+	if (!t->asleep || t->activated) {
+		r = -EBUSY;
+		goto out;
+	}
+	r = -EINVAL;
+	if (!cbor_sizes_plausible(buf, len))
+		goto out;
+	root = cbor_load(buf, len, &res);
+	if (!root) {
+		if (res.error.code == CBOR_ERR_MEMERROR)
+			r = -ENOMEM;
+		goto out;
+	}
+	if (res.read != len) {
+		cbor_decref(&root); /* bytes after the snapshot */
+		goto out;
+	}
+	r = parse_snapshot(t, root, s);
+	if (r == 0)
+		r = apply_snapshot(t, s);
+	cbor_decref(&root);
+out:
+	pthread_mutex_unlock(&t->lock);
+	free(s);
+	if (r < 0)
+		vdk_log(VDK_LOG_WARN, MOD, "%s: restore refused (%d)",
+			t->dev->ops->name, r);
+	return r;
+}
