@@ -12,6 +12,8 @@ packages=(
 	linux-libc-dev                          # <linux/virtio_*.h>, <linux/kvm.h>
 	valgrind                                # callgrind in bench/
 	acpica-tools                            # iasl: checks vdk-vmm's ACPI tables
+	qemu-system-x86                         # real-guest integration tests (TCG)
+	kmod cpio                               # depmod + cpio for the guest initramfs
 	"$@"
 )
 
