@@ -27,9 +27,18 @@
  * backend's start_queue() runs when a ring is started, enabled and guest
  * memory is known; stop_queue() when any of the three stops being true.
  *
+ * Also served: the back-end channel (SET_BACKEND_REQ_FD; a device's
+ * configuration change becomes VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), the
+ * inflight region (GET/SET_INFLIGHT_FD, kept by backends that pop through
+ * vdk_vhost_user_queue_pop(); resubmission after a restart is not done
+ * yet, see src/vhost_user/inflight.c), device state transfer
+ * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE, the backend's CBOR snapshot
+ * moved by a worker thread) and GET_SHMEM_CONFIG (no regions).
+ *
  * Threading: one connection is used by one thread (process_message,
  * handle_kick, run). The backend may run its own workers between
- * start_queue() and stop_queue().
+ * start_queue() and stop_queue(); they may signal used buffers and
+ * configuration changes through the struct vdk_interrupt they were given.
  */
 #ifndef VDK_VHOST_USER_H
 #define VDK_VHOST_USER_H
@@ -98,7 +107,23 @@ enum vhost_user_request {
 	VHOST_USER_GET_SHARED_OBJECT = 41,
 	VHOST_USER_SET_DEVICE_STATE_FD = 42,
 	VHOST_USER_CHECK_DEVICE_STATE = 43,
+	VHOST_USER_GET_SHMEM_CONFIG = 44,
 	VHOST_USER_MAX
+};
+
+/** Back-end request ids, sent on the back-end channel that
+ * VHOST_USER_SET_BACKEND_REQ_FD sets up (spec "Back-end message types"). */
+enum vhost_user_backend_request {
+	VHOST_USER_BACKEND_NONE = 0,
+	VHOST_USER_BACKEND_IOTLB_MSG = 1,
+	VHOST_USER_BACKEND_CONFIG_CHANGE_MSG = 2,
+	VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG = 3,
+	VHOST_USER_BACKEND_VRING_CALL = 4,
+	VHOST_USER_BACKEND_VRING_ERR = 5,
+	VHOST_USER_BACKEND_SHARED_OBJECT_ADD = 6,
+	VHOST_USER_BACKEND_SHARED_OBJECT_REMOVE = 7,
+	VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP = 8,
+	VHOST_USER_BACKEND_MAX
 };
 
 /** Header flags: bits 0-1 version, bit 2 reply, bit 3 need_reply. */
@@ -186,11 +211,73 @@ struct vhost_user_config {
 #define VHOST_USER_CONFIG_HDR_SIZE 12u
 
 /**
+ * GET_INFLIGHT_FD / SET_INFLIGHT_FD payload ("Inflight description"). The
+ * spec lists 20 bytes; QEMU sends its C struct, padded to 24.
+ */
+struct vhost_user_inflight {
+	uint64_t mmap_size;   /**< bytes of the shared region */
+	uint64_t mmap_offset; /**< offset of the region in the passed fd */
+	uint16_t num_queues;  /**< queues the region covers */
+	uint16_t queue_size;  /**< descriptors per queue */
+	uint32_t padding;
+};
+
+/** Bytes of struct vhost_user_inflight the spec defines. */
+#define VHOST_USER_INFLIGHT_SPEC_SIZE 20u
+
+/** struct vhost_user_inflight_queue_split.version written by this
+ * library; 0 means "never initialised". */
+#define VHOST_USER_INFLIGHT_VERSION 1
+/** Each queue's region starts at a multiple of this many bytes. */
+#define VHOST_USER_INFLIGHT_ALIGN 64u
+
+/** One descriptor's state (spec "Inflight I/O tracking", DescStateSplit). */
+struct vhost_user_inflight_desc_split {
+	uint8_t inflight; /**< 1 while the head is popped and not used */
+	uint8_t padding[5];
+	uint16_t next;	  /**< link in the last batch of used heads */
+	uint64_t counter; /**< fetch order of this head */
+};
+
+/** One queue's region (spec "Inflight I/O tracking", QueueRegionSplit). */
+struct vhost_user_inflight_queue_split {
+	uint64_t features;	  /**< 0 */
+	uint16_t version;	  /**< VHOST_USER_INFLIGHT_VERSION, 0: unset */
+	uint16_t desc_num;	  /**< entries in @desc: the queue size */
+	uint16_t last_batch_head; /**< head of the last used batch list */
+	uint16_t used_idx;	  /**< used->idx after the last batch */
+	struct vhost_user_inflight_desc_split desc[];
+};
+
+/** SET_DEVICE_STATE_FD payload ("Device state transfer parameters"). */
+struct vhost_user_device_state_params {
+	uint32_t transfer_direction; /**< VHOST_TRANSFER_STATE_DIRECTION_* */
+	uint32_t migration_phase;    /**< VHOST_TRANSFER_STATE_PHASE_* */
+};
+
+#define VHOST_TRANSFER_STATE_DIRECTION_SAVE 0 /**< back-end → front-end */
+#define VHOST_TRANSFER_STATE_DIRECTION_LOAD 1 /**< front-end → back-end */
+#define VHOST_TRANSFER_STATE_PHASE_STOPPED  0 /**< every ring stopped */
+
+/** Most VIRTIO shared memory regions (GET_SHMEM_CONFIG). */
+#define VHOST_USER_MAX_SHMEM_REGIONS 8
+
+/** GET_SHMEM_CONFIG reply payload. */
+struct vhost_user_shmem_config {
+	uint32_t nregions; /**< regions described */
+	uint32_t padding;
+	uint64_t memory_sizes[VHOST_USER_MAX_SHMEM_REGIONS]; /**< bytes */
+};
+
+/**
  * Largest payload the library reads (header size field). Anything larger
  * breaks the connection; the largest payload of a known request is 268
  * bytes (GET_CONFIG).
  */
 #define VDK_VHOST_USER_MAX_PAYLOAD 4096u
+
+/** Largest device state (CBOR bytes) SET_DEVICE_STATE_FD loads. */
+#define VDK_VHOST_USER_MAX_STATE (16u << 20)
 
 /* ---- backend interface ------------------------------------------------- */
 
@@ -251,6 +338,13 @@ struct vdk_vhost_user_backend_ops {
 	int (*snapshot)(void *be, cbor_item_t **out);
 	/** Optional: load state from @item (borrowed) while suspended. */
 	int (*restore)(void *be, const cbor_item_t *item);
+	/**
+	 * The backend pops and returns every chain through
+	 * vdk_vhost_user_queue_pop() / vdk_vhost_user_queue_add_used(), so the
+	 * library can keep the inflight region (spec "Inflight I/O tracking");
+	 * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is offered only then.
+	 */
+	bool tracks_inflight;
 };
 
 /**
@@ -394,6 +488,66 @@ int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
  * from epoll.
  */
 int vdk_vhost_user_run(struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_send_config_change() - tell the front-end that the device
+ * configuration space changed: VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on the
+ * back-end channel (spec "Back-end message types"), with NEED_REPLY when
+ * VHOST_USER_PROTOCOL_F_REPLY_ACK is negotiated, then waiting up to one
+ * second for the ack. A device signals the same through the struct
+ * vdk_interrupt it was given (vdk_interrupt_signal_config_changed()).
+ * Safe from any thread; the channel is serialised by a lock. Called from a
+ * request handler (the control thread inside process_message), the message
+ * is sent after that request's reply, so that neither side waits on the
+ * other.
+ *
+ * Return: 0 (or 0 and deferred, see above); -ENOTCONN if no back-end
+ * channel is set; -ETIMEDOUT if the front-end did not take or answer the
+ * message in time, -EPROTO if it answered with something else (the channel
+ * is closed in both cases, as its framing is then unknown); -EIO if it
+ * reported failure; -errno from sendmsg/recv.
+ */
+int vdk_vhost_user_send_config_change(struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_queue_pop() - vdk_virtq_pop() on running ring @index, and
+ * mark the popped head in flight in the inflight region if the front-end
+ * set one (spec "Inflight I/O tracking": counter, then inflight = 1).
+ * For backends with tracks_inflight, between start_queue() and
+ * stop_queue() of that ring, on the thread that owns the queue.
+ *
+ * Return: as vdk_virtq_pop(); -ERANGE for a bad @index; -EIO if the ring
+ * does not run.
+ */
+int vdk_vhost_user_queue_pop(struct vdk_vhost_user *vu, uint16_t index,
+			     struct vdk_virtq_chain *chain);
+
+/**
+ * vdk_vhost_user_queue_add_used() - vdk_virtq_add_used() on ring @index,
+ * keeping the inflight region in step (last_batch_head, then the used
+ * element, then inflight = 0 and used_idx). Same rules as
+ * vdk_vhost_user_queue_pop().
+ *
+ * Return: as vdk_virtq_add_used(); -ERANGE for a bad @index; -EIO if the
+ * ring does not run.
+ */
+int vdk_vhost_user_queue_add_used(struct vdk_vhost_user *vu, uint16_t index,
+				  uint16_t head, uint32_t written);
+
+/**
+ * vdk_vhost_user_inflight_pending() - heads the inflight region showed in
+ * flight when ring @index last started, in the order they were popped
+ * (ascending counter), after the last used batch was settled (spec
+ * "Inflight I/O tracking", "When reconnecting"). These are what a
+ * restarted back-end resubmits before new available buffers.
+ * @heads: filled with up to @max heads.
+ *
+ * Return: the number of pending heads (may exceed @max), -ERANGE for a bad
+ * @index.
+ */
+int vdk_vhost_user_inflight_pending(const struct vdk_vhost_user *vu,
+				    uint16_t index, uint16_t *heads,
+				    size_t max);
 
 /**
  * vdk_vhost_user_request_name() - "VHOST_USER_SET_MEM_TABLE" etc., or

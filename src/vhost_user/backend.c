@@ -2,7 +2,7 @@
 /*
  * vhost-user backend state and request handlers (QEMU docs/interop/
  * vhost-user.rst, "Front-end message types", "Ring states", "Memory
- * access"), the kick path, and a ready-made epoll loop. Semantics of
+ * access" is memory.c), the kick path and the connection. Semantics of
  * crosvm's DeviceRequestHandler and QEMU's libvhost-user.
  *
  * Handlers run only after message.c checked the payload size, the fds and
@@ -41,6 +41,10 @@ static uint64_t vu_offered_protocol_features(const struct vdk_vhost_user *vu)
 		pf &= vu->ops->protocol_features(vu->be);
 	if (!vu->ops->config_size || !vu->ops->read_config)
 		pf &= ~PF(VHOST_USER_PROTOCOL_F_CONFIG);
+	if (!vu->ops->tracks_inflight)
+		pf &= ~PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+	if (!vu->ops->snapshot || !vu->ops->restore)
+		pf &= ~PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE);
 	return pf;
 }
 
@@ -98,12 +102,16 @@ static int ring_run(struct vdk_vhost_user *vu, uint16_t i)
 	 * SET_VRING_BASE). */
 	if (vdk_mem_read_le16(vu->mem, gpa[2] + 2, &used_idx) == 0)
 		vdk_virtq_set_next_used(&r->q, used_idx);
+	else
+		used_idx = vdk_virtq_next_used(&r->q);
 	vdk_virtq_set_ready(&r->q, true);
 	ret = vdk_virtq_activate(&r->q, vu->mem, vu->acked_features);
 	if (ret < 0)
 		return ret;
+	vu_inflight_ring_start(vu, i, used_idx);
 	ret = vu->ops->start_queue(vu->be, i, &r->q, vu->mem, &vu->irq);
 	if (ret < 0) {
+		vu_inflight_ring_stop(vu, i);
 		vdk_virtq_deactivate(&r->q);
 		return ret;
 	}
@@ -125,6 +133,7 @@ static void ring_halt(struct vdk_vhost_user *vu, uint16_t i)
 	if (q != &r->q)
 		vdk_log(VDK_LOG_ERROR, VU_LOG,
 			"queue %u: backend returned another queue on stop", i);
+	vu_inflight_ring_stop(vu, i);
 	vdk_virtq_deactivate(&r->q);
 	r->running = false;
 }
@@ -144,10 +153,11 @@ static void ring_close_fds(struct vdk_vhost_user *vu, uint16_t i)
 {
 	struct vu_ring *r = &vu->rings[i];
 
+	int call_fd = __atomic_exchange_n(&r->call_fd, -1, __ATOMIC_ACQ_REL);
+
 	vu_watch_remove(vu, r->kick_fd, i);
 	vu_close_fd(&r->kick_fd);
-	__atomic_store_n(&vu->irq.queue_fd[i], -1, __ATOMIC_RELEASE);
-	vu_close_fd(&r->call_fd);
+	vu_close_fd(&call_fd);
 	vu_close_fd(&r->err_fd);
 }
 
@@ -158,7 +168,7 @@ void vu_stop_all_rings(struct vdk_vhost_user *vu)
 }
 
 /* Memory map changes: stop the running rings, change, restart them. */
-static uint64_t rings_pause(struct vdk_vhost_user *vu)
+uint64_t vu_rings_pause(struct vdk_vhost_user *vu)
 {
 	uint64_t was = 0;
 
@@ -170,7 +180,7 @@ static uint64_t rings_pause(struct vdk_vhost_user *vu)
 	return was;
 }
 
-static void rings_resume(struct vdk_vhost_user *vu, uint64_t was)
+void vu_rings_resume(struct vdk_vhost_user *vu, uint64_t was)
 {
 	for (uint16_t i = 0; i < vu->num_queues; i++) {
 		int ret = ring_update(vu, i);
@@ -182,13 +192,54 @@ static void rings_resume(struct vdk_vhost_user *vu, uint64_t was)
 	}
 }
 
-static bool any_ring_started(const struct vdk_vhost_user *vu)
+bool vu_any_ring_started(const struct vdk_vhost_user *vu)
 {
 	for (uint16_t i = 0; i < vu->num_queues; i++)
 		if (vu->rings[i].started)
 			return true;
 	return false;
 }
+
+bool vu_any_ring_running(const struct vdk_vhost_user *vu)
+{
+	for (uint16_t i = 0; i < vu->num_queues; i++)
+		if (vu->rings[i].running)
+			return true;
+	return false;
+}
+
+/* ---- the interrupt devices signal through ------------------------------ */
+
+/* Used buffers: a write to the ring's call eventfd (EAGAIN: the counter is
+ * full, the front-end has a notification pending anyway). Runs on device
+ * workers; the fd is published atomically by SET_VRING_CALL. */
+static void vu_signal_used_queue(void *opaque, uint16_t queue)
+{
+	struct vdk_vhost_user *vu = opaque;
+	const uint64_t one = 1;
+	int fd;
+
+	if (queue >= vu->num_queues)
+		return;
+	fd = __atomic_load_n(&vu->rings[queue].call_fd, __ATOMIC_ACQUIRE);
+	if (fd >= 0)
+		(void)!write(fd, &one, sizeof(one));
+}
+
+/* Configuration change: a message on the back-end channel. */
+static void vu_signal_config_changed(void *opaque)
+{
+	int ret = vdk_vhost_user_send_config_change(opaque);
+
+	if (ret < 0 && ret != -ENOTCONN)
+		vdk_log(VDK_LOG_WARN, VU_LOG, "config change not delivered: %s",
+			strerror(-ret));
+}
+
+static const struct vdk_interrupt_ops vu_irq_ops = {
+	.signal_used_queue = vu_signal_used_queue,
+	.signal_config_changed = vu_signal_config_changed,
+};
 
 /* ---- features and ownership -------------------------------------------- */
 
@@ -269,7 +320,8 @@ int vu_set_protocol_features(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	(void)reply;
 	if (pf & ~vu_offered_protocol_features(vu))
 		return -EINVAL;
-	vu->acked_protocol_features = pf;
+	/* read by device workers sending on the back-end channel */
+	__atomic_store_n(&vu->acked_protocol_features, pf, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -295,138 +347,9 @@ int vu_reset_device(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		vdk_virtq_reset(&r->q);
 		r->started = r->enabled = r->addr_set = false;
 	}
+	vu_state_xfer_stop(&vu->xfer);
 	vu->acked_features = 0;
 	return vu->ops->reset(vu->be);
-}
-
-/* ---- memory ------------------------------------------------------------ */
-
-static bool ranges_overlap(uint64_t a, uint64_t a_len, uint64_t b,
-			   uint64_t b_len)
-{
-	return a < b + b_len && b < a + a_len;
-}
-
-/* Size non-zero, gpa/user ranges not wrapping, user range not overlapping
- * any region already in @mem (user addresses must translate uniquely). */
-static int region_check(const struct vdk_mem *mem,
-			const struct vhost_user_memory_region *reg)
-{
-	uint64_t end;
-
-	if (reg->memory_size == 0 ||
-	    __builtin_add_overflow(reg->guest_addr, reg->memory_size, &end) ||
-	    __builtin_add_overflow(reg->userspace_addr, reg->memory_size,
-				   &end) ||
-	    __builtin_add_overflow(reg->mmap_offset, reg->memory_size, &end))
-		return -EINVAL;
-	for (size_t i = 0; mem && i < vdk_mem_num_regions(mem); i++) {
-		const struct vdk_mem_region *r = vdk_mem_region_at(mem, i);
-
-		if (ranges_overlap(reg->userspace_addr, reg->memory_size,
-				   r->user_addr, r->size) ||
-		    ranges_overlap(reg->guest_addr, reg->memory_size, r->gpa,
-				   r->size))
-			return -EEXIST;
-	}
-	return 0;
-}
-
-int vu_set_mem_table(struct vdk_vhost_user *vu, struct vu_msg *msg,
-		     struct vu_reply *reply)
-{
-	struct vhost_user_memory_region regs[VHOST_MEMORY_BASELINE_NREGIONS];
-	uint32_t n = msg->payload.memory.nregions;
-	struct vdk_mem *map;
-	int ret = 0;
-
-	(void)reply;
-	if (n > VHOST_MEMORY_BASELINE_NREGIONS ||
-	    msg->hdr.size != 8 + n * sizeof(regs[0]) || msg->nfds != n)
-		return -EINVAL;
-	memcpy(regs, msg->payload.memory.regions, n * sizeof(regs[0]));
-
-	/* All or nothing: build the new map aside, swap only if complete. */
-	map = vdk_mem_new(&ret);
-	if (!map)
-		return ret;
-	for (uint32_t i = 0; i < n; i++) {
-		ret = region_check(map, &regs[i]);
-		if (ret == 0)
-			ret = vdk_mem_add_fd(map, regs[i].guest_addr,
-					     regs[i].memory_size, msg->fds[i],
-					     regs[i].mmap_offset,
-					     regs[i].userspace_addr);
-		if (ret < 0) {
-			vdk_mem_free(map); /* closes the fds it took */
-			return ret;
-		}
-		msg->fds[i] = -1; /* owned by the map now */
-	}
-
-	uint64_t was = rings_pause(vu);
-	vdk_mem_free(vu->mem);
-	vu->mem = map;
-	rings_resume(vu, was);
-	return 0;
-}
-
-int vu_get_max_mem_slots(struct vdk_vhost_user *vu, struct vu_msg *msg,
-			 struct vu_reply *reply)
-{
-	(void)vu;
-	(void)msg;
-	reply->payload.u64 = VDK_MEM_MAX_REGIONS;
-	reply->size = sizeof(uint64_t);
-	return 0;
-}
-
-int vu_add_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
-		   struct vu_reply *reply)
-{
-	struct vhost_user_memory_region reg = msg->payload.mem_reg.region;
-	int ret = 0;
-
-	(void)reply;
-	if (!vu->mem) {
-		vu->mem = vdk_mem_new(&ret);
-		if (!vu->mem)
-			return ret;
-	}
-	ret = region_check(vu->mem, &reg);
-	if (ret < 0)
-		return ret;
-	uint64_t was = rings_pause(vu);
-	ret = vdk_mem_add_fd(vu->mem, reg.guest_addr, reg.memory_size,
-			     msg->fds[0], reg.mmap_offset, reg.userspace_addr);
-	if (ret == 0)
-		msg->fds[0] = -1;
-	rings_resume(vu, was);
-	return ret;
-}
-
-/* The region is named by guest address, user address and size; the mmap
- * offset is ignored (spec, VHOST_USER_REM_MEM_REG). */
-int vu_rem_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
-		   struct vu_reply *reply)
-{
-	struct vhost_user_memory_region reg = msg->payload.mem_reg.region;
-	const struct vdk_mem_region *found = NULL;
-
-	(void)reply;
-	for (size_t i = 0; vu->mem && i < vdk_mem_num_regions(vu->mem); i++) {
-		const struct vdk_mem_region *r = vdk_mem_region_at(vu->mem, i);
-
-		if (r->gpa == reg.guest_addr && r->size == reg.memory_size &&
-		    r->user_addr == reg.userspace_addr)
-			found = r;
-	}
-	if (!found)
-		return -ENOENT;
-	uint64_t was = rings_pause(vu);
-	int ret = vdk_mem_remove(vu->mem, reg.guest_addr, reg.memory_size);
-	rings_resume(vu, was);
-	return ret;
 }
 
 /* ---- rings ------------------------------------------------------------- */
@@ -505,7 +428,7 @@ int vu_get_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	reply->payload.state.index = i;
 	reply->payload.state.num = vdk_virtq_next_avail(&r->q);
 	reply->size = sizeof(reply->payload.state);
-	if (!any_ring_started(vu) && vu->ops->enter_suspended_state) {
+	if (!vu_any_ring_started(vu) && vu->ops->enter_suspended_state) {
 		int ret = vu->ops->enter_suspended_state(vu->be);
 		if (ret < 0)
 			vdk_log(VDK_LOG_ERROR, VU_LOG,
@@ -537,14 +460,14 @@ int vu_set_vring_call(struct vdk_vhost_user *vu, struct vu_msg *msg,
 {
 	uint16_t i = msg->payload.u64 & VHOST_USER_VRING_IDX_MASK;
 	struct vu_ring *r = &vu->rings[i];
-	int old = r->call_fd;
+	int fd = msg->nfds ? msg->fds[0] : -1;
 
 	(void)reply;
-	r->call_fd = msg->nfds ? msg->fds[0] : -1;
 	if (msg->nfds)
 		msg->fds[0] = -1;
-	/* A running device reads queue_fd; publish the new fd first. */
-	__atomic_store_n(&vu->irq.queue_fd[i], r->call_fd, __ATOMIC_RELEASE);
+	/* A running device reads call_fd: publish the new fd, then close
+	 * the old one. */
+	int old = __atomic_exchange_n(&r->call_fd, fd, __ATOMIC_ACQ_REL);
 	vu_close_fd(&old);
 	return 0;
 }
@@ -634,7 +557,6 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
 		   void *be, int *err)
 {
 	struct vdk_vhost_user *vu;
-	int fds[VDK_DEVICE_MAX_QUEUES];
 	int ret = -EINVAL;
 	uint16_t nq;
 
@@ -664,11 +586,17 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
 			goto fail;
 		}
 		r->kick_fd = r->call_fd = r->err_fd = -1;
-		fds[i] = -1;
 	}
 	for (size_t i = 0; i < VHOST_USER_MAX_FDS; i++)
 		vu->rx.msg.fds[i] = -1;
-	vdk_interrupt_init_eventfd(&vu->irq, fds, nq, -1);
+	vu->backend_fd = -1;
+	ret = vu_state_xfer_init(&vu->xfer);
+	if (ret < 0) {
+		free(vu);
+		goto fail;
+	}
+	pthread_mutex_init(&vu->backend_lock, NULL);
+	vdk_interrupt_init_callback(&vu->irq, &vu_irq_ops, vu);
 	if (err)
 		*err = 0;
 	return vu;
@@ -682,10 +610,14 @@ void vdk_vhost_user_free(struct vdk_vhost_user *vu)
 {
 	if (!vu)
 		return;
+	vu_state_xfer_fini(&vu->xfer);
 	vu_stop_all_rings(vu);
 	for (uint16_t i = 0; i < vu->num_queues; i++)
 		ring_close_fds(vu, i);
 	(void)vu->ops->reset(vu->be);
+	vu_backend_close(vu);
+	pthread_mutex_destroy(&vu->backend_lock);
+	vu_inflight_free(vu);
 	vdk_mem_free(vu->mem);
 	for (size_t i = 0; i < vu->rx.msg.nfds; i++)
 		vu_close_fd(&vu->rx.msg.fds[i]);
@@ -766,188 +698,5 @@ int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
 		if (ret < 0)
 			return ret;
 	}
-	return 0;
-}
-
-/* ---- adapter: an in-process struct vdk_device as a backend -------------- */
-
-static struct vdk_vhost_user_device_adapter *to_ad(void *be)
-{
-	return be;
-}
-
-static uint16_t ad_num_queues(void *be)
-{
-	return to_ad(be)->num_queues;
-}
-
-static uint16_t ad_queue_max_size(void *be, uint16_t index)
-{
-	struct vdk_device *dev = to_ad(be)->dev;
-
-	return dev->ops->queue_max_size(dev->impl, index);
-}
-
-static uint64_t ad_features(void *be)
-{
-	struct vdk_device *dev = to_ad(be)->dev;
-
-	return dev->ops->features(dev->impl);
-}
-
-static void ad_ack_features(void *be, uint64_t features)
-{
-	to_ad(be)->features = features; /* given to the device on activate */
-}
-
-static int ad_read_config(void *be, uint32_t offset, void *data, uint32_t len)
-{
-	return vdk_device_read_config(to_ad(be)->dev, offset, data, len);
-}
-
-static int ad_write_config(void *be, uint32_t offset, const void *data,
-			   uint32_t len)
-{
-	return vdk_device_write_config(to_ad(be)->dev, offset, data, len);
-}
-
-/* Every queue runs: activate the device, or wake it if it only slept. */
-static int ad_activate(struct vdk_vhost_user_device_adapter *ad)
-{
-	struct vdk_device *dev = ad->dev;
-	int ret;
-
-	if (dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
-		ret = vdk_device_wake(dev, ad->mem, ad->irq, ad->queues);
-	} else {
-		ret = vdk_device_ack_features(dev, ad->features);
-		if (ret == 0)
-			ret = vdk_device_activate(dev, ad->mem, ad->irq,
-						  ad->queues);
-	}
-	if (ret < 0)
-		return ret;
-	for (uint16_t i = 0; i < ad->num_queues; i++)
-		vdk_device_queue_notify(dev, i);
-	return 0;
-}
-
-static int ad_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
-			  const struct vdk_mem *mem, struct vdk_interrupt *irq)
-{
-	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
-	int ret = 0;
-
-	if (ad->queues[index])
-		return -EBUSY;
-	ad->queues[index] = q;
-	ad->mem = mem;
-	ad->irq = irq;
-	ad->num_started++;
-	if (ad->num_started == ad->num_queues)
-		ret = ad_activate(ad);
-	if (ret < 0) {
-		ad->queues[index] = NULL;
-		ad->num_started--;
-	}
-	return ret;
-}
-
-static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
-{
-	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
-	struct vdk_virtq *q = ad->queues[index];
-
-	if (!q)
-		return NULL;
-	/* The device hands its queues back by sleeping; it keeps its
-	 * driver-visible state and is woken when every queue runs again. */
-	if (ad->dev->state == VDK_DEVICE_ACTIVE && !ad->dev->asleep)
-		(void)vdk_device_sleep(ad->dev);
-	ad->queues[index] = NULL;
-	ad->num_started--;
-	return q;
-}
-
-static void ad_queue_notify(void *be, uint16_t index)
-{
-	vdk_device_queue_notify(to_ad(be)->dev, index);
-}
-
-static int ad_reset(void *be)
-{
-	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
-	struct vdk_device *dev = ad->dev;
-	struct vdk_virtq *none[VDK_DEVICE_MAX_QUEUES] = {0};
-	int ret = 0;
-
-	/* A sleeping device cannot be reset: wake it with no queues first. */
-	if (dev->asleep)
-		ret = dev->state == VDK_DEVICE_ACTIVE
-			      ? vdk_device_wake(dev, ad->mem, ad->irq, none)
-			      : vdk_device_wake(dev, NULL, NULL, NULL);
-	if (ret == 0)
-		ret = vdk_device_reset(dev);
-	ad->features = 0;
-	return ret;
-}
-
-static int ad_snapshot(void *be, cbor_item_t **out)
-{
-	struct vdk_device *dev = to_ad(be)->dev;
-	bool was_awake = !dev->asleep;
-	int ret = 0;
-
-	if (was_awake)
-		ret = vdk_device_sleep(dev);
-	if (ret == 0)
-		ret = vdk_device_snapshot_item(dev, out);
-	if (was_awake)
-		(void)vdk_device_wake(dev, NULL, NULL, NULL);
-	return ret;
-}
-
-static int ad_restore(void *be, const cbor_item_t *item)
-{
-	struct vdk_device *dev = to_ad(be)->dev;
-	int ret = 0;
-
-	if (!dev->asleep)
-		ret = vdk_device_sleep(dev);
-	if (ret == 0)
-		ret = vdk_device_restore_item(dev, item);
-	/* An ACTIVE restored device wakes when its queues start. */
-	if (dev->state != VDK_DEVICE_ACTIVE)
-		(void)vdk_device_wake(dev, NULL, NULL, NULL);
-	return ret;
-}
-
-int vdk_vhost_user_backend_from_device(
-	struct vdk_vhost_user_device_adapter *ad, struct vdk_device *dev,
-	const struct vdk_vhost_user_backend_ops **ops)
-{
-	if (!ad || !dev || !ops || dev->state == VDK_DEVICE_ACTIVE ||
-	    dev->asleep)
-		return -EINVAL;
-	memset(ad, 0, sizeof(*ad));
-	ad->dev = dev;
-	ad->num_queues = dev->num_queues;
-	ad->ops = (struct vdk_vhost_user_backend_ops){
-		.name = dev->ops->name,
-		.num_queues = ad_num_queues,
-		.queue_max_size = ad_queue_max_size,
-		.features = ad_features,
-		.ack_features = ad_ack_features,
-		.config_size = dev->ops->config_size,
-		.read_config = dev->ops->config_size ? ad_read_config : NULL,
-		.write_config = dev->ops->write_config ? ad_write_config : NULL,
-		.start_queue = ad_start_queue,
-		.stop_queue = ad_stop_queue,
-		.queue_notify = ad_queue_notify,
-		.reset = ad_reset,
-		.snapshot = ad_snapshot,
-		.restore = ad_restore,
-	};
-	*ops = &ad->ops;
 	return 0;
 }

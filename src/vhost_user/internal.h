@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vhost-user backend internals shared by message.c (wire, fds, request table,
- * dispatcher) and backend.c (handlers, rings, event loop, device adapter).
+ * dispatcher, back-end channel, event loop), backend.c (handlers, rings,
+ * the connection), memory.c (memory table), inflight.c (inflight region),
+ * device_state.c (state transfer) and device_adapter.c.
  */
 #ifndef VDK_VHOST_USER_INTERNAL_H
 #define VDK_VHOST_USER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +30,8 @@ struct vu_msg {
 		struct vhost_user_memory memory;
 		struct vhost_user_mem_reg mem_reg;
 		struct vhost_user_config config;
+		struct vhost_user_inflight inflight;
+		struct vhost_user_device_state_params state_params;
 		uint8_t bytes[VDK_VHOST_USER_MAX_PAYLOAD];
 	} payload;
 	int fds[VHOST_USER_MAX_FDS];
@@ -39,8 +44,11 @@ struct vu_reply {
 		uint64_t u64;
 		struct vhost_vring_state state;
 		struct vhost_user_config config;
+		struct vhost_user_inflight inflight;
+		struct vhost_user_shmem_config shmem;
 	} payload;
 	uint32_t size; /**< bytes of payload to send */
+	int fd;	       /**< fd to send with the reply (closed after), or -1 */
 };
 
 /** Receive state: a message is read in pieces without blocking. */
@@ -62,6 +70,37 @@ struct vu_ring {
 	bool addr_set; /**< SET_VRING_ADDR accepted */
 	bool err_signalled;
 	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
+	/* inflight tracking (inflight.c), bound while the ring runs */
+	struct vhost_user_inflight_queue_split *inflight; /**< or NULL */
+	uint64_t inflight_counter; /**< next counter value to hand out */
+	uint16_t *pending;	   /**< heads in flight at the last start */
+	uint32_t num_pending;
+};
+
+/** The inflight region (GET/SET_INFLIGHT_FD), mapped shared. */
+struct vu_inflight {
+	void *map;	     /**< mmap base, NULL if none */
+	size_t map_len;	     /**< bytes mapped */
+	uint8_t *base;	     /**< queue 0's region */
+	size_t queue_bytes;  /**< bytes per queue region */
+	uint16_t num_queues; /**< queues the region covers */
+	uint16_t queue_size; /**< descriptors per queue region */
+};
+
+/** A device state transfer (SET_DEVICE_STATE_FD) and its worker. */
+struct vu_state_xfer {
+	pthread_t thread;
+	bool thread_running; /**< joined by vu_state_xfer_stop() */
+	int fd;		     /**< the transfer fd; the worker closes it */
+	int cancel_fd;	     /**< eventfd: stop the worker now */
+	uint32_t direction;  /**< VHOST_TRANSFER_STATE_DIRECTION_* */
+	uint8_t *buf;	     /**< state bytes to write / read so far */
+	size_t len, cap;
+	pthread_mutex_t lock; /**< guards done, result */
+	pthread_cond_t cond;
+	bool done;
+	int result;  /**< the worker's: 0 or -errno */
+	bool active; /**< a transfer was set up and not checked yet */
 };
 
 struct vdk_vhost_user {
@@ -80,6 +119,14 @@ struct vdk_vhost_user {
 	void *watch_opaque;
 	struct vu_rx rx;
 	struct vdk_ratelimit rl;
+	/* back-end channel (VHOST_USER_SET_BACKEND_REQ_FD) */
+	pthread_mutex_t backend_lock; /**< guards backend_fd and its use */
+	int backend_fd;		      /**< -1: none */
+	bool in_dispatch; /**< atomic: a handler runs on dispatch_thread */
+	pthread_t dispatch_thread;
+	bool config_change_pending; /**< raised by a handler, sent later */
+	struct vu_inflight inflight;
+	struct vu_state_xfer xfer;
 };
 
 /** Where a request carries its queue index. */
@@ -99,7 +146,11 @@ struct vu_request {
 	uint32_t min_size, max_size; /**< payload bytes */
 	uint8_t min_fds, max_fds;
 	enum vu_index_kind index;
-	bool replies;		 /**< answers with a payload of its own */
+	bool replies;	  /**< answers with a payload of its own */
+	bool error_reply; /**< on error answer @error_size bytes (the u64
+			     @error_u64 if 8) instead of ending the session */
+	uint32_t error_size;
+	uint64_t error_u64;
 	bool needs_vu_protocol;	 /**< VHOST_USER_F_PROTOCOL_FEATURES acked */
 	uint64_t needs_protocol; /**< protocol feature bits negotiated */
 };
@@ -109,7 +160,7 @@ const struct vu_request *vu_request_lookup(uint32_t request);
 uint64_t vu_supported_protocol_features(void);
 void vu_close_fd(int *fd);
 
-/* backend.c: handlers named after their requests */
+/* backend.c and memory.c: handlers named after their requests */
 vu_handler_fn vu_get_features, vu_set_features, vu_set_owner, vu_reset_owner,
 	vu_get_protocol_features, vu_set_protocol_features, vu_set_mem_table,
 	vu_get_queue_num, vu_set_vring_num, vu_set_vring_addr,
@@ -120,5 +171,30 @@ vu_handler_fn vu_get_features, vu_set_features, vu_set_owner, vu_reset_owner,
 
 /* backend.c: ring bookkeeping used by the dispatcher */
 void vu_stop_all_rings(struct vdk_vhost_user *vu);
+bool vu_any_ring_started(const struct vdk_vhost_user *vu);
+bool vu_any_ring_running(const struct vdk_vhost_user *vu);
+/* stop the running rings around a memory map change; restart them after */
+uint64_t vu_rings_pause(struct vdk_vhost_user *vu);
+void vu_rings_resume(struct vdk_vhost_user *vu, uint64_t was);
+
+/* message.c: the back-end channel */
+vu_handler_fn vu_set_backend_req_fd;
+int vu_backend_send(struct vdk_vhost_user *vu, uint32_t request,
+		    const void *payload, uint32_t size);
+void vu_backend_close(struct vdk_vhost_user *vu);
+
+/* inflight.c */
+vu_handler_fn vu_get_inflight_fd, vu_set_inflight_fd;
+void vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
+			    uint16_t used_idx);
+void vu_inflight_ring_stop(struct vdk_vhost_user *vu, uint16_t i);
+void vu_inflight_free(struct vdk_vhost_user *vu);
+
+/* device_state.c */
+vu_handler_fn vu_set_device_state_fd, vu_check_device_state,
+	vu_get_shmem_config;
+int vu_state_xfer_init(struct vu_state_xfer *x);
+void vu_state_xfer_stop(struct vu_state_xfer *x);
+void vu_state_xfer_fini(struct vu_state_xfer *x);
 
 #endif /* VDK_VHOST_USER_INTERNAL_H */

@@ -13,13 +13,17 @@
  * what is particular to their payload. Every fd that arrives and is not
  * taken by a handler is closed here.
  *
- * Also here, as the other half of the socket I/O: vdk_vhost_user_run(), an
- * epoll loop over the socket and the kick fds.
+ * Also here, as the other halves of the socket I/O: the back-end channel
+ * (VHOST_USER_SET_BACKEND_REQ_FD: messages the back-end sends, and their
+ * acks), and vdk_vhost_user_run(), an epoll loop over the socket and the
+ * kick fds.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -51,8 +55,17 @@
 #define NONE	      VU_INDEX_NONE
 #define U32	      VU_INDEX_U32
 #define FILE_IDX      VU_INDEX_FILE
+#define INFLIGHT_MIN  VHOST_USER_INFLIGHT_SPEC_SIZE
+#define INFLIGHT_MAX  sizeof(struct vhost_user_inflight)
+#define STATE_PARAMS  sizeof(struct vhost_user_device_state_params)
 #define REPLIES	      .replies = true
 #define NEEDS(bit)    .needs_protocol = PF(VHOST_USER_PROTOCOL_F_##bit)
+/* A request that must be answered even when it fails: @size bytes of
+ * zeros, or the u64 @val. */
+#define ERR_REPLY(size, val)                                                   \
+	.error_reply = true, .error_size = size, .error_u64 = val
+/* SET_DEVICE_STATE_FD failed: error code 1, no fd (bit 8) */
+#define STATE_FD_FAILED (1ull | VHOST_USER_VRING_NOFD_MASK)
 
 /* clang-format off */
 static const struct vu_request vu_requests[VHOST_USER_MAX] = {
@@ -79,18 +92,20 @@ static const struct vu_request vu_requests[VHOST_USER_MAX] = {
 	REQ(VHOST_USER_SET_VRING_ENABLE, vu_set_vring_enable,	STATE, STATE,	0, 0, U32, .needs_vu_protocol = true),
 	NAME_ONLY(VHOST_USER_SEND_RARP),
 	NAME_ONLY(VHOST_USER_NET_SET_MTU),
-	NAME_ONLY(VHOST_USER_SET_BACKEND_REQ_FD),
+	REQ(VHOST_USER_SET_BACKEND_REQ_FD, vu_set_backend_req_fd, 0, 0,	1, 1, NONE, NEEDS(BACKEND_REQ)),
 	NAME_ONLY(VHOST_USER_IOTLB_MSG),
 	NAME_ONLY(VHOST_USER_SET_VRING_ENDIAN),
-	REQ(VHOST_USER_GET_CONFIG,	vu_get_config,		CFG_MIN, CFG_MAX, 0, 0, NONE, REPLIES, NEEDS(CONFIG)),
+	/* spec: a zero-length payload reports the error */
+	REQ(VHOST_USER_GET_CONFIG,	vu_get_config,		CFG_MIN, CFG_MAX, 0, 0, NONE, REPLIES, ERR_REPLY(0, 0), NEEDS(CONFIG)),
 	REQ(VHOST_USER_SET_CONFIG,	vu_set_config,		CFG_MIN, CFG_MAX, 0, 0, NONE, NEEDS(CONFIG)),
 	NAME_ONLY(VHOST_USER_CREATE_CRYPTO_SESSION),
 	NAME_ONLY(VHOST_USER_CLOSE_CRYPTO_SESSION),
 	NAME_ONLY(VHOST_USER_POSTCOPY_ADVISE),
 	NAME_ONLY(VHOST_USER_POSTCOPY_LISTEN),
 	NAME_ONLY(VHOST_USER_POSTCOPY_END),
-	NAME_ONLY(VHOST_USER_GET_INFLIGHT_FD),
-	NAME_ONLY(VHOST_USER_SET_INFLIGHT_FD),
+	/* error: mmap_size 0, which front-ends read as "no inflight region" */
+	REQ(VHOST_USER_GET_INFLIGHT_FD,	vu_get_inflight_fd,	INFLIGHT_MIN, INFLIGHT_MAX, 0, 0, NONE, REPLIES, ERR_REPLY(INFLIGHT_MAX, 0), NEEDS(INFLIGHT_SHMFD)),
+	REQ(VHOST_USER_SET_INFLIGHT_FD,	vu_set_inflight_fd,	INFLIGHT_MIN, INFLIGHT_MAX, 1, 1, NONE, NEEDS(INFLIGHT_SHMFD)),
 	NAME_ONLY(VHOST_USER_GPU_SET_SOCKET),
 	REQ(VHOST_USER_RESET_DEVICE,	vu_reset_device,	0, 0,		0, 0, NONE, NEEDS(RESET_DEVICE)),
 	NAME_ONLY(VHOST_USER_VRING_KICK),
@@ -101,8 +116,10 @@ static const struct vu_request vu_requests[VHOST_USER_MAX] = {
 	NAME_ONLY(VHOST_USER_SET_STATUS),
 	NAME_ONLY(VHOST_USER_GET_STATUS),
 	NAME_ONLY(VHOST_USER_GET_SHARED_OBJECT),
-	NAME_ONLY(VHOST_USER_SET_DEVICE_STATE_FD),
-	NAME_ONLY(VHOST_USER_CHECK_DEVICE_STATE),
+	REQ(VHOST_USER_SET_DEVICE_STATE_FD, vu_set_device_state_fd, STATE_PARAMS, STATE_PARAMS, 1, 1, NONE, REPLIES, ERR_REPLY(U64, STATE_FD_FAILED), NEEDS(DEVICE_STATE)),
+	REQ(VHOST_USER_CHECK_DEVICE_STATE, vu_check_device_state, 0, 0,	0, 0, NONE, REPLIES, ERR_REPLY(U64, 1), NEEDS(DEVICE_STATE)),
+	/* answered without VHOST_USER_PROTOCOL_F_SHMEM: zero regions */
+	REQ(VHOST_USER_GET_SHMEM_CONFIG, vu_get_shmem_config,	0, 0,		0, 0, NONE, REPLIES),
 };
 /* clang-format on */
 
@@ -124,7 +141,10 @@ uint64_t vu_supported_protocol_features(void)
 {
 	return PF(VHOST_USER_PROTOCOL_F_MQ) |
 	       PF(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+	       PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ) |
 	       PF(VHOST_USER_PROTOCOL_F_CONFIG) |
+	       PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) |
+	       PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
 	       PF(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
 	       PF(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
 }
@@ -206,8 +226,12 @@ static ssize_t rx_read(struct vu_rx *rx, int sock, void *buf, size_t len)
 }
 
 static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
-			 const void *payload, uint32_t size)
+			 const void *payload, uint32_t size, int fd)
 {
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
 	struct vhost_user_header hdr = {
 		.request = request,
 		.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
@@ -220,6 +244,15 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
 	ssize_t n;
 
+	if (fd >= 0) {
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
 	/* A reply is a few hundred bytes; a front-end that does not read its
 	 * replies gets a broken connection rather than a blocked back-end. */
 	do {
@@ -285,8 +318,8 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 	bool ack = (msg->hdr.flags & VHOST_USER_NEED_REPLY_MASK) &&
 		   (vu->acked_protocol_features &
 		    PF(VHOST_USER_PROTOCOL_F_REPLY_ACK));
-	struct vu_reply reply = {.size = 0};
-	int ret;
+	struct vu_reply reply = {.size = 0, .fd = -1};
+	int ret, sent;
 
 	/* Handlers see zeros, never an earlier message, past the payload. */
 	if (msg->hdr.size < sizeof(struct vhost_user_config))
@@ -296,8 +329,14 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 		ret = -EOPNOTSUPP;
 	else
 		ret = vu_check(vu, row, msg, &vu->rx);
-	if (ret == 0)
+	if (ret == 0) {
+		/* A device signalling a config change from inside the handler
+		 * is answered after the reply (see send_config_change). */
+		vu->dispatch_thread = pthread_self();
+		__atomic_store_n(&vu->in_dispatch, true, __ATOMIC_RELEASE);
 		ret = row->handler(vu, msg, &reply);
+		__atomic_store_n(&vu->in_dispatch, false, __ATOMIC_RELEASE);
+	}
 	if (ret < 0)
 		VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
 			   "%s (%u, size %u, %zu fds) refused: %s", name,
@@ -308,23 +347,32 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 	rx_discard(&vu->rx);
 
 	if (row && row->replies) {
-		if (ret < 0 && msg->hdr.request == VHOST_USER_GET_CONFIG) {
-			/* spec: a zero-length payload reports the error */
-			reply.size = 0;
+		if (ret < 0 && row->error_reply) {
+			vu_close_fd(&reply.fd);
+			memset(&reply.payload, 0, sizeof(reply.payload));
+			reply.payload.u64 = row->error_u64;
+			reply.size = row->error_size;
 		} else if (ret < 0) {
 			/* The front-end waits for an answer we cannot give. */
 			return vu_fatal(vu, -EIO,
 					"request needing a reply failed");
 		}
-		if (vu_send_reply(vu, msg->hdr.request, &reply.payload,
-				  reply.size) < 0)
-			return vu_fatal(vu, -EIO, "cannot send reply");
+		sent = vu_send_reply(vu, msg->hdr.request, &reply.payload,
+				     reply.size, reply.fd);
+		vu_close_fd(&reply.fd);
 	} else if (ack) {
 		uint64_t status = ret < 0 ? 1 : 0;
 
-		if (vu_send_reply(vu, msg->hdr.request, &status,
-				  sizeof(status)) < 0)
-			return vu_fatal(vu, -EIO, "cannot send reply");
+		sent = vu_send_reply(vu, msg->hdr.request, &status,
+				     sizeof(status), -1);
+	} else {
+		sent = 0;
+	}
+	if (sent < 0)
+		return vu_fatal(vu, -EIO, "cannot send reply");
+	if (vu->config_change_pending) {
+		vu->config_change_pending = false;
+		(void)vdk_vhost_user_send_config_change(vu);
 	}
 	return ret < 0 ? ret : 1;
 }
@@ -379,6 +427,172 @@ int vdk_vhost_user_process_message(struct vdk_vhost_user *vu)
 						"payload size too large");
 		}
 	}
+}
+
+/* ---- back-end channel (spec "Back-end communication") ------------------ */
+
+/* How long the back-end waits for the front-end to take a back-end message
+ * and to answer it. */
+#define BACKEND_TIMEOUT_MS 1000
+
+static int ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (int)ms;
+}
+
+/* Wait for @events on @fd until @deadline. Return 0, -ETIMEDOUT, -errno. */
+static int wait_fd(int fd, short events, const struct timespec *deadline)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, ms_left(deadline));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		return 0;
+	}
+}
+
+/* Send all of @buf (@len bytes) without ever blocking past @deadline. */
+static int backend_write(int fd, const uint8_t *buf, size_t len,
+			 const struct timespec *deadline)
+{
+	while (len) {
+		ssize_t n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return -errno;
+		if (n < 0) {
+			int ret = wait_fd(fd, POLLOUT, deadline);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read exactly @len bytes before @deadline. */
+static int backend_read(int fd, uint8_t *buf, size_t len,
+			const struct timespec *deadline)
+{
+	while (len) {
+		int ret = wait_fd(fd, POLLIN, deadline);
+		if (ret < 0)
+			return ret;
+		ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EPROTO; /* the front-end closed the channel */
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int vu_backend_send(struct vdk_vhost_user *vu, uint32_t request,
+		    const void *payload, uint32_t size)
+{
+	bool ack = __atomic_load_n(&vu->acked_protocol_features,
+				   __ATOMIC_RELAXED) &
+		   PF(VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	uint8_t buf[sizeof(struct vhost_user_header) + 64];
+	struct vhost_user_header hdr = {
+		.request = request,
+		.flags = VHOST_USER_VERSION |
+			 (ack ? VHOST_USER_NEED_REPLY_MASK : 0),
+		.size = size,
+	};
+	struct timespec deadline;
+	int ret;
+
+	if (size > sizeof(buf) - sizeof(hdr))
+		return -EINVAL;
+	memcpy(buf, &hdr, sizeof(hdr));
+	if (size)
+		memcpy(buf + sizeof(hdr), payload, size);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += BACKEND_TIMEOUT_MS / 1000;
+
+	pthread_mutex_lock(&vu->backend_lock);
+	if (vu->backend_fd < 0) {
+		pthread_mutex_unlock(&vu->backend_lock);
+		return -ENOTCONN;
+	}
+	ret = backend_write(vu->backend_fd, buf, sizeof(hdr) + size, &deadline);
+	if (ret == 0 && ack) {
+		struct {
+			struct vhost_user_header hdr;
+			uint64_t status;
+		} __attribute__((packed)) r;
+
+		ret = backend_read(vu->backend_fd, (uint8_t *)&r, sizeof(r),
+				   &deadline);
+		if (ret == 0 && (r.hdr.request != request || r.hdr.size != 8 ||
+				 r.hdr.flags != (VHOST_USER_VERSION |
+						 VHOST_USER_REPLY_MASK)))
+			ret = -EPROTO;
+		else if (ret == 0 && r.status != 0)
+			ret = -EIO;
+	}
+	if (ret < 0 && ret != -EIO) {
+		/* Part of a message may be on the wire, or an answer may
+		 * still come: the framing is lost, give the channel up. */
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"back-end channel: %s: %s; closing it",
+			ret == -ETIMEDOUT ? "no answer" : "broken",
+			strerror(-ret));
+		vu_close_fd(&vu->backend_fd);
+	}
+	pthread_mutex_unlock(&vu->backend_lock);
+	return ret;
+}
+
+void vu_backend_close(struct vdk_vhost_user *vu)
+{
+	pthread_mutex_lock(&vu->backend_lock);
+	vu_close_fd(&vu->backend_fd);
+	pthread_mutex_unlock(&vu->backend_lock);
+}
+
+int vu_set_backend_req_fd(struct vdk_vhost_user *vu, struct vu_msg *msg,
+			  struct vu_reply *reply)
+{
+	(void)reply;
+	pthread_mutex_lock(&vu->backend_lock);
+	vu_close_fd(&vu->backend_fd);
+	vu->backend_fd = msg->fds[0];
+	msg->fds[0] = -1;
+	pthread_mutex_unlock(&vu->backend_lock);
+	return 0;
+}
+
+int vdk_vhost_user_send_config_change(struct vdk_vhost_user *vu)
+{
+	if (__atomic_load_n(&vu->in_dispatch, __ATOMIC_ACQUIRE) &&
+	    pthread_equal(pthread_self(), vu->dispatch_thread)) {
+		vu->config_change_pending = true;
+		return 0;
+	}
+	return vu_backend_send(vu, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, NULL,
+			       0);
 }
 
 /* ---- ready-made event loop --------------------------------------------- */

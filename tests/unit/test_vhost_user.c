@@ -830,11 +830,10 @@ static void test_unknown_with_reply_ack(void **state)
 		-EOPNOTSUPP);
 	assert_int_equal(fe_reply(f, 999, &status, 8), 8);
 	assert_int_equal(status, 1);
-	assert_int_equal(fe_req(f, VHOST_USER_GET_INFLIGHT_FD,
+	assert_int_equal(fe_req(f, VHOST_USER_POSTCOPY_END,
 				VHOST_USER_NEED_REPLY_MASK, NULL, 0, NULL, 0),
 			 -EOPNOTSUPP);
-	assert_int_equal(fe_reply(f, VHOST_USER_GET_INFLIGHT_FD, &status, 8),
-			 8);
+	assert_int_equal(fe_reply(f, VHOST_USER_POSTCOPY_END, &status, 8), 8);
 	assert_int_equal(status, 1);
 }
 
