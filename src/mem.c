@@ -304,6 +304,23 @@ void *vdk_mem_translate(const struct vdk_mem *mem, uint64_t gpa, uint64_t len)
 	return r->hva + (gpa - r->gpa);
 }
 
+void *vdk_mem_translate_fill(const struct vdk_mem *mem, uint64_t gpa,
+			     uint64_t len, struct vdk_mem_cache *c)
+{
+	const struct vdk_mem_region *r;
+	uint64_t end;
+
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	r = mem_lookup(mem, gpa);
+	if (!r || end - r->gpa > r->size)
+		return NULL;
+	c->gpa = r->gpa;
+	c->size = r->size;
+	c->hva = r->hva;
+	return r->hva + (gpa - r->gpa);
+}
+
 uint64_t vdk_mem_translate_clamped(const struct vdk_mem *mem, uint64_t gpa,
 				   uint64_t len, void **hva)
 {

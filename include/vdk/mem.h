@@ -11,8 +11,10 @@
  *
  * Locking: lookups take no lock and may run concurrently from any number of
  * threads. Adding or removing regions must not run concurrently with anything
- * else on the same map; the owner stops its queues first (a vhost-user
- * backend does this before SET_MEM_TABLE / ADD_MEM_REG / REM_MEM_REG).
+ * else on the same map; the owner first deactivates its queues
+ * (vdk_virtq_deactivate(): a queue keeps a copy of one region, struct
+ * vdk_mem_cache), as a vhost-user backend does around SET_MEM_TABLE /
+ * ADD_MEM_REG / REM_MEM_REG.
  */
 #ifndef VDK_MEM_H
 #define VDK_MEM_H
@@ -157,6 +159,71 @@ void *vdk_mem_translate(const struct vdk_mem *mem, uint64_t gpa, uint64_t len);
  */
 uint64_t vdk_mem_translate_clamped(const struct vdk_mem *mem, uint64_t gpa,
 				   uint64_t len, void **hva);
+
+/**
+ * struct vdk_mem_cache - one region remembered by its user (a virtqueue
+ * keeps the region of the last buffer it translated), so that the next
+ * translation in the same region is a few instructions inline. Use:
+ * if vdk_mem_cache_contains(), vdk_mem_cache_translate(); otherwise
+ * vdk_mem_translate_fill(), which also refills the cache.
+ *
+ * A copy, not a reference: it stays valid only while the map is unchanged.
+ * Whoever adds or removes regions clears every cache taken from the map
+ * first (vdk_mem_cache_clear(); a virtqueue clears its own on
+ * vdk_virtq_deactivate() and vdk_virtq_activate()). Empty: size 0.
+ */
+struct vdk_mem_cache {
+	uint64_t gpa;  /**< first guest-physical address of the region */
+	uint64_t size; /**< bytes; 0 when empty (then every lookup misses) */
+	uint8_t *hva;  /**< host-virtual address of @gpa */
+};
+
+/** vdk_mem_cache_clear() - empty @c: every lookup misses until refilled. */
+static inline void vdk_mem_cache_clear(struct vdk_mem_cache *c)
+{
+	*c = (struct vdk_mem_cache){0, 0, NULL};
+}
+
+/**
+ * vdk_mem_cache_contains() - true if the guest-physical range
+ * [@gpa, @gpa + @len) lies inside the cached region. Takes no lock and
+ * does not touch the map.
+ * @len: bytes; a zero @len is never contained.
+ *
+ * The check cannot be fooled by overflow: with off = @gpa - c->gpa
+ * (wrapping), the range is inside iff off + @len does not overflow and is
+ * at most c->size. An address below c->gpa wraps to an offset so large
+ * that off + @len either overflows or exceeds c->size, because a region
+ * never wraps (c->gpa + c->size <= 2^64 - 1, checked when it is added).
+ */
+static inline bool vdk_mem_cache_contains(const struct vdk_mem_cache *c,
+					  uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+
+	return len != 0 && !__builtin_add_overflow(gpa - c->gpa, len, &end) &&
+	       end <= c->size;
+}
+
+/**
+ * vdk_mem_cache_translate() - host-virtual address of guest-physical @gpa,
+ * for a range that vdk_mem_cache_contains() has just accepted.
+ */
+static inline void *vdk_mem_cache_translate(const struct vdk_mem_cache *c,
+					    uint64_t gpa)
+{
+	return c->hva + (gpa - c->gpa);
+}
+
+/**
+ * vdk_mem_translate_fill() - vdk_mem_translate(), and on success remember
+ * the region holding the range in @c (the path taken when
+ * vdk_mem_cache_contains() says no).
+ *
+ * Return: as vdk_mem_translate(); on NULL @c is left unchanged.
+ */
+void *vdk_mem_translate_fill(const struct vdk_mem *mem, uint64_t gpa,
+			     uint64_t len, struct vdk_mem_cache *c);
 
 /**
  * vdk_mem_read() - copy @len bytes of guest memory at @gpa into @buf. The

@@ -90,6 +90,12 @@ struct vdk_virtq {
 	enum vdk_virtq_error error; /**< sticky; VDK_VIRTQ_OK while usable */
 	struct vdk_ratelimit log_rl;
 	uint16_t index; /**< queue index in its device, for messages */
+
+	/* private to src/virtq: the data path's copies, kept in step with the
+	 * fields above by the functions that change those */
+	bool running;		   /* active && error == VDK_VIRTQ_OK */
+	uint32_t mask;		   /* size - 1, set by vdk_virtq_activate() */
+	struct vdk_mem_cache bufs; /* region of the last buffer translated */
 };
 
 /**

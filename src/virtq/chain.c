@@ -121,9 +121,15 @@ static inline int add_buffer(struct walk *w, const struct vdk_desc *d,
 				      "descriptor %u: %s length %llu", i,
 				      writable ? "writable" : "readable",
 				      (unsigned long long)*total);
-	/* Common case: the whole buffer in one region, one translation. */
+	/* Common case: the whole buffer in one region, one translation,
+	 * usually in the region of the previous buffer. */
 	if (vdk_likely(w->niov < w->iov_cap)) {
-		hva = vdk_mem_translate(q->mem, d->addr, d->len);
+		if (vdk_likely(
+			    vdk_mem_cache_contains(&q->bufs, d->addr, d->len)))
+			hva = vdk_mem_cache_translate(&q->bufs, d->addr);
+		else
+			hva = vdk_mem_translate_fill(q->mem, d->addr, d->len,
+						     &q->bufs);
 		if (vdk_likely(hva != NULL)) {
 			w->iov[w->niov].iov_base = hva;
 			w->iov[w->niov].iov_len = d->len;
@@ -236,16 +242,15 @@ int vdk_virtq_walk_slow(struct vdk_virtq *q, uint16_t head, uint64_t addr,
 	return 0;
 }
 
-int vdk_virtq_walk_one_slow(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
+int vdk_virtq_pop_slow(struct vdk_virtq *q, uint16_t head, uint64_t addr,
+		       uint64_t w1, struct vdk_virtq_chain *chain)
 {
-	/* Rebuild the head descriptor from what vdk_virtq_walk() stored (host
-	 * memory, not guest memory): no NEXT, no INDIRECT, len != 0. */
-	uint64_t addr = (uintptr_t)chain->iov[0].iov_base;
-	uint64_t w1 = (uint32_t)chain->iov[0].iov_len;
+	int r = vdk_virtq_walk_slow(q, head, addr, w1, chain);
 
-	if (chain->num_writable != 0)
-		w1 |= VDK_DESC_W1_FLAG(VRING_DESC_F_WRITE);
-	return vdk_virtq_walk_slow(q, chain->head, addr, w1, chain);
+	if (r != 0)
+		return r;
+	vdk_virtq_pop_done(q);
+	return 1;
 }
 
 /* Copy between @buf and the iovecs [first, first + count) of @chain,

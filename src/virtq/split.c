@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <linux/virtio_config.h>
 
@@ -122,13 +123,20 @@ int vdk_virtq_activate(struct vdk_virtq *q, const struct vdk_mem *mem,
 	q->event_idx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
 	q->notify_on_empty = (features >> VIRTIO_F_NOTIFY_ON_EMPTY) & 1;
 	q->signalled_used_valid = false;
+	q->mask = (uint32_t)n - 1;
+	/* Start with the region of the rings: guests put buffers there too. */
+	vdk_mem_cache_clear(&q->bufs);
+	vdk_mem_translate_fill(mem, q->desc_gpa, 16 * n, &q->bufs);
 	q->active = true;
+	q->running = q->error == VDK_VIRTQ_OK;
 	return 0;
 }
 
 void vdk_virtq_deactivate(struct vdk_virtq *q)
 {
 	q->active = false;
+	q->running = false;
+	vdk_mem_cache_clear(&q->bufs);
 	q->mem = NULL;
 	q->desc = NULL;
 	q->avail = NULL;
@@ -142,21 +150,48 @@ int vdk_virtq_fail(struct vdk_virtq *q, enum vdk_virtq_error err,
 {
 	char detail[160];
 	va_list ap;
+	int ret = -EIO;
 
 	q->error = err;
-	if (!vdk_ratelimit_ok(&q->log_rl))
-		return -EIO;
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	vdk_log(VDK_LOG_ERROR, LOG_MODULE, "queue %u stopped: %s (%s)",
-		(unsigned)q->index, vdk_virtq_strerror(err), detail);
-	return -EIO;
+	q->running = false;
+	if (vdk_ratelimit_ok(&q->log_rl)) {
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof(detail), fmt, ap);
+		va_end(ap);
+		vdk_log(VDK_LOG_ERROR, LOG_MODULE, "queue %u stopped: %s (%s)",
+			(unsigned)q->index, vdk_virtq_strerror(err), detail);
+	}
+	/* Hide the constant from the optimiser: knowing it, clang would load
+	 * -EIO before the call instead of jumping to the error path, and keep
+	 * a stack frame on the fast path of every caller. */
+	__asm__("" : "+r"(ret));
+	return ret;
 }
 
 /*
- * GCC's SLP vectoriser turns the four chain-field stores of the inline fast
- * path into a dozen vector shuffles; scalar stores are cheaper here.
+ * The error exits of vdk_virtq_pop(), out of line and with fixed arguments
+ * so that the compiler can jump to them: the fast path then needs no stack
+ * frame.
+ */
+static __attribute__((noinline)) int avail_idx_fail(struct vdk_virtq *q,
+						    uint16_t avail_idx)
+{
+	return vdk_virtq_fail(q, VDK_VIRTQ_ERR_AVAIL_IDX,
+			      "avail idx %u, next avail %u, size %u", avail_idx,
+			      q->next_avail, q->size);
+}
+
+static __attribute__((noinline)) int head_fail(struct vdk_virtq *q,
+					       uint16_t head)
+{
+	return vdk_virtq_fail(q, VDK_VIRTQ_ERR_HEAD_INDEX,
+			      "head %u at avail slot %u, size %u", head,
+			      q->next_avail, q->size);
+}
+
+/*
+ * GCC's SLP vectoriser turns the chain-field stores of the inline fast
+ * path into vector shuffles; scalar stores are cheaper here.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-slp-vectorize")))
@@ -164,14 +199,13 @@ __attribute__((optimize("no-tree-slp-vectorize")))
 int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
 {
 	const struct vring_avail *avail;
-	uint32_t size, next;
-	uint16_t avail_idx, pending, head;
-	int r;
+	uint16_t avail_idx, pending, head, next;
+	uint64_t addr, w1;
 
-	if (vdk_unlikely(q->error != VDK_VIRTQ_OK || !q->active))
+	/* q->running: active and not stopped by a driver error. */
+	if (vdk_unlikely(!q->running))
 		return -EIO;
 	avail = q->avail;
-	size = q->size;
 	next = q->next_avail;
 	/* Acquire: the ring entry and descriptors the driver wrote before
 	 * publishing avail->idx are visible to the loads below (§2.7.13.3). */
@@ -179,47 +213,50 @@ int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
 	pending = (uint16_t)(avail_idx - next);
 	if (pending == 0)
 		return 0;
-	if (vdk_unlikely(pending > size))
-		return vdk_virtq_fail(q, VDK_VIRTQ_ERR_AVAIL_IDX,
-				      "avail idx %u, next avail %u, size %u",
-				      avail_idx, next, size);
-	head = vdk_le16_load(&avail->ring[next & (size - 1)]);
-	if (vdk_unlikely(head >= size))
-		return vdk_virtq_fail(q, VDK_VIRTQ_ERR_HEAD_INDEX,
-				      "head %u at avail slot %u, size %u", head,
-				      next, size);
-	r = vdk_virtq_walk(q, head, chain);
-	if (vdk_unlikely(r != 0))
-		return r;
-	q->next_avail++; /* from memory: keeps a register free across the walk */
-	q->in_flight++;
+	if (vdk_unlikely(pending > q->size))
+		return avail_idx_fail(q, avail_idx);
+	head = vdk_le16_load(&avail->ring[(size_t)(next & q->mask)]);
+	if (vdk_unlikely(head >= q->size))
+		return head_fail(q, head);
+	/* The head descriptor, copied once (no double fetch). */
+	vdk_desc_words(&q->desc[head], &addr, &w1);
+	if (vdk_unlikely(!vdk_virtq_walk_one(q, head, addr, w1, chain)))
+		return vdk_virtq_pop_slow(q, head, addr, w1, chain);
+	vdk_virtq_pop_done(q);
 	return 1;
+}
+
+/* vdk_virtq_add_used() of a chain the device never took: a device bug. */
+static __attribute__((noinline)) int used_id_fail(struct vdk_virtq *q,
+						  uint16_t head)
+{
+	vdk_virtq_fail(q, VDK_VIRTQ_ERR_USED_ID,
+		       "used id %u, size %u, %u in flight", head, q->size,
+		       q->in_flight);
+	return -EINVAL;
 }
 
 int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written)
 {
-	struct vring_used_elem *e;
 	struct vring_used *used;
-	uint32_t size = q->size, next;
+	uint64_t elem;
+	uint16_t next;
 
-	if (vdk_unlikely(q->error != VDK_VIRTQ_OK || !q->active))
+	if (vdk_unlikely(!q->running))
 		return -EIO;
-	if (vdk_unlikely(head >= size || q->in_flight == 0)) {
-		vdk_virtq_fail(q, VDK_VIRTQ_ERR_USED_ID,
-			       "used id %u, size %u, %u in flight", head, size,
-			       q->in_flight);
-		return -EINVAL;
-	}
+	if (vdk_unlikely(head >= q->size || q->in_flight == 0))
+		return used_id_fail(q, head);
 	/* Locals: the stores into the ring cannot then force reloads of q. */
 	used = q->used;
 	next = q->next_used;
-	e = &used->ring[next & (size - 1)];
-	__atomic_store_n(&e->id, htole32(head), __ATOMIC_RELAXED);
-	__atomic_store_n(&e->len, htole32(written), __ATOMIC_RELAXED);
+	/* struct vring_used_elem {__le32 id; __le32 len;} as one 8-byte
+	 * store; the ring is only 4-byte aligned, hence memcpy. */
+	elem = htole64((uint64_t)written << 32 | head);
+	memcpy(&used->ring[next & q->mask], &elem, sizeof(elem));
 	q->next_used = (uint16_t)(next + 1);
+	q->in_flight--;
 	/* Release: the element above is visible before the index (§2.7.8). */
 	vdk_le16_store_release(&used->idx, (uint16_t)(next + 1));
-	q->in_flight--;
 	return 0;
 }
 

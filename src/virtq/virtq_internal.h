@@ -10,7 +10,9 @@
 #define VDK_VIRTQ_INTERNAL_H
 
 #include <endian.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <vdk/virtq.h>
 
@@ -27,18 +29,28 @@ struct vdk_desc {
 };
 
 /*
- * vdk_desc_load() - copy a descriptor of the queue's own table once.
- * The table is 16-byte aligned (checked at activation), so two relaxed
- * 64-bit loads read it; being atomic, the compiler cannot re-load a field
- * from guest memory later (no double fetch). Little-endian layout:
- * word 1 = len | flags << 32 | next << 48.
+ * vdk_desc_words() - copy a descriptor of the queue's own table once, as
+ * its two little-endian words in host order: @addr, and @w1 = len |
+ * flags << 32 | next << 48. The table is 16-byte aligned (checked at
+ * activation), so two relaxed 64-bit loads read it; being atomic, the
+ * compiler cannot re-load a field from guest memory later (no double
+ * fetch).
  */
-static inline void vdk_desc_load(const struct vring_desc *p, struct vdk_desc *d)
+static inline void vdk_desc_words(const struct vring_desc *p, uint64_t *addr,
+				  uint64_t *w1)
 {
 	const uint64_t *w = (const uint64_t *)p;
-	uint64_t w0 = le64toh(__atomic_load_n(&w[0], __ATOMIC_RELAXED));
-	uint64_t w1 = le64toh(__atomic_load_n(&w[1], __ATOMIC_RELAXED));
 
+	*addr = le64toh(__atomic_load_n(&w[0], __ATOMIC_RELAXED));
+	*w1 = le64toh(__atomic_load_n(&w[1], __ATOMIC_RELAXED));
+}
+
+/* vdk_desc_load() - vdk_desc_words() into a struct vdk_desc. */
+static inline void vdk_desc_load(const struct vring_desc *p, struct vdk_desc *d)
+{
+	uint64_t w0, w1;
+
+	vdk_desc_words(p, &w0, &w1);
 	d->addr = w0;
 	d->len = (uint32_t)w1;
 	d->flags = (uint16_t)(w1 >> 32);
@@ -60,9 +72,10 @@ VDK_HIDDEN int vdk_virtq_fail(struct vdk_virtq *q, enum vdk_virtq_error err,
 /*
  * vdk_virtq_walk_slow() - the general descriptor chain walk (chain.c):
  * several descriptors, indirect tables, zero-length descriptors, buffers
- * spanning regions, and every error case. @addr and @w1 are the head
- * descriptor's two words (address; len | flags << 32 | next << 48) in host
- * order, already loaded once by the caller from @head (< size).
+ * outside the cached region or spanning regions, and every error case.
+ * @addr and @w1 are the head descriptor's two words (address; len |
+ * flags << 32 | next << 48) in host order, already loaded once by the
+ * caller from @head (< size).
  * Fills @chain.
  * Return: 0, or -EIO after vdk_virtq_fail().
  */
@@ -71,59 +84,90 @@ VDK_HIDDEN int vdk_virtq_walk_slow(struct vdk_virtq *q, uint16_t head,
 				   struct vdk_virtq_chain *chain);
 
 /*
- * vdk_virtq_walk_one_slow() - finish a one-descriptor chain whose buffer
- * vdk_mem_translate() refused (it spans regions or is outside guest
- * memory). vdk_virtq_walk() left the descriptor in @chain: head, the
- * lengths, and the buffer's guest-physical address in iov[0].iov_base.
- * Return: as vdk_virtq_walk_slow().
+ * vdk_virtq_pop_slow() - the end of vdk_virtq_pop() for every chain that
+ * vdk_virtq_walk_one() does not take: vdk_virtq_walk_slow(), then, on
+ * success, vdk_virtq_pop_done(). Arguments as vdk_virtq_walk_slow().
+ * Return: 1, or -EIO.
  */
-VDK_HIDDEN int vdk_virtq_walk_one_slow(struct vdk_virtq *q,
-				       struct vdk_virtq_chain *chain);
+VDK_HIDDEN int vdk_virtq_pop_slow(struct vdk_virtq *q, uint16_t head,
+				  uint64_t addr, uint64_t w1,
+				  struct vdk_virtq_chain *chain);
+
+/* vdk_virtq_pop_done() - a chain was taken: advance past its slot. */
+static inline void vdk_virtq_pop_done(struct vdk_virtq *q)
+{
+	q->next_avail++;
+	q->in_flight++;
+}
 
 /*
- * vdk_virtq_walk() - walk the chain at @head (< size) into @chain.
- *
- * The common case, a single in-region descriptor, is handled inline with one
- * vdk_mem_translate() call; everything else goes to vdk_virtq_walk_slow().
- * For that case the chain is filled in before the call, with the guest
- * address parked in iov[0].iov_base, so that only @q and @chain live across
- * the call (fewer saved registers: this is the hottest path in vdk).
+ * vdk_store_u32_pair() - store the low half of @v in @lo[0] and the high
+ * half in @lo[1], as one 8-byte store on a little-endian host (compilers do
+ * not always merge the two stores themselves).
  */
-static inline int vdk_virtq_walk(struct vdk_virtq *q, uint16_t head,
-				 struct vdk_virtq_chain *chain)
+static inline void vdk_store_u32_pair(uint32_t *lo, uint64_t v)
 {
-	const uint64_t *p = (const uint64_t *)&q->desc[head];
-	uint64_t addr = le64toh(__atomic_load_n(&p[0], __ATOMIC_RELAXED));
-	uint64_t w1 = le64toh(__atomic_load_n(&p[1], __ATOMIC_RELAXED));
-	uint32_t len = (uint32_t)w1;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(lo, &v, sizeof(v));
+#else
+	lo[0] = (uint32_t)v;
+	lo[1] = (uint32_t)(v >> 32);
+#endif
+}
+
+/*
+ * vdk_virtq_walk_one() - the common case of a chain walk, inline: a single
+ * descriptor (no NEXT, no INDIRECT), non-empty, whose buffer lies in the
+ * region of the previous buffer (q->bufs). @addr and @w1 are the head
+ * descriptor's words as for vdk_virtq_walk_slow().
+ *
+ * Return: true if @chain is filled in; false if the chain is not of that
+ * kind, and then nothing was checked or written: the caller goes to
+ * vdk_virtq_pop_slow(), which checks everything.
+ */
+static inline bool vdk_virtq_walk_one(struct vdk_virtq *q, uint16_t head,
+				      uint64_t addr, uint64_t w1,
+				      struct vdk_virtq_chain *chain)
+{
 	const uint64_t chained =
 		VDK_DESC_W1_FLAG(VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT);
-	struct iovec *iov = chain->iov;
-	uint32_t w;
-	void *hva;
+	uint32_t len = (uint32_t)w1, sh;
+	struct iovec *iov;
+	uint64_t n, l;
 
 	_Static_assert(VRING_DESC_F_WRITE == 2, "WRITE is bit 33 of word 1");
-	_Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t),
-		       "iov_base must hold a guest-physical address");
+	_Static_assert(offsetof(struct vdk_virtq_chain, num_writable) ==
+			       offsetof(struct vdk_virtq_chain, num_readable) +
+				       4,
+		       "num_readable, num_writable are a pair");
+	_Static_assert(offsetof(struct vdk_virtq_chain, writable_len) ==
+			       offsetof(struct vdk_virtq_chain, readable_len) +
+				       4,
+		       "readable_len, writable_len are a pair");
 
-	if (vdk_unlikely((w1 & chained) != 0 || len == 0 ||
-			 chain->iov_cap == 0))
-		return vdk_virtq_walk_slow(q, head, addr, w1, chain);
+	if (vdk_unlikely((w1 & chained) != 0 || chain->iov_cap == 0))
+		return false;
+	/* Non-empty and in the region of the last buffer (checked without
+	 * overflow); zero-length buffers take the slow path. */
+	if (vdk_unlikely(!vdk_mem_cache_contains(&q->bufs, addr, len)))
+		return false;
 
-	/* Branch-free: w is 1 for a device-writable buffer, else 0. */
-	w = (uint32_t)(w1 >> 33) & 1;
-	chain->head = head;
-	chain->num_readable = w ^ 1;
-	chain->num_writable = w;
-	chain->writable_len = len & -w;
-	chain->readable_len = len & (w - 1);
-	iov[0].iov_base = (void *)(uintptr_t)addr;
+	/*
+	 * Branch-free: sh is 32 for a device-writable buffer (WRITE is bit 33
+	 * of w1), else 0. The 64-bit values n and l hold {num_readable,
+	 * num_writable} and {readable_len, writable_len} as low and high
+	 * halves, each stored with one 8-byte store.
+	 */
+	sh = (uint32_t)(w1 >> 28) & 32;
+	n = 1ull << sh;
+	l = (uint64_t)len << sh;
+	iov = chain->iov;
+	iov[0].iov_base = vdk_mem_cache_translate(&q->bufs, addr);
 	iov[0].iov_len = len;
-	hva = vdk_mem_translate(q->mem, addr, len);
-	if (vdk_unlikely(hva == NULL))
-		return vdk_virtq_walk_one_slow(q, chain);
-	chain->iov[0].iov_base = hva;
-	return 0;
+	chain->head = head;
+	vdk_store_u32_pair(&chain->num_readable, n);
+	vdk_store_u32_pair(&chain->readable_len, l);
+	return true;
 }
 
 #endif /* VDK_VIRTQ_INTERNAL_H */
