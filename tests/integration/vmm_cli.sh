@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# vmm_cli.sh - vdk-vmm's command line and its errors.
+#
+# Every mistake must give one clear "vdk-vmm: ..." message and exit status
+# 1 before any guest code runs (nothing on stdout, the guest's console);
+# --help and --version exit 0. None of the cases needs /dev/kvm: inputs are
+# checked before KVM is opened.
+#
+# Environment: VDK_VMM (default: <repo>/build/vmm/vdk-vmm).
+# Exit: 0 PASS, 1 FAIL, 77 SKIPPED (no binary or no python3).
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+vmm="${VDK_VMM:-$repo/build/vmm/vdk-vmm}"
+mkkernel="$repo/tests/integration/mkkernel.py"
+
+skip() {
+	echo "vmm_cli: SKIPPED: $*" >&2
+	echo "SKIPPED"
+	exit 77
+}
+[[ -x "$vmm" ]] || skip "no vdk-vmm binary at $vmm (build it: ninja -C build, or set VDK_VMM)"
+command -v python3 >/dev/null || skip "python3 not installed (builds the test kernels)"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"
+printf '\xf4\xeb\xfd' >"$work/code.bin" # hlt; jmp .-1 (never runs here)
+python3 "$mkkernel" pvh "$work/code.bin" "$work/pvh.elf" || skip "mkkernel.py failed"
+python3 "$mkkernel" bzimage "$work/code.bin" "$work/old.bzImage" --version 0x020b
+python3 "$mkkernel" bzimage "$work/code.bin" "$work/k32.bzImage" --no-64
+python3 "$mkkernel" elf-no-note "$work/nonote.elf"
+head -c 8192 /dev/urandom >"$work/random.bin"
+: >"$work/empty"
+mkdir "$work/dir"
+truncate -s 1M "$work/disk.img"
+k=(--kernel "$work/pvh.elf")
+
+failures=0 cases=0
+runner=() # command prefix for the next check (e.g. setpriv)
+# check NAME STATUS TEXT ARGS...: vdk-vmm ARGS must exit with STATUS and
+# print TEXT; an error (STATUS 1) must print nothing on stdout.
+check() {
+	local name=$1 want=$2 text=$3 rc out err
+	shift 3
+	cases=$((cases + 1))
+	out=$(timeout 20 "${runner[@]}" "$vmm" "$@" </dev/null 2>"$work/stderr")
+	rc=$?
+	err=$(<"$work/stderr")
+	printf -- '---- %s (exit %d): %s\n' "$name" "$rc" "${err:-${out%%$'\n'*}}"
+	if [[ $rc -ne $want ]]; then
+		echo "vmm_cli: FAIL: $name: exit status $rc, expected $want" >&2
+		failures=$((failures + 1))
+	elif ! grep -qF -- "$text" <<<"$out$err"; then
+		echo "vmm_cli: FAIL: $name: output lacks '$text'" >&2
+		failures=$((failures + 1))
+	elif [[ $want -eq 1 && -n "$out" ]]; then
+		echo "vmm_cli: FAIL: $name: printed on stdout: $out" >&2
+		failures=$((failures + 1))
+	elif [[ $want -eq 1 && "$err" != vdk-vmm:* ]]; then
+		echo "vmm_cli: FAIL: $name: message does not start with 'vdk-vmm:'" >&2
+		failures=$((failures + 1))
+	fi
+}
+
+check help 0 "Usage: vdk-vmm --kernel PATH" --help
+check version 0 "vdk-vmm 0." --version
+check no-kernel-option 1 "--kernel PATH is required"
+check kernel-missing 1 "cannot open kernel $work/nope: No such file" --kernel "$work/nope"
+check kernel-directory 1 "not a regular, non-empty file" --kernel "$work/dir"
+check kernel-empty 1 "not a regular, non-empty file" --kernel "$work/empty"
+check kernel-random 1 "neither a bzImage nor an ELF image with a PVH entry note" \
+	--kernel "$work/random.bin"
+check kernel-elf-without-note 1 "neither a bzImage nor an ELF image with a PVH entry note" \
+	--kernel "$work/nonote.elf"
+check kernel-host-binary 1 "neither a bzImage nor" --kernel "$(command -v bash)"
+check bzimage-old-protocol 1 "boot protocol < 2.12" --kernel "$work/old.bzImage"
+check bzimage-no-64bit-entry 1 "without a 64-bit entry" --kernel "$work/k32.bzImage"
+check initrd-missing 1 "cannot open initrd $work/nope" "${k[@]}" --initrd "$work/nope"
+check initrd-directory 1 "initrd $work/dir: not a regular" "${k[@]}" --initrd "$work/dir"
+check disk-missing 1 "disk $work/nope: No such file" "${k[@]}" --disk "$work/nope"
+check disk-directory 1 "not a regular file or block device" "${k[@]}" --disk "$work/dir"
+check disk-bad-option 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
+	--disk "$work/disk.img,bogus"
+check disk-long-serial 1 "ID at most 20 bytes" "${k[@]}" \
+	--disk "$work/disk.img,serial=123456789012345678901"
+check memory-too-small 1 "too small" "${k[@]}" --memory 1M
+check memory-zero 1 "too small" "${k[@]}" --memory 0
+check memory-too-large 1 "too large" "${k[@]}" --memory 2T
+check memory-overflow 1 "not a size" "${k[@]}" --memory 99999999999999999999G
+check memory-garbage 1 "not a size" "${k[@]}" --memory lots
+check memory-partial-mib 1 "not a whole MiB" "${k[@]}" --memory 16388K
+check cpus-zero 1 "must be 1.." "${k[@]}" --cpus 0
+check cpus-garbage 1 "must be 1.." "${k[@]}" --cpus two
+check unknown-option 1 "unknown option" "${k[@]}" --bogus
+check missing-argument 1 "missing argument" --kernel
+check extra-argument 1 "unexpected argument: extra" "${k[@]}" extra
+
+# An unreadable kernel: root reads anything, so drop to nobody if possible.
+chmod 000 "$work/code.bin"
+if [[ $(id -u) -ne 0 ]]; then
+	check kernel-unreadable 1 "Permission denied" --kernel "$work/code.bin"
+elif command -v setpriv >/dev/null &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$vmm" 2>/dev/null; then
+	runner=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	check kernel-unreadable 1 "Permission denied" --kernel "$work/code.bin"
+	runner=()
+else
+	echo "vmm_cli: note: unreadable-kernel case not run (root, and $vmm not runnable as nobody)"
+fi
+
+if [[ $failures -ne 0 ]]; then
+	echo "FAIL ($failures of $cases cases)"
+	exit 1
+fi
+echo "PASS ($cases cases)"
+exit 0

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-mmio devices of vdk-vmm (virtio 1.2 §4.2): each libvdk device
+ * (virtio-blk, virtio-rng) behind a struct vdk_mmio transport, placed by
+ * the MMIO device manager (a 4 KiB window and a GSI each), and served by
+ * one device thread:
+ *
+ *  - queue notifications: a KVM ioeventfd per queue on the QueueNotify
+ *    register (datamatch = queue index), so a driver's notification costs
+ *    no exit to userspace; the device thread hands it to the device through
+ *    the transport (vdk_mmio_write() of QueueNotify, which serialises it
+ *    against resets under the transport lock and ends in
+ *    vdk_device_queue_notify());
+ *  - virtio-blk I/O completions: vdk_blk_completion_fd() of each queue,
+ *    answered with vdk_blk_process_completions();
+ *  - interrupts: the transport's irq callback writes an eventfd bound to
+ *    the device's GSI with KVM_IRQFD when the line rises; the ACPI tables
+ *    describe the line as edge-triggered, active high. (The virtio-mmio
+ *    driver acknowledges InterruptStatus before it looks at the rings, so
+ *    one edge per rise loses nothing.)
+ *
+ * Lifecycle: vmm_devices_new(), vmm_devices_add_*() while the VM is set up
+ * (before vCPUs run), vmm_devices_start(), and vmm_devices_free() after the
+ * vCPUs have stopped.
+ */
+#ifndef VDK_VMM_DEVICES_H
+#define VDK_VMM_DEVICES_H
+
+#include <stdbool.h>
+
+#include <vdk/bus.h>
+#include <vdk/devices/blk.h>
+#include <vdk/mem.h>
+
+#include "kvm.h"
+#include "mmio_manager.h"
+
+/** Most virtio devices one VM gets (IRQs 5..23 without 4). */
+#define VMM_DEVICES_MAX 24u
+
+struct vmm_devices;
+
+/**
+ * vmm_devices_new() - an empty device set.
+ * @kvm: the VM (irqfd, ioeventfd); @mem: guest memory; @mmio_bus: where
+ * transports are registered; @mgr: gives out windows and IRQs. None owned;
+ * all outlive the set.
+ * @err: 0, -ENOMEM or -errno of epoll_create1()/eventfd(); may be NULL.
+ * Return: the set (vmm_devices_free()), or NULL.
+ */
+struct vmm_devices *vmm_devices_new(struct vmm_kvm *kvm,
+				    const struct vdk_mem *mem,
+				    struct vdk_bus *mmio_bus,
+				    struct vmm_mmio_manager *mgr, int *err);
+
+/**
+ * vmm_devices_add_blk() - add a virtio-blk device (virtio 1.2 §5.2).
+ * @id:  manager key, e.g. "disk0"; copied.
+ * @cfg: image path and options (<vdk/devices/blk.h>); not kept.
+ * @errmsg: if not NULL, set on failure to a static reason.
+ * Return: 0; -ENOSPC if VMM_DEVICES_MAX devices exist or IRQs ran out;
+ * vdk_blk_new()'s error (e.g. -ENOENT, -EACCES for the image);
+ * vmm_mmio_manager_register()'s error; -errno of eventfd() or the KVM
+ * irqfd/ioeventfd ioctls. A failed device stays in the set, inert, until
+ * vmm_devices_free().
+ */
+int vmm_devices_add_blk(struct vmm_devices *d, const char *id,
+			const struct vdk_blk_config *cfg, const char **errmsg);
+
+/**
+ * vmm_devices_add_rng() - add a virtio-rng device (virtio 1.2 §5.4).
+ * Return and @id, @errmsg: as vmm_devices_add_blk().
+ */
+int vmm_devices_add_rng(struct vmm_devices *d, const char *id,
+			const char **errmsg);
+
+/**
+ * vmm_devices_start() - start the device thread.
+ * Return: 0 or -errno of pthread_create.
+ */
+int vmm_devices_start(struct vmm_devices *d);
+
+/**
+ * vmm_devices_free() - stop the device thread, unbind the eventfds from
+ * KVM, deregister and free every transport (which resets its device) and
+ * device. Call after the vCPUs have stopped. NULL is fine.
+ */
+void vmm_devices_free(struct vmm_devices *d);
+
+#endif /* VDK_VMM_DEVICES_H */
