@@ -12,7 +12,6 @@
  * envelope has been validated and the device has accepted its part.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cbor.h>
@@ -20,9 +19,27 @@
 #include <vdk/device.h>
 #include <vdk/log.h>
 
+#include "snapshot.h"
+
 #define MOD "device"
 
 static const char ENVELOPE_FORMAT[] = "vdk-device";
+
+/* The envelope's keys, in serialisation order. */
+enum env_key {
+	ENV_FORMAT,
+	ENV_VERSION,
+	ENV_DEVICE_TYPE,
+	ENV_STATE,
+	ENV_FEATURES,
+	ENV_DEVICE,
+	ENV_KEYS
+};
+static const char *const env_keys[ENV_KEYS] = {
+	[ENV_FORMAT] = "format",	   [ENV_VERSION] = "version",
+	[ENV_DEVICE_TYPE] = "device_type", [ENV_STATE] = "state",
+	[ENV_FEATURES] = "acked_features", [ENV_DEVICE] = "device",
+};
 
 static const char *dev_name(const struct vdk_device *dev)
 {
@@ -337,24 +354,6 @@ int vdk_device_wake(struct vdk_device *dev, const struct vdk_mem *act_mem,
 
 /* ---- snapshot envelope ------------------------------------------------ */
 
-/* Add "@key": @value to @map, consuming the caller's reference to @value
- * (which may be NULL after a failed allocation). */
-static bool map_put(cbor_item_t *map, const char *key, cbor_item_t *value)
-{
-	cbor_item_t *k;
-	bool ok;
-
-	if (!value)
-		return false;
-	k = cbor_build_string(key);
-	ok = k &&
-	     cbor_map_add(map, (struct cbor_pair){.key = k, .value = value});
-	if (k)
-		cbor_decref(&k);
-	cbor_decref(&value);
-	return ok;
-}
-
 int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 {
 	cbor_item_t *map, *inner = NULL;
@@ -376,21 +375,24 @@ int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 		inner = cbor_new_null();
 	if (!inner)
 		return -ENOMEM;
-	map = cbor_new_definite_map(6);
+	map = cbor_new_definite_map(ENV_KEYS);
 	/* Insertion order is serialisation order: equal devices give equal
-	 * bytes. map_put() consumes the reference it is given, so @inner
-	 * gets an extra one and is released below whatever happens. */
+	 * bytes. vdk_snapshot_put() consumes the reference it is given, so
+	 * @inner gets an extra one and is released below whatever happens.
+	 * The integers keep their 8-byte encoding (format of version 1). */
 	ok = map &&
-	     map_put(map, "format", cbor_build_string(ENVELOPE_FORMAT)) &&
-	     map_put(map, "version",
-		     cbor_build_uint64(VDK_DEVICE_SNAPSHOT_VERSION)) &&
-	     map_put(map, "device_type",
-		     cbor_build_uint64(dev->ops->device_type)) &&
-	     map_put(map, "state",
+	     vdk_snapshot_put(map, env_keys[ENV_FORMAT],
+			      cbor_build_string(ENVELOPE_FORMAT)) &&
+	     vdk_snapshot_put(map, env_keys[ENV_VERSION],
+			      cbor_build_uint64(VDK_DEVICE_SNAPSHOT_VERSION)) &&
+	     vdk_snapshot_put(map, env_keys[ENV_DEVICE_TYPE],
+			      cbor_build_uint64(dev->ops->device_type)) &&
+	     vdk_snapshot_put(
+		     map, env_keys[ENV_STATE],
 		     cbor_build_string(vdk_device_state_name(dev->state))) &&
-	     map_put(map, "acked_features",
-		     cbor_build_uint64(dev->acked_features)) &&
-	     map_put(map, "device", cbor_incref(inner));
+	     vdk_snapshot_put(map, env_keys[ENV_FEATURES],
+			      cbor_build_uint64(dev->acked_features)) &&
+	     vdk_snapshot_put(map, env_keys[ENV_DEVICE], cbor_incref(inner));
 	cbor_decref(&inner);
 	if (!ok) {
 		if (map)
@@ -404,8 +406,6 @@ int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 int vdk_device_snapshot(struct vdk_device *dev, uint8_t **buf, size_t *len)
 {
 	cbor_item_t *item;
-	unsigned char *out = NULL;
-	size_t cap = 0, n;
 	int ret;
 
 	*buf = NULL;
@@ -413,92 +413,36 @@ int vdk_device_snapshot(struct vdk_device *dev, uint8_t **buf, size_t *len)
 	ret = vdk_device_snapshot_item(dev, &item);
 	if (ret < 0)
 		return ret;
-	n = cbor_serialize_alloc(item, &out, &cap);
+	ret = vdk_snapshot_serialize(item, buf, len);
 	cbor_decref(&item);
-	if (n == 0) {
-		free(out);
-		return -ENOMEM;
-	}
-	*buf = out;
-	*len = n;
-	return 0;
+	return ret;
 }
 
 /* ---- restore ---------------------------------------------------------- */
-
-struct envelope {
-	const cbor_item_t *format, *version, *device_type, *state, *features,
-		*device;
-};
-
-static bool str_eq(const cbor_item_t *item, const char *s)
-{
-	size_t n = strlen(s);
-
-	return cbor_isa_string(item) && cbor_string_is_definite(item) &&
-	       cbor_string_length(item) == n &&
-	       memcmp(cbor_string_handle(item), s, n) == 0;
-}
-
-/* Sort the envelope's pairs into @env; unknown keys, non-string keys and
- * duplicates make the envelope malformed. */
-static int envelope_split(const cbor_item_t *item, struct envelope *env)
-{
-	static const char *const keys[] = {"format",	     "version",
-					   "device_type",    "state",
-					   "acked_features", "device"};
-	const cbor_item_t **slots[] = {&env->format,	  &env->version,
-				       &env->device_type, &env->state,
-				       &env->features,	  &env->device};
-	struct cbor_pair *pairs;
-	size_t n, i, k;
-
-	memset(env, 0, sizeof(*env));
-	if (!cbor_isa_map(item))
-		return -EINVAL;
-	n = cbor_map_size(item);
-	pairs = cbor_map_handle(item);
-	for (i = 0; i < n; i++) {
-		if (!pairs[i].key || !pairs[i].value)
-			return -EINVAL;
-		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-			if (str_eq(pairs[i].key, keys[k]))
-				break;
-		if (k == sizeof(keys) / sizeof(keys[0]) || *slots[k])
-			return -EINVAL;
-		*slots[k] = pairs[i].value;
-	}
-	return 0;
-}
-
-static bool uint_of(const cbor_item_t *item, uint64_t *val)
-{
-	if (!item || !cbor_isa_uint(item))
-		return false;
-	*val = cbor_get_int(item);
-	return true;
-}
 
 int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 {
 	static const enum vdk_device_state states[] = {
 		VDK_DEVICE_NEW, VDK_DEVICE_ACTIVE, VDK_DEVICE_RESET};
+	const cbor_item_t *env[ENV_KEYS];
 	enum vdk_device_state state;
-	struct envelope env;
 	uint64_t version, type, features, offered;
 	size_t i;
 	int ret;
 
 	if (!dev->asleep || dev->state == VDK_DEVICE_ACTIVE)
 		return refuse(dev, "restore", -EBUSY);
-	if (!item || envelope_split(item, &env) < 0 ||
-	    !str_eq(env.format, ENVELOPE_FORMAT)) {
+	/* Unknown keys, non-string keys and duplicates make the envelope
+	 * malformed. */
+	if (!item ||
+	    vdk_snapshot_map_split(item, env_keys, ENV_KEYS, env) < 0 ||
+	    !vdk_snapshot_str_eq(env[ENV_FORMAT], ENVELOPE_FORMAT)) {
 		vdk_log(VDK_LOG_WARN, MOD, "%s: restore: not a device snapshot",
 			dev_name(dev));
 		return -EINVAL;
 	}
 	/* The version decides how the rest reads, so it comes first. */
-	if (!uint_of(env.version, &version)) {
+	if (!vdk_snapshot_uint_value(env[ENV_VERSION], UINT64_MAX, &version)) {
 		vdk_log(VDK_LOG_WARN, MOD, "%s: restore: no version",
 			dev_name(dev));
 		return -EINVAL;
@@ -510,8 +454,11 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 			VDK_DEVICE_SNAPSHOT_VERSION);
 		return -EPROTO;
 	}
-	if (!uint_of(env.device_type, &type) || !env.state ||
-	    !uint_of(env.features, &features) || !env.device) {
+	if (!vdk_snapshot_uint_value(env[ENV_DEVICE_TYPE], UINT64_MAX, &type) ||
+	    !env[ENV_STATE] ||
+	    !vdk_snapshot_uint_value(env[ENV_FEATURES], UINT64_MAX,
+				     &features) ||
+	    !env[ENV_DEVICE]) {
 		vdk_log(VDK_LOG_WARN, MOD, "%s: restore: malformed envelope",
 			dev_name(dev));
 		return -EINVAL;
@@ -524,7 +471,8 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 		return -ENODEV;
 	}
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (str_eq(env.state, vdk_device_state_name(states[i])))
+		if (vdk_snapshot_str_eq(env[ENV_STATE],
+					vdk_device_state_name(states[i])))
 			break;
 	if (i == sizeof(states) / sizeof(states[0])) {
 		vdk_log(VDK_LOG_WARN, MOD, "%s: restore: unknown state",
@@ -540,7 +488,7 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 			(unsigned long long)(features & ~offered));
 		return -EINVAL;
 	}
-	if (!dev->ops->restore && !cbor_is_null(env.device)) {
+	if (!dev->ops->restore && !cbor_is_null(env[ENV_DEVICE])) {
 		vdk_log(VDK_LOG_WARN, MOD,
 			"%s: restore: snapshot has device state, device has "
 			"none",
@@ -552,7 +500,7 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 	if (dev->ops->ack_features)
 		dev->ops->ack_features(dev->impl, features);
 	if (dev->ops->restore) {
-		ret = dev->ops->restore(dev->impl, env.device);
+		ret = dev->ops->restore(dev->impl, env[ENV_DEVICE]);
 		if (ret < 0) {
 			if (dev->ops->ack_features)
 				dev->ops->ack_features(dev->impl,
@@ -571,187 +519,8 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 	return 0;
 }
 
-/*
- * Before cbor_load() builds items from a snapshot, walk it with the streaming
- * decoder and refuse what would make the builder misbehave: a definite array
- * or map that claims more elements than there are bytes left (libcbor
- * allocates the claimed size up front, so 5 bytes could ask for gigabytes),
- * nesting deeper than SCAN_MAX_DEPTH, truncation and trailing bytes.
- */
-#define SCAN_MAX_DEPTH 32
-#define SCAN_INDEF     UINT64_MAX
-
-struct scan {
-	size_t remaining;	       /* bytes from the current head on */
-	uint64_t open[SCAN_MAX_DEPTH]; /* items each open container awaits */
-	unsigned depth;
-	bool done;
-	bool bad;
-};
-
-/* One complete item: count it in its container, closing finished ones. */
-static void scan_item(struct scan *s)
-{
-	while (s->depth > 0) {
-		uint64_t *top = &s->open[s->depth - 1];
-
-		if (*top == SCAN_INDEF || --*top > 0)
-			return;
-		s->depth--; /* the container is complete: an item itself */
-	}
-	s->done = true;
-}
-
-static void scan_push(struct scan *s, uint64_t items)
-{
-	if (s->depth == SCAN_MAX_DEPTH) {
-		s->bad = true;
-		return;
-	}
-	if (items == 0) {
-		scan_item(s);
-		return;
-	}
-	s->open[s->depth++] = items;
-}
-
-static void scan_leaf(void *ctx)
-{
-	scan_item(ctx);
-}
-static void scan_u8(void *ctx, uint8_t v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_u16(void *ctx, uint16_t v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_u32(void *ctx, uint32_t v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_u64(void *ctx, uint64_t v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_string(void *ctx, cbor_data data, size_t len)
-{
-	(void)data;
-	(void)len;
-	scan_item(ctx);
-}
-static void scan_float(void *ctx, float v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_double(void *ctx, double v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_bool(void *ctx, bool v)
-{
-	(void)v;
-	scan_item(ctx);
-}
-static void scan_tag(void *ctx, uint64_t v)
-{
-	/* A tag qualifies the item that follows; that item is counted. */
-	(void)ctx;
-	(void)v;
-}
-static void scan_array(void *ctx, size_t n)
-{
-	struct scan *s = ctx;
-
-	/* Every element takes at least one byte. */
-	if (n >= s->remaining)
-		s->bad = true;
-	else
-		scan_push(s, n);
-}
-static void scan_map(void *ctx, size_t n)
-{
-	struct scan *s = ctx;
-
-	if (n >= s->remaining / 2 + 1)
-		s->bad = true;
-	else
-		scan_push(s, 2 * (uint64_t)n);
-}
-static void scan_indef(void *ctx)
-{
-	scan_push(ctx, SCAN_INDEF);
-}
-static void scan_break(void *ctx)
-{
-	struct scan *s = ctx;
-
-	if (s->depth == 0 || s->open[s->depth - 1] != SCAN_INDEF) {
-		s->bad = true;
-		return;
-	}
-	s->depth--;
-	scan_item(s);
-}
-
-static const struct cbor_callbacks scan_callbacks = {
-	.uint8 = scan_u8,
-	.uint16 = scan_u16,
-	.uint32 = scan_u32,
-	.uint64 = scan_u64,
-	.negint8 = scan_u8,
-	.negint16 = scan_u16,
-	.negint32 = scan_u32,
-	.negint64 = scan_u64,
-	.byte_string_start = scan_indef,
-	.byte_string = scan_string,
-	.string = scan_string,
-	.string_start = scan_indef,
-	.indef_array_start = scan_indef,
-	.array_start = scan_array,
-	.indef_map_start = scan_indef,
-	.map_start = scan_map,
-	.tag = scan_tag,
-	.float2 = scan_float,
-	.float4 = scan_float,
-	.float8 = scan_double,
-	.undefined = scan_leaf,
-	.null = scan_leaf,
-	.boolean = scan_bool,
-	.indef_break = scan_break,
-};
-
-/* True if @buf holds exactly one well-bounded CBOR item. */
-static bool snapshot_scan(const uint8_t *buf, size_t len)
-{
-	struct scan s = {0};
-	size_t off = 0;
-
-	while (!s.done && !s.bad) {
-		struct cbor_decoder_result r;
-
-		if (off >= len)
-			return false; /* truncated */
-		s.remaining = len - off;
-		r = cbor_stream_decode(buf + off, len - off, &scan_callbacks,
-				       &s);
-		if (r.status != CBOR_DECODER_FINISHED || r.read == 0)
-			return false;
-		off += r.read;
-	}
-	return !s.bad && off == len;
-}
-
 int vdk_device_restore(struct vdk_device *dev, const uint8_t *buf, size_t len)
 {
-	struct cbor_load_result res;
 	cbor_item_t *item;
 	int ret;
 
@@ -759,26 +528,13 @@ int vdk_device_restore(struct vdk_device *dev, const uint8_t *buf, size_t len)
 		return refuse(dev, "restore", -EBUSY);
 	if (!buf || len == 0)
 		return -EINVAL;
-	if (!snapshot_scan(buf, len)) {
+	ret = vdk_snapshot_load(buf, len, &item);
+	if (ret < 0) {
 		vdk_log(VDK_LOG_WARN, MOD,
 			"%s: restore: %zu bytes are not one well-formed CBOR "
-			"item",
-			dev_name(dev), len);
-		return -EINVAL;
-	}
-	item = cbor_load(buf, len, &res);
-	if (!item) {
-		vdk_log(VDK_LOG_WARN, MOD,
-			"%s: restore: CBOR decode error %d at byte %zu",
-			dev_name(dev), (int)res.error.code, res.error.position);
-		return res.error.code == CBOR_ERR_MEMERROR ? -ENOMEM : -EINVAL;
-	}
-	if (res.read != len) {
-		vdk_log(VDK_LOG_WARN, MOD,
-			"%s: restore: %zu bytes after the snapshot",
-			dev_name(dev), len - res.read);
-		cbor_decref(&item);
-		return -EINVAL;
+			"item: %s",
+			dev_name(dev), len, strerror(-ret));
+		return ret;
 	}
 	ret = vdk_device_restore_item(dev, item);
 	cbor_decref(&item);

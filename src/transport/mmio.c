@@ -3,6 +3,9 @@
  * virtio-mmio transport, device side: the version 2 register file of
  * virtio 1.2 §4.2.2 in front of one struct vdk_device.
  *
+ * Sleep, wake, snapshot and restore are in mmio_snapshot.c; the state both
+ * files share is in mmio_internal.h.
+ *
  * Do not assume that anything the driver writes is sensible: every register
  * write is checked here (queue index < number of queues, status bits only
  * added, features a subset of the offered ones) before it reaches the
@@ -32,11 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <linux/virtio_config.h>
-#include <linux/virtio_mmio.h>
-
-#include <vdk/log.h>
-#include <vdk/mmio.h>
+#include "mmio_internal.h"
 
 #define MOD "mmio"
 
@@ -44,55 +43,9 @@
 #define VIRTIO_F_NOTIFICATION_DATA 38 /* virtio 1.2 §6; not in old uapi */
 #endif
 
-/* Bits a driver may set in Status (virtio 1.2 §2.1). */
-#define DRIVER_STATUS_BITS                                                     \
-	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |                \
-	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK |             \
-	 VIRTIO_CONFIG_S_FAILED)
-
-#define INT_BITS (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)
-
-struct vdk_mmio {
-	pthread_mutex_t lock;
-	struct vdk_device *dev;
-	const struct vdk_mem *mem;
-	vdk_mmio_notify_fn *notify;
-	void *notify_opaque;
-	uint32_t vendor_id;
-	uint64_t device_features; /* cached ops->features() */
-	uint16_t num_queues;
-	struct vdk_virtq *queues; /* num_queues entries */
-	/* what the device was activated with: &queues[i] or NULL */
-	struct vdk_virtq *active[VDK_DEVICE_MAX_QUEUES];
-
-	/* register state, under lock */
-	uint8_t status; /* driver-written bits only */
-	uint32_t device_features_sel;
-	uint32_t driver_features_sel;
-	uint64_t driver_features;
-	uint32_t queue_sel;
-	uint32_t shm_sel;
-	bool activated;	      /* vdk_device_activate() succeeded */
-	bool asleep;	      /* vdk_mmio_sleep() */
-	bool restored_active; /* restored ACTIVE: wake passes the queues */
-	struct vdk_ratelimit rl;
-
-	/* interrupt state, under irq_lock */
-	pthread_mutex_t irq_lock;
-	vdk_mmio_irq_fn *irq_fn;
-	void *irq_opaque;
-	uint32_t isr;
-	uint32_t config_generation;
-	bool needs_reset;
-	bool irq_level;
-	struct vdk_interrupt irq;
-};
-
 /* ---- interrupts (any thread) ------------------------------------------ */
 
-/* Call with irq_lock held: bring the line to the level InterruptStatus
- * implies. */
-static void irq_update_locked(struct vdk_mmio *t)
+void vdk_mmio_irq_update_locked(struct vdk_mmio *t)
 {
 	bool level = t->isr != 0;
 
@@ -112,7 +65,7 @@ static void irq_raise(struct vdk_mmio *t, uint32_t bits, bool config_changed,
 		t->config_generation++;
 	if (needs_reset)
 		t->needs_reset = true;
-	irq_update_locked(t);
+	vdk_mmio_irq_update_locked(t);
 	pthread_mutex_unlock(&t->irq_lock);
 }
 
@@ -134,7 +87,7 @@ static void mmio_set_needs_reset(void *opaque)
 	irq_raise(opaque, VIRTIO_MMIO_INT_CONFIG, false, true);
 }
 
-static const struct vdk_interrupt_ops mmio_irq_ops = {
+const struct vdk_interrupt_ops vdk_mmio_irq_ops = {
 	.signal_used_queue = mmio_signal_used_queue,
 	.signal_config_changed = mmio_signal_config_changed,
 	.set_needs_reset = mmio_set_needs_reset,
@@ -156,7 +109,7 @@ static struct vdk_virtq *selected_queue(struct vdk_mmio *t)
 	return &t->queues[t->queue_sel];
 }
 
-static uint8_t status_locked(struct vdk_mmio *t)
+uint8_t vdk_mmio_status_locked(struct vdk_mmio *t)
 {
 	uint8_t s = t->status;
 
@@ -198,6 +151,14 @@ static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
 
 /* ---- device status (virtio 1.2 §2.1, §3.1.1) -------------------------- */
 
+void vdk_mmio_reset_queues(struct vdk_mmio *t)
+{
+	for (uint16_t i = 0; i < t->num_queues; i++) {
+		vdk_virtq_reset(&t->queues[i]);
+		t->active[i] = NULL;
+	}
+}
+
 /* Writing 0 to Status: virtio 1.2 §2.4 device reset. */
 static void device_reset(struct vdk_mmio *t)
 {
@@ -209,10 +170,7 @@ static void device_reset(struct vdk_mmio *t)
 		fail_device(t, "device reset failed", r);
 		return;
 	}
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		vdk_virtq_reset(&t->queues[i]);
-		t->active[i] = NULL;
-	}
+	vdk_mmio_reset_queues(t);
 	t->status = 0;
 	t->device_features_sel = 0;
 	t->driver_features_sel = 0;
@@ -220,12 +178,12 @@ static void device_reset(struct vdk_mmio *t)
 	t->queue_sel = 0;
 	t->shm_sel = 0;
 	t->activated = false;
-	vdk_interrupt_init_callback(&t->irq, &mmio_irq_ops, t);
+	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
 
 	pthread_mutex_lock(&t->irq_lock);
 	t->isr = 0;
 	t->needs_reset = false;
-	irq_update_locked(t); /* config_generation is kept */
+	vdk_mmio_irq_update_locked(t); /* config_generation is kept */
 	pthread_mutex_unlock(&t->irq_lock);
 }
 
@@ -299,7 +257,7 @@ static void write_status(struct vdk_mmio *t, uint32_t val)
 		device_reset(t);
 		return;
 	}
-	want = (uint8_t)(val & DRIVER_STATUS_BITS);
+	want = (uint8_t)(val & VDK_MMIO_DRIVER_STATUS_BITS);
 	if (t->status & VIRTIO_CONFIG_S_FAILED)
 		return; /* the driver gave up; only a reset helps */
 	if (t->status & ~want) {
@@ -315,7 +273,7 @@ static void write_status(struct vdk_mmio *t, uint32_t val)
 		t->status |= VIRTIO_CONFIG_S_FAILED;
 		return;
 	}
-	if (status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET)
+	if (vdk_mmio_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return; /* §2.1.2: the driver must reset first */
 	if (added & VIRTIO_CONFIG_S_ACKNOWLEDGE)
 		t->status |= VIRTIO_CONFIG_S_ACKNOWLEDGE;
@@ -461,7 +419,7 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 		pthread_mutex_unlock(&t->irq_lock);
 		return v;
 	case VIRTIO_MMIO_STATUS:
-		return status_locked(t);
+		return vdk_mmio_status_locked(t);
 	case VIRTIO_MMIO_SHM_LEN_LOW:
 	case VIRTIO_MMIO_SHM_LEN_HIGH:
 	case VIRTIO_MMIO_SHM_BASE_LOW:
@@ -525,7 +483,7 @@ static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		pthread_mutex_lock(&t->irq_lock);
 		t->isr &= ~val;
-		irq_update_locked(t);
+		vdk_mmio_irq_update_locked(t);
 		pthread_mutex_unlock(&t->irq_lock);
 		return -1;
 	case VIRTIO_MMIO_STATUS:
@@ -746,7 +704,7 @@ struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err)
 	t->vendor_id = cfg->vendor_id ? cfg->vendor_id : VDK_MMIO_VENDOR_ID;
 	t->device_features = dev->ops->features(dev->impl);
 	t->rl = rl;
-	vdk_interrupt_init_callback(&t->irq, &mmio_irq_ops, t);
+	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->irq_lock, NULL);
 	r = 0;
@@ -783,7 +741,7 @@ uint8_t vdk_mmio_status(struct vdk_mmio *t)
 	uint8_t s;
 
 	pthread_mutex_lock(&t->lock);
-	s = status_locked(t);
+	s = vdk_mmio_status_locked(t);
 	pthread_mutex_unlock(&t->lock);
 	return s;
 }
@@ -803,455 +761,4 @@ struct vdk_virtq *vdk_mmio_queue(struct vdk_mmio *t, uint16_t index)
 	if (!t || index >= t->num_queues)
 		return NULL;
 	return &t->queues[index];
-}
-
-int vdk_mmio_sleep(struct vdk_mmio *t)
-{
-	int r;
-
-	pthread_mutex_lock(&t->lock);
-	r = t->asleep ? -EBUSY : vdk_device_sleep(t->dev);
-	if (r == 0)
-		t->asleep = true;
-	pthread_mutex_unlock(&t->lock);
-	return r;
-}
-
-int vdk_mmio_wake(struct vdk_mmio *t)
-{
-	int r;
-
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep)
-		r = -EBUSY;
-	else if (t->restored_active)
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
-	else
-		r = vdk_device_wake(t->dev, NULL, NULL, NULL);
-	if (r == 0) {
-		t->asleep = false;
-		t->restored_active = false;
-		/* a restored InterruptStatus re-asserts the line */
-		pthread_mutex_lock(&t->irq_lock);
-		irq_update_locked(t);
-		pthread_mutex_unlock(&t->irq_lock);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return r;
-}
-
-/* ---- snapshot / restore ----------------------------------------------- */
-
-#define SNAP_FORMAT  "vdk-mmio"
-#define SNAP_VERSION 1
-
-static cbor_item_t *build_uint(uint64_t v)
-{
-	if (v <= UINT8_MAX)
-		return cbor_build_uint8((uint8_t)v);
-	if (v <= UINT16_MAX)
-		return cbor_build_uint16((uint16_t)v);
-	if (v <= UINT32_MAX)
-		return cbor_build_uint32((uint32_t)v);
-	return cbor_build_uint64(v);
-}
-
-/* Add @key: @val to @map; consumes the caller's reference to @val. */
-static bool put(cbor_item_t *map, const char *key, cbor_item_t *val)
-{
-	cbor_item_t *k = cbor_build_string(key);
-	bool ok = k && val &&
-		  cbor_map_add(map, (struct cbor_pair){.key = k, .value = val});
-
-	if (k)
-		cbor_decref(&k);
-	if (val)
-		cbor_decref(&val);
-	return ok;
-}
-
-static cbor_item_t *snapshot_queue(const struct vdk_virtq *q)
-{
-	cbor_item_t *m = cbor_new_definite_map(7);
-
-	if (!m)
-		return NULL;
-	if (!put(m, "size", build_uint(q->size)) ||
-	    !put(m, "ready", cbor_build_bool(q->ready)) ||
-	    !put(m, "desc", build_uint(q->desc_gpa)) ||
-	    !put(m, "driver", build_uint(q->driver_gpa)) ||
-	    !put(m, "device", build_uint(q->device_gpa)) ||
-	    !put(m, "next_avail", build_uint(vdk_virtq_next_avail(q))) ||
-	    !put(m, "next_used", build_uint(vdk_virtq_next_used(q))))
-		cbor_decref(&m);
-	return m;
-}
-
-static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
-{
-	cbor_item_t *queues = cbor_new_definite_array(t->num_queues);
-	cbor_item_t *dev = NULL;
-	uint32_t isr, gen;
-	int r;
-
-	if (!queues)
-		return -ENOMEM;
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		cbor_item_t *q = snapshot_queue(&t->queues[i]);
-		bool ok = q && cbor_array_push(queues, q);
-
-		if (q)
-			cbor_decref(&q);
-		if (!ok) {
-			cbor_decref(&queues);
-			return -ENOMEM;
-		}
-	}
-	r = vdk_device_snapshot_item(t->dev, &dev);
-	if (r < 0) {
-		cbor_decref(&queues);
-		return r;
-	}
-	pthread_mutex_lock(&t->irq_lock);
-	isr = t->isr;
-	gen = t->config_generation;
-	pthread_mutex_unlock(&t->irq_lock);
-	if (!put(root, "format", cbor_build_string(SNAP_FORMAT)) ||
-	    !put(root, "version", build_uint(SNAP_VERSION)) ||
-	    !put(root, "status", build_uint(status_locked(t))) ||
-	    !put(root, "device_features_sel",
-		 build_uint(t->device_features_sel)) ||
-	    !put(root, "driver_features", build_uint(t->driver_features)) ||
-	    !put(root, "driver_features_sel",
-		 build_uint(t->driver_features_sel)) ||
-	    !put(root, "queue_sel", build_uint(t->queue_sel)) ||
-	    !put(root, "shm_sel", build_uint(t->shm_sel)) ||
-	    !put(root, "interrupt_status", build_uint(isr)) ||
-	    !put(root, "config_generation", build_uint(gen)) ||
-	    !put(root, "active", cbor_build_bool(t->activated)) ||
-	    !put(root, "queues", queues) || !put(root, "device", dev))
-		return -ENOMEM;
-	return 0;
-}
-
-int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len)
-{
-	cbor_item_t *root;
-	size_t cap = 0;
-	int r;
-
-	if (!t || !buf || !len)
-		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep) {
-		r = -EBUSY;
-		goto out;
-	}
-	root = cbor_new_definite_map(13);
-	r = root ? snapshot_locked(t, root) : -ENOMEM;
-	if (r == 0) {
-		*buf = NULL;
-		*len = cbor_serialize_alloc(root, buf, &cap);
-		if (*len == 0) {
-			free(*buf);
-			*buf = NULL;
-			r = -ENOMEM;
-		}
-	}
-	if (root)
-		cbor_decref(&root);
-out:
-	pthread_mutex_unlock(&t->lock);
-	return r;
-}
-
-/* A snapshot as read back, every field range-checked. */
-struct snap_queue {
-	uint64_t size, desc, driver, device, next_avail, next_used;
-	bool ready;
-};
-
-struct snap {
-	uint64_t status, device_features_sel, driver_features;
-	uint64_t driver_features_sel, queue_sel, shm_sel, isr, generation;
-	bool active;
-	struct snap_queue q[VDK_DEVICE_MAX_QUEUES];
-	const cbor_item_t *device;
-};
-
-static bool str_eq(const cbor_item_t *s, const char *want)
-{
-	size_t n = strlen(want);
-
-	return s && cbor_isa_string(s) && cbor_string_is_definite(s) &&
-	       cbor_string_length(s) == n &&
-	       memcmp(cbor_string_handle(s), want, n) == 0;
-}
-
-static const cbor_item_t *map_get(const cbor_item_t *map, const char *key)
-{
-	struct cbor_pair *p;
-	size_t n;
-
-	if (!map || !cbor_isa_map(map))
-		return NULL;
-	p = cbor_map_handle(map);
-	n = cbor_map_size(map);
-	for (size_t i = 0; i < n; i++)
-		if (str_eq(p[i].key, key))
-			return p[i].value;
-	return NULL;
-}
-
-static bool get_uint(const cbor_item_t *map, const char *key, uint64_t max,
-		     uint64_t *out)
-{
-	const cbor_item_t *v = map_get(map, key);
-
-	if (!v || !cbor_isa_uint(v) || cbor_get_int(v) > max)
-		return false;
-	*out = cbor_get_int(v);
-	return true;
-}
-
-static bool get_bool(const cbor_item_t *map, const char *key, bool *out)
-{
-	const cbor_item_t *v = map_get(map, key);
-
-	if (!v || !cbor_is_bool(v))
-		return false;
-	*out = cbor_get_bool(v);
-	return true;
-}
-
-static int parse_queues(struct vdk_mmio *t, const cbor_item_t *arr,
-			struct snap *s)
-{
-	cbor_item_t **items;
-
-	if (!arr || !cbor_isa_array(arr) ||
-	    cbor_array_size(arr) != t->num_queues)
-		return -EINVAL;
-	items = cbor_array_handle(arr);
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		const cbor_item_t *m = items[i];
-		struct snap_queue *q = &s->q[i];
-
-		if (!get_uint(m, "size", t->queues[i].max_size, &q->size) ||
-		    !get_bool(m, "ready", &q->ready) ||
-		    !get_uint(m, "desc", UINT64_MAX, &q->desc) ||
-		    !get_uint(m, "driver", UINT64_MAX, &q->driver) ||
-		    !get_uint(m, "device", UINT64_MAX, &q->device) ||
-		    !get_uint(m, "next_avail", UINT16_MAX, &q->next_avail) ||
-		    !get_uint(m, "next_used", UINT16_MAX, &q->next_used))
-			return -EINVAL;
-	}
-	return 0;
-}
-
-static int parse_snapshot(struct vdk_mmio *t, const cbor_item_t *root,
-			  struct snap *s)
-{
-	const uint64_t version_1 = 1ull << VIRTIO_F_VERSION_1;
-	uint64_t version, acked;
-	const cbor_item_t *state;
-
-	if (!cbor_isa_map(root) ||
-	    !str_eq(map_get(root, "format"), SNAP_FORMAT))
-		return -EINVAL;
-	if (!get_uint(root, "version", UINT64_MAX, &version))
-		return -EINVAL;
-	if (version != SNAP_VERSION)
-		return -EPROTO;
-	if (!get_uint(root, "status", UINT8_MAX, &s->status) ||
-	    !get_uint(root, "device_features_sel", UINT32_MAX,
-		      &s->device_features_sel) ||
-	    !get_uint(root, "driver_features", UINT64_MAX,
-		      &s->driver_features) ||
-	    !get_uint(root, "driver_features_sel", UINT32_MAX,
-		      &s->driver_features_sel) ||
-	    !get_uint(root, "queue_sel", UINT32_MAX, &s->queue_sel) ||
-	    !get_uint(root, "shm_sel", UINT32_MAX, &s->shm_sel) ||
-	    !get_uint(root, "interrupt_status", INT_BITS, &s->isr) ||
-	    !get_uint(root, "config_generation", UINT32_MAX, &s->generation) ||
-	    !get_bool(root, "active", &s->active))
-		return -EINVAL;
-	/* The state must be one this transport could have reached. */
-	if ((s->status &
-	     ~(uint64_t)(DRIVER_STATUS_BITS | VIRTIO_CONFIG_S_NEEDS_RESET)) ||
-	    (s->driver_features & ~t->device_features))
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	    !(s->driver_features & version_1))
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	    !(s->status & VIRTIO_CONFIG_S_FEATURES_OK))
-		return -EINVAL;
-	if (s->active && !(s->status & VIRTIO_CONFIG_S_DRIVER_OK))
-		return -EINVAL;
-	if (parse_queues(t, map_get(root, "queues"), s) < 0)
-		return -EINVAL;
-	/* The device envelope (<vdk/device.h>) must agree with the
-	 * transport before the device is touched. */
-	s->device = map_get(root, "device");
-	state = map_get(s->device, "state");
-	if (!state || str_eq(state, "active") != s->active)
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	    (!get_uint(s->device, "acked_features", UINT64_MAX, &acked) ||
-	     acked != s->driver_features))
-		return -EINVAL;
-	return 0;
-}
-
-static void reset_queues(struct vdk_mmio *t)
-{
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		vdk_virtq_reset(&t->queues[i]);
-		t->active[i] = NULL;
-	}
-}
-
-static int apply_snapshot(struct vdk_mmio *t, const struct snap *s)
-{
-	int r;
-
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		const struct snap_queue *sq = &s->q[i];
-		struct vdk_virtq *q = &t->queues[i];
-
-		vdk_virtq_reset(q);
-		t->active[i] = NULL;
-		r = vdk_virtq_set_size(q, (uint16_t)sq->size);
-		if (r == 0)
-			r = vdk_virtq_set_addrs(q, sq->desc, sq->driver,
-						sq->device);
-		if (r == 0)
-			r = vdk_virtq_set_next_avail(q,
-						     (uint16_t)sq->next_avail);
-		if (r == 0)
-			r = vdk_virtq_set_next_used(q, (uint16_t)sq->next_used);
-		if (r < 0)
-			goto fail;
-		vdk_virtq_set_ready(q, sq->ready);
-		if (!s->active || !sq->ready)
-			continue;
-		r = vdk_virtq_activate(q, t->mem, s->driver_features);
-		if (r < 0)
-			goto fail;
-		t->active[i] = q;
-	}
-	r = vdk_device_restore_item(t->dev, s->device);
-	if (r < 0)
-		goto fail;
-	if ((t->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
-		r = -EINVAL; /* cannot happen after parse_snapshot() */
-		goto fail;
-	}
-	t->status = (uint8_t)(s->status & DRIVER_STATUS_BITS);
-	t->device_features_sel = (uint32_t)s->device_features_sel;
-	t->driver_features = s->driver_features;
-	t->driver_features_sel = (uint32_t)s->driver_features_sel;
-	t->queue_sel = (uint32_t)s->queue_sel;
-	t->shm_sel = (uint32_t)s->shm_sel;
-	t->activated = s->active;
-	t->restored_active = s->active;
-	vdk_interrupt_init_callback(&t->irq, &mmio_irq_ops, t);
-	t->irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
-	pthread_mutex_lock(&t->irq_lock);
-	t->isr = (uint32_t)s->isr;
-	t->config_generation = (uint32_t)s->generation;
-	t->needs_reset = t->irq.needs_reset;
-	pthread_mutex_unlock(&t->irq_lock); /* the line follows on wake */
-	return 0;
-fail:
-	reset_queues(t);
-	return r;
-}
-
-/*
- * libcbor allocates a definite array or map for its declared size before
- * reading it, so one corrupted header could ask for gigabytes. Walk the
- * encoding first: every element takes at least one byte, so a declared
- * count above the bytes that remain is refused before cbor_load().
- */
-struct cbor_scan {
-	size_t left;
-	bool bad;
-};
-
-static void scan_array(void *ctx, size_t n)
-{
-	struct cbor_scan *s = ctx;
-
-	if (n > s->left)
-		s->bad = true;
-}
-
-static void scan_map(void *ctx, size_t n)
-{
-	struct cbor_scan *s = ctx;
-
-	if (n > s->left / 2)
-		s->bad = true;
-}
-
-static bool cbor_sizes_plausible(const uint8_t *buf, size_t len)
-{
-	struct cbor_callbacks cb = cbor_empty_callbacks;
-	struct cbor_scan s = {0};
-	struct cbor_decoder_result r;
-
-	cb.array_start = scan_array;
-	cb.map_start = scan_map;
-	for (size_t off = 0; off < len; off += r.read) {
-		s.left = len - off;
-		r = cbor_stream_decode(buf + off, len - off, &cb, &s);
-		if (r.status != CBOR_DECODER_FINISHED || r.read == 0 || s.bad)
-			return false;
-	}
-	return true;
-}
-
-int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len)
-{
-	struct cbor_load_result res;
-	cbor_item_t *root;
-	struct snap *s;
-	int r;
-
-	if (!t || !buf || !len)
-		return -EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep || t->activated) {
-		r = -EBUSY;
-		goto out;
-	}
-	r = -EINVAL;
-	if (!cbor_sizes_plausible(buf, len))
-		goto out;
-	root = cbor_load(buf, len, &res);
-	if (!root) {
-		if (res.error.code == CBOR_ERR_MEMERROR)
-			r = -ENOMEM;
-		goto out;
-	}
-	if (res.read != len) {
-		cbor_decref(&root); /* bytes after the snapshot */
-		goto out;
-	}
-	r = parse_snapshot(t, root, s);
-	if (r == 0)
-		r = apply_snapshot(t, s);
-	cbor_decref(&root);
-out:
-	pthread_mutex_unlock(&t->lock);
-	free(s);
-	if (r < 0)
-		vdk_log(VDK_LOG_WARN, MOD, "%s: restore refused (%d)",
-			t->dev->ops->name, r);
-	return r;
 }
