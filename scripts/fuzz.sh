@@ -16,7 +16,7 @@ ninja -C build-fuzz >/dev/null || { ninja -C build-fuzz; echo "fuzz: build faile
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
 	for t in build-fuzz/fuzz/fuzz_*; do
-		[ -x "$t" ] && targets+=("$(basename "$t")")
+		[ -f "$t" ] && [ -x "$t" ] && targets+=("$(basename "$t")")
 	done
 fi
 

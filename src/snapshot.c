@@ -136,7 +136,10 @@ bool vdk_snapshot_get_bool(const cbor_item_t *map, const char *key, bool *out)
 {
 	const cbor_item_t *v = vdk_snapshot_map_get(map, key);
 
-	if (!v || !cbor_is_bool(v))
+	/* libcbor 0.8's cbor_is_bool() asserts on a float item: check that
+	 * the item is a simple value (not a float) first. */
+	if (!v || !cbor_isa_float_ctrl(v) || !cbor_float_ctrl_is_ctrl(v) ||
+	    !cbor_is_bool(v))
 		return false;
 	*out = cbor_get_bool(v);
 	return true;

@@ -344,7 +344,9 @@ static int echo_restore(void *dev, const cbor_item_t *item)
 	    !get_uint(item, "sink_chains", UINT64_MAX, &sc) ||
 	    !get_uint(item, "sink_bytes", UINT64_MAX, &sb) || !id ||
 	    !cbor_isa_bytestring(id) || !cbor_bytestring_is_definite(id) ||
-	    cbor_bytestring_length(id) != 8 || !broken || !cbor_is_bool(broken))
+	    cbor_bytestring_length(id) != 8 || !broken ||
+	    !cbor_isa_float_ctrl(broken) || !cbor_float_ctrl_is_ctrl(broken) ||
+	    !cbor_is_bool(broken))
 		return -EINVAL;
 	e->config.counter = (uint32_t)counter;
 	e->config.settable = (uint32_t)settable;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of the device model framework (src/device.c), the interrupt object
- * (src/interrupt.c) and the echo test device, then the conformance suite on
- * the echo device.
+ * Tests of the device model framework (src/device.c) and the echo test
+ * device: lifecycle, features and configuration, the echo data path, the
+ * snapshot envelope, then the conformance suite on the echo device. The
+ * interrupt object (src/interrupt.c) and the interrupts a device raises
+ * are tested in test_interrupt.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +15,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <linux/virtio_config.h>
 
@@ -27,19 +27,8 @@
 
 #include "conformance.h"
 #include "echo_device.h"
+#include "echo_env.h"
 #include "guest_ring.h"
-
-#define VERSION_1 (1ull << VIRTIO_F_VERSION_1)
-#define INVERT	  (1ull << ECHO_F_INVERT)
-
-static void quiet_sink(void *opaque, enum vdk_log_level level,
-		       const char *module, const char *msg)
-{
-	(void)opaque;
-	(void)level;
-	(void)module;
-	(void)msg;
-}
 
 /* ---- probe: a device that records the framework's calls ----------------- */
 
@@ -408,191 +397,7 @@ static void test_config_bounds(void **state)
 	echo_device_free(e);
 }
 
-/* ---- interrupt -------------------------------------------------------- */
-
-struct irq_log {
-	int used[4], config, reset;
-};
-
-static void log_used(void *o, uint16_t q)
-{
-	struct irq_log *l = o;
-
-	if (q < 4)
-		l->used[q]++;
-}
-static void log_config(void *o)
-{
-	((struct irq_log *)o)->config++;
-}
-static void log_reset(void *o)
-{
-	((struct irq_log *)o)->reset++;
-}
-
-static void test_interrupt_callback(void **state)
-{
-	const struct vdk_interrupt_ops ops = {log_used, log_config, log_reset};
-	const struct vdk_interrupt_ops none = {0};
-	struct irq_log l = {0};
-	struct vdk_interrupt irq;
-
-	(void)state;
-	vdk_interrupt_init_callback(&irq, &ops, &l);
-	vdk_interrupt_signal_used_queue(&irq, 1);
-	vdk_interrupt_signal_used_queue(&irq, 1);
-	vdk_interrupt_signal_used_queue(&irq, 3);
-	vdk_interrupt_signal_config_changed(&irq);
-	assert_int_equal(l.used[1], 2);
-	assert_int_equal(l.used[3], 1);
-	assert_int_equal(l.used[0], 0);
-	assert_int_equal(l.config, 1);
-	assert_false(irq.needs_reset);
-	vdk_interrupt_needs_reset(&irq);
-	assert_true(irq.needs_reset);
-	assert_int_equal(l.reset, 1);
-	assert_int_equal(l.config, 1);
-
-	/* NULL members drop the event. */
-	vdk_interrupt_init_callback(&irq, &none, NULL);
-	vdk_interrupt_signal_used_queue(&irq, 0);
-	vdk_interrupt_signal_config_changed(&irq);
-	vdk_interrupt_needs_reset(&irq);
-	assert_true(irq.needs_reset);
-	vdk_interrupt_signal_used_queue(NULL, 0);
-}
-
-static uint64_t efd_read(int fd)
-{
-	uint64_t v = 0;
-
-	if (read(fd, &v, sizeof(v)) != sizeof(v))
-		return 0; /* EAGAIN: nothing pending */
-	return v;
-}
-
-static void test_interrupt_eventfd(void **state)
-{
-	int q[3], cfg;
-	struct vdk_interrupt irq;
-	int big[VDK_DEVICE_MAX_QUEUES + 1];
-	uint64_t near_max = UINT64_MAX - 1;
-
-	(void)state;
-	for (int i = 0; i < 3; i++) {
-		q[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		assert_true(q[i] >= 0);
-	}
-	cfg = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_true(cfg >= 0);
-	close(q[2]);
-	q[2] = -1; /* queue 2 has no fd */
-
-	assert_int_equal(vdk_interrupt_init_eventfd(&irq, q, 3, cfg), 0);
-	assert_null(irq.ops);
-	assert_int_equal(irq.queue_fd[3], -1);
-	vdk_interrupt_signal_used_queue(&irq, 0);
-	vdk_interrupt_signal_used_queue(&irq, 1);
-	vdk_interrupt_signal_used_queue(&irq, 1);
-	vdk_interrupt_signal_used_queue(&irq, 2);      /* no fd: dropped */
-	vdk_interrupt_signal_used_queue(&irq, 0xffff); /* out of range */
-	assert_int_equal(efd_read(q[0]), 1);
-	assert_int_equal(efd_read(q[1]), 2);
-	assert_int_equal(efd_read(q[0]), 0);
-	assert_int_equal(efd_read(cfg), 0);
-	vdk_interrupt_signal_config_changed(&irq);
-	assert_int_equal(efd_read(cfg), 1);
-	/* needs_reset: flag, and the frontend hears of it on the config fd. */
-	vdk_interrupt_needs_reset(&irq);
-	assert_true(irq.needs_reset);
-	assert_int_equal(efd_read(cfg), 1);
-
-	/* A full counter (EAGAIN) is not an error: the signal is pending. */
-	assert_int_equal(write(q[0], &near_max, sizeof(near_max)), 8);
-	vdk_interrupt_signal_used_queue(&irq, 0);
-	assert_int_equal(efd_read(q[0]), near_max);
-
-	assert_int_equal(vdk_interrupt_init_eventfd(
-				 &irq, big, VDK_DEVICE_MAX_QUEUES + 1, -1),
-			 -EINVAL);
-	assert_int_equal(vdk_interrupt_init_eventfd(&irq, NULL, 1, -1),
-			 -EINVAL);
-	assert_int_equal(vdk_interrupt_init_eventfd(&irq, NULL, 0, -1), 0);
-	vdk_interrupt_signal_config_changed(&irq); /* no fd: dropped */
-	close(q[0]);
-	close(q[1]);
-	close(cfg);
-}
-
 /* ---- echo device data path -------------------------------------------- */
-
-#define MEM_SIZE (1u << 20)
-#define QSIZE	 16
-
-struct echo_env {
-	struct vdk_mem *mem;
-	struct echo_device *e;
-	struct vdk_device *dev;
-	struct vdk_virtq q[2];
-	struct vdk_virtq *qp[2];
-	struct guest_ring gr[2];
-	struct vdk_interrupt irq;
-	struct irq_log log;
-};
-
-static const struct vdk_interrupt_ops log_ops = {log_used, log_config,
-						 log_reset};
-
-static int echo_setup(void **state)
-{
-	struct echo_env *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	t->mem = vdk_mem_new(NULL);
-	if (!t->mem || vdk_mem_add_memfd(t->mem, 0, MEM_SIZE, "echo") < 0)
-		return -1;
-	t->e = echo_device_new(NULL);
-	if (!t->e)
-		return -1;
-	t->dev = echo_device_vdk(t->e);
-	vdk_interrupt_init_callback(&t->irq, &log_ops, &t->log);
-	*state = t;
-	return 0;
-}
-
-static int echo_teardown(void **state)
-{
-	struct echo_env *t = *state;
-
-	echo_device_free(t->e);
-	vdk_mem_free(t->mem);
-	free(t);
-	return 0;
-}
-
-static void echo_activate(struct echo_env *t, uint64_t features)
-{
-	assert_int_equal(vdk_device_ack_features(t->dev, features), 0);
-	for (uint16_t i = 0; i < 2; i++) {
-		assert_int_equal(
-			guest_ring_init(&t->gr[i], t->mem, QSIZE, i * 0x1000),
-			0);
-		assert_int_equal(
-			vdk_virtq_init(&t->q[i], ECHO_QUEUE_MAX_SIZE, i), 0);
-		assert_int_equal(vdk_virtq_set_size(&t->q[i], QSIZE), 0);
-		assert_int_equal(vdk_virtq_set_addrs(
-					 &t->q[i], t->gr[i].desc_gpa,
-					 t->gr[i].avail_gpa, t->gr[i].used_gpa),
-				 0);
-		vdk_virtq_set_ready(&t->q[i], true);
-		assert_int_equal(vdk_virtq_activate(&t->q[i], t->mem, features),
-				 0);
-		t->qp[i] = &t->q[i];
-	}
-	assert_int_equal(vdk_device_activate(t->dev, t->mem, &t->irq, t->qp),
-			 0);
-}
 
 static void test_echo_queue(void **state)
 {
@@ -678,49 +483,6 @@ static void test_echo_invert_and_batch(void **state)
 	assert_int_equal(vdk_mem_read(t->mem, 0x20000, out, sizeof(out)), 0);
 	for (size_t i = 0; i < sizeof(out); i++)
 		assert_int_equal(out[i], (uint8_t)~in[i]);
-}
-
-static void test_echo_broken_queue(void **state)
-{
-	struct echo_env *t = *state;
-	struct guest_buf b[1] = {{0x10000, 8, false}};
-
-	echo_activate(t, VERSION_1);
-	/* A head index beyond the queue size: a driver error. */
-	assert_int_equal(guest_ring_set_avail_slot(&t->gr[0], 0, QSIZE + 3), 0);
-	assert_int_equal(guest_ring_set_avail_idx(&t->gr[0], 1), 0);
-	vdk_device_queue_notify(t->dev, ECHO_QUEUE_ECHO);
-	assert_int_equal(t->log.reset, 1);
-	assert_true(t->irq.needs_reset);
-	assert_int_equal(echo_device_stats(t->e).errors, 1);
-	/* Reported once; later notifications are ignored until reset. */
-	vdk_device_queue_notify(t->dev, ECHO_QUEUE_ECHO);
-	assert_int_equal(t->log.reset, 1);
-	/* The other queue stops too (the device needs a reset). */
-	assert_true(guest_ring_add_chain(&t->gr[1], b, 1) >= 0);
-	vdk_device_queue_notify(t->dev, ECHO_QUEUE_SINK);
-	assert_int_equal(guest_ring_used_idx(&t->gr[1]), 0);
-	/* After reset and re-activation it works again. */
-	assert_int_equal(vdk_device_reset(t->dev), 0);
-	t->irq.needs_reset = false;
-	echo_activate(t, VERSION_1);
-	assert_true(guest_ring_add_chain(&t->gr[1], b, 1) >= 0);
-	vdk_device_queue_notify(t->dev, ECHO_QUEUE_SINK);
-	assert_int_equal(guest_ring_used_idx(&t->gr[1]), 1);
-	assert_int_equal(t->log.reset, 1);
-}
-
-static void test_echo_config_change(void **state)
-{
-	struct echo_env *t = *state;
-	const uint8_t id[8] = "echo-two";
-
-	echo_device_set_id(t->e, id); /* not active: no notification */
-	assert_int_equal(t->log.config, 0);
-	echo_activate(t, VERSION_1);
-	echo_device_set_id(t->e, id);
-	assert_int_equal(t->log.config, 1);
-	assert_memory_equal(echo_device_config(t->e).id, id, 8);
 }
 
 /* ---- snapshot envelope --------------------------------------------------- */
@@ -918,15 +680,9 @@ int main(void)
 		cmocka_unit_test(test_wake_restored_without_wake_op),
 		cmocka_unit_test(test_ack_features),
 		cmocka_unit_test(test_config_bounds),
-		cmocka_unit_test(test_interrupt_callback),
-		cmocka_unit_test(test_interrupt_eventfd),
 		cmocka_unit_test_setup_teardown(test_echo_queue, echo_setup,
 						echo_teardown),
 		cmocka_unit_test_setup_teardown(test_echo_invert_and_batch,
-						echo_setup, echo_teardown),
-		cmocka_unit_test_setup_teardown(test_echo_broken_queue,
-						echo_setup, echo_teardown),
-		cmocka_unit_test_setup_teardown(test_echo_config_change,
 						echo_setup, echo_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_envelope,
 						echo_setup, echo_teardown),

@@ -2,8 +2,9 @@
 /*
  * Unit tests for src/mem.c: region bookkeeping, the translation edge cases a
  * hostile guest aims at (ends, holes, wrap), reads and writes across
- * adjacent regions, fd sharing, vhost-user address translation and the
- * little-endian helpers.
+ * adjacent regions, fd sharing, vhost-user address translation, the
+ * little-endian helpers, and the region cache of the virtqueue hot path
+ * (struct vdk_mem_cache, vdk_mem_translate_fill()).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -441,6 +442,238 @@ static void test_many_regions(void **state)
 	free(buf);
 }
 
+/* ---- region cache (struct vdk_mem_cache) and vdk_mem_translate_fill ---- */
+
+/* The cache must hold exactly region @r. */
+static void assert_cache_is(const struct vdk_mem_cache *c,
+			    const struct vdk_mem_region *r)
+{
+	assert_int_equal(c->gpa, r->gpa);
+	assert_int_equal(c->size, r->size);
+	assert_ptr_equal(c->hva, r->hva);
+}
+
+/* An empty cache contains nothing; a filled one exactly its region. */
+static void test_cache_contains_edges(void **state)
+{
+	const uint64_t base = 0x10000, size = 4 * PAGE, end = base + size;
+	struct vdk_mem *mem = new_mem();
+	const struct vdk_mem_region *r;
+	struct vdk_mem_cache c = {base, size, (uint8_t *)&c};
+
+	(void)state;
+	vdk_mem_cache_clear(&c);
+	assert_int_equal(c.size, 0);
+	assert_null(c.hva);
+	assert_false(vdk_mem_cache_contains(&c, 0, 1));
+	assert_false(vdk_mem_cache_contains(&c, 0, 0));
+	assert_false(vdk_mem_cache_contains(&c, base, 1));
+	assert_false(vdk_mem_cache_contains(&c, UINT64_MAX, 1));
+
+	assert_int_equal(vdk_mem_add_memfd(mem, base, size, "c"), 0);
+	r = vdk_mem_region_at(mem, 0);
+	assert_ptr_equal(vdk_mem_translate_fill(mem, base + 8, 8, &c),
+			 r->hva + 8);
+	assert_cache_is(&c, r);
+
+	/* Inside: the whole region, first byte, last bytes. */
+	assert_true(vdk_mem_cache_contains(&c, base, size));
+	assert_true(vdk_mem_cache_contains(&c, base, 1));
+	assert_true(vdk_mem_cache_contains(&c, end - 1, 1));
+	assert_true(vdk_mem_cache_contains(&c, end - 16, 16));
+	assert_ptr_equal(vdk_mem_cache_translate(&c, base), r->hva);
+	assert_ptr_equal(vdk_mem_cache_translate(&c, end - 1),
+			 r->hva + size - 1);
+	assert_ptr_equal(vdk_mem_cache_translate(&c, base + 0x1234),
+			 r->hva + 0x1234);
+	/* Zero length is never contained, even inside. */
+	assert_false(vdk_mem_cache_contains(&c, base, 0));
+	assert_false(vdk_mem_cache_contains(&c, base + 100, 0));
+	/* Just below and just above the region. */
+	assert_false(vdk_mem_cache_contains(&c, base - 1, 1));
+	assert_false(vdk_mem_cache_contains(&c, base - 1, 2));
+	assert_false(vdk_mem_cache_contains(&c, end, 1));
+	assert_false(vdk_mem_cache_contains(&c, end - 1, 2));
+	assert_false(vdk_mem_cache_contains(&c, base, size + 1));
+	assert_false(vdk_mem_cache_contains(&c, 0, 1));
+	/* Ranges that wrap the 64-bit space, some back into the region. */
+	assert_false(vdk_mem_cache_contains(&c, UINT64_MAX, 1));
+	assert_false(vdk_mem_cache_contains(&c, UINT64_MAX, base + 2));
+	assert_false(vdk_mem_cache_contains(&c, base + 8, UINT64_MAX - 7));
+	assert_false(vdk_mem_cache_contains(&c, base, UINT64_MAX));
+	assert_false(vdk_mem_cache_contains(&c, end - 1, UINT64_MAX));
+	assert_false(
+		vdk_mem_cache_contains(&c, base - 0x100, 0x100 + size / 2));
+	vdk_mem_free(mem);
+}
+
+/* A region ending at the top of the address space (2^64 - 1 exclusive). */
+static void test_cache_top_of_address_space(void **state)
+{
+	static uint8_t top[PAGE];
+	const uint64_t base = UINT64_MAX - PAGE;
+	struct vdk_mem *mem = new_mem();
+	struct vdk_mem_cache c;
+
+	(void)state;
+	vdk_mem_cache_clear(&c);
+	assert_int_equal(vdk_mem_add_host(mem, base, PAGE, top), 0);
+	assert_ptr_equal(vdk_mem_translate_fill(mem, base, PAGE, &c), top);
+	assert_cache_is(&c, vdk_mem_region_at(mem, 0));
+	assert_true(vdk_mem_cache_contains(&c, UINT64_MAX - 1, 1));
+	assert_ptr_equal(vdk_mem_cache_translate(&c, UINT64_MAX - 1),
+			 top + PAGE - 1);
+	assert_false(vdk_mem_cache_contains(&c, UINT64_MAX - 1, 2));
+	assert_false(vdk_mem_cache_contains(&c, UINT64_MAX, 1));
+	/* Low addresses are "below" the region: huge offsets, refused. */
+	assert_false(vdk_mem_cache_contains(&c, 0, 1));
+	assert_false(vdk_mem_cache_contains(&c, 0, PAGE));
+	assert_false(vdk_mem_cache_contains(&c, base - 1, 2));
+	/* Refused by the map too, whatever the length. */
+	assert_null(vdk_mem_translate_fill(mem, UINT64_MAX - 1, 2, &c));
+	assert_null(vdk_mem_translate_fill(mem, UINT64_MAX, 1, &c));
+	assert_null(vdk_mem_translate_fill(mem, base, UINT64_MAX, &c));
+	assert_cache_is(&c, vdk_mem_region_at(mem, 0));
+	vdk_mem_free(mem);
+}
+
+/*
+ * Two regions with a hole between and a third adjacent to the first: a
+ * miss in the cached region refills it from the map; a failed fill
+ * (straddling, hole, past the end, wrapping) leaves it as it was.
+ */
+static void test_translate_fill_refill(void **state)
+{
+	const uint64_t a = 0x10000, b = 0x40000, c_gpa = a + 2 * PAGE;
+	struct vdk_mem *mem = new_mem();
+	const struct vdk_mem_region *ra, *rb, *rc;
+	struct vdk_mem_cache c, saved;
+
+	(void)state;
+	assert_int_equal(vdk_mem_add_memfd(mem, a, 2 * PAGE, "a"), 0);
+	assert_int_equal(vdk_mem_add_memfd(mem, b, PAGE, "b"), 0);
+	assert_int_equal(vdk_mem_add_memfd(mem, c_gpa, PAGE, "c"), 0);
+	ra = vdk_mem_find(mem, a);
+	rb = vdk_mem_find(mem, b);
+	rc = vdk_mem_find(mem, c_gpa);
+	vdk_mem_cache_clear(&c);
+
+	/* Miss (empty), fill A; an A address hits, a B address misses. */
+	assert_false(vdk_mem_cache_contains(&c, a + 16, 16));
+	assert_ptr_equal(vdk_mem_translate_fill(mem, a + 16, 16, &c),
+			 ra->hva + 16);
+	assert_cache_is(&c, ra);
+	assert_true(vdk_mem_cache_contains(&c, a + 100, 50));
+	assert_false(vdk_mem_cache_contains(&c, b + 100, 50));
+	/* Refill with B: now B hits and A misses. */
+	assert_ptr_equal(vdk_mem_translate_fill(mem, b + 100, 50, &c),
+			 rb->hva + 100);
+	assert_cache_is(&c, rb);
+	assert_true(vdk_mem_cache_contains(&c, b + 100, 50));
+	assert_false(vdk_mem_cache_contains(&c, a + 100, 50));
+	assert_ptr_equal(vdk_mem_cache_translate(&c, b + PAGE - 1),
+			 rb->hva + PAGE - 1);
+	/* C is adjacent to A but is a region of its own. */
+	assert_ptr_equal(vdk_mem_translate_fill(mem, c_gpa, PAGE, &c), rc->hva);
+	assert_cache_is(&c, rc);
+	assert_false(vdk_mem_cache_contains(&c, c_gpa - 1, 1));
+	/* Exactly a whole region. */
+	assert_ptr_equal(vdk_mem_translate_fill(mem, a, 2 * PAGE, &c), ra->hva);
+	assert_cache_is(&c, ra);
+
+	/* Failures return NULL and do not touch the cache. */
+	saved = c;
+	assert_null(vdk_mem_translate_fill(mem, c_gpa - 8, 16, &c)); /* A|C */
+	assert_null(vdk_mem_translate_fill(mem, a, 3 * PAGE, &c));
+	assert_null(vdk_mem_translate_fill(mem, b - 1, 2, &c)); /* hole|B */
+	assert_null(vdk_mem_translate_fill(mem, b + PAGE - 4, 8, &c));
+	assert_null(vdk_mem_translate_fill(mem, b + PAGE, 1, &c));
+	assert_null(vdk_mem_translate_fill(mem, 0x100000, 1, &c));
+	assert_null(vdk_mem_translate_fill(mem, UINT64_MAX, 1, &c));
+	assert_null(vdk_mem_translate_fill(mem, UINT64_MAX, 2, &c));
+	assert_null(vdk_mem_translate_fill(mem, b + 8, UINT64_MAX - 7, &c));
+	assert_null(vdk_mem_translate_fill(mem, a, UINT64_MAX, &c));
+	assert_null(vdk_mem_translate_fill(mem, b + PAGE, 0, &c));
+	assert_memory_equal(&c, &saved, sizeof(c));
+
+	/* Zero length: as vdk_mem_translate, only the address is checked,
+	 * and the region holding it is cached. */
+	assert_ptr_equal(vdk_mem_translate_fill(mem, b + 5, 0, &c),
+			 rb->hva + 5);
+	assert_cache_is(&c, rb);
+	assert_false(vdk_mem_cache_contains(&c, b + 5, 0));
+	vdk_mem_free(mem);
+}
+
+/*
+ * Differential: over every combination of interesting addresses and
+ * lengths, vdk_mem_translate_fill() answers as vdk_mem_translate(), and a
+ * cache hit never disagrees with the map.
+ */
+static void test_cache_matches_translate(void **state)
+{
+	const uint64_t a = 0x10000, b = a + PAGE, d = 0x80000;
+	const uint64_t gpas[] = {
+		0,	    a - 1,	    a,
+		a + 1,	    a + PAGE / 2,   b - 1,
+		b,	    b + 1,	    b + PAGE - 1,
+		b + PAGE,   d - 1,	    d,
+		d + 7,	    d + PAGE - 1,   d + PAGE,
+		UINT64_MAX, UINT64_MAX - 1, 1ull << 63,
+	};
+	const uint64_t lens[] = {
+		0,	   1,	     2,	       7,	   PAGE - 1,
+		PAGE,	   PAGE + 1, 2 * PAGE, 1ull << 32, UINT64_MAX - a,
+		UINT64_MAX};
+	const size_t ng = sizeof(gpas) / sizeof(gpas[0]);
+	const size_t nl = sizeof(lens) / sizeof(lens[0]);
+	struct vdk_mem *mem = new_mem();
+	unsigned hits = 0, fills = 0;
+
+	(void)state;
+	assert_int_equal(vdk_mem_add_memfd(mem, a, PAGE, "a"), 0);
+	assert_int_equal(vdk_mem_add_memfd(mem, b, PAGE, "b"), 0);
+	assert_int_equal(vdk_mem_add_memfd(mem, d, PAGE, "d"), 0);
+	/* Cache primed with each region in turn, then with nothing. */
+	for (size_t k = 0; k <= 3; k++) {
+		struct vdk_mem_cache c;
+
+		vdk_mem_cache_clear(&c);
+		if (k < 3)
+			assert_non_null(vdk_mem_translate_fill(
+				mem, vdk_mem_region_at(mem, k)->gpa, 1, &c));
+		for (size_t i = 0; i < ng; i++) {
+			for (size_t j = 0; j < nl; j++) {
+				uint64_t g = gpas[i], l = lens[j];
+				void *want = vdk_mem_translate(mem, g, l);
+				struct vdk_mem_cache f = c;
+
+				if (vdk_mem_cache_contains(&c, g, l)) {
+					assert_non_null(want);
+					assert_ptr_equal(
+						vdk_mem_cache_translate(&c, g),
+						want);
+					hits++;
+				}
+				assert_ptr_equal(
+					vdk_mem_translate_fill(mem, g, l, &f),
+					want);
+				if (want == NULL)
+					continue;
+				fills++;
+				assert_cache_is(&f, vdk_mem_find(mem, g));
+				if (l != 0)
+					assert_true(vdk_mem_cache_contains(
+						&f, g, l));
+			}
+		}
+	}
+	/* The grid really exercises both outcomes. */
+	assert_true(hits > 20);
+	assert_true(fills > hits);
+	vdk_mem_free(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +687,10 @@ int main(void)
 		cmocka_unit_test(test_add_fd_unaligned_offset),
 		cmocka_unit_test(test_le_helpers),
 		cmocka_unit_test(test_many_regions),
+		cmocka_unit_test(test_cache_contains_edges),
+		cmocka_unit_test(test_cache_top_of_address_space),
+		cmocka_unit_test(test_translate_fill_refill),
+		cmocka_unit_test(test_cache_matches_translate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
