@@ -557,6 +557,10 @@ static void test_restore_bad_input(void **state)
 	static const uint8_t indef_break_only[] = {0xff};
 	static const uint8_t text[] = {0x63, 'a', 'b', 'c'};
 	static const uint8_t reserved[] = {0x1c};
+	static const uint8_t empty_map[] = {0xa0}; /* no "format" key */
+	static const uint8_t float_envelope[] = {
+		0xa1, 0x66, 'f',  'o',	'r', 'm',
+		'a',  't',  0xf9, 0x3c, 0x00}; /* "format": 1.0 */
 	uint8_t deep[200];
 	uint8_t *good, *after;
 	size_t good_len, after_len;
@@ -574,6 +578,10 @@ static void test_restore_bad_input(void **state)
 	assert_int_equal(vdk_device_restore(t->dev, text, sizeof(text)),
 			 -EINVAL);
 	assert_int_equal(vdk_device_restore(t->dev, reserved, 1), -EINVAL);
+	assert_int_equal(vdk_device_restore(t->dev, empty_map, 1), -EINVAL);
+	assert_int_equal(vdk_device_restore(t->dev, float_envelope,
+					    sizeof(float_envelope)),
+			 -EINVAL);
 	assert_int_equal(vdk_device_restore(t->dev, good, 0), -EINVAL);
 	assert_int_equal(vdk_device_restore(t->dev, NULL, 5), -EINVAL);
 	/* Nesting deeper than any snapshot needs. */
