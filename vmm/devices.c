@@ -9,6 +9,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,15 +31,19 @@ enum ev_kind {
 	EV_STOP = 1,	   /* the stop eventfd */
 	EV_NOTIFY = 2,	   /* a queue's ioeventfd */
 	EV_COMPLETION = 3, /* a virtio-blk queue's completion eventfd */
+	EV_OUTPUT = 4,	   /* a virtio-console's output fd is writable */
 };
 
 /* One virtio device and its transport. */
 struct vdev {
 	struct vmm_devices *owner;
-	struct vdk_device *dev;	    /* owned through blk or rng */
-	struct vdk_blk *blk;	    /* if virtio-blk */
-	struct vdk_rng *rng;	    /* if virtio-rng */
-	struct vdk_mmio *transport; /* owned */
+	struct vdk_device *dev;	     /* owned through blk or rng */
+	struct vdk_blk *blk;	     /* if virtio-blk */
+	struct vdk_rng *rng;	     /* if virtio-rng */
+	struct vdk_console *console; /* if virtio-console */
+	int out_fd;		     /* its output fd (not owned), or -1 */
+	bool out_in_epoll;	     /* out_fd added to the epoll set */
+	struct vdk_mmio *transport;  /* owned */
 	struct vmm_mmio_device_info info;
 	bool on_bus;	  /* registered on the MMIO bus */
 	bool irqfd_bound; /* irq_fd assigned with KVM_IRQFD */
@@ -57,6 +62,9 @@ struct vmm_devices {
 	int stop_fd;
 	pthread_t thread;
 	bool running;
+	struct vdev *stdin_console; /* fed by the stdin thread, or NULL */
+	pthread_t stdin_thread;
+	bool stdin_running;
 	size_t num;
 	struct vdev devs[VMM_DEVICES_MAX];
 };
@@ -205,6 +213,7 @@ static struct vdev *vdev_alloc(struct vmm_devices *d)
 	memset(v, 0, sizeof(*v));
 	v->owner = d;
 	v->irq_fd = -1;
+	v->out_fd = -1;
 	for (size_t q = 0; q < VDK_DEVICE_MAX_QUEUES; q++)
 		v->notify_fd[q] = -1;
 	return v;
@@ -260,6 +269,83 @@ out:
 	return r;
 }
 
+int vmm_devices_add_console(struct vmm_devices *d, const char *id,
+			    const struct vdk_console_config *cfg,
+			    bool stdin_input, const char **errmsg)
+{
+	const char *msg = NULL;
+	struct vdev *v = NULL;
+	int r;
+
+	if (stdin_input && d->stdin_console) {
+		msg = "only one console can read stdin";
+		r = -EBUSY;
+		goto out;
+	}
+	v = vdev_alloc(d);
+	if (!v) {
+		msg = "too many devices";
+		r = -ENOSPC;
+		goto out;
+	}
+	r = vdk_console_new(&v->console, cfg);
+	if (r < 0) {
+		msg = "cannot create the virtio-console device";
+		goto out;
+	}
+	v->dev = vdk_console_device(v->console);
+	v->out_fd = cfg->output_fd;
+	r = vdev_attach(d, v, VIRTIO_ID_CONSOLE, id, &msg);
+	if (r == 0 && stdin_input)
+		d->stdin_console = v;
+out:
+	if (r < 0 && errmsg)
+		*errmsg = msg;
+	return r;
+}
+
+/* ---- the console's stdin thread ---------------------------------------------- */
+
+/* Read stdin and push it into the console, waiting (5 ms steps) while the
+ * device's input buffer is full; end at EOF, a read error, or stop. */
+static void *stdin_thread(void *arg)
+{
+	struct vmm_devices *d = arg;
+	struct vdk_console *con = d->stdin_console->console;
+	struct pollfd fds[2] = {
+		{.fd = STDIN_FILENO, .events = POLLIN},
+		{.fd = d->stop_fd, .events = POLLIN},
+	};
+	uint8_t buf[256];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (fds[1].revents)
+			return NULL;
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return NULL; /* EOF: the guest just gets no more input */
+		for (size_t off = 0; off < (size_t)n;) {
+			int r = vdk_console_push_input(con, buf + off,
+						       (size_t)n - off);
+
+			if (r < 0)
+				return NULL;
+			off += (size_t)r;
+			if (off < (size_t)n && poll(&fds[1], 1, 5) != 0)
+				return NULL;
+		}
+	}
+}
+
 /* ---- the device thread ---------------------------------------------------- */
 
 static void drain(int fd)
@@ -268,6 +354,26 @@ static void drain(int fd)
 
 	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 		;
+}
+
+/* While a console's output waits for its fd, have epoll report the fd
+ * writable (once); a regular file never blocks and cannot be polled. */
+static void console_watch_output(struct vmm_devices *d, struct vdev *v,
+				 size_t index)
+{
+	struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT,
+				 .data.u64 = ev_key(index, EV_OUTPUT, 0)};
+
+	if (v->out_fd < 0 || !vdk_console_output_blocked(v->console))
+		return;
+	if (epoll_ctl(d->epoll_fd,
+		      v->out_in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+		      v->out_fd, &ev) < 0) {
+		vdk_log(VDK_LOG_WARN, MOD, "%s: cannot poll the output: %s",
+			v->info.id, strerror(errno));
+		return;
+	}
+	v->out_in_epoll = true;
 }
 
 static void handle_event(struct vmm_devices *d, uint64_t key)
@@ -294,9 +400,15 @@ static void handle_event(struct vmm_devices *d, uint64_t key)
 		if (v->blk)
 			vdk_blk_process_completions(v->blk, q);
 		break;
+	case EV_OUTPUT:
+		if (v->console)
+			vdk_console_flush_output(v->console);
+		break;
 	default:
 		break;
 	}
+	if (v->console)
+		console_watch_output(d, v, index);
 }
 
 static void *device_thread(void *arg)
@@ -329,6 +441,12 @@ int vmm_devices_start(struct vmm_devices *d)
 	if (r)
 		return -r;
 	d->running = true;
+	if (d->stdin_console) {
+		r = pthread_create(&d->stdin_thread, NULL, stdin_thread, d);
+		if (r)
+			return -r;
+		d->stdin_running = true;
+	}
 	return 0;
 }
 
@@ -355,6 +473,10 @@ static void vdev_free(struct vmm_devices *d, struct vdev *v)
 		vdk_blk_free(v->blk);
 	if (v->rng)
 		vdk_rng_free(v->rng);
+	if (v->out_in_epoll)
+		epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, v->out_fd, NULL);
+	if (v->console)
+		vdk_console_free(v->console);
 }
 
 void vmm_devices_free(struct vmm_devices *d)
@@ -368,6 +490,8 @@ void vmm_devices_free(struct vmm_devices *d)
 			vdk_log(VDK_LOG_ERROR, MOD, "cannot stop the thread");
 		pthread_join(d->thread, NULL);
 	}
+	if (d->stdin_running) /* stop_fd stays readable: it sees it too */
+		pthread_join(d->stdin_thread, NULL);
 	for (size_t i = 0; i < d->num; i++)
 		vdev_free(d, &d->devs[i]);
 	if (d->stop_fd >= 0)

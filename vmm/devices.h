@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * virtio-mmio devices of vdk-vmm (virtio 1.2 §4.2): each libvdk device
- * (virtio-blk, virtio-rng) behind a struct vdk_mmio transport, placed by
+ * (virtio-blk, virtio-rng, virtio-console) behind a struct vdk_mmio transport, placed by
  * the MMIO device manager (a 4 KiB window and a GSI each), and served by
  * one device thread:
  *
@@ -30,6 +30,7 @@
 
 #include <vdk/bus.h>
 #include <vdk/devices/blk.h>
+#include <vdk/devices/console.h>
 #include <vdk/mem.h>
 
 #include "kvm.h"
@@ -75,13 +76,33 @@ int vmm_devices_add_rng(struct vmm_devices *d, const char *id,
 			const char **errmsg);
 
 /**
- * vmm_devices_start() - start the device thread.
+ * vmm_devices_add_console() - add a virtio-console device with one port,
+ * port 0 (virtio 1.2 §5.3; Linux names it hvc0).
+ * @cfg:   output fd (not owned: it must stay open until vmm_devices_free())
+ *         and options (<vdk/devices/console.h>); not kept.
+ * @stdin_input: feed port 0 from stdin: a thread started by
+ *         vmm_devices_start() reads stdin and hands the bytes to
+ *         vdk_console_push_input(), waiting while the device's input buffer
+ *         is full (the guest has not posted receive buffers); it ends at EOF.
+ *         At most one console may read stdin.
+ * When the output fd would block (EAGAIN), the device thread waits for it
+ * to become writable (EPOLLOUT) and calls vdk_console_flush_output().
+ * Return and @id, @errmsg: as vmm_devices_add_blk(); -EBUSY for a second
+ * console reading stdin.
+ */
+int vmm_devices_add_console(struct vmm_devices *d, const char *id,
+			    const struct vdk_console_config *cfg,
+			    bool stdin_input, const char **errmsg);
+
+/**
+ * vmm_devices_start() - start the device thread (and the console's stdin
+ * thread, if any).
  * Return: 0 or -errno of pthread_create.
  */
 int vmm_devices_start(struct vmm_devices *d);
 
 /**
- * vmm_devices_free() - stop the device thread, unbind the eventfds from
+ * vmm_devices_free() - stop the device and stdin threads, unbind the eventfds from
  * KVM, deregister and free every transport (which resets its device) and
  * device. Call after the vCPUs have stopped. NULL is fine.
  */

@@ -5,6 +5,12 @@
  * by ACPI (and optionally on the kernel command line), the way Firecracker
  * and libkrun do, and exits when the guest powers off.
  *
+ * Consoles: COM1 is always there and is the default console (--console:
+ * stdout and stdin, or output to a file). --virtio-console adds a
+ * virtio-console whose port 0 (hvc0 in Linux) writes to stdout or a file
+ * and, on stdio, reads stdin; then COM1 must go to a file, so that one
+ * device owns stdin and stdout.
+ *
  * VDK_VMM_STATS=1 in the environment prints the guest's run time and the
  * number of vCPU exits handled in userspace.
  *
@@ -28,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +90,7 @@ struct disk_opt {
 
 struct options {
 	const char *kernel, *initrd, *cmdline, *console;
+	const char *vconsole; /* --virtio-console, or NULL */
 	uint64_t memory;
 	unsigned int cpus;
 	bool rng, mmio_cmdline;
@@ -107,6 +115,15 @@ static void usage(FILE *f)
 		"  --rng              virtio-rng device\n"
 		"  --console stdio|FILE  COM1 output (default stdio; on a "
 		"terminal Ctrl-A x quits)\n"
+		"  --virtio-console stdio|FILE\n"
+		"                     virtio-console device, port 0 (Linux: "
+		"hvc0, add --cmdline console=hvc0):\n"
+		"                     output to stdout or FILE (truncated); "
+		"stdio also reads stdin\n"
+		"                     (line by line on a terminal; Ctrl-C "
+		"stops the VM) and needs\n"
+		"                     --console FILE, e.g. --console "
+		"/dev/null\n"
 		"  --mmio-cmdline     also list virtio-mmio devices on the "
 		"kernel command line\n"
 		"  --help, --version\n\n"
@@ -215,6 +232,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		O_DISK,
 		O_RNG,
 		O_CONSOLE,
+		O_VCONSOLE,
 		O_MMIO_CMDLINE,
 		O_HELP,
 		O_VERSION
@@ -228,6 +246,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"disk", required_argument, NULL, O_DISK},
 		{"rng", no_argument, NULL, O_RNG},
 		{"console", required_argument, NULL, O_CONSOLE},
+		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
@@ -254,6 +273,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_CONSOLE:
 			o->console = optarg;
+			break;
+		case O_VCONSOLE:
+			o->vconsole = optarg;
 			break;
 		case O_RNG:
 			o->rng = true;
@@ -403,6 +425,7 @@ struct vm {
 	struct vmm_platform platform;
 	struct vmm_mmio_manager *mgr;
 	struct vmm_devices *devices;
+	int vconsole_fd; /* --virtio-console FILE, opened here; else -1 */
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	unsigned int num_vcpus;
 };
@@ -443,6 +466,42 @@ static int setup_memory(struct vm *vm)
 	return 0;
 }
 
+/* The virtio-console of --virtio-console, after the other devices. */
+static int setup_vconsole(struct vm *vm)
+{
+	struct vdk_console_config cc = {.output_fd = STDOUT_FILENO};
+	bool stdio = vm->opt.vconsole && !strcmp(vm->opt.vconsole, "stdio");
+	const char *msg = NULL;
+	struct winsize ws;
+	int r;
+
+	if (!vm->opt.vconsole)
+		return 0;
+	if (stdio) {
+		/* The terminal's size at start (changes are not followed). */
+		if (isatty(STDOUT_FILENO) &&
+		    ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col &&
+		    ws.ws_row) {
+			cc.cols = ws.ws_col;
+			cc.rows = ws.ws_row;
+		}
+	} else {
+		vm->vconsole_fd =
+			open(vm->opt.vconsole,
+			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->vconsole_fd < 0)
+			return die_setup("--virtio-console %s: %s",
+					 vm->opt.vconsole, strerror(errno)),
+			       -errno;
+		cc.output_fd = vm->vconsole_fd;
+	}
+	r = vmm_devices_add_console(vm->devices, "console0", &cc, stdio, &msg);
+	if (r < 0)
+		return die_setup("virtio-console: %s: %s", msg, strerror(-r)),
+		       r;
+	return 0;
+}
+
 static int setup_devices(struct vm *vm)
 {
 	const char *msg = NULL;
@@ -478,7 +537,7 @@ static int setup_devices(struct vm *vm)
 		if (r < 0)
 			return die_setup("rng: %s: %s", msg, strerror(-r)), r;
 	}
-	return 0;
+	return setup_vconsole(vm);
 }
 
 static int setup_acpi(struct vm *vm)
@@ -581,6 +640,29 @@ static int setup_vcpus(struct vm *vm, const struct vmm_boot_entry *entry)
 	return 0;
 }
 
+/* --virtio-console: one device per stdin/stdout, one writer per file. */
+static int check_vconsole(const struct options *o)
+{
+	if (!o->vconsole)
+		return 0;
+	if (o->vconsole[0] == '\0')
+		return die_setup("--virtio-console: expected stdio or a file "
+				 "name"),
+		       -1;
+	if (!strcmp(o->vconsole, "stdio") && !strcmp(o->console, "stdio"))
+		return die_setup("--virtio-console stdio: stdin and stdout "
+				 "already belong to COM1 (--console stdio, the "
+				 "default); send COM1 elsewhere with --console "
+				 "FILE (e.g. /dev/null)"),
+		       -1;
+	if (!strcmp(o->vconsole, o->console))
+		return die_setup("--virtio-console %s: also the --console "
+				 "file; give each its own",
+				 o->vconsole),
+		       -1;
+	return 0;
+}
+
 /* Load and check every input before KVM is opened. */
 static int load_inputs(struct vm *vm)
 {
@@ -621,7 +703,7 @@ static int load_inputs(struct vm *vm)
 	if (strcmp(vm->opt.console, "stdio") && vm->opt.console[0] == '\0')
 		return die_setup("--console: expected stdio or a file name"),
 		       -1;
-	return 0;
+	return check_vconsole(&vm->opt);
 }
 
 /* Set up the whole VM. Return: 0, or non-zero after printing why. */
@@ -672,6 +754,8 @@ static void teardown(struct vm *vm)
 	for (unsigned int i = 0; i < vm->num_vcpus; i++)
 		vmm_vcpu_join(&vm->vcpus[i]);
 	vmm_devices_free(vm->devices);
+	if (vm->vconsole_fd >= 0)
+		close(vm->vconsole_fd);
 	vmm_console_close(&vm->console);
 	if (vm->serial) {
 		if (vm->io_ok)
@@ -755,6 +839,7 @@ int main(int argc, char **argv)
 	int status;
 
 	vm.kvm.kvm_fd = vm.kvm.vm_fd = -1;
+	vm.vconsole_fd = -1;
 	switch (parse_options(argc, argv, &vm.opt)) {
 	case 1:
 		status = 0;
