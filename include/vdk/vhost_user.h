@@ -29,9 +29,10 @@
  *
  * Also served: the back-end channel (SET_BACKEND_REQ_FD; a device's
  * configuration change becomes VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), the
- * inflight region (GET/SET_INFLIGHT_FD, kept by backends that pop through
- * vdk_vhost_user_queue_pop(); resubmission after a restart is not done
- * yet, see src/vhost_user/inflight.c), device state transfer
+ * inflight region (GET/SET_INFLIGHT_FD, spec "Inflight I/O tracking"; kept
+ * for every backend through the queues' track hook, and on a restart the
+ * chains left in flight are handed out again by vdk_virtq_pop() before new
+ * available ones, see src/vhost_user/inflight.c), device state transfer
  * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE, the backend's CBOR snapshot
  * moved by a worker thread) and GET_SHMEM_CONFIG (no regions).
  *
@@ -322,7 +323,9 @@ struct vdk_vhost_user_backend_ops {
 	 * Stop queue @index: finish or give back in-flight chains, stop
 	 * touching the queue and guest memory. Returns the queue handed to
 	 * start_queue() (ownership goes back to the library), or NULL if the
-	 * queue was not started.
+	 * queue was not started. With an inflight region, chains given back
+	 * (popped, never returned) are handed out again by vdk_virtq_pop()
+	 * when the ring next starts, in this process or a new one.
 	 */
 	struct vdk_virtq *(*stop_queue)(void *be, uint16_t index);
 	/** Optional: the front-end notified queue @index (a kick). */
@@ -339,10 +342,11 @@ struct vdk_vhost_user_backend_ops {
 	/** Optional: load state from @item (borrowed) while suspended. */
 	int (*restore)(void *be, const cbor_item_t *item);
 	/**
-	 * The backend pops and returns every chain through
-	 * vdk_vhost_user_queue_pop() / vdk_vhost_user_queue_add_used(), so the
-	 * library can keep the inflight region (spec "Inflight I/O tracking");
-	 * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is offered only then.
+	 * Ignored; kept for source compatibility. Every backend's queues are
+	 * tracked (the library installs a vdk_virtq_set_track() hook on the
+	 * queue it hands to start_queue()), so
+	 * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is offered to all; a backend
+	 * that does not want it masks it with protocol_features().
 	 */
 	bool tracks_inflight;
 };
@@ -510,11 +514,13 @@ int vdk_vhost_user_run(struct vdk_vhost_user *vu);
 int vdk_vhost_user_send_config_change(struct vdk_vhost_user *vu);
 
 /**
- * vdk_vhost_user_queue_pop() - vdk_virtq_pop() on running ring @index, and
- * mark the popped head in flight in the inflight region if the front-end
- * set one (spec "Inflight I/O tracking": counter, then inflight = 1).
- * For backends with tracks_inflight, between start_queue() and
- * stop_queue() of that ring, on the thread that owns the queue.
+ * vdk_vhost_user_queue_pop() - vdk_virtq_pop() on running ring @index. The
+ * queue's track hook marks the popped head in flight in the inflight region
+ * if the front-end set one (spec "Inflight I/O tracking": counter, then
+ * inflight = 1); after a restart, the heads left in flight come first
+ * (resubmission). Calling vdk_virtq_pop() on the queue given to
+ * start_queue() does the same. Between start_queue() and stop_queue() of
+ * that ring, on the thread that owns the queue.
  *
  * Return: as vdk_virtq_pop(); -ERANGE for a bad @index; -EIO if the ring
  * does not run.
@@ -525,8 +531,10 @@ int vdk_vhost_user_queue_pop(struct vdk_vhost_user *vu, uint16_t index,
 /**
  * vdk_vhost_user_queue_add_used() - vdk_virtq_add_used() on ring @index,
  * keeping the inflight region in step (last_batch_head, then the used
- * element, then inflight = 0 and used_idx). Same rules as
- * vdk_vhost_user_queue_pop().
+ * element, then inflight = 0 and used_idx). vdk_virtq_add_used() on the
+ * queue does the same except that the last two steps wait for the next pop
+ * or used element, or for the ring to stop (both are crash-safe, spec
+ * "When reconnecting"). Same rules as vdk_vhost_user_queue_pop().
  *
  * Return: as vdk_virtq_add_used(); -ERANGE for a bad @index; -EIO if the
  * ring does not run.
@@ -538,8 +546,10 @@ int vdk_vhost_user_queue_add_used(struct vdk_vhost_user *vu, uint16_t index,
  * vdk_vhost_user_inflight_pending() - heads the inflight region showed in
  * flight when ring @index last started, in the order they were popped
  * (ascending counter), after the last used batch was settled (spec
- * "Inflight I/O tracking", "When reconnecting"). These are what a
- * restarted back-end resubmits before new available buffers.
+ * "Inflight I/O tracking", "When reconnecting"). These are what the ring's
+ * queue hands out again (vdk_virtq_set_resubmit()) before new available
+ * buffers; the ring's next available index was set to the used index plus
+ * their number.
  * @heads: filled with up to @max heads.
  *
  * Return: the number of pending heads (may exceed @max), -ERANGE for a bad

@@ -14,6 +14,14 @@
  * -EIO until the queue is reset. The device then reports DEVICE_NEEDS_RESET
  * (vdk_interrupt_needs_reset() in <vdk/device.h>).
  *
+ * Resubmission and tracking (for a vhost-user back-end restarted after a
+ * crash, QEMU docs/interop/vhost-user.rst "Inflight I/O tracking"): a queue
+ * can be given a list of heads to hand out before new available chains
+ * (vdk_virtq_set_resubmit()), and a hook told of every chain popped and
+ * returned (vdk_virtq_set_track()). Neither costs the common path anything
+ * while unused: both are folded into the one "usable" test of pop and
+ * add_used.
+ *
  * Threading: one thread uses a queue at a time (a device's worker); the
  * transport touches configuration only while the device is not active.
  */
@@ -57,6 +65,35 @@ enum vdk_virtq_error {
 };
 
 /**
+ * struct vdk_virtq_track_ops - told of every chain a queue hands out and
+ * takes back, so that a vhost-user back-end can keep the shared inflight
+ * region (vhost-user.rst "Inflight I/O tracking": mark a head in flight when
+ * it is fetched, clear it once its used element is published). Set with
+ * vdk_virtq_set_track(); a NULL member is not called. The callbacks run on
+ * the thread calling vdk_virtq_pop() / vdk_virtq_add_used(), must not call
+ * vdk_virtq functions on the same queue, and cannot fail.
+ */
+struct vdk_virtq_track_ops {
+	/**
+	 * A chain with head @head was popped (fresh from the available ring,
+	 * or resubmitted, see vdk_virtq_set_resubmit()), after it was walked
+	 * and validated, before vdk_virtq_pop() returns it.
+	 */
+	void (*popped)(void *opaque, uint16_t head);
+	/**
+	 * vdk_virtq_add_used() accepted @head (its checks passed) and is about
+	 * to write its used element and publish the used index, which will
+	 * then be @used_idx_after. Called before the publication, so that a
+	 * tracker can record @head first (vhost-user.rst, "When supplying
+	 * used buffers", steps 2-3: desc[head].next = last_batch_head,
+	 * last_batch_head = head); whatever must follow the publication
+	 * (inflight = 0, used_idx) is done at the next call of either member,
+	 * or when the tracker stops, by which time the index is published.
+	 */
+	void (*used)(void *opaque, uint16_t head, uint16_t used_idx_after);
+};
+
+/**
  * struct vdk_virtq - device-side split queue. Fields are read-only outside
  * the library; use the functions below.
  */
@@ -93,9 +130,22 @@ struct vdk_virtq {
 
 	/* private to src/virtq: the data path's copies, kept in step with the
 	 * fields above by the functions that change those */
-	bool running;		   /* active && error == VDK_VIRTQ_OK */
-	uint32_t mask;		   /* size - 1, set by vdk_virtq_activate() */
+	bool fast;     /* active, no error, no track hook, no resubmit pending:
+		    * pop and add_used may take their common path */
+	uint32_t mask; /* size - 1, set by vdk_virtq_activate() */
 	struct vdk_mem_cache bufs; /* region of the last buffer translated */
+
+	/* tracking and resubmission (vdk_virtq_set_track(),
+	 * vdk_virtq_set_resubmit()) */
+	const struct vdk_virtq_track_ops *track; /**< NULL: not tracked */
+	void *track_opaque;			 /**< passed to @track */
+	uint16_t *resubmit;	/**< heads to pop first; the library's copy */
+	uint16_t resubmit_num;	/**< entries in @resubmit */
+	uint16_t resubmit_next; /**< next entry of @resubmit to pop */
+	/* private: next_avail at activation, and whether a resubmitted head
+	 * was popped since (vdk_virtq_set_resubmit() refuses then) */
+	uint16_t avail_at_activate;
+	bool resubmitted;
 };
 
 /**
@@ -128,8 +178,9 @@ int vdk_virtq_init(struct vdk_virtq *q, uint16_t max_size, uint16_t index);
 
 /**
  * vdk_virtq_reset() - return to the state vdk_virtq_init() left: not ready,
- * size = max_size, addresses 0, indices 0, no error (virtio 1.2 §2.1, §4.2.2:
- * reset and QueueReset). Nothing is written to guest memory.
+ * size = max_size, addresses 0, indices 0, no error, no track hook, no
+ * resubmit list (its copy is freed) (virtio 1.2 §2.1, §4.2.2: reset and
+ * QueueReset). Nothing is written to guest memory.
  */
 void vdk_virtq_reset(struct vdk_virtq *q);
 
@@ -189,6 +240,12 @@ void vdk_virtq_deactivate(struct vdk_virtq *q);
  * The available index is read with acquire ordering, so descriptor contents
  * written before it are visible (§2.7.13.3).
  *
+ * While a resubmit list is pending (vdk_virtq_set_resubmit()), its heads
+ * come first, in list order, walked and validated like any chain and
+ * counted in flight, without reading the available ring or advancing the
+ * next available index. A track hook (vdk_virtq_set_track()) is told of
+ * every chain popped.
+ *
  * Return: 1 if a chain was popped; 0 if the available ring is empty;
  * -EIO if the queue is stopped by a driver error (see vdk_virtq_error())
  * or not active.
@@ -201,7 +258,7 @@ int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain);
  * @written: bytes the device wrote into the chain's writable part.
  *
  * The used element is stored before the used index, which is published with
- * release ordering (§2.7.8).
+ * release ordering (§2.7.8). A track hook's used() runs before both.
  *
  * Return: 0; -EINVAL if @head >= size or no chain is in flight (the queue is
  * then stopped with VDK_VIRTQ_ERR_USED_ID: a device bug); -EIO if stopped.
@@ -225,12 +282,58 @@ bool vdk_virtq_should_notify(struct vdk_virtq *q);
  * VIRTIO_RING_F_EVENT_IDX, else VIRTQ_USED_F_NO_NOTIFY).
  * @enable: true to be notified of new buffers.
  *
- * Return: when enabling, true if buffers arrived meanwhile (the caller
- * should pop again rather than sleep); false otherwise.
+ * Return: when enabling, true if buffers arrived meanwhile or resubmitted
+ * heads are pending (the caller should pop again rather than sleep); false
+ * otherwise.
  */
 bool vdk_virtq_enable_notification(struct vdk_virtq *q, bool enable);
 
-/** vdk_virtq_has_avail() - true if a chain is waiting (no error checks). */
+/**
+ * vdk_virtq_set_track() - install (or, with @ops NULL, remove) the hook told
+ * of every chain popped and returned (struct vdk_virtq_track_ops;
+ * vhost-user.rst "Inflight I/O tracking"). Without a hook (the default) pop
+ * and add_used pay nothing for it; with one they take their general path.
+ * @ops:    must outlive its installation (not owned); NULL: no hook.
+ * @opaque: passed to each callback (not owned).
+ *
+ * Call while the queue is not active, or on the thread that uses it.
+ * vdk_virtq_reset() removes the hook; deactivation keeps it.
+ */
+void vdk_virtq_set_track(struct vdk_virtq *q,
+			 const struct vdk_virtq_track_ops *ops, void *opaque);
+
+/**
+ * vdk_virtq_set_resubmit() - heads that vdk_virtq_pop() hands out before any
+ * new available chain: the chains a device had taken and not returned when
+ * its previous incarnation stopped (vhost-user.rst "Inflight I/O tracking",
+ * "When reconnecting": resubmit the inflight descriptors in the order of
+ * their counters, before new available ones).
+ * @heads: descriptor heads in the order to pop them; copied (the copy is
+ *         freed once the last one is popped, by vdk_virtq_reset(), or by a
+ *         new call). May be NULL if @n is 0.
+ * @n:     entries in @heads; 0 drops a pending list.
+ *
+ * Each head is popped as the driver had just made it available: its chain
+ * is walked and validated like a fresh one (a malformed chain stops the
+ * queue, vdk_virtq_error()), and counted in flight, so it is returned with
+ * vdk_virtq_add_used() as usual. The next available index is not advanced
+ * by them: it should already be past them (vhost-user: used idx + number of
+ * inflight heads).
+ *
+ * Call while the queue is not active, or after activation before the first
+ * pop, on the thread that uses the queue.
+ *
+ * Return: 0; -EINVAL if @heads is NULL with @n > 0, a head is >= the queue
+ * size or appears twice (the pending list is then unchanged); -EBUSY if the
+ * queue is active and popped a chain since its activation; -ENOMEM.
+ */
+int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
+			   uint16_t n);
+
+/**
+ * vdk_virtq_has_avail() - true if a chain is waiting: a pending resubmitted
+ * head, or a new available chain (no error checks).
+ */
 bool vdk_virtq_has_avail(const struct vdk_virtq *q);
 
 /** vdk_virtq_next_avail() - index of the next available slot to read. */

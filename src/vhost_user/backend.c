@@ -41,8 +41,8 @@ static uint64_t vu_offered_protocol_features(const struct vdk_vhost_user *vu)
 		pf &= vu->ops->protocol_features(vu->be);
 	if (!vu->ops->config_size || !vu->ops->read_config)
 		pf &= ~PF(VHOST_USER_PROTOCOL_F_CONFIG);
-	if (!vu->ops->tracks_inflight)
-		pf &= ~PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+	/* INFLIGHT_SHMFD for every backend: the queues' track hook keeps the
+	 * region, whoever pops (inflight.c). */
 	if (!vu->ops->snapshot || !vu->ops->restore)
 		pf &= ~PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE);
 	return pf;
@@ -104,15 +104,21 @@ static int ring_run(struct vdk_vhost_user *vu, uint16_t i)
 		vdk_virtq_set_next_used(&r->q, used_idx);
 	else
 		used_idx = vdk_virtq_next_used(&r->q);
-	vdk_virtq_set_ready(&r->q, true);
-	ret = vdk_virtq_activate(&r->q, vu->mem, vu->acked_features);
-	if (ret < 0)
-		return ret;
-	vu_inflight_ring_start(vu, i, used_idx);
-	ret = vu->ops->start_queue(vu->be, i, &r->q, vu->mem, &vu->irq);
+	/* Inflight region: resubmit list, next available index, track hook;
+	 * set while the queue is not active. */
+	ret = vu_inflight_ring_start(vu, i, used_idx);
+	if (ret == 0) {
+		vdk_virtq_set_ready(&r->q, true);
+		ret = vdk_virtq_activate(&r->q, vu->mem, vu->acked_features);
+	}
 	if (ret < 0) {
 		vu_inflight_ring_stop(vu, i);
+		return ret;
+	}
+	ret = vu->ops->start_queue(vu->be, i, &r->q, vu->mem, &vu->irq);
+	if (ret < 0) {
 		vdk_virtq_deactivate(&r->q);
+		vu_inflight_ring_stop(vu, i);
 		return ret;
 	}
 	r->running = true;
@@ -133,8 +139,8 @@ static void ring_halt(struct vdk_vhost_user *vu, uint16_t i)
 	if (q != &r->q)
 		vdk_log(VDK_LOG_ERROR, VU_LOG,
 			"queue %u: backend returned another queue on stop", i);
-	vu_inflight_ring_stop(vu, i);
 	vdk_virtq_deactivate(&r->q);
+	vu_inflight_ring_stop(vu, i);
 	r->running = false;
 }
 

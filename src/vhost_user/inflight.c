@@ -12,22 +12,32 @@
  * SET_INFLIGHT_FD. When a ring starts, its queue region is initialised
  * (version 0) or settled (spec "When reconnecting": the last used batch is
  * cleared if used_idx lags the used ring), and the heads still marked in
- * flight are listed in counter order (vdk_vhost_user_inflight_pending()).
+ * flight are listed in counter order (vdk_vhost_user_inflight_pending())
+ * and given to the queue as its resubmit list (vdk_virtq_set_resubmit()):
+ * the device gets them from vdk_virtq_pop() before new available chains,
+ * and runs them again. As in libvhost-user, the next available index is
+ * then used_idx + the number of those heads, whatever SET_VRING_BASE said:
+ * a front-end that lost its back-end cannot ask it for the index
+ * (GET_VRING_BASE) and sends the used index instead.
  *
  * The region is shared with the front-end, which is not trusted: values
  * read from it are copied once and checked (heads < queue size, batch walks
  * bounded by the queue size); the file must be a regular file at least as
  * large as what is mapped.
  *
- * Marking happens in vdk_vhost_user_queue_pop() / _add_used(), which
- * backends with tracks_inflight use instead of vdk_virtq_pop() /
- * vdk_virtq_add_used(). Devices served through the device adapter call
- * the vdk_virtq functions themselves, so the adapter does not track.
- *
- * Not done yet: resubmitting the pending heads before new available
- * buffers. That needs the device-side queue to hand out a chain by head
- * (see the report: a vdk_virtq_pop_head() or a resubmit list in
- * <vdk/virtq.h>); until then the pending heads are only listed and logged.
+ * Marking is done by the queue's track hook (vdk_virtq_set_track()), so
+ * every backend is tracked, the device adapter's included, whether it pops
+ * through vdk_virtq_pop() or vdk_vhost_user_queue_pop():
+ *   popped: counter, then inflight = 1 (spec "When receiving new available
+ *           buffers"); a resubmitted head keeps its counter;
+ *   used:   runs before the used element is published: desc[head].next =
+ *           last_batch_head, last_batch_head = head (steps 2-3 of "When
+ *           supplying used buffers", batches of one); inflight = 0 and
+ *           used_idx (the steps after publication) are done at the next
+ *           call of either hook, in vdk_vhost_user_queue_add_used(), or
+ *           when the ring stops. A crash in between leaves used_idx one
+ *           behind the used ring with last_batch_head on the published
+ *           head: exactly what the reconnect settlement clears.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,7 +83,11 @@ void vu_inflight_free(struct vdk_vhost_user *vu)
 	for (uint16_t i = 0; i < vu->num_queues; i++) {
 		struct vu_ring *r = &vu->rings[i];
 
+		/* No ring runs here: the queues are not active. */
+		vdk_virtq_set_track(&r->q, NULL, NULL);
+		(void)vdk_virtq_set_resubmit(&r->q, NULL, 0);
 		r->inflight = NULL;
+		r->used_open = false;
 		free(r->pending);
 		r->pending = NULL;
 		r->num_pending = 0;
@@ -207,59 +221,142 @@ static void settle_last_batch(struct vhost_user_inflight_queue_split *qr,
 }
 
 /* Spec "When reconnecting", step 2: the heads still in flight, in the
- * order they were popped. Returns the next counter to hand out. */
-static uint64_t list_pending(struct vu_ring *r,
-			     struct vhost_user_inflight_queue_split *qr)
+ * order they were popped, into r->pending; *@next_counter gets the next
+ * counter to hand out. Return: 0 or -ENOMEM. */
+static int list_pending(struct vu_ring *r,
+			struct vhost_user_inflight_queue_split *qr,
+			uint64_t *next_counter)
 {
 	uint16_t size = r->q.size;
 	struct pending_head *p = calloc(size, sizeof(*p));
-	uint64_t next_counter = 0;
 	uint32_t n = 0;
 
+	*next_counter = 0;
 	if (!p)
-		return 0;
+		return -ENOMEM;
 	for (uint16_t h = 0; h < size; h++) {
 		if (!__atomic_load_n(&qr->desc[h].inflight, __ATOMIC_ACQUIRE))
 			continue;
 		p[n].counter =
 			__atomic_load_n(&qr->desc[h].counter, __ATOMIC_RELAXED);
 		p[n].head = h;
-		if (p[n].counter >= next_counter)
-			next_counter = p[n].counter + 1;
+		if (p[n].counter >= *next_counter)
+			*next_counter = p[n].counter + 1;
 		n++;
 	}
 	qsort(p, n, sizeof(*p), by_counter);
-	r->pending = n ? malloc(n * sizeof(*r->pending)) : NULL;
-	if (r->pending) {
-		for (uint32_t k = 0; k < n; k++)
-			r->pending[k] = p[k].head;
-		r->num_pending = n;
+	if (n) {
+		r->pending = malloc(n * sizeof(*r->pending));
+		if (!r->pending) {
+			free(p);
+			return -ENOMEM;
+		}
 	}
+	for (uint32_t k = 0; k < n; k++)
+		r->pending[k] = p[k].head;
+	r->num_pending = n;
 	free(p);
-	return next_counter;
+	return 0;
 }
 
-void vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
-			    uint16_t used_idx)
+/* The steps after the publication of the last used element (spec "When
+ * supplying used buffers": inflight = 0, then used_idx), now that it is
+ * published. */
+static void settle_used(struct vu_ring *r)
+{
+	struct vhost_user_inflight_queue_split *qr = r->inflight;
+
+	if (!r->used_open || !qr)
+		return;
+	__atomic_store_n(&qr->desc[r->used_head].inflight, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&qr->used_idx, r->used_idx_open, __ATOMIC_RELEASE);
+	r->used_open = false;
+}
+
+/* struct vdk_virtq_track_ops.popped; @head < queue size <= desc_num. */
+static void track_popped(void *opaque, uint16_t head)
+{
+	struct vu_ring *r = opaque;
+	struct vhost_user_inflight_desc_split *d = &r->inflight->desc[head];
+
+	/* The last used element is published by now; settle it first, in
+	 * case the driver already reuses its head. */
+	settle_used(r);
+	/* A resubmitted head is still marked from its first fetch: it keeps
+	 * its counter, so that another restart resubmits in the same order. */
+	if (__atomic_load_n(&d->inflight, __ATOMIC_RELAXED) == 1)
+		return;
+	/* Counter first: a reader that sees inflight sees it. */
+	__atomic_store_n(&d->counter, r->inflight_counter++, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->inflight, 1, __ATOMIC_RELEASE);
+}
+
+/* struct vdk_virtq_track_ops.used: before the used element is written. */
+static void track_used(void *opaque, uint16_t head, uint16_t used_idx_after)
+{
+	struct vu_ring *r = opaque;
+	struct vhost_user_inflight_queue_split *qr = r->inflight;
+	uint16_t last;
+
+	settle_used(r);
+	/* Spec "When supplying used buffers", steps 2-3. */
+	last = __atomic_load_n(&qr->last_batch_head, __ATOMIC_RELAXED);
+	__atomic_store_n(&qr->desc[head].next, last, __ATOMIC_RELAXED);
+	__atomic_store_n(&qr->last_batch_head, head, __ATOMIC_RELEASE);
+	r->used_open = true;
+	r->used_head = head;
+	r->used_idx_open = used_idx_after;
+}
+
+static const struct vdk_virtq_track_ops vu_track_ops = {
+	.popped = track_popped,
+	.used = track_used,
+};
+
+/* Resubmission (spec "When reconnecting"): the pending heads go first, and
+ * the next available index follows the ones they were fetched from. */
+static int resubmit(struct vdk_vhost_user *vu, uint16_t i, uint16_t used_idx)
+{
+	struct vu_ring *r = &vu->rings[i];
+	uint16_t next = (uint16_t)(used_idx + r->num_pending);
+	uint16_t base = vdk_virtq_next_avail(&r->q);
+	int ret;
+
+	if (r->num_pending || next != base)
+		vdk_log(VDK_LOG_INFO, VU_LOG,
+			"queue %u: resubmitting %u in-flight requests; next "
+			"available index %u (SET_VRING_BASE said %u)",
+			i, r->num_pending, next, base);
+	ret = vdk_virtq_set_next_avail(&r->q, next);
+	if (ret == 0)
+		ret = vdk_virtq_set_resubmit(&r->q, r->pending,
+					     (uint16_t)r->num_pending);
+	return ret;
+}
+
+int vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
+			   uint16_t used_idx)
 {
 	const struct vu_inflight *inf = &vu->inflight;
 	struct vu_ring *r = &vu->rings[i];
 	struct vhost_user_inflight_queue_split *qr;
 	uint16_t version;
+	int ret;
 
 	r->inflight = NULL;
+	r->used_open = false;
 	free(r->pending);
 	r->pending = NULL;
 	r->num_pending = 0;
 	r->inflight_counter = 0;
 	if (!inf->base || i >= inf->num_queues)
-		return;
+		return 0;
 	if (r->q.size > inf->queue_size) {
 		VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
 			   "queue %u: size %u exceeds the inflight region's "
 			   "%u; not tracked",
 			   i, r->q.size, inf->queue_size);
-		return;
+		return 0;
 	}
 	qr = queue_region(inf, i);
 	version = __atomic_load_n(&qr->version, __ATOMIC_ACQUIRE);
@@ -278,52 +375,47 @@ void vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
 			   "queue %u: inflight region version %u / size not "
 			   "understood; not tracked",
 			   i, version);
-		return;
+		return 0;
 	} else {
 		settle_last_batch(qr, inf->queue_size, used_idx);
-		r->inflight_counter = list_pending(r, qr);
-		if (r->num_pending)
-			vdk_log(VDK_LOG_WARN, VU_LOG,
-				"queue %u: %u requests were in flight; they "
-				"are not resubmitted (no virtq hook yet)",
-				i, r->num_pending);
+		ret = list_pending(r, qr, &r->inflight_counter);
+		if (ret == 0)
+			ret = resubmit(vu, i, used_idx);
+		if (ret < 0)
+			return ret;
 	}
 	r->inflight = qr;
+	vdk_virtq_set_track(&r->q, &vu_track_ops, r);
+	return 0;
 }
 
 void vu_inflight_ring_stop(struct vdk_vhost_user *vu, uint16_t i)
 {
-	vu->rings[i].inflight = NULL;
+	struct vu_ring *r = &vu->rings[i];
+
+	/* The backend stopped: the last used element is published. */
+	settle_used(r);
+	vdk_virtq_set_track(&r->q, NULL, NULL);
+	/* Heads not resubmitted yet stay marked: the next start lists them
+	 * again. */
+	(void)vdk_virtq_set_resubmit(&r->q, NULL, 0);
+	r->inflight = NULL;
 }
 
 int vdk_vhost_user_queue_pop(struct vdk_vhost_user *vu, uint16_t index,
 			     struct vdk_virtq_chain *chain)
 {
-	struct vu_ring *r;
-	int ret;
-
 	if (index >= vu->num_queues)
 		return -ERANGE;
-	r = &vu->rings[index];
-	if (!r->running)
+	if (!vu->rings[index].running)
 		return -EIO;
-	ret = vdk_virtq_pop(&r->q, chain);
-	if (ret == 1 && r->inflight && chain->head < r->q.size) {
-		struct vhost_user_inflight_desc_split *d =
-			&r->inflight->desc[chain->head];
-
-		/* Counter first: a reader that sees inflight sees it. */
-		__atomic_store_n(&d->counter, r->inflight_counter++,
-				 __ATOMIC_RELAXED);
-		__atomic_store_n(&d->inflight, 1, __ATOMIC_RELEASE);
-	}
-	return ret;
+	/* The queue's track hook marks the head. */
+	return vdk_virtq_pop(&vu->rings[index].q, chain);
 }
 
 int vdk_vhost_user_queue_add_used(struct vdk_vhost_user *vu, uint16_t index,
 				  uint16_t head, uint32_t written)
 {
-	struct vhost_user_inflight_queue_split *qr;
 	struct vu_ring *r;
 	int ret;
 
@@ -332,22 +424,11 @@ int vdk_vhost_user_queue_add_used(struct vdk_vhost_user *vu, uint16_t index,
 	r = &vu->rings[index];
 	if (!r->running)
 		return -EIO;
-	qr = head < r->q.size ? r->inflight : NULL;
-	if (qr) {
-		/* Spec "When supplying used buffers", steps 2-3. */
-		uint16_t last =
-			__atomic_load_n(&qr->last_batch_head, __ATOMIC_RELAXED);
-		__atomic_store_n(&qr->desc[head].next, last, __ATOMIC_RELAXED);
-		__atomic_store_n(&qr->last_batch_head, head, __ATOMIC_RELEASE);
-	}
 	ret = vdk_virtq_add_used(&r->q, head, written);
-	if (ret == 0 && qr) {
-		/* The used index is published: the entry is no longer in
-		 * flight, and used_idx says the batch is complete. */
-		__atomic_store_n(&qr->desc[head].inflight, 0, __ATOMIC_RELEASE);
-		__atomic_store_n(&qr->used_idx, vdk_virtq_next_used(&r->q),
-				 __ATOMIC_RELEASE);
-	}
+	/* Published: settle the region at once rather than at the next
+	 * pop or used element. */
+	if (ret == 0)
+		settle_used(r);
 	return ret;
 }
 

@@ -70,11 +70,15 @@ struct vu_ring {
 	bool addr_set; /**< SET_VRING_ADDR accepted */
 	bool err_signalled;
 	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
-	/* inflight tracking (inflight.c), bound while the ring runs */
+	/* inflight tracking (inflight.c), bound while the ring runs; the
+	 * queue's track hook keeps it, on the thread using the queue */
 	struct vhost_user_inflight_queue_split *inflight; /**< or NULL */
 	uint64_t inflight_counter; /**< next counter value to hand out */
 	uint16_t *pending;	   /**< heads in flight at the last start */
 	uint32_t num_pending;
+	bool used_open;		/**< a used element not yet settled: */
+	uint16_t used_head;	/**< its head */
+	uint16_t used_idx_open; /**< the used index that publishes it */
 };
 
 /** The inflight region (GET/SET_INFLIGHT_FD), mapped shared. */
@@ -185,8 +189,11 @@ void vu_backend_close(struct vdk_vhost_user *vu);
 
 /* inflight.c */
 vu_handler_fn vu_get_inflight_fd, vu_set_inflight_fd;
-void vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
-			    uint16_t used_idx);
+/* before the ring's queue is activated: settle the region, set the queue's
+ * next available index, resubmit list and track hook; 0 or -ENOMEM */
+int vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
+			   uint16_t used_idx);
+/* after the backend stopped and the queue is deactivated */
 void vu_inflight_ring_stop(struct vdk_vhost_user *vu, uint16_t i);
 void vu_inflight_free(struct vdk_vhost_user *vu);
 

@@ -2,8 +2,14 @@
 /*
  * Split virtqueue, device side (virtio 1.2 §2.7): configuration and
  * activation, the available and used rings, notification suppression
- * (§2.7.10) and the device's ring positions. Descriptor chains are walked
- * in chain.c.
+ * (§2.7.10), the device's ring positions, and resubmission and tracking
+ * for vhost-user inflight I/O (vhost-user.rst "Inflight I/O tracking").
+ * Descriptor chains are walked in chain.c.
+ *
+ * pop and add_used test one flag, q->fast (active, no error, no track
+ * hook, no resubmit list pending), and take their common path inline when
+ * it is set; everything else (stopped queue, resubmission, the hook) is on
+ * an out-of-line general path.
  *
  * Do not assume that anything read from the rings is sensible: the driver
  * may change any byte at any time. Ring indices are read once into locals
@@ -13,6 +19,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <linux/virtio_config.h>
@@ -26,6 +33,28 @@
 static bool size_ok(uint16_t size, uint16_t max)
 {
 	return size != 0 && size <= max && (size & (size - 1)) == 0;
+}
+
+static bool resubmit_pending(const struct vdk_virtq *q)
+{
+	return q->resubmit_next < q->resubmit_num;
+}
+
+/* Keep q->fast in step: called by everything that changes its inputs. */
+static void update_fast(struct vdk_virtq *q)
+{
+	q->fast = q->active && q->error == VDK_VIRTQ_OK && q->track == NULL &&
+		  !resubmit_pending(q);
+}
+
+/* Forget the resubmit list (all popped, or replaced). */
+static void resubmit_drop(struct vdk_virtq *q)
+{
+	free(q->resubmit);
+	q->resubmit = NULL;
+	q->resubmit_num = 0;
+	q->resubmit_next = 0;
+	update_fast(q);
 }
 
 int vdk_virtq_init(struct vdk_virtq *q, uint16_t max_size, uint16_t index)
@@ -47,6 +76,7 @@ void vdk_virtq_reset(struct vdk_virtq *q)
 	 * able to flood the log. */
 	struct vdk_ratelimit rl = q->log_rl;
 
+	free(q->resubmit);
 	*q = (struct vdk_virtq){
 		.max_size = q->max_size,
 		.size = q->max_size,
@@ -127,15 +157,17 @@ int vdk_virtq_activate(struct vdk_virtq *q, const struct vdk_mem *mem,
 	/* Start with the region of the rings: guests put buffers there too. */
 	vdk_mem_cache_clear(&q->bufs);
 	vdk_mem_translate_fill(mem, q->desc_gpa, 16 * n, &q->bufs);
+	q->avail_at_activate = q->next_avail;
+	q->resubmitted = false;
 	q->active = true;
-	q->running = q->error == VDK_VIRTQ_OK;
+	update_fast(q);
 	return 0;
 }
 
 void vdk_virtq_deactivate(struct vdk_virtq *q)
 {
 	q->active = false;
-	q->running = false;
+	q->fast = false;
 	vdk_mem_cache_clear(&q->bufs);
 	q->mem = NULL;
 	q->desc = NULL;
@@ -153,7 +185,7 @@ int vdk_virtq_fail(struct vdk_virtq *q, enum vdk_virtq_error err,
 	int ret = -EIO;
 
 	q->error = err;
-	q->running = false;
+	q->fast = false;
 	if (vdk_ratelimit_ok(&q->log_rl)) {
 		va_start(ap, fmt);
 		vsnprintf(detail, sizeof(detail), fmt, ap);
@@ -194,19 +226,19 @@ static __attribute__((noinline)) int head_fail(struct vdk_virtq *q,
  * path into vector shuffles; scalar stores are cheaper here.
  */
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-slp-vectorize")))
+#define NO_SLP __attribute__((optimize("no-tree-slp-vectorize")))
+#else
+#define NO_SLP
 #endif
-int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
+
+/* The available-ring part of vdk_virtq_pop(), for a usable queue. */
+static inline __attribute__((always_inline)) NO_SLP int
+pop_avail(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
 {
-	const struct vring_avail *avail;
-	uint16_t avail_idx, pending, head, next;
+	const struct vring_avail *avail = q->avail;
+	uint16_t avail_idx, pending, head, next = q->next_avail;
 	uint64_t addr, w1;
 
-	/* q->running: active and not stopped by a driver error. */
-	if (vdk_unlikely(!q->running))
-		return -EIO;
-	avail = q->avail;
-	next = q->next_avail;
 	/* Acquire: the ring entry and descriptors the driver wrote before
 	 * publishing avail->idx are visible to the loads below (§2.7.13.3). */
 	avail_idx = vdk_le16_load_acquire(&avail->idx);
@@ -226,6 +258,57 @@ int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
 	return 1;
 }
 
+/*
+ * The next head of the resubmit list, walked like a fresh chain (the queue
+ * size may have changed since the list was checked, so the head is checked
+ * again). It is counted in flight; next_avail stays.
+ */
+static int pop_resubmit(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
+{
+	uint16_t head = q->resubmit[q->resubmit_next];
+	uint64_t addr, w1;
+	int r;
+
+	if (head >= q->size)
+		return vdk_virtq_fail(q, VDK_VIRTQ_ERR_HEAD_INDEX,
+				      "resubmitted head %u, size %u", head,
+				      q->size);
+	vdk_desc_words(&q->desc[head], &addr, &w1);
+	r = vdk_virtq_walk_slow(q, head, addr, w1, chain);
+	if (r != 0)
+		return r;
+	q->in_flight++;
+	q->resubmitted = true;
+	if (++q->resubmit_next == q->resubmit_num)
+		resubmit_drop(q);
+	return 1;
+}
+
+/* vdk_virtq_pop() when q->fast is clear: stopped, resubmitting, tracked. */
+static __attribute__((noinline)) NO_SLP int
+pop_general(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
+{
+	int r;
+
+	if (!q->active || q->error != VDK_VIRTQ_OK)
+		return -EIO;
+	if (resubmit_pending(q))
+		r = pop_resubmit(q, chain);
+	else
+		r = pop_avail(q, chain);
+	if (r == 1 && q->track && q->track->popped)
+		q->track->popped(q->track_opaque, chain->head);
+	return r;
+}
+
+NO_SLP int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain)
+{
+	/* One test for the uncommon cases: stopped, resubmitting, tracked. */
+	if (vdk_unlikely(!q->fast))
+		return pop_general(q, chain);
+	return pop_avail(q, chain);
+}
+
 /* vdk_virtq_add_used() of a chain the device never took: a device bug. */
 static __attribute__((noinline)) int used_id_fail(struct vdk_virtq *q,
 						  uint16_t head)
@@ -236,19 +319,15 @@ static __attribute__((noinline)) int used_id_fail(struct vdk_virtq *q,
 	return -EINVAL;
 }
 
-int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written)
+/* Write the used element for @head and publish it (checks done). */
+static inline __attribute__((always_inline)) void
+used_publish(struct vdk_virtq *q, uint16_t head, uint32_t written)
 {
-	struct vring_used *used;
-	uint64_t elem;
-	uint16_t next;
-
-	if (vdk_unlikely(!q->running))
-		return -EIO;
-	if (vdk_unlikely(head >= q->size || q->in_flight == 0))
-		return used_id_fail(q, head);
 	/* Locals: the stores into the ring cannot then force reloads of q. */
-	used = q->used;
-	next = q->next_used;
+	struct vring_used *used = q->used;
+	uint16_t next = q->next_used;
+	uint64_t elem;
+
 	/* struct vring_used_elem {__le32 id; __le32 len;} as one 8-byte
 	 * store; the ring is only 4-byte aligned, hence memcpy. */
 	elem = htole64((uint64_t)written << 32 | head);
@@ -257,6 +336,81 @@ int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written)
 	q->in_flight--;
 	/* Release: the element above is visible before the index (§2.7.8). */
 	vdk_le16_store_release(&used->idx, (uint16_t)(next + 1));
+}
+
+/* vdk_virtq_add_used() when q->fast is clear. */
+static __attribute__((noinline)) int
+add_used_general(struct vdk_virtq *q, uint16_t head, uint32_t written)
+{
+	if (!q->active || q->error != VDK_VIRTQ_OK)
+		return -EIO;
+	if (head >= q->size || q->in_flight == 0)
+		return used_id_fail(q, head);
+	/* Before the element is published: see struct vdk_virtq_track_ops. */
+	if (q->track && q->track->used)
+		q->track->used(q->track_opaque, head,
+			       (uint16_t)(q->next_used + 1));
+	used_publish(q, head, written);
+	return 0;
+}
+
+int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written)
+{
+	if (vdk_unlikely(!q->fast))
+		return add_used_general(q, head, written);
+	if (vdk_unlikely(head >= q->size || q->in_flight == 0))
+		return used_id_fail(q, head);
+	used_publish(q, head, written);
+	return 0;
+}
+
+void vdk_virtq_set_track(struct vdk_virtq *q,
+			 const struct vdk_virtq_track_ops *ops, void *opaque)
+{
+	q->track = ops;
+	q->track_opaque = ops ? opaque : NULL;
+	update_fast(q);
+}
+
+int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
+			   uint16_t n)
+{
+	uint64_t *seen;
+	uint16_t *copy;
+
+	if (q->active &&
+	    (q->next_avail != q->avail_at_activate || q->resubmitted))
+		return -EBUSY;
+	if (n == 0) {
+		resubmit_drop(q);
+		return 0;
+	}
+	if (heads == NULL || n > q->size)
+		return -EINVAL;
+	/* One bit per descriptor: each head < size, none twice. */
+	seen = calloc(((size_t)q->size + 63) / 64, sizeof(*seen));
+	copy = malloc((size_t)n * sizeof(*copy));
+	if (seen == NULL || copy == NULL) {
+		free(seen);
+		free(copy);
+		return -ENOMEM;
+	}
+	for (uint16_t i = 0; i < n; i++) {
+		uint16_t h = heads[i];
+
+		if (h >= q->size || (seen[h / 64] >> (h % 64)) & 1) {
+			free(seen);
+			free(copy);
+			return -EINVAL;
+		}
+		seen[h / 64] |= 1ull << (h % 64);
+		copy[i] = h;
+	}
+	free(seen);
+	resubmit_drop(q);
+	q->resubmit = copy;
+	q->resubmit_num = n;
+	update_fast(q);
 	return 0;
 }
 
@@ -281,7 +435,7 @@ bool vdk_virtq_should_notify(struct vdk_virtq *q)
 	/* VIRTIO_F_NOTIFY_ON_EMPTY: notify once the device has run out of
 	 * available buffers (nothing available, nothing in flight), whatever
 	 * the driver's suppression says. */
-	if (q->notify_on_empty && q->in_flight == 0 &&
+	if (q->notify_on_empty && q->in_flight == 0 && !resubmit_pending(q) &&
 	    vdk_le16_load(&q->avail->idx) == q->next_avail)
 		return true;
 	if (q->event_idx) {
@@ -319,14 +473,16 @@ bool vdk_virtq_enable_notification(struct vdk_virtq *q, bool enable)
 	 * avail->idx, or a buffer added meanwhile could go unnoticed by both
 	 * sides (§2.7.10). */
 	atomic_thread_fence(memory_order_seq_cst);
-	return vdk_le16_load_acquire(&q->avail->idx) != q->next_avail;
+	return resubmit_pending(q) ||
+	       vdk_le16_load_acquire(&q->avail->idx) != q->next_avail;
 }
 
 bool vdk_virtq_has_avail(const struct vdk_virtq *q)
 {
 	if (!q->active)
 		return false;
-	return vdk_le16_load_acquire(&q->avail->idx) != q->next_avail;
+	return resubmit_pending(q) ||
+	       vdk_le16_load_acquire(&q->avail->idx) != q->next_avail;
 }
 
 uint16_t vdk_virtq_next_avail(const struct vdk_virtq *q)

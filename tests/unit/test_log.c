@@ -295,6 +295,22 @@ static void test_set_sink_atomic(void **state)
 			vdk_log_set_sink(pair_sink_fn1, &g_pair[1],
 					 VDK_LOG_ERROR);
 	}
+	/* Under load the swaps may all land on one sink: give each sink a
+	 * turn of its own before stopping (bounded, about 10 s). */
+	for (int s = 0; s < 2; s++) {
+		if (s == 0)
+			vdk_log_set_sink(pair_sink_fn0, &g_pair[0],
+					 VDK_LOG_INFO);
+		else
+			vdk_log_set_sink(pair_sink_fn1, &g_pair[1],
+					 VDK_LOG_ERROR);
+		int before = atomic_load(&g_pair[s].calls);
+		for (int w = 0; w < 10000; w++) {
+			if (atomic_load(&g_pair[s].calls) > before)
+				break;
+			usleep(1000);
+		}
+	}
 	atomic_store(&g_stop, true);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);

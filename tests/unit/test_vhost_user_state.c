@@ -5,7 +5,10 @@
  * REPLY_ACK, sent after the reply when raised inside a handler, timeouts),
  * the inflight region (GET/SET_INFLIGHT_FD, marks after pop without used,
  * clearing on used, the reconnect settlement and counter order, hostile
- * region contents and fds), device state transfer (SET_DEVICE_STATE_FD /
+ * region contents and fds; a back-end killed with chains in flight and a
+ * new one that resubmits them, by counter, before new available ones, with
+ * the test backend and with the rng device through the adapter), device
+ * state transfer (SET_DEVICE_STATE_FD /
  * CHECK_DEVICE_STATE: save through a full pipe without blocking the
  * protocol socket, load, garbage, a front-end that never closes its end),
  * GET_SHMEM_CONFIG, and crosvm's lifecycle with the rng device through the
@@ -62,6 +65,8 @@ struct sdev {
 	bool hold; /* pop without returning */
 	uint16_t held[QSIZE];
 	int nheld;
+	uint16_t popped[4 * QSIZE]; /* every head popped, in order */
+	int npopped;
 	uint8_t config[8];
 	size_t state_len;  /* bytes of the snapshot */
 	uint8_t *restored; /* what restore() received */
@@ -132,6 +137,8 @@ static void sd_queue_notify(void *be, uint16_t i)
 	struct vdk_virtq_chain c = {.iov = iov, .iov_cap = 4};
 
 	while (t->running[i] && vdk_vhost_user_queue_pop(t->vu, i, &c) == 1) {
+		if (t->npopped < 4 * QSIZE)
+			t->popped[t->npopped++] = c.head;
 		if (t->hold)
 			t->held[t->nheld++] = c.head;
 		else
@@ -700,7 +707,7 @@ static void test_inflight_messages(void **state)
 	close(pfd[1]);
 	close(fd);
 
-	/* a backend that does not track (the rng adapter) is not offered it */
+	/* the rng adapter is offered it too: its queues are tracked */
 	struct vdk_vhost_user_device_adapter ad;
 	const struct vdk_vhost_user_backend_ops *ops;
 	struct vdk_rng *rng;
@@ -711,7 +718,7 @@ static void test_inflight_messages(void **state)
 			 0);
 	fx_connect(f, ops, &ad);
 	uint64_t offered = fe_setup(f, 0);
-	assert_false(offered & PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	assert_true(offered & PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
 	assert_true(offered & PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE));
 	assert_true(offered & PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ));
 	fx_disconnect(f);
@@ -824,8 +831,108 @@ static void test_inflight_tracking_and_reconnect(void **state)
 		1);
 	fe_start_ring(f, 0, 5, false);
 	fe_start_ring(f, 1, 0, true);
-	assert_int_equal(q0->used_idx, 2);
+	/* settled to 2, then h[3], h[2], h4 resubmitted by counter (5, 7, 8)
+	 * and returned */
+	assert_int_equal(f->dev.npopped, 3);
+	assert_int_equal(f->dev.popped[0], h[3]);
+	assert_int_equal(f->dev.popped[1], h[2]);
+	assert_int_equal(f->dev.popped[2], h4);
+	assert_int_equal(used->idx, 5);
+	assert_int_equal(used->ring[2].id, h[3]);
+	assert_int_equal(used->ring[3].id, h[2]);
+	assert_int_equal(used->ring[4].id, h4);
+	assert_int_equal(q0->used_idx, 5);
+	for (int k = 0; k < QSIZE; k++)
+		assert_int_equal(q0->desc[k].inflight, 0);
 	assert_int_equal(q1->version, 77); /* left alone, not tracked */
+	munmap(region, in.mmap_size);
+	close(fd);
+}
+
+/* Kick ring @q and let the backend process it. */
+static void fe_kick(struct fx *f, uint32_t q)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(f->kick[q], &one, 8), 8);
+	assert_int_equal(vdk_vhost_user_handle_kick(f->vu, q), 1);
+}
+
+/*
+ * A back-end killed during guest I/O: four chains popped, one returned
+ * straight through vdk_virtq_add_used() (its region entry settles only
+ * later), then the process dies. The front-end keeps the region; after a
+ * lost back-end it sends the used index as SET_VRING_BASE. The new
+ * back-end runs the three chains still in flight, by counter, before the
+ * chain the guest added meanwhile, and the used ring gets each once.
+ */
+static void test_inflight_crash_resubmit(void **state)
+{
+	struct fx *f = *state;
+	struct vhost_user_inflight in;
+	uint32_t id, len;
+	int h[5];
+
+	fe_setup(f, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	int fd = fe_get_inflight(f, NQ, QSIZE, &in, 1);
+	uint8_t *region = mmap(NULL, in.mmap_size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, fd, 0);
+	assert_true(region != MAP_FAILED);
+	struct vhost_user_inflight_queue_split *q0 = QREGION(region, 0, 320);
+	uint8_t *at_crash = malloc(in.mmap_size);
+
+	f->dev.hold = true;
+	fe_start_ring(f, 0, 0, true);
+	for (int k = 0; k < 4; k++)
+		h[k] = post(f, 0, DATA_GPA + 0x100 * k);
+	fe_kick(f, 0);
+	assert_int_equal(f->dev.nheld, 4);
+	/* the device returns h[2] itself, without the vhost-user wrapper */
+	assert_int_equal(vdk_virtq_add_used(f->dev.q[0], (uint16_t)h[2], 9), 0);
+	assert_int_equal(guest_ring_used_idx(&f->gr[0]), 1);
+	/* published, noted as the last batch, not settled yet */
+	assert_int_equal(q0->last_batch_head, h[2]);
+	assert_int_equal(q0->used_idx, 0);
+	assert_int_equal(q0->desc[h[2]].inflight, 1);
+	/* the process dies here: what the region holds at that moment */
+	memcpy(at_crash, region, in.mmap_size);
+	fx_disconnect(f);
+	/* (an orderly stop would have settled it) */
+	assert_int_equal(q0->desc[h[2]].inflight, 0);
+	assert_int_equal(q0->used_idx, 1);
+	memcpy(region, at_crash, in.mmap_size);
+	free(at_crash);
+	/* the front-end reorders by counter: h[0] was fetched last */
+	q0->desc[h[0]].counter = 9;
+	/* the guest adds a chain meanwhile */
+	h[4] = post(f, 0, DATA_GPA + 0x400);
+
+	memset(&f->dev, 0, sizeof(f->dev));
+	fx_connect(f, &sd_ops, &f->dev);
+	f->dev.vu = f->vu;
+	fe_setup(f, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	assert_int_equal(
+		fe_req(f, VHOST_USER_SET_INFLIGHT_FD, 0, &in, sizeof(in), fd),
+		1);
+	fe_start_ring(f, 0, 1, false); /* the used index, as QEMU sends */
+	/* resubmitted in counter order, then the new chain */
+	assert_int_equal(f->dev.npopped, 4);
+	assert_int_equal(f->dev.popped[0], h[1]);
+	assert_int_equal(f->dev.popped[1], h[3]);
+	assert_int_equal(f->dev.popped[2], h[0]);
+	assert_int_equal(f->dev.popped[3], h[4]);
+	/* the used ring: h[2] from before the crash, each of the rest once */
+	const int want[5] = {h[2], h[1], h[3], h[0], h[4]};
+	for (int k = 0; k < 5; k++) {
+		assert_int_equal(guest_ring_get_used(&f->gr[0], &id, &len), 1);
+		assert_int_equal(id, want[k]);
+	}
+	assert_int_equal(guest_ring_get_used(&f->gr[0], &id, &len), 0);
+	for (int k = 0; k < QSIZE; k++)
+		assert_int_equal(q0->desc[k].inflight, 0);
+	assert_int_equal(q0->used_idx, 5);
+	/* the front-end's next index follows all five */
+	assert_int_equal(fe_get_vring_base(f, 0), 5);
 	munmap(region, in.mmap_size);
 	close(fd);
 }
@@ -1109,6 +1216,110 @@ static void test_lifecycle_rng(void **state)
 	vdk_rng_free(rng2);
 }
 
+/*
+ * The same through the device adapter: the rng device pops with
+ * vdk_virtq_pop() itself, and its queue is tracked. Three chains are taken
+ * from its queue (as a device worker mid-request would) when the back-end
+ * dies; a new rng back-end fills them first, in counter order, then the one
+ * added meanwhile.
+ */
+static void test_inflight_resubmit_rng_adapter(void **state)
+{
+	struct fx *f = *state;
+	const struct vdk_rng_config cfg = {.queue_max_size = QSIZE};
+	struct vdk_vhost_user_device_adapter ad, ad2;
+	const struct vdk_vhost_user_backend_ops *ops;
+	struct vdk_rng *rng, *rng2;
+	struct vhost_user_inflight in;
+	uint32_t id, len;
+	int h[6];
+
+	fx_disconnect(f);
+	assert_int_equal(vdk_rng_new(&rng, &cfg), 0);
+	assert_int_equal(vdk_vhost_user_backend_from_device(
+				 &ad, vdk_rng_device(rng), &ops),
+			 0);
+	fx_connect(f, ops, &ad);
+	assert_true(fe_setup(f, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)) &
+		    PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	int fd = fe_get_inflight(f, 1, QSIZE, &in, 1);
+	uint8_t *region = mmap(NULL, in.mmap_size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, fd, 0);
+	assert_true(region != MAP_FAILED);
+	struct vhost_user_inflight_queue_split *q0 = QREGION(region, 0, 320);
+
+	fe_start_ring(f, 0, 0, true);
+	/* served by the device: marked (counter 0), then returned */
+	rng_request(f, rng, DATA_GPA, 1);
+	h[0] = 0;
+	assert_int_equal(q0->desc[h[0]].counter, 0);
+	assert_int_equal(q0->last_batch_head, h[0]);
+	/* the next pop settles it */
+	rng_request(f, rng, DATA_GPA + 0x100, 2);
+	h[1] = 1;
+	assert_int_equal(q0->desc[h[0]].inflight, 0);
+	assert_int_equal(q0->used_idx, 1);
+	assert_int_equal(q0->desc[h[1]].counter, 1);
+	assert_int_equal(q0->last_batch_head, h[1]);
+
+	/* three taken from the device's queue, not returned */
+	struct vdk_virtq *dq = ad.queues[0];
+	struct iovec iov[2];
+	struct vdk_virtq_chain c;
+	assert_non_null(dq);
+	for (int k = 2; k < 5; k++) {
+		h[k] = post(f, 0, DATA_GPA + 0x100 * k);
+		c = (struct vdk_virtq_chain){.iov = iov, .iov_cap = 2};
+		assert_int_equal(vdk_virtq_pop(dq, &c), 1);
+		assert_int_equal(c.head, h[k]);
+		assert_int_equal(q0->desc[h[k]].inflight, 1);
+		assert_int_equal(q0->desc[h[k]].counter, k);
+	}
+	assert_int_equal(q0->desc[h[1]].inflight, 0);
+	assert_int_equal(q0->used_idx, 2);
+	/* the back-end dies; the guest adds a chain; the front-end reorders
+	 * by counter (h[3] last) */
+	fx_disconnect(f);
+	vdk_rng_free(rng);
+	h[5] = post(f, 0, DATA_GPA + 0x500);
+	q0->desc[h[3]].counter = 10;
+	memset(f->ram + (DATA_GPA - GPA_BASE) + 0x200, 0, 0x400);
+
+	assert_int_equal(vdk_rng_new(&rng2, &cfg), 0);
+	assert_int_equal(vdk_vhost_user_backend_from_device(
+				 &ad2, vdk_rng_device(rng2), &ops),
+			 0);
+	fx_connect(f, ops, &ad2);
+	fe_setup(f, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	assert_int_equal(
+		fe_req(f, VHOST_USER_SET_INFLIGHT_FD, 0, &in, sizeof(in), fd),
+		1);
+	fe_start_ring(f, 0, 2, false); /* the used index */
+	assert_int_equal(vdk_rng_device(rng2)->state, VDK_DEVICE_ACTIVE);
+	assert_int_equal(vdk_rng_stats(rng2).requests, 4);
+	const int want[4] = {h[2], h[4], h[3], h[5]};
+	for (int k = 0; k < 4; k++) {
+		assert_int_equal(guest_ring_get_used(&f->gr[0], &id, &len), 1);
+		assert_int_equal(id, want[k]);
+		assert_int_equal(len, 64);
+	}
+	assert_int_equal(guest_ring_get_used(&f->gr[0], &id, &len), 0);
+	/* the resubmitted buffers were filled this time */
+	static const uint8_t zero[64];
+	for (int k = 2; k < 5; k++)
+		assert_memory_not_equal(
+			f->ram + (DATA_GPA - GPA_BASE) + 0x100 * k, zero, 64);
+	/* stopping the ring settles the last one; nothing left in flight */
+	assert_int_equal(fe_get_vring_base(f, 0), 6);
+	for (int k = 0; k < QSIZE; k++)
+		assert_int_equal(q0->desc[k].inflight, 0);
+	assert_int_equal(q0->used_idx, 6);
+	fx_disconnect(f);
+	vdk_rng_free(rng2);
+	munmap(region, in.mmap_size);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1118,6 +1329,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_inflight_tracking_and_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inflight_crash_resubmit,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_state_save_load,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
@@ -1126,6 +1339,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle_rng, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_inflight_resubmit_rng_adapter, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
