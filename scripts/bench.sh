@@ -91,3 +91,4 @@ fi
 printf '%-12s %-14s %14s %14s %16s\n' benchmark config "instr/op lib" \
 	"instr/op loop" "ops/s native"
 printf '%s\n' "${rows[@]}"
+BUILD="$BUILD" bench/bench_vmm.sh || [ $? -eq 77 ]

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# vdk-testguest under vdk-vmm (KVM): vdk's driver side (src/driver/, in
+# the freestanding PVH guest testguest/) against vdk's device side (libvdk
+# in vdk-vmm), found through vdk-vmm's ACPI tables (LNRO0005 devices).
+#
+# Devices: a writable virtio-blk disk with serial vdk-rw-0001, a read-only
+# one with serial vdk-ro-0001, virtio-rng, and virtio-console when this
+# vdk-vmm has one (its --help mentions virtio-console).
+#
+# Checks: every "VDK-TESTGUEST: <check>: PASS|FAIL" line is PASS, each
+# expected check is there, the guest reaches "done N passed, 0 failed" and
+# powers off by itself (vdk-vmm exit status 0) within the timeout; then, on
+# the host, the sector the guest wrote (8) holds the guest's pattern, and
+# the read-only image is byte for byte unchanged. The disk layout is the
+# one testguest/blk.c and tests/integration/testguest_microvm.sh use:
+# sector 0 "VDK-TESTDISK-0001" then byte i = (i*7+3) & 0xff; the guest
+# writes sector 8 "VDK-GUEST-WROTE-" then byte i = (i*13+5) & 0xff.
+#
+# Exit: 0 PASS, 1 FAIL, 77 SKIPPED (not x86-64, no /dev/kvm or no access
+# to it, KVM unusable for vdk-vmm, no python3). Environment: VDK_BUILD_DIR
+# (default build/ if configured, else /tmp/vdk-testguest-vmm-build),
+# VDK_VMM (default: <build>/vmm/vdk-vmm), TESTGUEST_TIMEOUT (seconds,
+# default 60).
+set -uo pipefail
+
+name=testguest_vmm
+root=$(cd "$(dirname "$0")/../.." && pwd)
+TIMEOUT=${TESTGUEST_TIMEOUT:-60}
+
+pass() { echo "$name: PASS $*"; exit 0; }
+fail() { echo "$name: FAIL $*"; exit 1; }
+skip() { echo "$name: SKIPPED: $*" >&2; echo "$name: SKIPPED: $*"; exit 77; }
+
+[ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m), vdk-testguest is x86-64"
+[ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM on this host)"
+[[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"
+command -v python3 >/dev/null || skip "python3 not found"
+command -v timeout >/dev/null || skip "timeout (coreutils) not found"
+
+# ---- build ---------------------------------------------------------------
+if [ -n "${VDK_BUILD_DIR:-}" ]; then
+	build=$VDK_BUILD_DIR
+elif [ -f "$root/build/build.ninja" ]; then
+	build=$root/build
+else
+	build=/tmp/vdk-testguest-vmm-build
+fi
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
+		fail "meson setup $build failed (see /tmp/$name-setup.log)"
+fi
+guest=$build/testguest/vdk-testguest
+vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
+targets=(testguest/vdk-testguest)
+[ -n "${VDK_VMM:-}" ] || targets+=(vmm/vdk-vmm)
+if ! ninja -C "$build" "${targets[@]}" >"/tmp/$name-build.log" 2>&1; then
+	grep -q "unknown target" "/tmp/$name-build.log" &&
+		skip "vdk-testguest or vdk-vmm is not built here (see meson's message)"
+	cat "/tmp/$name-build.log"
+	fail "building ${targets[*]} failed"
+fi
+[ -f "$guest" ] || fail "$guest missing after the build"
+[ -x "$vmm" ] || fail "$vmm missing after the build"
+
+work=$(mktemp -d /tmp/$name.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# ---- disk images -----------------------------------------------------------
+python3 - "$work" <<'PY' || fail "creating disk images"
+import sys
+d = sys.argv[1]
+magic = b"VDK-TESTDISK-0001"
+s0 = magic + bytes((i * 7 + 3) & 0xff for i in range(len(magic), 512))
+for n in ("rw.img", "ro.img"):
+    with open(f"{d}/{n}", "wb") as f:
+        f.write(s0 + bytes(1024 * 1024 - 512))
+PY
+cp "$work/ro.img" "$work/ro.orig"
+
+# ---- virtio-console, if this vdk-vmm has one ---------------------------------
+# Its option is the first --word of the --help line that names
+# virtio-console; it takes a file for the guest's output (like --console).
+help=$("$vmm" --help 2>&1) || fail "$vmm --help failed"
+con_opt=$(grep -i 'virtio-console' <<<"$help" | grep -o -m1 -- '--[a-z0-9-]*' | head -n1)
+con_args=()
+expect=blk:2,rng:1
+con_checks=()
+if [ -n "$con_opt" ]; then
+	con_args=("$con_opt" "$work/vconsole.out")
+	expect=blk:2,rng:1,console:1
+	con_checks=(console.init console.write)
+	echo "$name: vdk-vmm has a virtio-console ($con_opt): checking it too"
+else
+	echo "$name: note: this vdk-vmm has no virtio-console (not in --help): console checks not run"
+fi
+
+serial=vdk-rw-0001
+log=$work/vmm.log
+start=$(date +%s%N)
+timeout "$TIMEOUT" "$vmm" --kernel "$guest" --memory 128M \
+	--disk "$work/rw.img,serial=$serial" \
+	--disk "$work/ro.img,readonly,serial=vdk-ro-0001" \
+	--rng "${con_args[@]}" \
+	--cmdline "vdk.serial=$serial vdk.expect=$expect" \
+	</dev/null >"$log" 2>"$work/vmm.err"
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+tr -d '\r' <"$log" >"$log.txt"
+echo "---- $vmm (exit $rc, ${ms} ms)"
+grep -a 'VDK-TESTGUEST' "$log.txt"
+echo "---- vdk-vmm stderr"
+cat "$work/vmm.err"
+
+# vdk-vmm could not use KVM at all (no guest output, a KVM error at setup):
+# that is the host's limit, not a failure of the code under test.
+if [ "$rc" -eq 1 ] && ! grep -aq 'VDK-TESTGUEST' "$log.txt" &&
+	grep -qi 'kvm' "$work/vmm.err"; then
+	skip "KVM unusable for vdk-vmm here: $(head -n1 "$work/vmm.err")"
+fi
+[ "$rc" -ne 124 ] || fail "guest did not power off within ${TIMEOUT}s"
+! grep -aq '^VDK-TESTGUEST: .*: FAIL' "$log.txt" ||
+	fail "$(grep -a -c '^VDK-TESTGUEST: .*: FAIL' "$log.txt") check(s) failed"
+grep -aq '^VDK-TESTGUEST: done [0-9]* passed, 0 failed$' "$log.txt" ||
+	fail "no 'done ... 0 failed' line"
+for c in pvh-start-info memmap discovery devices \
+	blk.rw.init blk.rw.read0 blk.rw.read-beyond-end blk.rw.get-id \
+	blk.rw.write blk.rw.readback blk.rw.flush blk.rw.reset-reinit \
+	blk.ro.init blk.ro.read0 blk.ro.read-beyond-end blk.ro.get-id \
+	blk.ro.write-refused rng.init rng.read "${con_checks[@]}"; do
+	grep -aq "^VDK-TESTGUEST: $c: PASS" "$log.txt" || fail "check '$c' missing"
+done
+[ "$rc" -eq 0 ] || fail "vdk-vmm exit status $rc, expected 0 (ACPI poweroff)"
+
+# The devices came from vdk-vmm's ACPI tables, not the command line.
+ndev=$((3 + ${#con_args[@]} / 2))
+grep -aq "^VDK-TESTGUEST: info: acpi: .*hw-reduced.* $ndev LNRO0005" "$log.txt" ||
+	fail "the guest did not find $ndev LNRO0005 devices in vdk-vmm's DSDT"
+grep -aq "^VDK-TESTGUEST: discovery: PASS $ndev windows (acpi $ndev, cmdline 0)" "$log.txt" ||
+	fail "discovery: expected $ndev windows, all from ACPI"
+
+# ---- on the host ---------------------------------------------------------------
+python3 - "$work/rw.img" <<'PY' || fail "host: guest-written sector 8 not in rw.img (or sector 0 changed)"
+import sys
+magic = b"VDK-GUEST-WROTE-"
+want = magic + bytes((i * 13 + 5) & 0xff for i in range(len(magic), 512))
+m0 = b"VDK-TESTDISK-0001"
+s0 = m0 + bytes((i * 7 + 3) & 0xff for i in range(len(m0), 512))
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+if data[8 * 512:9 * 512] != want:
+    print("sector 8:", data[8 * 512:8 * 512 + 32])
+    sys.exit(1)
+if data[:512] != s0:
+    sys.exit(1)
+PY
+cmp -s "$work/ro.img" "$work/ro.orig" || fail "host: the read-only image changed"
+if [ -n "$con_opt" ]; then
+	grep -q 'VDK-TESTGUEST: hello through virtio-console' "$work/vconsole.out" 2>/dev/null ||
+		fail "virtio-console output missing (got: $(head -c 200 "$work/vconsole.out" 2>/dev/null))"
+fi
+
+pass "($(grep -a -o 'done [0-9]* passed' "$log.txt"), boot to poweroff ${ms} ms)"
