@@ -13,6 +13,8 @@
  *   blk.ro.write-refused         with VIRTIO_BLK_F_RO a write gets IOERR
  *                                and the sector is unchanged
  *
+ * blk_read0_again() reads sector 0 once more for hostile.c.
+ *
  * <role> is "rw", or "ro" when the device offers VIRTIO_BLK_F_RO.
  */
 #include <asm-generic/errno.h>
@@ -251,9 +253,24 @@ static void run_ro(struct blk *b)
 	      unchanged ? "unchanged" : "CHANGED or unreadable");
 }
 
+static struct blk blks[MAX_DEVICES];
+
+int blk_read0_again(struct guest_dev *d, bool *host_pattern)
+{
+	struct blk *b = &blks[d->index];
+	int s;
+
+	*host_pattern = false;
+	if (b->d != d || !b->data || !b->vq.ring)
+		return -ENODEV;
+	memset(b->data, 0, SECTOR);
+	s = request(b, VIRTIO_BLK_T_IN, 0, SECTOR);
+	*host_pattern = s == VIRTIO_BLK_S_OK && is_host_sector(b->data);
+	return s;
+}
+
 void blk_run(struct guest_dev *d, const char *expect_serial)
 {
-	static struct blk blks[MAX_DEVICES];
 	struct blk *b = &blks[d->index];
 	char name[40];
 	int ret, s;

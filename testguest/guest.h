@@ -68,6 +68,22 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 static inline void outw(uint16_t port, uint16_t v)
 {
 	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
@@ -160,6 +176,12 @@ int cmdline_value(const char *cmdline, const char *key, char *buf, size_t len);
  * NULL when the arena is exhausted. Never freed. */
 void *arena_alloc(size_t len, size_t align);
 
+/**
+ * memmap_is_ram() - whether any byte of [@addr, @addr + @len) lies in a
+ * RAM entry (type 1) of the PVH memory map; false if there was no map.
+ */
+bool memmap_is_ram(uint64_t addr, uint64_t len);
+
 /** Identity translation for the driver (virtual = guest-physical). */
 extern const struct vdk_driver_hal guest_hal;
 
@@ -198,12 +220,45 @@ int gq_setup(struct gq *g, struct guest_dev *d, uint16_t index, uint16_t want,
 int gq_submit_wait(struct gq *g, const struct vdk_driver_buf *rd, uint16_t n_rd,
 		   const struct vdk_driver_buf *wr, uint16_t n_wr);
 
+/**
+ * simple_init() - initialise @d with VERSION_1 and EVENT_IDX offered and
+ * queues 0..@nq-1 of up to 8 entries in @qs (virtio 1.2 §3.1.1).
+ * Return: 0 or the driver's -errno (FAILED is then set).
+ */
+int simple_init(struct guest_dev *d, struct gq *qs, uint16_t nq);
+
 /** Drive a virtio-blk device through every blk check. */
 void blk_run(struct guest_dev *d, const char *expect_serial);
+/**
+ * blk_read0_again() - read sector 0 of a disk blk_run() initialised, and
+ * compare it with the host's pattern (*@host_pattern).
+ * Return: the VIRTIO_BLK_S_* status; -ENODEV if blk_run() did not
+ * initialise @d; -ETIMEDOUT or -EIO from the queue.
+ */
+int blk_read0_again(struct guest_dev *d, bool *host_pattern);
 /** virtio-rng: 64 bytes, not all zero. */
 void rng_run(struct guest_dev *d);
+/**
+ * rng_fill() - fill @len bytes of @buf from the virtio-rng requestq @g,
+ * one request at a time (at most 16 requests).
+ * Return: bytes received; the queue's -errno if none; *@requests: how
+ * many requests were made.
+ */
+int rng_fill(struct gq *g, uint8_t *buf, uint32_t len, int *requests);
 /** virtio-console: one line through port 0. */
 void console_run(struct guest_dev *d);
+
+/* ---- hostile mode (hostile.c) -------------------------------------------- */
+
+/**
+ * hostile_run() - with vdk.hostile=1: accesses to unclaimed MMIO and I/O
+ * ports, a flood of them, then broken descriptor chains on the first
+ * virtio-rng device (which must report DEVICE_NEEDS_RESET, recover after a
+ * reset) while the other devices keep working. @win / @nwin: every window
+ * discovery found; @devs / @ndev: the probed devices.
+ */
+void hostile_run(const struct mmio_window *win, size_t nwin,
+		 struct guest_dev *devs, unsigned int ndev);
 
 /** The sector the guest writes its pattern to (the host checks it). */
 #define TESTGUEST_WRITE_SECTOR 8u

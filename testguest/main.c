@@ -8,6 +8,8 @@
  *   virtio_mmio.device=4K@0xADDR:IRQ  extra windows (see cmdline.c)
  *   vdk.serial=<id>     expected GET_ID of the writable virtio-blk disk
  *   vdk.expect=blk:2,rng:1,console:1  devices that must be found
+ *   vdk.hostile=1       after the device checks, the hostile checks
+ *                       (hostile.c)
  *
  * Memory: the driver's rings and buffers come from a static arena (bump
  * allocation, never freed); the guest runs identity-mapped, so a pointer
@@ -43,6 +45,7 @@ struct hvm_memmap_table_entry {
 #define CMDLINE_MAX  1024
 #define ARENA_SIZE   (1u << 20)
 #define MEMMAP_SHOWN 16
+#define MEMMAP_KEPT  32
 
 extern char __image_start[], __image_end[];
 
@@ -51,6 +54,11 @@ static size_t arena_used;
 static char cmdline[CMDLINE_MAX];
 static struct acpi_info acpi;
 static struct guest_dev devs[MAX_DEVICES];
+/* RAM entries of the PVH memory map, for memmap_is_ram(). */
+static struct {
+	uint64_t addr, size;
+} ram[MEMMAP_KEPT];
+static size_t num_ram;
 
 void *arena_alloc(size_t len, size_t align)
 {
@@ -118,8 +126,24 @@ static bool check_memmap(const struct hvm_start_info *si)
 			     c.addr + c.size, c.type);
 		if (c.type == 1 && c.addr <= lo && hi - c.addr <= c.size)
 			covered = true;
+		if (c.type == 1 && num_ram < MEMMAP_KEPT) {
+			ram[num_ram].addr = c.addr;
+			ram[num_ram++].size = c.size;
+		}
 	}
 	return covered;
+}
+
+bool memmap_is_ram(uint64_t addr, uint64_t len)
+{
+	for (size_t i = 0; i < num_ram; i++) {
+		/* Overlap of [addr, addr + len) and the entry, without
+		 * computing either end (no overflow). */
+		if (addr >= ram[i].addr ? addr - ram[i].addr < ram[i].size
+					: ram[i].addr - addr < len)
+			return true;
+	}
+	return false;
 }
 
 /* ---- devices -------------------------------------------------------------- */
@@ -276,7 +300,7 @@ void guest_main(uint32_t start_info_paddr)
 	unsigned int counts[4] = {0}, found;
 	struct hvm_start_info si = {0};
 	size_t n_acpi = 0, n_cmd, n;
-	char serial[32] = "";
+	char serial[32] = "", hostile[8] = "";
 	uint64_t t0 = rdtsc();
 	int ret;
 
@@ -298,6 +322,7 @@ void guest_main(uint32_t start_info_paddr)
 	}
 	info("cmdline \"%s\"", cmdline);
 	cmdline_value(cmdline, "vdk.serial", serial, sizeof(serial));
+	cmdline_value(cmdline, "vdk.hostile", hostile, sizeof(hostile));
 
 	ret = acpi_scan(si.magic == HVM_START_MAGIC ? si.rsdp_paddr : 0, &acpi);
 	if (ret == 0) {
@@ -321,6 +346,8 @@ void guest_main(uint32_t start_info_paddr)
 	found = probe_all(windows, n, counts);
 	check_expected(counts);
 	run_devices(found, serial);
+	if (hostile[0] == '1' && hostile[1] == '\0')
+		hostile_run(windows, n, devs, found);
 
 	info("tsc cycles from entry to done: %lu", rdtsc() - t0);
 	report_done();

@@ -16,7 +16,7 @@
 /** Requests before giving up on a device that returns 0 bytes. */
 #define RNG_TRIES 16
 
-static int simple_init(struct guest_dev *d, struct gq *qs, uint16_t nq)
+int simple_init(struct guest_dev *d, struct gq *qs, uint16_t nq)
 {
 	struct vdk_driver_transport *t = &d->mmio.transport;
 	uint64_t features;
@@ -37,33 +37,41 @@ static int simple_init(struct guest_dev *d, struct gq *qs, uint16_t nq)
 	return vdk_driver_finish_init(t);
 }
 
+int rng_fill(struct gq *g, uint8_t *buf, uint32_t len, int *requests)
+{
+	uint32_t got = 0;
+	int ret = 0;
+
+	*requests = 0;
+	/* The device may return fewer bytes than asked (§5.4.6). */
+	while (got < len && (*requests)++ < RNG_TRIES) {
+		struct vdk_driver_buf wr = {buf + got, len - got};
+
+		ret = gq_submit_wait(g, NULL, 0, &wr, 1);
+		if (ret < 0)
+			break;
+		got += (uint32_t)ret;
+	}
+	return got == 0 && ret < 0 ? ret : (int)got;
+}
+
 void rng_run(struct guest_dev *d)
 {
 	static struct gq qs[MAX_DEVICES];
 	uint8_t *buf = arena_alloc(RNG_BYTES, 16);
-	uint32_t got = 0, nonzero = 0;
-	int ret, tries = 0;
+	uint32_t nonzero = 0;
+	int ret, got, tries = 0;
 
 	ret = buf ? simple_init(d, &qs[d->index], 1) : -ENOMEM;
 	check("rng.init", ret == 0, "device %u: %d", d->index, ret);
 	if (ret < 0)
 		return;
-	/* The device may return fewer bytes than asked (§5.4.6). */
-	while (got < RNG_BYTES && tries++ < RNG_TRIES) {
-		struct vdk_driver_buf wr = {buf + got, RNG_BYTES - got};
-
-		ret = gq_submit_wait(&qs[d->index], NULL, 0, &wr, 1);
-		if (ret < 0)
-			break;
-		got += (uint32_t)ret;
-	}
-	for (uint32_t i = 0; i < got; i++)
+	got = rng_fill(&qs[d->index], buf, RNG_BYTES, &tries);
+	for (int i = 0; i < got; i++)
 		nonzero += buf[i] != 0;
-	check("rng.read", got == RNG_BYTES && nonzero > 0,
-	      "%u bytes in %d requests, %u non-zero, first %02x%02x%02x%02x "
-	      "(last error %d)",
-	      got, tries, nonzero, buf[0], buf[1], buf[2], buf[3],
-	      ret < 0 ? ret : 0);
+	check("rng.read", got == (int)RNG_BYTES && nonzero > 0,
+	      "%d bytes in %d requests, %u non-zero, first %02x%02x%02x%02x",
+	      got, tries, nonzero, buf[0], buf[1], buf[2], buf[3]);
 }
 
 void console_run(struct guest_dev *d)

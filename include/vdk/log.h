@@ -96,9 +96,10 @@ struct vdk_ratelimit {
  */
 bool vdk_ratelimit_ok(struct vdk_ratelimit *rl);
 
+/* Messages below the sink's level do not use up the limiter's allowance. */
 #define VDK_LOG_RL(rl, level, module, ...)                                     \
 	do {                                                                   \
-		if (vdk_ratelimit_ok(rl))                                      \
+		if (vdk_log_enabled(level) && vdk_ratelimit_ok(rl))            \
 			vdk_log(level, module, __VA_ARGS__);                   \
 	} while (0)
 
