@@ -79,12 +79,11 @@ esac
 
 step "Booting Linux under QEMU ($accel); guest output:"
 # Guest RAM must be shared with the backends: a memfd memory backend with share=on.
-# edd=off: keeps the kernel's boot code from reading the disk through the BIOS.
 boot0="$(date +%s.%N)"
 timeout -k 5 120 qemu-system-x86_64 -M q35 "${accel_opts[@]}" -m 512M -nographic -no-reboot -nic none \
 	-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
 	-kernel "$guest/vmlinuz" -initrd "$guest/initramfs.cpio.gz" \
-	-append "console=ttyS0 quiet panic=-1 edd=off vdk.test=demo" \
+	-append "console=ttyS0 quiet panic=-1 vdk.test=demo" \
 	-chardev socket,id=blk0,path="$sock/blk.sock" -device vhost-user-blk-pci,chardev=blk0 \
 	-chardev socket,id=rng0,path="$sock/rng.sock" -device vhost-user-rng-pci,chardev=rng0 \
 	</dev/null 2>&1 | sed -uE $'s/\r//g; s/\x1b(c|\\[[0-9;?]*[A-Za-z])//g' | tee "$demo/console.log" |

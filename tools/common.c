@@ -6,7 +6,6 @@
 #include "common.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -269,95 +268,6 @@ int vdk_tool_accept(const struct vdk_tool_opts *o, int sigfd, int *conn)
 	if (o->socket_path)
 		(void)unlink(o->socket_path);
 	return ret;
-}
-
-/* ---- the device adapter, with workarounds -------------------------------- */
-
-static struct vdk_tool_backend *to_backend(void *be)
-{
-	/* be is &b->ad, the adapter's own pointer */
-	return (struct vdk_tool_backend *)((char *)be -
-					   offsetof(struct vdk_tool_backend,
-						    ad));
-}
-
-static uint64_t tb_features(void *be)
-{
-	struct vdk_tool_backend *b = to_backend(be);
-
-	return b->ad.ops.features(be) | b->extra_features;
-}
-
-static void tb_ack_features(void *be, uint64_t features)
-{
-	struct vdk_tool_backend *b = to_backend(be);
-	struct vdk_device *dev = b->ad.dev;
-
-	features &= ~b->extra_features;
-	if (dev->state == VDK_DEVICE_ACTIVE && dev->asleep &&
-	    features != dev->acked_features) {
-		vdk_log(VDK_LOG_INFO, "tool",
-			"%s: new features 0x%llx (were 0x%llx): resetting "
-			"the device for the new driver",
-			b->ad.ops.name, (unsigned long long)features,
-			(unsigned long long)dev->acked_features);
-		(void)b->ad.ops.reset(be);
-	}
-	b->ad.ops.ack_features(be, features);
-}
-
-/* Re-arm available buffer notifications of a running queue, draining it
- * again for as long as buffers arrived before the re-arm was seen. */
-static void tb_rearm(struct vdk_tool_backend *b, uint16_t index)
-{
-	struct vdk_device *dev = b->ad.dev;
-
-	while (dev->state == VDK_DEVICE_ACTIVE && !dev->asleep &&
-	       b->ad.queues[index] &&
-	       vdk_virtq_enable_notification(b->ad.queues[index], true))
-		b->ad.ops.queue_notify(&b->ad, index);
-}
-
-static void tb_queue_notify(void *be, uint16_t index)
-{
-	struct vdk_tool_backend *b = to_backend(be);
-
-	b->ad.ops.queue_notify(be, index);
-	tb_rearm(b, index);
-}
-
-/* The adapter drains every queue when the last one starts. */
-static int tb_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
-			  const struct vdk_mem *mem, struct vdk_interrupt *irq)
-{
-	struct vdk_tool_backend *b = to_backend(be);
-	int ret = b->ad.ops.start_queue(be, index, q, mem, irq);
-
-	for (uint16_t i = 0; ret == 0 && i < b->ad.num_queues; i++)
-		tb_rearm(b, i);
-	return ret;
-}
-
-int vdk_tool_backend_init(struct vdk_tool_backend *b, struct vdk_device *dev,
-			  uint64_t ring_features, bool rearm_notify,
-			  const struct vdk_vhost_user_backend_ops **ops)
-{
-	const struct vdk_vhost_user_backend_ops *ad_ops;
-	int ret;
-
-	ret = vdk_vhost_user_backend_from_device(&b->ad, dev, &ad_ops);
-	if (ret < 0)
-		return ret;
-	b->ops = *ad_ops;
-	b->extra_features = ring_features & ~ad_ops->features(&b->ad);
-	b->ops.features = tb_features;
-	b->ops.ack_features = tb_ack_features;
-	if (rearm_notify) {
-		b->ops.queue_notify = tb_queue_notify;
-		b->ops.start_queue = tb_start_queue;
-	}
-	*ops = &b->ops;
-	return 0;
 }
 
 /* ---- the serving loop --------------------------------------------------- */

@@ -18,8 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <linux/virtio_ring.h>
-
 #include <vdk/vhost_user.h>
 
 /** Options every backend program takes (spec "Backend program conventions"). */
@@ -105,55 +103,6 @@ int vdk_tool_signals(void);
  * Return: 0; 1 if a signal came first (*@conn untouched); -errno.
  */
 int vdk_tool_accept(const struct vdk_tool_opts *o, int sigfd, int *conn);
-
-/**
- * struct vdk_tool_backend - the library's device adapter
- * (vdk_vhost_user_backend_from_device()) with two workarounds, until the
- * adapter and the devices do this themselves:
- *
- * - Ring features offered on the device's behalf (@ring_features):
- *   QEMU 7.2's vhost-user-rng sends SET_FEATURES with every transport
- *   feature the guest accepted (VIRTIO_RING_F_INDIRECT_DESC,
- *   VIRTIO_RING_F_EVENT_IDX) even when GET_FEATURES did not offer them, and
- *   the library refuses that. These bits are implemented by the library's
- *   virtqueue (which gets the full acked set), so offering them is honest;
- *   they are stripped before the device sees the ack.
- * - A new feature set means a new driver: the guest firmware (SeaBIOS
- *   drives virtio-blk) runs the device first, then Linux resets it and
- *   negotiates other features. The adapter only wakes the sleeping device
- *   with its old features; here a SET_FEATURES that changes the device's
- *   acked features while it sleeps resets it first, so that the next start
- *   acks the new features and activates afresh.
- * - Optionally (@rearm_notify), after the device drains a queue, available
- *   buffer notifications are re-armed (vdk_virtq_enable_notification()) and
- *   the queue drained again if buffers slipped in. With
- *   VIRTIO_RING_F_EVENT_IDX the driver kicks only when its available index
- *   passes avail_event; a device that never writes avail_event (virtio-rng
- *   today) gets one kick and then none. virtio-blk re-arms by itself.
- */
-struct vdk_tool_backend {
-	struct vdk_vhost_user_device_adapter ad; /**< the library's adapter */
-	struct vdk_vhost_user_backend_ops ops;	 /**< ad.ops, some overridden */
-	uint64_t extra_features; /**< offered here, not by the device */
-};
-
-/** Ring features the library's virtqueue implements, offered for every
- * device (virtio 1.2 §2.7.5.3 indirect descriptors, §2.7.10 event index). */
-#define VDK_TOOL_RING_FEATURES                                                 \
-	((1ull << VIRTIO_RING_F_INDIRECT_DESC) |                               \
-	 (1ull << VIRTIO_RING_F_EVENT_IDX))
-
-/**
- * vdk_tool_backend_init() - set up @b to serve @dev (see
- * vdk_vhost_user_backend_from_device()).
- * @ring_features: VIRTIO_RING_F_* bits to offer even if @dev does not.
- * @rearm_notify:  re-arm available buffer notifications after each drain.
- * @ops:           set to the ops to give vdk_vhost_user_new() with &@b->ad.
- * Return: 0 or the adapter's error.
- */
-int vdk_tool_backend_init(struct vdk_tool_backend *b, struct vdk_device *dev,
-			  uint64_t ring_features, bool rearm_notify,
-			  const struct vdk_vhost_user_backend_ops **ops);
 
 /**
  * struct vdk_tool_fd_handler - an extra fd the serving loop watches for

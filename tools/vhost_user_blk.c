@@ -81,11 +81,8 @@ static void usage(FILE *out)
 		"  --read-only            as ',readonly'\n"
 		"  --serial=ID            as ',serial=ID'\n"
 		"  --num-queues=N         request queues, 1..%u (default 1); "
-		"the device\n"
-		"                         starts once the driver runs all N "
-		"(Linux uses\n"
-		"                         min(N, vCPUs); give QEMU "
-		"num-queues=N)\n"
+		"give QEMU\n"
+		"                         the same num-queues=N\n"
 		"  --queue-size=N         largest queue size, a power of two "
 		"4..%u\n"
 		"                         (default %u)\n"
@@ -145,19 +142,19 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 /* Serve @blk to the front-end on @conn (taken over). */
 static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq)
 {
-	struct vdk_tool_backend be;
+	struct vdk_vhost_user_device_adapter ad;
 	const struct vdk_vhost_user_backend_ops *ops;
 	struct vdk_tool_fd_handler handlers[VDK_BLK_MAX_QUEUES];
 	struct vdk_vhost_user *vu;
 	int ret;
 
-	ret = vdk_tool_backend_init(&be, vdk_blk_device(blk),
-				    VDK_TOOL_RING_FEATURES, false, &ops);
+	ret = vdk_vhost_user_backend_from_device(&ad, vdk_blk_device(blk),
+						 &ops);
 	if (ret < 0) {
 		close(conn);
 		return ret;
 	}
-	vu = vdk_vhost_user_new(conn, ops, &be.ad, &ret);
+	vu = vdk_vhost_user_new(conn, ops, &ad, &ret);
 	if (!vu) {
 		close(conn);
 		return ret;

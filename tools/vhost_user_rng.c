@@ -58,18 +58,18 @@ static void usage(FILE *out)
 
 static int serve(struct vdk_rng *rng, int conn, int sigfd)
 {
-	struct vdk_tool_backend be;
+	struct vdk_vhost_user_device_adapter ad;
 	const struct vdk_vhost_user_backend_ops *ops;
 	struct vdk_vhost_user *vu;
 	int ret;
 
-	ret = vdk_tool_backend_init(&be, vdk_rng_device(rng),
-				    VDK_TOOL_RING_FEATURES, true, &ops);
+	ret = vdk_vhost_user_backend_from_device(&ad, vdk_rng_device(rng),
+						 &ops);
 	if (ret < 0) {
 		close(conn);
 		return ret;
 	}
-	vu = vdk_vhost_user_new(conn, ops, &be.ad, &ret);
+	vu = vdk_vhost_user_new(conn, ops, &ad, &ret);
 	if (!vu) {
 		close(conn);
 		return ret;

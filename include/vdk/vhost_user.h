@@ -354,10 +354,13 @@ struct vdk_vhost_user_backend_ops {
 /**
  * struct vdk_vhost_user_device_adapter - serves an in-process struct
  * vdk_device as a vhost-user backend (caller's storage; see
- * vdk_vhost_user_backend_from_device()). The device is activated once every
- * one of its queues is started and enabled, put to sleep when one stops and
- * woken when all run again; a kick is vdk_device_queue_notify(). Suits
- * devices whose driver uses every queue (rng, blk, console).
+ * vdk_vhost_user_backend_from_device()). The first ring to start activates
+ * the device with that queue alone (the others NULL); when another ring
+ * starts or stops, the device is put to sleep and woken with the new queue
+ * set; when the last ring stops it stays asleep with its state. A feature
+ * change between stop and start resets it first. A kick is
+ * vdk_device_queue_notify(). So a driver may use any subset of the queues
+ * (Linux uses min(num-queues, vCPUs); SeaBIOS only queue 0).
  */
 struct vdk_vhost_user_device_adapter {
 	struct vdk_vhost_user_backend_ops ops; /**< this adapter's table */

@@ -10,6 +10,7 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
 
 #include <cbor.h>
 
@@ -17,6 +18,8 @@
 #include <vdk/devices/rng.h>
 #include <vdk/log.h>
 #include <vdk/virtq.h>
+
+#include "../snapshot.h"
 
 #define MOD "rng"
 
@@ -94,36 +97,54 @@ static void rng_report_error(struct vdk_rng *rng)
 	vdk_interrupt_needs_reset(rng->irq);
 }
 
-/* Serve every available request (virtio 1.2 §5.4.6). */
-static void rng_process(struct vdk_rng *rng)
+/* Serve the requests available now; false if the queue broke. */
+static bool rng_drain(struct vdk_rng *rng, struct vdk_virtq *q, bool *returned)
 {
-	struct vdk_virtq *q = rng->requestq;
 	struct vdk_virtq_chain chain;
-	bool returned = false;
 	int ret;
 
-	if (!rng->running || !q || rng->broken)
-		return;
 	for (;;) {
 		chain = (struct vdk_virtq_chain){.iov = rng->iov,
 						 .iov_cap = rng->iov_cap};
 		ret = vdk_virtq_pop(q, &chain);
 		if (ret == 0)
-			break;
+			return true;
 		if (ret < 0) {
 			rng_report_error(rng);
-			break;
+			return false;
 		}
 		uint32_t written = rng_fill_chain(rng, &chain);
 
 		if (vdk_virtq_add_used(q, chain.head, written) < 0) {
 			rng_report_error(rng);
-			break;
+			return false;
 		}
 		rng->stats.requests++;
 		rng->stats.bytes += written;
-		returned = true;
+		*returned = true;
 	}
+}
+
+/*
+ * Serve every available request (virtio 1.2 §5.4.6). Available buffer
+ * notifications are suppressed while the queue is drained and asked for
+ * again before returning (§2.7.10: with VIRTIO_RING_F_EVENT_IDX the driver
+ * only kicks once its available index passes avail_event, which re-arming
+ * moves); buffers that slipped in before the re-arm was seen are served
+ * first.
+ */
+static void rng_process(struct vdk_rng *rng)
+{
+	struct vdk_virtq *q = rng->requestq;
+	bool returned = false;
+
+	if (!rng->running || !q || rng->broken)
+		return;
+	do {
+		vdk_virtq_enable_notification(q, false);
+		if (!rng_drain(rng, q, &returned))
+			break;
+	} while (vdk_virtq_enable_notification(q, true));
 	if (returned && vdk_virtq_should_notify(q))
 		vdk_interrupt_signal_used_queue(rng->irq, VDK_RNG_REQUESTQ);
 }
@@ -145,7 +166,11 @@ static uint16_t rng_queue_max_size(void *dev, uint16_t index)
 static uint64_t rng_features(void *dev)
 {
 	(void)dev;
-	return 1ull << VIRTIO_F_VERSION_1; /* §5.4.3: no device features */
+	/* §5.4.3: no device-specific bits; the ring features are the
+	 * virtqueue's (§2.7.5.3 indirect descriptors, §2.7.10 event index). */
+	return (1ull << VIRTIO_F_VERSION_1) |
+	       (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+	       (1ull << VIRTIO_RING_F_EVENT_IDX);
 }
 
 static int rng_activate(void *dev, const struct vdk_mem *mem,
@@ -206,26 +231,24 @@ static int rng_wake(void *dev, const struct vdk_mem *mem,
 	return 0;
 }
 
-static bool put_u64(cbor_item_t *map, const char *key, uint64_t v)
-{
-	cbor_item_t *k = cbor_build_string(key), *val = cbor_build_uint64(v);
-	bool ok = k && val &&
-		  cbor_map_add(map, (struct cbor_pair){.key = k, .value = val});
-
-	if (k)
-		cbor_decref(&k);
-	if (val)
-		cbor_decref(&val);
-	return ok;
-}
+/* Snapshot keys, in serialisation order. */
+enum { SNAP_REQUESTS, SNAP_BYTES, SNAP_KEYS };
+static const char *const snap_keys[SNAP_KEYS] = {
+	[SNAP_REQUESTS] = "requests",
+	[SNAP_BYTES] = "bytes",
+};
 
 static int rng_snapshot(void *dev, cbor_item_t **out)
 {
 	struct vdk_rng *rng = dev;
-	cbor_item_t *m = cbor_new_definite_map(2);
+	cbor_item_t *m = cbor_new_definite_map(SNAP_KEYS);
 
-	if (!m || !put_u64(m, "requests", rng->stats.requests) ||
-	    !put_u64(m, "bytes", rng->stats.bytes)) {
+	/* Fixed 8-byte integers: the format of version 1. */
+	if (!m ||
+	    !vdk_snapshot_put(m, snap_keys[SNAP_REQUESTS],
+			      cbor_build_uint64(rng->stats.requests)) ||
+	    !vdk_snapshot_put(m, snap_keys[SNAP_BYTES],
+			      cbor_build_uint64(rng->stats.bytes))) {
 		if (m)
 			cbor_decref(&m);
 		return -ENOMEM;
@@ -234,38 +257,18 @@ static int rng_snapshot(void *dev, cbor_item_t **out)
 	return 0;
 }
 
-static bool key_is(const cbor_item_t *key, const char *s)
-{
-	size_t n = strlen(s);
-
-	return key && cbor_isa_string(key) && cbor_string_is_definite(key) &&
-	       cbor_string_length(key) == n &&
-	       memcmp(cbor_string_handle(key), s, n) == 0;
-}
-
 static int rng_restore(void *dev, const cbor_item_t *item)
 {
 	struct vdk_rng *rng = dev;
-	struct vdk_rng_stats st = {0};
-	bool have_req = false, have_bytes = false;
-	struct cbor_pair *p;
+	const cbor_item_t *vals[SNAP_KEYS];
+	struct vdk_rng_stats st;
 
-	if (!cbor_isa_map(item) || cbor_map_size(item) != 2)
+	/* Exactly the two counters: no other key, none twice. */
+	if (vdk_snapshot_map_split(item, snap_keys, SNAP_KEYS, vals) < 0 ||
+	    !vdk_snapshot_uint_value(vals[SNAP_REQUESTS], UINT64_MAX,
+				     &st.requests) ||
+	    !vdk_snapshot_uint_value(vals[SNAP_BYTES], UINT64_MAX, &st.bytes))
 		return -EINVAL;
-	p = cbor_map_handle(item);
-	for (size_t i = 0; i < 2; i++) {
-		if (!p[i].value || !cbor_isa_uint(p[i].value))
-			return -EINVAL;
-		if (key_is(p[i].key, "requests") && !have_req) {
-			st.requests = cbor_get_int(p[i].value);
-			have_req = true;
-		} else if (key_is(p[i].key, "bytes") && !have_bytes) {
-			st.bytes = cbor_get_int(p[i].value);
-			have_bytes = true;
-		} else {
-			return -EINVAL;
-		}
-	}
 	rng->stats = st;
 	return 0;
 }

@@ -1,24 +1,45 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The device adapter: serves an in-process struct vdk_device (device.h) as a
- * vhost-user backend (struct vdk_vhost_user_backend_ops). The device is
- * activated once every one of its queues is started and enabled, put to
- * sleep when one stops and woken when all run again; a kick is
- * vdk_device_queue_notify(); snapshot/restore go through the device
- * framework's CBOR envelope. Semantics of crosvm's VhostUserDevice wrapper
- * around a VirtioDevice.
+ * vhost-user backend (struct vdk_vhost_user_backend_ops). Semantics of
+ * crosvm's VhostUserDevice wrapper around a VirtioDevice.
+ *
+ * Each ring runs on its own (vhost-user spec "Ring states": a ring is
+ * processed once it is started and enabled, whatever the other rings do),
+ * and a driver may use fewer queues than the device has (SeaBIOS drives
+ * queue 0 of a multi-queue disk, Linux uses min(num-queues, vCPUs)). So the
+ * device runs with the queues whose rings run, NULL for the others
+ * (vdk_device_activate() accepts that):
+ *   - the first ring to start activates the device with the acked features;
+ *   - a ring starting or stopping while the device runs puts it to sleep
+ *     and wakes it with the new set of queues;
+ *   - when the last ring stops (GET_VRING_BASE), the device stays asleep,
+ *     keeping its driver-visible state, until a ring starts again;
+ *   - SET_FEATURES that changes the features of an activated device means
+ *     a new driver (the firmware's first, then the OS's): the device is
+ *     reset, and activated with the new features when a ring starts.
+ * A kick is vdk_device_queue_notify(); snapshot/restore go through the
+ * device framework's CBOR envelope.
  *
  * The adapter only sees what the connection hands it (queues, memory, the
- * interrupt); it never reads a front-end message itself.
+ * interrupt); it never reads a front-end message itself. Invariant kept by
+ * every op: a device that is not ACTIVE is awake.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "internal.h"
 
+#define AD_LOG "vhost-user-adapter"
+
 static struct vdk_vhost_user_device_adapter *to_ad(void *be)
 {
 	return be;
+}
+
+static const char *ad_name(const struct vdk_vhost_user_device_adapter *ad)
+{
+	return ad->ops.name ? ad->ops.name : "device";
 }
 
 static uint16_t ad_num_queues(void *be)
@@ -40,9 +61,75 @@ static uint64_t ad_features(void *be)
 	return dev->ops->features(dev->impl);
 }
 
+/*
+ * Run the device with the queues started now (at least one): activate it
+ * with the acked features, or, if it is active, wake it with this set of
+ * queues (after putting it to sleep if it runs).
+ */
+static int ad_run(struct vdk_vhost_user_device_adapter *ad)
+{
+	struct vdk_device *dev = ad->dev;
+	int ret = 0;
+
+	if (dev->state == VDK_DEVICE_ACTIVE) {
+		if (!dev->asleep)
+			ret = vdk_device_sleep(dev);
+		if (ret == 0)
+			ret = vdk_device_wake(dev, ad->mem, ad->irq,
+					      ad->queues);
+	} else {
+		ret = vdk_device_ack_features(dev, ad->features);
+		if (ret == 0)
+			ret = vdk_device_activate(dev, ad->mem, ad->irq,
+						  ad->queues);
+	}
+	if (ret < 0)
+		return ret;
+	/* Buffers may have been made available while the queue was away. */
+	for (uint16_t i = 0; i < ad->num_queues; i++)
+		if (ad->queues[i])
+			vdk_device_queue_notify(dev, i);
+	return 0;
+}
+
+/* Bring the device to RESET from any state: it forgets the driver. */
+static int ad_device_reset(struct vdk_vhost_user_device_adapter *ad)
+{
+	struct vdk_device *dev = ad->dev;
+	struct vdk_virtq *none[VDK_DEVICE_MAX_QUEUES] = {0};
+	int ret = 0;
+
+	/* A sleeping device cannot be reset: wake it with no queues first
+	 * (only an ACTIVE device sleeps between ops). */
+	if (dev->asleep)
+		ret = vdk_device_wake(dev, ad->mem, ad->irq, none);
+	if (ret == 0)
+		ret = vdk_device_reset(dev);
+	return ret;
+}
+
 static void ad_ack_features(void *be, uint64_t features)
 {
-	to_ad(be)->features = features; /* given to the device on activate */
+	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
+	struct vdk_device *dev = ad->dev;
+	int ret;
+
+	ad->features = features; /* given to the device when it activates */
+	if (dev->state != VDK_DEVICE_ACTIVE || features == dev->acked_features)
+		return;
+	/* Features change only while every ring is stopped (the connection
+	 * refuses it otherwise): a new driver took over the device. */
+	vdk_log(VDK_LOG_INFO, AD_LOG,
+		"%s: features 0x%llx replace 0x%llx: device reset for the new "
+		"driver",
+		ad_name(ad), (unsigned long long)features,
+		(unsigned long long)dev->acked_features);
+	ret = ad_device_reset(ad);
+	if (ret == 0 && ad->num_started)
+		ret = ad_run(ad);
+	if (ret < 0)
+		vdk_log(VDK_LOG_ERROR, AD_LOG, "%s: reset for new features: %s",
+			ad_name(ad), strerror(-ret));
 }
 
 static int ad_read_config(void *be, uint32_t offset, void *data, uint32_t len)
@@ -56,32 +143,12 @@ static int ad_write_config(void *be, uint32_t offset, const void *data,
 	return vdk_device_write_config(to_ad(be)->dev, offset, data, len);
 }
 
-/* Every queue runs: activate the device, or wake it if it only slept. */
-static int ad_activate(struct vdk_vhost_user_device_adapter *ad)
-{
-	struct vdk_device *dev = ad->dev;
-	int ret;
-
-	if (dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
-		ret = vdk_device_wake(dev, ad->mem, ad->irq, ad->queues);
-	} else {
-		ret = vdk_device_ack_features(dev, ad->features);
-		if (ret == 0)
-			ret = vdk_device_activate(dev, ad->mem, ad->irq,
-						  ad->queues);
-	}
-	if (ret < 0)
-		return ret;
-	for (uint16_t i = 0; i < ad->num_queues; i++)
-		vdk_device_queue_notify(dev, i);
-	return 0;
-}
-
 static int ad_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
 			  const struct vdk_mem *mem, struct vdk_interrupt *irq)
 {
 	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
-	int ret = 0;
+	struct vdk_device *dev = ad->dev;
+	int ret;
 
 	if (ad->queues[index])
 		return -EBUSY;
@@ -89,11 +156,15 @@ static int ad_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
 	ad->mem = mem;
 	ad->irq = irq;
 	ad->num_started++;
-	if (ad->num_started == ad->num_queues)
-		ret = ad_activate(ad);
+	ret = ad_run(ad);
 	if (ret < 0) {
 		ad->queues[index] = NULL;
 		ad->num_started--;
+		/* The other rings go on with the queues they had. */
+		if (ad->num_started && dev->state == VDK_DEVICE_ACTIVE &&
+		    dev->asleep)
+			(void)vdk_device_wake(dev, ad->mem, ad->irq,
+					      ad->queues);
 	}
 	return ret;
 }
@@ -101,16 +172,32 @@ static int ad_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
 static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
 {
 	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
+	struct vdk_device *dev = ad->dev;
 	struct vdk_virtq *q = ad->queues[index];
+	int ret;
 
 	if (!q)
 		return NULL;
 	/* The device hands its queues back by sleeping; it keeps its
-	 * driver-visible state and is woken when every queue runs again. */
-	if (ad->dev->state == VDK_DEVICE_ACTIVE && !ad->dev->asleep)
-		(void)vdk_device_sleep(ad->dev);
+	 * driver-visible state. */
+	if (dev->state == VDK_DEVICE_ACTIVE && !dev->asleep) {
+		ret = vdk_device_sleep(dev);
+		if (ret < 0)
+			vdk_log(VDK_LOG_ERROR, AD_LOG,
+				"%s: cannot stop queue %u: %s", ad_name(ad),
+				index, strerror(-ret));
+	}
 	ad->queues[index] = NULL;
 	ad->num_started--;
+	/* The other rings go on (spec "Ring states"); after the last one the
+	 * device stays asleep until a ring starts. */
+	if (ad->num_started && dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
+		ret = vdk_device_wake(dev, ad->mem, ad->irq, ad->queues);
+		if (ret < 0)
+			vdk_log(VDK_LOG_ERROR, AD_LOG,
+				"%s: cannot resume after queue %u stopped: %s",
+				ad_name(ad), index, strerror(-ret));
+	}
 	return q;
 }
 
@@ -122,17 +209,8 @@ static void ad_queue_notify(void *be, uint16_t index)
 static int ad_reset(void *be)
 {
 	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
-	struct vdk_device *dev = ad->dev;
-	struct vdk_virtq *none[VDK_DEVICE_MAX_QUEUES] = {0};
-	int ret = 0;
+	int ret = ad_device_reset(ad);
 
-	/* A sleeping device cannot be reset: wake it with no queues first. */
-	if (dev->asleep)
-		ret = dev->state == VDK_DEVICE_ACTIVE
-			      ? vdk_device_wake(dev, ad->mem, ad->irq, none)
-			      : vdk_device_wake(dev, NULL, NULL, NULL);
-	if (ret == 0)
-		ret = vdk_device_reset(dev);
 	ad->features = 0;
 	return ret;
 }

@@ -128,16 +128,16 @@ for s in rw ro rng; do
 done
 
 # --- boot -------------------------------------------------------------------------------------
-# edd=off: the kernel's boot code would otherwise ask the BIOS about disks, and SeaBIOS would
-# drive vdk-rw with one of its two queues, which the device adapter never starts the device
-# for (it waits for every queue).
+# The kernel's boot code asks the BIOS about the disks (EDD), so SeaBIOS drives each disk
+# first: vdk-rw with queue 0 of its 2 and other features than Linux negotiates afterwards.
+# -smp 2: Linux uses min(num-queues, vCPUs) queues; 2 vCPUs make it use both of vdk-rw's.
 console="$art/console.log"
 start_s="$(date +%s.%N)"
 timeout -k 5 "$boot_timeout" qemu-system-x86_64 -M q35 "${accel[@]}" -smp 2 -m 512M \
 	-nographic -no-reboot -nic none \
 	-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
 	-kernel "$guest/vmlinuz" -initrd "$guest/initramfs.cpio.gz" \
-	-append "console=ttyS0 quiet panic=-1 edd=off vdk.test=vhost_user vdk.hostsum=$hostsum vdk.rosum=$rosum" \
+	-append "console=ttyS0 quiet panic=-1 vdk.test=vhost_user vdk.hostsum=$hostsum vdk.rosum=$rosum" \
 	-chardev socket,id=rw,path="$tmp/rw.sock" -device vhost-user-blk-pci,chardev=rw,num-queues=2 \
 	-chardev socket,id=ro,path="$tmp/ro.sock" -device vhost-user-blk-pci,chardev=ro,num-queues=1 \
 	-chardev socket,id=rng,path="$tmp/rng.sock" -device vhost-user-rng-pci,chardev=rng \

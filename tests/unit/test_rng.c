@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of virtio-rng (src/devices/rng.c, virtio 1.2 §5.4), then the device
- * conformance suite on it.
+ * Tests of virtio-rng (src/devices/rng.c, virtio 1.2 §5.4): requests,
+ * limits, driver errors, the ring features it offers (event index, indirect
+ * descriptors), its snapshot format; then the device conformance suite.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,9 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#include <cbor.h>
 
 #include <vdk/device.h>
 #include <vdk/devices/rng.h>
@@ -105,9 +109,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void activate(struct env *t)
+static void activate_with(struct env *t, uint64_t f)
 {
-	const uint64_t f = 1ull << VIRTIO_F_VERSION_1;
 
 	assert_int_equal(vdk_device_ack_features(t->dev, f), 0);
 	assert_int_equal(guest_ring_init(&t->gr, t->mem, QSIZE, 0), 0);
@@ -124,6 +127,11 @@ static void activate(struct env *t)
 	t->qp[0] = &t->q;
 	assert_int_equal(vdk_device_activate(t->dev, t->mem, &t->irq, t->qp),
 			 0);
+}
+
+static void activate(struct env *t)
+{
+	activate_with(t, 1ull << VIRTIO_F_VERSION_1);
 }
 
 static void fill(struct env *t, uint64_t gpa, uint8_t v, size_t len)
@@ -154,8 +162,11 @@ static void test_identity(void **state)
 
 	assert_int_equal(t->dev->ops->device_type, VIRTIO_ID_RNG);
 	assert_int_equal(t->dev->num_queues, 1);
+	/* No device-specific bits (§5.4.3); the virtqueue's ring features. */
 	assert_int_equal(t->dev->ops->features(t->dev->impl),
-			 1ull << VIRTIO_F_VERSION_1);
+			 (1ull << VIRTIO_F_VERSION_1) |
+				 (1ull << VIRTIO_RING_F_INDIRECT_DESC) |
+				 (1ull << VIRTIO_RING_F_EVENT_IDX));
 	assert_int_equal(t->dev->ops->config_size, 0);
 	assert_int_equal(t->dev->ops->queue_max_size(t->dev->impl, 0),
 			 VDK_RNG_DEFAULT_QUEUE_SIZE);
@@ -299,6 +310,144 @@ static void test_driver_error_needs_reset(void **state)
 	assert_int_equal(guest_ring_used_idx(&t->gr), 1);
 }
 
+/*
+ * VIRTIO_RING_F_EVENT_IDX (virtio 1.2 §2.7.10): the driver kicks only when
+ * its available index passes avail_event, so every drain must move
+ * avail_event to the next available index, or the second request is never
+ * notified.
+ */
+static void test_event_idx_rearms(void **state)
+{
+	struct env *t = *state;
+	struct guest_buf b = {0x20000, 32, true};
+	uint32_t len;
+
+	activate_with(t, (1ull << VIRTIO_F_VERSION_1) |
+				 (1ull << VIRTIO_RING_F_EVENT_IDX));
+	assert_int_equal(guest_ring_avail_event(&t->gr), 0);
+	assert_true(guest_ring_add_chain(&t->gr, &b, 1) >= 0);
+	vdk_device_queue_notify(t->dev, VDK_RNG_REQUESTQ);
+	assert_int_equal(guest_ring_get_used(&t->gr, NULL, &len), 1);
+	assert_int_equal(len, 32);
+	/* Notify me when the available index passes 1. */
+	assert_int_equal(guest_ring_avail_event(&t->gr), 1);
+	for (int i = 0; i < 3; i++)
+		assert_true(guest_ring_add_chain(&t->gr, &b, 1) >= 0);
+	vdk_device_queue_notify(t->dev, VDK_RNG_REQUESTQ);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(guest_ring_get_used(&t->gr, NULL, &len), 1);
+	assert_int_equal(guest_ring_avail_event(&t->gr), 4);
+	assert_int_equal(vdk_rng_stats(t->rng).requests, 4);
+}
+
+/* Without EVENT_IDX, notifications are suppressed with VRING_USED_F_NO_NOTIFY
+ * only while the queue is drained (virtio 1.2 §2.7.10). */
+static void test_notifications_enabled_after_drain(void **state)
+{
+	struct env *t = *state;
+	struct guest_buf b = {0x20000, 16, true};
+
+	activate(t);
+	assert_true(guest_ring_add_chain(&t->gr, &b, 1) >= 0);
+	vdk_device_queue_notify(t->dev, VDK_RNG_REQUESTQ);
+	assert_int_equal(guest_ring_used_idx(&t->gr), 1);
+	assert_int_equal(guest_ring_used_flags(&t->gr) & VRING_USED_F_NO_NOTIFY,
+			 0);
+}
+
+/* VIRTIO_RING_F_INDIRECT_DESC (virtio 1.2 §2.7.5.3): a request whose
+ * buffers are in an indirect table is filled like any other. */
+static void test_indirect_request(void **state)
+{
+	struct env *t = *state;
+	struct guest_buf b[2] = {{0x20000, 24, true}, {0x30000, 40, true}};
+	uint32_t id, len;
+	int head;
+
+	activate_with(t, (1ull << VIRTIO_F_VERSION_1) |
+				 (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	fill(t, 0x20000, POISON, 24);
+	fill(t, 0x30000, POISON, 40);
+	head = guest_ring_add_indirect(&t->gr, 0x50000, b, 2);
+	assert_true(head >= 0);
+	vdk_device_queue_notify(t->dev, VDK_RNG_REQUESTQ);
+	assert_int_equal(guest_ring_get_used(&t->gr, &id, &len), 1);
+	assert_int_equal(id, head);
+	assert_int_equal(len, 64);
+	assert_true(count_nonzero(t, 0x20000, 24) >= 16);
+	assert_true(count_nonzero(t, 0x30000, 40) >= 30);
+}
+
+/* The device's part of the snapshot: {"requests": n, "bytes": n} with
+ * 8-byte integers (the format of version 1), and what restore refuses. */
+static void test_snapshot_format(void **state)
+{
+	struct env *t = *state;
+	struct guest_buf b = {0x20000, 40, true};
+	const struct vdk_device_ops *ops = t->dev->ops;
+	static const uint8_t want[] = {
+		0xa2, 0x68, 'r', 'e', 'q', 'u', 'e', 's',  't', 's', 0x1b, 0,
+		0,    0,    0,	 0,   0,   0,	1,   0x65, 'b', 'y', 't',  'e',
+		's',  0x1b, 0,	 0,   0,   0,	0,   0,	   0,	40,
+	};
+	cbor_item_t *item = NULL;
+	unsigned char *buf = NULL;
+	size_t cap = 0, len;
+
+	activate(t);
+	assert_true(guest_ring_add_chain(&t->gr, &b, 1) >= 0);
+	vdk_device_queue_notify(t->dev, VDK_RNG_REQUESTQ);
+	assert_int_equal(ops->snapshot(t->dev->impl, &item), 0);
+	len = cbor_serialize_alloc(item, &buf, &cap);
+	assert_int_equal(len, sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	free(buf);
+	cbor_decref(&item);
+
+	/* {"requests": 7, "bytes": 9} in any order and width is accepted. */
+	static const uint8_t ok[] = {0xa2, 0x65, 'b',  'y', 't', 'e',
+				     's',  0x09, 0x68, 'r', 'e', 'q',
+				     'u',  'e',	 's',  't', 's', 0x07};
+	/* Refused: a key missing, an unknown key, a key twice, a negative
+	 * count, not a map. */
+	static const uint8_t missing[] = {0xa1, 0x65, 'b', 'y',
+					  't',	'e',  's', 0x09};
+	static const uint8_t unknown[] = {
+		0xa3, 0x65, 'b', 'y', 't', 'e', 's',  0x09, 0x68, 'r', 'e',
+		'q',  'u',  'e', 's', 't', 's', 0x07, 0x61, 'x',  0x00};
+	static const uint8_t twice[] = {0xa2, 0x65, 'b',  'y',	't',
+					'e',  's',  0x09, 0x65, 'b',
+					'y',  't',  'e',  's',	0x07};
+	static const uint8_t negative[] = {0xa2, 0x65, 'b',  'y', 't', 'e',
+					   's',	 0x20, 0x68, 'r', 'e', 'q',
+					   'u',	 'e',  's',  't', 's', 0x07};
+	static const uint8_t array[] = {0x82, 0x07, 0x09};
+	const struct {
+		const uint8_t *b;
+		size_t n;
+	} bad[] = {
+		{missing, sizeof(missing)}, {unknown, sizeof(unknown)},
+		{twice, sizeof(twice)},	    {negative, sizeof(negative)},
+		{array, sizeof(array)},
+	};
+	struct cbor_load_result res;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		item = cbor_load(bad[i].b, bad[i].n, &res);
+		assert_non_null(item);
+		assert_int_equal(ops->restore(t->dev->impl, item), -EINVAL);
+		cbor_decref(&item);
+		assert_int_equal(vdk_rng_stats(t->rng).requests, 1);
+		assert_int_equal(vdk_rng_stats(t->rng).bytes, 40);
+	}
+	item = cbor_load(ok, sizeof(ok), &res);
+	assert_non_null(item);
+	assert_int_equal(ops->restore(t->dev->impl, item), 0);
+	cbor_decref(&item);
+	assert_int_equal(vdk_rng_stats(t->rng).requests, 7);
+	assert_int_equal(vdk_rng_stats(t->rng).bytes, 9);
+}
+
 /* ---- conformance ----------------------------------------------------- */
 
 static struct vdk_device *conf_create(void *opaque)
@@ -366,6 +515,15 @@ int main(void)
 						setup_limited, teardown),
 		cmocka_unit_test_setup_teardown(test_driver_error_needs_reset,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_idx_rearms, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_notifications_enabled_after_drain, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_indirect_request, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_format, setup,
+						teardown),
 		VDK_CONFORMANCE_TESTS(&rng_suite),
 	};
 

@@ -8,9 +8,14 @@
  * with the number of bytes written (§5.4.6). A chain without a writable
  * part is returned with 0 bytes written.
  *
+ * Features offered: VIRTIO_F_VERSION_1 and the ring features the virtqueue
+ * implements, VIRTIO_RING_F_INDIRECT_DESC (§2.7.5.3) and
+ * VIRTIO_RING_F_EVENT_IDX (§2.7.10).
+ *
  * Processing is synchronous: the queue_notify op drains requestq on the
  * calling thread (a VMM or vhost-user backend calls it from its own device
- * thread). A driver error in the queue makes the device report
+ * thread), with available buffer notifications suppressed meanwhile and
+ * asked for again (avail_event moved) before it returns. A driver error in the queue makes the device report
  * DEVICE_NEEDS_RESET (vdk_interrupt_needs_reset()) and stop until reset.
  *
  * Snapshot: the device's request counters ({"requests": n, "bytes": n}).
