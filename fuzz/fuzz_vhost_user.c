@@ -16,24 +16,24 @@
  * The first input byte picks the backend: the rng device through the
  * adapter, or an in-harness backend that tracks inflight and has state.
  *
- * Replies (and the fds some carry) are read and dropped after every
- * message. At the end the connection is freed and every fd the harness and
- * the back-end opened must be closed again: a leak aborts.
+ * The front-end side is tests/mock/vu_frontend.h. Replies (and the fds
+ * some carry) are read and dropped after every message. At the end the
+ * connection is freed and every fd the harness and the back-end opened must
+ * be closed again (vu_fe_fini()): a leak aborts.
  */
-#include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <vdk/devices/rng.h>
 #include <vdk/log.h>
 #include <vdk/vhost_user.h>
+
+#include "vu_frontend.h"
 
 #define RAM_SIZE 0x10000
 #define NQ	 2
@@ -177,29 +177,7 @@ static const struct vdk_vhost_user_backend_ops fdev_ops = {
 	.tracks_inflight = true,
 };
 
-/* ---- the front-end ------------------------------------------------------ */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		abort();
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
-static void quiet(void *opaque, enum vdk_log_level level, const char *module,
-		  const char *msg)
-{
-	(void)opaque;
-	(void)level;
-	(void)module;
-	(void)msg;
-}
+/* ---- the front-end: vu_frontend.h, and fds of every kind -------------- */
 
 /* Make one fd of @kind for the back-end; the harness keeps no copy that
  * matters (closed right after sending). */
@@ -237,71 +215,20 @@ static int make_fd(uint8_t kind, int memfd, struct input *in)
 	}
 }
 
-static void send_msg(int sock, const void *buf, size_t len, const int *fds,
-		     size_t nfds)
-{
-	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	if (nfds) {
-		mh.msg_control = control.buf;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
-	(void)sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-/* Read and drop whatever the back-end answered, closing passed fds. */
-static void drain_replies(int sock)
-{
-	for (;;) {
-		union {
-			char buf[CMSG_SPACE(8 * sizeof(int))];
-			struct cmsghdr align;
-		} control;
-		uint8_t buf[4096];
-		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-		struct msghdr mh = {.msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = control.buf,
-				    .msg_controllen = sizeof(control.buf)};
-
-		if (recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
-			return;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c;
-		     c = CMSG_NXTHDR(&mh, c)) {
-			size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < n; i++) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int),
-				       sizeof(fd));
-				close(fd);
-			}
-		}
-	}
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	const struct vu_fe_config cfg = {.ram_gpa = 0, .ram_size = RAM_SIZE};
 	struct input in = {data, size};
 	struct vdk_vhost_user_device_adapter ad;
 	const struct vdk_vhost_user_backend_ops *ops = &fdev_ops;
 	struct vdk_rng *rng = NULL;
 	struct fdev dev = {0};
 	void *be = &dev;
-	struct vdk_vhost_user *vu;
-	int sv[2], memfd, err, before;
+	struct vu_fe fe;
 
-	vdk_log_set_sink(quiet, NULL, VDK_LOG_ERROR);
-	before = count_fds();
+	vdk_log_set_sink(vu_fe_quiet_log, NULL, VDK_LOG_ERROR);
+	if (vu_fe_init(&fe, &cfg, NULL) < 0)
+		abort();
 	if (take8(&in) & 1) {
 		if (vdk_rng_new(&rng, NULL) < 0)
 			abort();
@@ -310,16 +237,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		be = &ad;
 	}
-	memfd = memfd_create("fuzz-ram", MFD_CLOEXEC);
-	if (memfd < 0 || ftruncate(memfd, RAM_SIZE) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (vu_fe_connect(&fe, ops, be) < 0)
 		abort();
-	vu = vdk_vhost_user_new(sv[1], ops, be, &err);
-	if (!vu)
-		abort();
-	dev.vu = vu;
+	dev.vu = fe.vu;
 
-	while (in.left && !vdk_vhost_user_is_broken(vu)) {
+	while (in.left && !vdk_vhost_user_is_broken(fe.vu)) {
 		uint8_t ctl = take8(&in);
 		int fds[3];
 		size_t nfds = ctl & 3;
@@ -328,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint16_t psize;
 
 		for (size_t i = 0; i < nfds; i++)
-			fds[i] = make_fd(take8(&in), memfd, &in);
+			fds[i] = make_fd(take8(&in), fe.memfd, &in);
 		h.request = take8(&in) % (VHOST_USER_MAX + 2);
 		h.flags = take8(&in);
 		if (!(ctl & 8))
@@ -344,22 +266,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < nfds; i++)
 			if (fds[i] >= 0)
 				fds[valid++] = fds[i];
-		send_msg(sv[0], msg, sizeof(h) + n, fds, valid);
+		(void)vu_fe_sendmsg(fe.sock, msg, sizeof(h) + n, fds, valid,
+				    MSG_DONTWAIT);
 		for (size_t i = 0; i < valid; i++)
 			close(fds[i]);
-		(void)vdk_vhost_user_process_message(vu);
-		drain_replies(sv[0]);
+		(void)vdk_vhost_user_process_message(fe.vu);
+		vu_fe_drain(fe.sock);
 		if (ctl & 4)
-			(void)vdk_vhost_user_handle_kick(vu, (ctl >> 4) % NQ);
+			(void)vdk_vhost_user_handle_kick(fe.vu,
+							 (ctl >> 4) % NQ);
 	}
 	/* the front-end goes away mid-session */
-	close(sv[0]);
-	(void)vdk_vhost_user_process_message(vu);
-	vdk_vhost_user_free(vu);
+	close(fe.sock);
+	fe.sock = -1;
+	(void)vdk_vhost_user_process_message(fe.vu);
+	vu_fe_disconnect(&fe);
 	if (rng)
 		vdk_rng_free(rng);
-	close(memfd);
-	if (count_fds() != before)
+	if (vu_fe_fini(&fe) != 0)
 		abort(); /* an fd leaked */
 	return 0;
 }
