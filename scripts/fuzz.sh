@@ -30,7 +30,7 @@ for name in "${targets[@]}"; do
 	if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		"build-fuzz/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix=build-fuzz/ \
 		"$corpus" "${seeds[@]}" >"$log" 2>&1; then
-		runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+		runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)
 		[ -n "$runs" ] || runs=$(grep -oE '#[0-9]+' "$log" | tail -n 1 | tr -d '#')
 		echo "fuzz: $name: ok (${runs:-?} runs in ${secs}s)"
 	else
