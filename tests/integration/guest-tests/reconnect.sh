@@ -6,8 +6,8 @@
 # and the new backend resubmits the requests left in flight. Nothing here knows about the
 # restart: the writes must simply complete, without an error, and land where they belong.
 #
-# Pattern: vdk.mib=<N> MiB from offset 0, written by four dd processes at once (each a
-# quarter, O_DIRECT, 256 KiB requests, so several requests are in flight), every 512-byte
+# Pattern: vdk.mib=<N> MiB from offset 0, made in RAM first, then written by four dd processes
+# at once (each a quarter, O_DIRECT, 256 KiB requests, so several are in flight), every 512-byte
 # sector a distinct line "vdk-reconnect MiB <m> sector <s>" padded with spaces to 511 bytes
 # and a newline, so a lost, misplaced or duplicated write shows in the image. After the
 # writes: sync, drop caches, read the range back with O_DIRECT and compare its sha256 with
@@ -83,16 +83,24 @@ else
 fi
 
 # --- the writes the host interrupts -----------------------------------------------------------
+# The pattern is made first (in RAM, about as slow under TCG as the writes are fast), so that
+# the writers keep requests coming while the host stutters and kills the backend.
+pids=
+w=0
+while [ "$w" -lt "$writers" ]; do
+	pattern $((w * per)) "$per" >"/tmp/part.$w" &
+	pids="$pids $!"
+	w=$((w + 1))
+done
+for p in $pids; do wait "$p"; done
 echo "VDK-RECONNECT: writing"
 t0="$(uptime_ms)"
 pids=
 w=0
 while [ "$w" -lt "$writers" ]; do
-	first=$((w * per))
-	# bs=256K: 4 requests per MiB; the pipeline's status is dd's.
-	pattern "$first" "$per" |
-		dd of="/dev/$disk" bs=256K seek=$((first * 4)) iflag=fullblock oflag=direct \
-			2>"/tmp/dd.$w" &
+	# bs=256K: 4 requests per MiB.
+	dd if="/tmp/part.$w" of="/dev/$disk" bs=256K seek=$((w * per * 4)) oflag=direct \
+		2>"/tmp/dd.$w" &
 	pids="$pids $!"
 	w=$((w + 1))
 done
