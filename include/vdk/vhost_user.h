@@ -4,9 +4,8 @@
  * front-end, normally QEMU) over a Unix domain socket, following QEMU's
  * docs/interop/vhost-user.rst ("the vhost-user spec" below).
  *
- * Three parts:
- *   - the wire format (message header, payloads, request ids, feature bits),
- *     spelled as the spec spells them;
+ * The wire format (message header, payloads, request ids, feature bits) is
+ * in <vdk/spec/vhost_user.h>, included here. Two parts:
  *   - struct vdk_vhost_user_backend_ops: what a device implements to be
  *     served (semantics of crosvm's VhostUserDevice / DeviceRequestHandler),
  *     plus an adapter that serves any in-process struct vdk_device;
@@ -48,227 +47,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <linux/vhost_types.h>
-
 #include <cbor.h>
 
 #include <vdk/device.h>
 #include <vdk/mem.h>
+#include <vdk/spec/vhost_user.h>
 #include <vdk/virtq.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- wire format (vhost-user spec "Message Specification") ------------- */
-
-/** Front-end request ids (spec "Front-end message types"). */
-enum vhost_user_request {
-	VHOST_USER_NONE = 0,
-	VHOST_USER_GET_FEATURES = 1,
-	VHOST_USER_SET_FEATURES = 2,
-	VHOST_USER_SET_OWNER = 3,
-	VHOST_USER_RESET_OWNER = 4,
-	VHOST_USER_SET_MEM_TABLE = 5,
-	VHOST_USER_SET_LOG_BASE = 6,
-	VHOST_USER_SET_LOG_FD = 7,
-	VHOST_USER_SET_VRING_NUM = 8,
-	VHOST_USER_SET_VRING_ADDR = 9,
-	VHOST_USER_SET_VRING_BASE = 10,
-	VHOST_USER_GET_VRING_BASE = 11,
-	VHOST_USER_SET_VRING_KICK = 12,
-	VHOST_USER_SET_VRING_CALL = 13,
-	VHOST_USER_SET_VRING_ERR = 14,
-	VHOST_USER_GET_PROTOCOL_FEATURES = 15,
-	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
-	VHOST_USER_GET_QUEUE_NUM = 17,
-	VHOST_USER_SET_VRING_ENABLE = 18,
-	VHOST_USER_SEND_RARP = 19,
-	VHOST_USER_NET_SET_MTU = 20,
-	VHOST_USER_SET_BACKEND_REQ_FD = 21,
-	VHOST_USER_IOTLB_MSG = 22,
-	VHOST_USER_SET_VRING_ENDIAN = 23,
-	VHOST_USER_GET_CONFIG = 24,
-	VHOST_USER_SET_CONFIG = 25,
-	VHOST_USER_CREATE_CRYPTO_SESSION = 26,
-	VHOST_USER_CLOSE_CRYPTO_SESSION = 27,
-	VHOST_USER_POSTCOPY_ADVISE = 28,
-	VHOST_USER_POSTCOPY_LISTEN = 29,
-	VHOST_USER_POSTCOPY_END = 30,
-	VHOST_USER_GET_INFLIGHT_FD = 31,
-	VHOST_USER_SET_INFLIGHT_FD = 32,
-	VHOST_USER_GPU_SET_SOCKET = 33,
-	VHOST_USER_RESET_DEVICE = 34,
-	VHOST_USER_VRING_KICK = 35,
-	VHOST_USER_GET_MAX_MEM_SLOTS = 36,
-	VHOST_USER_ADD_MEM_REG = 37,
-	VHOST_USER_REM_MEM_REG = 38,
-	VHOST_USER_SET_STATUS = 39,
-	VHOST_USER_GET_STATUS = 40,
-	VHOST_USER_GET_SHARED_OBJECT = 41,
-	VHOST_USER_SET_DEVICE_STATE_FD = 42,
-	VHOST_USER_CHECK_DEVICE_STATE = 43,
-	VHOST_USER_GET_SHMEM_CONFIG = 44,
-	VHOST_USER_MAX
-};
-
-/** Back-end request ids, sent on the back-end channel that
- * VHOST_USER_SET_BACKEND_REQ_FD sets up (spec "Back-end message types"). */
-enum vhost_user_backend_request {
-	VHOST_USER_BACKEND_NONE = 0,
-	VHOST_USER_BACKEND_IOTLB_MSG = 1,
-	VHOST_USER_BACKEND_CONFIG_CHANGE_MSG = 2,
-	VHOST_USER_BACKEND_VRING_HOST_NOTIFIER_MSG = 3,
-	VHOST_USER_BACKEND_VRING_CALL = 4,
-	VHOST_USER_BACKEND_VRING_ERR = 5,
-	VHOST_USER_BACKEND_SHARED_OBJECT_ADD = 6,
-	VHOST_USER_BACKEND_SHARED_OBJECT_REMOVE = 7,
-	VHOST_USER_BACKEND_SHARED_OBJECT_LOOKUP = 8,
-	VHOST_USER_BACKEND_MAX
-};
-
-/** Header flags: bits 0-1 version, bit 2 reply, bit 3 need_reply. */
-#define VHOST_USER_VERSION_MASK	   0x3u
-#define VHOST_USER_VERSION	   0x1u
-#define VHOST_USER_REPLY_MASK	   (1u << 2)
-#define VHOST_USER_NEED_REPLY_MASK (1u << 3)
-
-/** SET_VRING_KICK/CALL/ERR u64 payload: bits 0-7 index, bit 8 "no fd". */
-#define VHOST_USER_VRING_IDX_MASK  0xffu
-#define VHOST_USER_VRING_NOFD_MASK 0x100u
-
-/** Virtio feature bit 30: the back-end speaks protocol features. */
-#define VHOST_USER_F_PROTOCOL_FEATURES 30
-
-/* Protocol feature bits (spec "Protocol features"). */
-#define VHOST_USER_PROTOCOL_F_MQ		   0
-#define VHOST_USER_PROTOCOL_F_LOG_SHMFD		   1
-#define VHOST_USER_PROTOCOL_F_RARP		   2
-#define VHOST_USER_PROTOCOL_F_REPLY_ACK		   3
-#define VHOST_USER_PROTOCOL_F_NET_MTU		   4
-#define VHOST_USER_PROTOCOL_F_BACKEND_REQ	   5
-#define VHOST_USER_PROTOCOL_F_CROSS_ENDIAN	   6
-#define VHOST_USER_PROTOCOL_F_CRYPTO_SESSION	   7
-#define VHOST_USER_PROTOCOL_F_PAGEFAULT		   8
-#define VHOST_USER_PROTOCOL_F_CONFIG		   9
-#define VHOST_USER_PROTOCOL_F_BACKEND_SEND_FD	   10
-#define VHOST_USER_PROTOCOL_F_HOST_NOTIFIER	   11
-#define VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD	   12
-#define VHOST_USER_PROTOCOL_F_RESET_DEVICE	   13
-#define VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS 14
-#define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS  15
-#define VHOST_USER_PROTOCOL_F_STATUS		   16
-#define VHOST_USER_PROTOCOL_F_XEN_MMAP		   17
-#define VHOST_USER_PROTOCOL_F_SHARED_OBJECT	   18
-#define VHOST_USER_PROTOCOL_F_DEVICE_STATE	   19
-
-/** Most fds in one message, and most regions in SET_MEM_TABLE
- * (VHOST_MEMORY_BASELINE_NREGIONS). */
-#define VHOST_USER_MAX_FDS	       8
-#define VHOST_MEMORY_BASELINE_NREGIONS 8
-/** Largest config space access (VHOST_USER_MAX_CONFIG_SIZE). */
-#define VHOST_USER_MAX_CONFIG_SIZE 256
-/** SET_CONFIG flags. */
-#define VHOST_USER_CONFIG_FLAGS_WRITABLE  0
-#define VHOST_USER_CONFIG_FLAGS_MIGRATION 1
-
-/** Message header; all fields in host byte order. */
-struct vhost_user_header {
-	uint32_t request; /**< enum vhost_user_request */
-	uint32_t flags;	  /**< version | REPLY | NEED_REPLY */
-	uint32_t size;	  /**< payload bytes that follow */
-};
-
-/** One region of "Memory regions description". */
-struct vhost_user_memory_region {
-	uint64_t guest_addr;	 /**< guest-physical base */
-	uint64_t memory_size;	 /**< bytes */
-	uint64_t userspace_addr; /**< front-end virtual address of the base */
-	uint64_t mmap_offset;	 /**< offset of the base in the passed fd */
-};
-
-/** SET_MEM_TABLE payload; the fds come in the same order. */
-struct vhost_user_memory {
-	uint32_t nregions; /**< 0..VHOST_MEMORY_BASELINE_NREGIONS */
-	uint32_t padding;
-	struct vhost_user_memory_region regions[VHOST_MEMORY_BASELINE_NREGIONS];
-};
-
-/** ADD_MEM_REG / REM_MEM_REG payload ("Single memory region description"). */
-struct vhost_user_mem_reg {
-	uint64_t padding;
-	struct vhost_user_memory_region region;
-};
-
-/** GET_CONFIG / SET_CONFIG payload ("Virtio device config space"). */
-struct vhost_user_config {
-	uint32_t offset; /**< byte offset in the device configuration space */
-	uint32_t size;	 /**< bytes of @region used */
-	uint32_t flags;	 /**< VHOST_USER_CONFIG_FLAGS_* */
-	uint8_t region[VHOST_USER_MAX_CONFIG_SIZE];
-};
-
-/** Bytes of struct vhost_user_config before @region. */
-#define VHOST_USER_CONFIG_HDR_SIZE 12u
-
-/**
- * GET_INFLIGHT_FD / SET_INFLIGHT_FD payload ("Inflight description"). The
- * spec lists 20 bytes; QEMU sends its C struct, padded to 24.
- */
-struct vhost_user_inflight {
-	uint64_t mmap_size;   /**< bytes of the shared region */
-	uint64_t mmap_offset; /**< offset of the region in the passed fd */
-	uint16_t num_queues;  /**< queues the region covers */
-	uint16_t queue_size;  /**< descriptors per queue */
-	uint32_t padding;
-};
-
-/** Bytes of struct vhost_user_inflight the spec defines. */
-#define VHOST_USER_INFLIGHT_SPEC_SIZE 20u
-
-/** struct vhost_user_inflight_queue_split.version written by this
- * library; 0 means "never initialised". */
-#define VHOST_USER_INFLIGHT_VERSION 1
-/** Each queue's region starts at a multiple of this many bytes. */
-#define VHOST_USER_INFLIGHT_ALIGN 64u
-
-/** One descriptor's state (spec "Inflight I/O tracking", DescStateSplit). */
-struct vhost_user_inflight_desc_split {
-	uint8_t inflight; /**< 1 while the head is popped and not used */
-	uint8_t padding[5];
-	uint16_t next;	  /**< link in the last batch of used heads */
-	uint64_t counter; /**< fetch order of this head */
-};
-
-/** One queue's region (spec "Inflight I/O tracking", QueueRegionSplit). */
-struct vhost_user_inflight_queue_split {
-	uint64_t features;	  /**< 0 */
-	uint16_t version;	  /**< VHOST_USER_INFLIGHT_VERSION, 0: unset */
-	uint16_t desc_num;	  /**< entries in @desc: the queue size */
-	uint16_t last_batch_head; /**< head of the last used batch list */
-	uint16_t used_idx;	  /**< used->idx after the last batch */
-	struct vhost_user_inflight_desc_split desc[];
-};
-
-/** SET_DEVICE_STATE_FD payload ("Device state transfer parameters"). */
-struct vhost_user_device_state_params {
-	uint32_t transfer_direction; /**< VHOST_TRANSFER_STATE_DIRECTION_* */
-	uint32_t migration_phase;    /**< VHOST_TRANSFER_STATE_PHASE_* */
-};
-
-#define VHOST_TRANSFER_STATE_DIRECTION_SAVE 0 /**< back-end → front-end */
-#define VHOST_TRANSFER_STATE_DIRECTION_LOAD 1 /**< front-end → back-end */
-#define VHOST_TRANSFER_STATE_PHASE_STOPPED  0 /**< every ring stopped */
-
-/** Most VIRTIO shared memory regions (GET_SHMEM_CONFIG). */
-#define VHOST_USER_MAX_SHMEM_REGIONS 8
-
-/** GET_SHMEM_CONFIG reply payload. */
-struct vhost_user_shmem_config {
-	uint32_t nregions; /**< regions described */
-	uint32_t padding;
-	uint64_t memory_sizes[VHOST_USER_MAX_SHMEM_REGIONS]; /**< bytes */
-};
+/* ---- library limits ---------------------------------------------------- */
 
 /**
  * Largest payload the library reads (header size field). Anything larger

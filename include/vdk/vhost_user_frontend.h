@@ -23,8 +23,10 @@
  * a reply that breaks the framing, or no reply within the timeout, breaks
  * the connection (every later call returns -EIO).
  *
- * Hosted (sockets, eventfds, allocation). Locking: none; one thread uses a
- * front-end and its driver transport at a time.
+ * The wire format is <vdk/spec/vhost_user.h>; the back-end API
+ * (<vdk/vhost_user.h>) is not needed. Hosted (sockets, eventfds,
+ * allocation). Locking: none; one thread uses a front-end and its driver
+ * transport at a time.
  */
 #ifndef VDK_VHOST_USER_FRONTEND_H
 #define VDK_VHOST_USER_FRONTEND_H
@@ -33,7 +35,7 @@
 #include <stdint.h>
 
 #include <vdk/driver.h>
-#include <vdk/vhost_user.h>
+#include <vdk/spec/vhost_user.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -194,20 +194,20 @@ static void *xfer_worker(void *arg)
 int vu_set_device_state_fd(struct vdk_vhost_user *vu, struct vu_msg *msg,
 			   struct vu_reply *reply)
 {
-	struct vhost_user_device_state_params p = msg->payload.state_params;
+	struct vhost_user_transfer_device_state p = msg->payload.transfer_state;
 	struct vu_state_xfer *x = &vu->xfer;
 	int ret;
 
-	if (p.migration_phase != VHOST_TRANSFER_STATE_PHASE_STOPPED ||
-	    (p.transfer_direction != VHOST_TRANSFER_STATE_DIRECTION_SAVE &&
-	     p.transfer_direction != VHOST_TRANSFER_STATE_DIRECTION_LOAD))
+	if (p.phase != VHOST_TRANSFER_STATE_PHASE_STOPPED ||
+	    (p.direction != VHOST_TRANSFER_STATE_DIRECTION_SAVE &&
+	     p.direction != VHOST_TRANSFER_STATE_DIRECTION_LOAD))
 		return -EINVAL;
 	if (!vu->ops->snapshot || !vu->ops->restore)
 		return -EOPNOTSUPP;
 	if (vu_any_ring_started(vu))
 		return -EBUSY; /* phase "stopped": every ring stopped */
 	vu_state_xfer_stop(x); /* one never checked */
-	x->direction = p.transfer_direction;
+	x->direction = p.direction;
 	if (x->direction == VHOST_TRANSFER_STATE_DIRECTION_SAVE) {
 		cbor_item_t *item = NULL;
 		unsigned char *buf = NULL;

@@ -3,7 +3,7 @@
  * Inflight I/O tracking for split rings (QEMU docs/interop/vhost-user.rst,
  * "Inflight I/O tracking", VHOST_USER_GET_INFLIGHT_FD / SET_INFLIGHT_FD,
  * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD): a shared region, one
- * struct vhost_user_inflight_queue_split per queue, in which the back-end
+ * struct vhost_user_queue_region_split per queue, in which the back-end
  * marks every head it pops and clears it when the chain is used, so that a
  * back-end started after a crash knows which requests it still owes.
  *
@@ -52,19 +52,18 @@
 /* Bytes of one queue's region for @queue_size descriptors. */
 static size_t queue_bytes(uint16_t queue_size)
 {
-	size_t n = sizeof(struct vhost_user_inflight_queue_split) +
-		   (size_t)queue_size *
-			   sizeof(struct vhost_user_inflight_desc_split);
+	size_t n =
+		sizeof(struct vhost_user_queue_region_split) +
+		(size_t)queue_size * sizeof(struct vhost_user_desc_state_split);
 
-	return (n + VHOST_USER_INFLIGHT_ALIGN - 1) &
-	       ~(size_t)(VHOST_USER_INFLIGHT_ALIGN - 1);
+	return (n + VU_INFLIGHT_ALIGN - 1) & ~(size_t)(VU_INFLIGHT_ALIGN - 1);
 }
 
-static struct vhost_user_inflight_queue_split *
+static struct vhost_user_queue_region_split *
 queue_region(const struct vu_inflight *inf, uint16_t i)
 {
-	return (struct vhost_user_inflight_queue_split *)(inf->base +
-							  i * inf->queue_bytes);
+	return (struct vhost_user_queue_region_split *)(inf->base +
+							i * inf->queue_bytes);
 }
 
 /* Queue count and size as the front-end asks them; checked. */
@@ -204,7 +203,7 @@ static int by_counter(const void *a, const void *b)
 
 /* Spec "When reconnecting", step 1: if used_idx lags the used ring, the
  * last batch reached the driver: clear its entries. */
-static void settle_last_batch(struct vhost_user_inflight_queue_split *qr,
+static void settle_last_batch(struct vhost_user_queue_region_split *qr,
 			      uint16_t desc_num, uint16_t used_idx)
 {
 	uint16_t region_used = __atomic_load_n(&qr->used_idx, __ATOMIC_ACQUIRE);
@@ -224,7 +223,7 @@ static void settle_last_batch(struct vhost_user_inflight_queue_split *qr,
  * order they were popped, into r->pending; *@next_counter gets the next
  * counter to hand out. Return: 0 or -ENOMEM. */
 static int list_pending(struct vu_ring *r,
-			struct vhost_user_inflight_queue_split *qr,
+			struct vhost_user_queue_region_split *qr,
 			uint64_t *next_counter)
 {
 	uint16_t size = r->q.size;
@@ -264,7 +263,7 @@ static int list_pending(struct vu_ring *r,
  * published. */
 static void settle_used(struct vu_ring *r)
 {
-	struct vhost_user_inflight_queue_split *qr = r->inflight;
+	struct vhost_user_queue_region_split *qr = r->inflight;
 
 	if (!r->used_open || !qr)
 		return;
@@ -277,7 +276,7 @@ static void settle_used(struct vu_ring *r)
 static void track_popped(void *opaque, uint16_t head)
 {
 	struct vu_ring *r = opaque;
-	struct vhost_user_inflight_desc_split *d = &r->inflight->desc[head];
+	struct vhost_user_desc_state_split *d = &r->inflight->desc[head];
 
 	/* The last used element is published by now; settle it first, in
 	 * case the driver already reuses its head. */
@@ -295,7 +294,7 @@ static void track_popped(void *opaque, uint16_t head)
 static void track_used(void *opaque, uint16_t head, uint16_t used_idx_after)
 {
 	struct vu_ring *r = opaque;
-	struct vhost_user_inflight_queue_split *qr = r->inflight;
+	struct vhost_user_queue_region_split *qr = r->inflight;
 	uint16_t last;
 
 	settle_used(r);
@@ -339,7 +338,7 @@ int vu_inflight_ring_start(struct vdk_vhost_user *vu, uint16_t i,
 {
 	const struct vu_inflight *inf = &vu->inflight;
 	struct vu_ring *r = &vu->rings[i];
-	struct vhost_user_inflight_queue_split *qr;
+	struct vhost_user_queue_region_split *qr;
 	uint16_t version;
 	int ret;
 

@@ -18,6 +18,11 @@
 
 #define VU_LOG "vhost-user"
 
+/** Each queue's part of the inflight region starts at a multiple of this
+ * many bytes (our layout choice, as libvhost-user's; the front-end only keeps
+ * the region). */
+#define VU_INFLIGHT_ALIGN 64u
+
 /** One message as received: header, payload and the fds that came with it.
  * A handler that keeps fds[i] sets it to -1; the dispatcher closes the
  * rest. */
@@ -28,10 +33,10 @@ struct vu_msg {
 		struct vhost_vring_state state;
 		struct vhost_vring_addr addr;
 		struct vhost_user_memory memory;
-		struct vhost_user_mem_reg mem_reg;
+		struct vhost_user_mem_reg_msg mem_reg;
 		struct vhost_user_config config;
 		struct vhost_user_inflight inflight;
-		struct vhost_user_device_state_params state_params;
+		struct vhost_user_transfer_device_state transfer_state;
 		uint8_t bytes[VDK_VHOST_USER_MAX_PAYLOAD];
 	} payload;
 	int fds[VHOST_USER_MAX_FDS];
@@ -72,7 +77,7 @@ struct vu_ring {
 	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
 	/* inflight tracking (inflight.c), bound while the ring runs; the
 	 * queue's track hook keeps it, on the thread using the queue */
-	struct vhost_user_inflight_queue_split *inflight; /**< or NULL */
+	struct vhost_user_queue_region_split *inflight; /**< or NULL */
 	uint64_t inflight_counter; /**< next counter value to hand out */
 	uint16_t *pending;	   /**< heads in flight at the last start */
 	uint32_t num_pending;
@@ -145,7 +150,6 @@ typedef int vu_handler_fn(struct vdk_vhost_user *vu, struct vu_msg *msg,
 
 /** One row of the request table. */
 struct vu_request {
-	const char *name;
 	vu_handler_fn *handler;
 	uint32_t min_size, max_size; /**< payload bytes */
 	uint8_t min_fds, max_fds;

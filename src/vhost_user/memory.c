@@ -34,7 +34,8 @@ static int region_check(const struct vdk_mem *mem,
 	uint64_t end;
 
 	if (reg->memory_size == 0 ||
-	    __builtin_add_overflow(reg->guest_addr, reg->memory_size, &end) ||
+	    __builtin_add_overflow(reg->guest_phys_addr, reg->memory_size,
+				   &end) ||
 	    __builtin_add_overflow(reg->userspace_addr, reg->memory_size,
 				   &end) ||
 	    __builtin_add_overflow(reg->mmap_offset, reg->memory_size, &end))
@@ -44,8 +45,8 @@ static int region_check(const struct vdk_mem *mem,
 
 		if (ranges_overlap(reg->userspace_addr, reg->memory_size,
 				   r->user_addr, r->size) ||
-		    ranges_overlap(reg->guest_addr, reg->memory_size, r->gpa,
-				   r->size))
+		    ranges_overlap(reg->guest_phys_addr, reg->memory_size,
+				   r->gpa, r->size))
 			return -EEXIST;
 	}
 	return 0;
@@ -87,7 +88,7 @@ int vu_set_mem_table(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		if (ret == 0)
 			ret = region_fd_check(msg->fds[i], &regs[i]);
 		if (ret == 0)
-			ret = vdk_mem_add_fd(map, regs[i].guest_addr,
+			ret = vdk_mem_add_fd(map, regs[i].guest_phys_addr,
 					     regs[i].memory_size, msg->fds[i],
 					     regs[i].mmap_offset,
 					     regs[i].userspace_addr);
@@ -133,7 +134,7 @@ int vu_add_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	if (ret < 0)
 		return ret;
 	uint64_t was = vu_rings_pause(vu);
-	ret = vdk_mem_add_fd(vu->mem, reg.guest_addr, reg.memory_size,
+	ret = vdk_mem_add_fd(vu->mem, reg.guest_phys_addr, reg.memory_size,
 			     msg->fds[0], reg.mmap_offset, reg.userspace_addr);
 	if (ret == 0)
 		msg->fds[0] = -1;
@@ -153,14 +154,15 @@ int vu_rem_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	for (size_t i = 0; vu->mem && i < vdk_mem_num_regions(vu->mem); i++) {
 		const struct vdk_mem_region *r = vdk_mem_region_at(vu->mem, i);
 
-		if (r->gpa == reg.guest_addr && r->size == reg.memory_size &&
+		if (r->gpa == reg.guest_phys_addr &&
+		    r->size == reg.memory_size &&
 		    r->user_addr == reg.userspace_addr)
 			found = r;
 	}
 	if (!found)
 		return -ENOENT;
 	uint64_t was = vu_rings_pause(vu);
-	int ret = vdk_mem_remove(vu->mem, reg.guest_addr, reg.memory_size);
+	int ret = vdk_mem_remove(vu->mem, reg.guest_phys_addr, reg.memory_size);
 	vu_rings_resume(vu, was);
 	return ret;
 }

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,20 +38,6 @@ struct vdk_vhost_user_frontend {
 	bool broken;
 	uint64_t protocol_features; /* negotiated */
 };
-
-/* Largest payload sent or expected: SET_MEM_TABLE / GET_CONFIG. */
-union fe_payload {
-	uint64_t u64;
-	struct vhost_vring_state state;
-	struct vhost_vring_addr addr;
-	struct vhost_user_memory memory;
-	struct vhost_user_config config;
-};
-
-struct fe_msg {
-	struct vhost_user_header hdr;
-	union fe_payload payload;
-} __attribute__((packed));
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -125,32 +112,12 @@ uint64_t vdk_vhost_user_frontend_protocol_features(
 
 /* ---- wire ----------------------------------------------------------------- */
 
-/* Names of the requests this front-end sends, for messages (kept here so
- * the front-end does not need the back-end library). */
+/* "GET_FEATURES" etc. for messages: the spec's name without "VHOST_USER_". */
 static const char *req_name(uint32_t request)
 {
-	static const char *const names[] = {
-		[VHOST_USER_GET_FEATURES] = "GET_FEATURES",
-		[VHOST_USER_SET_FEATURES] = "SET_FEATURES",
-		[VHOST_USER_SET_OWNER] = "SET_OWNER",
-		[VHOST_USER_SET_MEM_TABLE] = "SET_MEM_TABLE",
-		[VHOST_USER_SET_VRING_NUM] = "SET_VRING_NUM",
-		[VHOST_USER_SET_VRING_ADDR] = "SET_VRING_ADDR",
-		[VHOST_USER_SET_VRING_BASE] = "SET_VRING_BASE",
-		[VHOST_USER_GET_VRING_BASE] = "GET_VRING_BASE",
-		[VHOST_USER_SET_VRING_KICK] = "SET_VRING_KICK",
-		[VHOST_USER_SET_VRING_CALL] = "SET_VRING_CALL",
-		[VHOST_USER_GET_PROTOCOL_FEATURES] = "GET_PROTOCOL_FEATURES",
-		[VHOST_USER_SET_PROTOCOL_FEATURES] = "SET_PROTOCOL_FEATURES",
-		[VHOST_USER_GET_QUEUE_NUM] = "GET_QUEUE_NUM",
-		[VHOST_USER_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
-		[VHOST_USER_GET_CONFIG] = "GET_CONFIG",
-		[VHOST_USER_SET_CONFIG] = "SET_CONFIG",
-	};
+	const char *name = vhost_user_request_str(request);
 
-	if (request < sizeof(names) / sizeof(names[0]) && names[request])
-		return names[request];
-	return "request";
+	return name ? name + sizeof("VHOST_USER_") - 1 : "request";
 }
 
 static int fe_broken(struct vdk_vhost_user_frontend *fe, uint32_t request,
@@ -164,8 +131,8 @@ static int fe_broken(struct vdk_vhost_user_frontend *fe, uint32_t request,
 }
 
 /* Send header + @size payload bytes with @nfds fds in one sendmsg. */
-static int fe_send(struct vdk_vhost_user_frontend *fe, const struct fe_msg *m,
-		   const int *fds, size_t nfds)
+static int fe_send(struct vdk_vhost_user_frontend *fe,
+		   const struct vhost_user_msg *m, const int *fds, size_t nfds)
 {
 	size_t len = sizeof(m->hdr) + m->hdr.size;
 	union {
@@ -302,7 +269,7 @@ static int fe_recv_reply(struct vdk_vhost_user_frontend *fe, uint32_t request,
  * "REPLY_ACK").
  */
 static int fe_request(struct vdk_vhost_user_frontend *fe, uint32_t request,
-		      struct fe_msg *m, uint32_t size, const int *fds,
+		      struct vhost_user_msg *m, uint32_t size, const int *fds,
 		      size_t nfds, bool has_reply, uint32_t reply_size)
 {
 	bool ack = !has_reply && (fe->protocol_features &
@@ -337,7 +304,7 @@ static int fe_request(struct vdk_vhost_user_frontend *fe, uint32_t request,
 static int fe_u64(struct vdk_vhost_user_frontend *fe, uint32_t request,
 		  uint64_t value, const int *fds, size_t nfds)
 {
-	struct fe_msg m = {.payload.u64 = value};
+	struct vhost_user_msg m = {.payload.u64 = value};
 
 	return fe_request(fe, request, &m, sizeof(uint64_t), fds, nfds, false,
 			  0);
@@ -346,7 +313,7 @@ static int fe_u64(struct vdk_vhost_user_frontend *fe, uint32_t request,
 static int fe_get_u64(struct vdk_vhost_user_frontend *fe, uint32_t request,
 		      uint64_t *out)
 {
-	struct fe_msg m = {0};
+	struct vhost_user_msg m = {0};
 	int ret =
 		fe_request(fe, request, &m, 0, NULL, 0, true, sizeof(uint64_t));
 
@@ -358,7 +325,8 @@ static int fe_get_u64(struct vdk_vhost_user_frontend *fe, uint32_t request,
 static int fe_state(struct vdk_vhost_user_frontend *fe, uint32_t request,
 		    uint32_t index, uint32_t num)
 {
-	struct fe_msg m = {.payload.state = {.index = index, .num = num}};
+	struct vhost_user_msg m = {
+		.payload.state = {.index = index, .num = num}};
 
 	if (index > VHOST_USER_VRING_IDX_MASK)
 		return -EINVAL;
@@ -375,7 +343,7 @@ static bool has_protocol(const struct vdk_vhost_user_frontend *fe, int bit)
 
 int vdk_vhost_user_frontend_set_owner(struct vdk_vhost_user_frontend *fe)
 {
-	struct fe_msg m = {0};
+	struct vhost_user_msg m = {0};
 
 	return fe_request(fe, VHOST_USER_SET_OWNER, &m, 0, NULL, 0, false, 0);
 }
@@ -434,7 +402,7 @@ int vdk_vhost_user_frontend_set_mem_table(
 	struct vdk_vhost_user_frontend *fe,
 	const struct vdk_vhost_user_frontend_region *regions, uint32_t n)
 {
-	struct fe_msg m = {0};
+	struct vhost_user_msg m = {0};
 	int fds[VHOST_MEMORY_BASELINE_NREGIONS];
 
 	if (n == 0 || n > VHOST_MEMORY_BASELINE_NREGIONS || !regions)
@@ -444,7 +412,7 @@ int vdk_vhost_user_frontend_set_mem_table(
 		if (regions[i].fd < 0 || regions[i].size == 0)
 			return -EINVAL;
 		m.payload.memory.regions[i] = (struct vhost_user_memory_region){
-			.guest_addr = regions[i].gpa,
+			.guest_phys_addr = regions[i].gpa,
 			.memory_size = regions[i].size,
 			.userspace_addr = (uint64_t)(uintptr_t)regions[i].addr,
 			.mmap_offset = regions[i].fd_offset,
@@ -454,14 +422,15 @@ int vdk_vhost_user_frontend_set_mem_table(
 	/* As QEMU sends it: nregions, padding, then only the used regions. */
 	return fe_request(
 		fe, VHOST_USER_SET_MEM_TABLE, &m,
-		8 + n * (uint32_t)sizeof(struct vhost_user_memory_region), fds,
-		n, false, 0);
+		(uint32_t)offsetof(struct vhost_user_memory, regions) +
+			n * (uint32_t)sizeof(struct vhost_user_memory_region),
+		fds, n, false, 0);
 }
 
 int vdk_vhost_user_frontend_get_config(struct vdk_vhost_user_frontend *fe,
 				       uint32_t offset, void *buf, uint32_t len)
 {
-	struct fe_msg m = {0};
+	struct vhost_user_msg m = {0};
 	uint32_t size = VHOST_USER_CONFIG_HDR_SIZE + len;
 	int ret;
 
@@ -487,7 +456,7 @@ int vdk_vhost_user_frontend_set_config(struct vdk_vhost_user_frontend *fe,
 				       uint32_t offset, const void *buf,
 				       uint32_t len)
 {
-	struct fe_msg m = {0};
+	struct vhost_user_msg m = {0};
 
 	if (!has_protocol(fe, VHOST_USER_PROTOCOL_F_CONFIG))
 		return -EOPNOTSUPP;
@@ -511,12 +480,12 @@ int vdk_vhost_user_frontend_set_vring_addr(struct vdk_vhost_user_frontend *fe,
 					   uint32_t index, uint64_t desc,
 					   uint64_t avail, uint64_t used)
 {
-	struct fe_msg m = {.payload.addr = {
-				   .index = index,
-				   .desc_user_addr = desc,
-				   .used_user_addr = used,
-				   .avail_user_addr = avail,
-			   }};
+	struct vhost_user_msg m = {.payload.addr = {
+					   .index = index,
+					   .desc_user_addr = desc,
+					   .used_user_addr = used,
+					   .avail_user_addr = avail,
+				   }};
 
 	if (index > VHOST_USER_VRING_IDX_MASK)
 		return -EINVAL;
@@ -533,7 +502,7 @@ int vdk_vhost_user_frontend_set_vring_base(struct vdk_vhost_user_frontend *fe,
 int vdk_vhost_user_frontend_get_vring_base(struct vdk_vhost_user_frontend *fe,
 					   uint32_t index, uint32_t *base)
 {
-	struct fe_msg m = {.payload.state = {.index = index}};
+	struct vhost_user_msg m = {.payload.state = {.index = index}};
 	int ret;
 
 	if (index > VHOST_USER_VRING_IDX_MASK)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,7 +366,9 @@ int vu_fe_mem_table(struct vu_fe *fe, uint64_t gpa, uint64_t size,
 	m.regions[0] = (struct vhost_user_memory_region){
 		gpa, size, vu_fe_ua(fe, gpa), offset};
 	return vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m,
-			 8 + sizeof(m.regions[0]), &fe->memfd, 1);
+			 offsetof(struct vhost_user_memory, regions) +
+				 sizeof(m.regions[0]),
+			 &fe->memfd, 1);
 }
 
 uint32_t vu_fe_reply(struct vu_fe *fe, uint32_t req, void *payload, size_t max,

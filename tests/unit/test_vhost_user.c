@@ -251,9 +251,9 @@ static void test_mem_regions(void **state)
 {
 	struct fx *f = *state;
 	struct vu_fe *fe = &f->fe;
-	struct vhost_user_mem_reg m = {
+	struct vhost_user_mem_reg_msg m = {
 		.region = {GPA_BASE, 0x10000, vu_fe_ua(fe, GPA_BASE), 0}};
-	struct vhost_user_mem_reg m2 = {
+	struct vhost_user_mem_reg_msg m2 = {
 		.region = {GPA_BASE + 0x10000, 0x10000,
 			   vu_fe_ua(fe, GPA_BASE + 0x10000), 0x10000}};
 
@@ -282,7 +282,7 @@ static void test_mem_regions(void **state)
 					  vu_fe_ua(fe, fe->gr[0].used_gpa)),
 			 1);
 	/* removal names gpa, user address and size */
-	struct vhost_user_mem_reg bad = m;
+	struct vhost_user_mem_reg_msg bad = m;
 	bad.region.userspace_addr += 0x1000;
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_REM_MEM_REG, 0, &bad,
 				   sizeof(bad), NULL, 0),

@@ -381,9 +381,7 @@ static void send_reply(int sock, uint32_t request, uint32_t flags,
 
 static void test_bad_replies(void **state)
 {
-	static const struct {
-		uint32_t request, flags, size;
-	} bad[] = {
+	static const struct vhost_user_header bad[] = {
 		{VHOST_USER_SET_FEATURES,
 		 VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 8},
 		{VHOST_USER_GET_FEATURES, VHOST_USER_VERSION, 8},

@@ -47,7 +47,7 @@ static void test_mem_table_refused(void **state)
 		vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m, 8 + 64, fds, 2),
 		-EEXIST);
 	/* zero-size region */
-	m.regions[1].guest_addr = GPA_BASE + 0x20000;
+	m.regions[1].guest_phys_addr = GPA_BASE + 0x20000;
 	m.regions[1].memory_size = 0;
 	assert_int_equal(
 		vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m, 8 + 64, fds, 2),

@@ -33,8 +33,8 @@
 /* ---- inflight region --------------------------------------------------- */
 
 #define QREGION(base, q, qbytes)                                               \
-	((struct vhost_user_inflight_queue_split *)((uint8_t *)(base) +        \
-						    (q) * (qbytes)))
+	((struct vhost_user_queue_region_split *)((uint8_t *)(base) +          \
+						  (q) * (qbytes)))
 
 /* GET_INFLIGHT_FD: returns the fd, fills *@in. */
 static int fe_get_inflight(struct vu_fe *fe, uint16_t nq, uint16_t qs,
@@ -156,8 +156,8 @@ static void test_inflight_tracking_and_reconnect(void **state)
 	vu_fe_setup(fe, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
 	int fd;
 	uint8_t *region = fe_map_inflight(fe, NQ, &in, &fd);
-	struct vhost_user_inflight_queue_split *q0 = QREGION(region, 0, 320);
-	struct vhost_user_inflight_queue_split *q1 = QREGION(region, 1, 320);
+	struct vhost_user_queue_region_split *q0 = QREGION(region, 0, 320);
+	struct vhost_user_queue_region_split *q1 = QREGION(region, 1, 320);
 
 	/* the region is initialised when the ring starts */
 	assert_int_equal(q0->version, 0);
@@ -281,7 +281,7 @@ static void test_inflight_crash_resubmit(void **state)
 	vu_fe_setup(fe, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
 	int fd;
 	uint8_t *region = fe_map_inflight(fe, NQ, &in, &fd);
-	struct vhost_user_inflight_queue_split *q0 = QREGION(region, 0, 320);
+	struct vhost_user_queue_region_split *q0 = QREGION(region, 0, 320);
 	uint8_t *at_crash = malloc(in.mmap_size);
 
 	f->sd.hold = true;
@@ -362,7 +362,7 @@ static void test_inflight_resubmit_rng_adapter(void **state)
 		    PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
 	int fd;
 	uint8_t *region = fe_map_inflight(fe, 1, &in, &fd);
-	struct vhost_user_inflight_queue_split *q0 = QREGION(region, 0, 320);
+	struct vhost_user_queue_region_split *q0 = QREGION(region, 0, 320);
 
 	vu_fe_start_ring(fe, 0, 0, RING_NEW);
 	/* served by the device: marked (counter 0), then returned */

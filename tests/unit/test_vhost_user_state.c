@@ -62,14 +62,14 @@ static uint32_t be_take(int chan, uint32_t req, uint64_t status)
 	assert_int_equal(h.size, 0);
 	assert_int_equal(h.flags & VHOST_USER_VERSION_MASK, VHOST_USER_VERSION);
 	if (h.flags & VHOST_USER_NEED_REPLY_MASK) {
-		struct {
-			struct vhost_user_header h;
-			uint64_t status;
-		} __attribute__((packed))
-		r = {{req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 8},
-		     status};
-		assert_int_equal(send(chan, &r, sizeof(r), MSG_NOSIGNAL),
-				 sizeof(r));
+		struct vhost_user_msg r = {
+			.hdr = {req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
+				8},
+			.payload.u64 = status,
+		};
+		const size_t len = sizeof(r.hdr) + sizeof(r.payload.u64);
+
+		assert_int_equal(send(chan, &r, len, MSG_NOSIGNAL), len);
 	}
 	return h.flags;
 }
@@ -183,7 +183,7 @@ static void test_backend_channel(void **state)
 static int fe_set_state_fd(struct vu_fe *fe, uint32_t dir, uint32_t phase,
 			   int fd, uint64_t *answer)
 {
-	struct vhost_user_device_state_params p = {dir, phase};
+	struct vhost_user_transfer_device_state p = {dir, phase};
 	int ret = vu_fe_req_fd(fe, VHOST_USER_SET_DEVICE_STATE_FD, &p,
 			       sizeof(p), fd);
 
