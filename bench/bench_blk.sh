@@ -16,6 +16,9 @@
 #   VDK_BENCH_IMAGE    image path (default /dev/shm/vdk-bench-blk.img, 1 GiB, removed after)
 #   VDK_BENCH_QSD_AIO  qemu-storage-daemon file options (default "cache.direct=on,aio=native":
 #                      tmpfs accepts O_DIRECT on Linux >= 6.6)
+#   VDK_BENCH_VDK_DISK options appended to vdk's --disk=IMAGE (default none, e.g. ",direct" or
+#                      ",aio=io_uring")
+#   VDK_BENCH_VDK_ARGS more vdk-vhost-user-blk arguments (default none, e.g. "--poll-us=0")
 #   VDK_BENCH_LOG      where the raw RESULT lines go (default /tmp/vdk-bench-blk.log)
 # Exit status: 0, 1 on an error, 77 if qemu-storage-daemon is missing.
 set -uo pipefail
@@ -26,6 +29,8 @@ runtime="${VDK_BENCH_RUNTIME:-10}"
 reps="${VDK_BENCH_REPS:-3}"
 img="${VDK_BENCH_IMAGE:-/dev/shm/vdk-bench-blk.img}"
 qsd_file_opts="${VDK_BENCH_QSD_AIO:-cache.direct=on,aio=native}"
+vdk_disk_opts="${VDK_BENCH_VDK_DISK:-}"
+read -r -a vdk_args <<<"${VDK_BENCH_VDK_ARGS:-}"
 log="${VDK_BENCH_LOG:-/tmp/vdk-bench-blk.log}"
 workloads="${VDK_BENCH_WORKLOADS:-randread:4k:1 randread:4k:32 randwrite:4k:1 randwrite:4k:32 read:128k:32}"
 sock="$(mktemp -u /tmp/vdk-bench-blk.XXXXXX).sock"
@@ -55,8 +60,8 @@ fi
 start_backend() {
 	rm -f "$sock"
 	if [[ $1 == vdk ]]; then
-		"$build/tools/vdk-vhost-user-blk" --socket-path="$sock" --disk="$img" \
-			>/dev/null 2>&1 &
+		"$build/tools/vdk-vhost-user-blk" --socket-path="$sock" \
+			--disk="$img$vdk_disk_opts" "${vdk_args[@]}" >/dev/null 2>&1 &
 	else
 		qemu-storage-daemon \
 			--blockdev "driver=file,node-name=file,filename=$img,$qsd_file_opts" \
@@ -94,7 +99,8 @@ one_run() { # backend rw bs iodepth
 }
 
 echo "# bench_blk $(date -u +%FT%TZ) runtime=${runtime}s reps=$reps qsd=$qsd_file_opts" \
-	"cpus=$(nproc) kernel=$(uname -r)" | tee -a "$log"
+	"vdk=--disk=IMAGE$vdk_disk_opts ${vdk_args[*]} cpus=$(nproc) kernel=$(uname -r)" |
+	tee -a "$log"
 results=()
 for w in $workloads; do
 	IFS=: read -r rw bs qd <<<"$w"

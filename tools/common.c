@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vdk/log.h>
@@ -180,11 +181,25 @@ static int listen_at(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked */
+	/* Bind to a temporary name and rename it once listening, so that
+	 * the socket never appears at @path before it accepts connections
+	 * (a front-end that connects as soon as the file exists would get
+	 * ECONNREFUSED); paths too long for that are bound directly. */
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d.tmp", path,
+			 (int)getpid());
+	bool tmp = n > 0 && (size_t)n < sizeof(sa.sun_path);
+
+	if (!tmp)
+		memcpy(sa.sun_path, path,
+		       strlen(path) + 1); /* length checked */
+	else
+		(void)unlink(sa.sun_path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 1) < 0) {
+	    listen(fd, 1) < 0 || (tmp && rename(sa.sun_path, path) < 0)) {
 		ret = -errno;
 		vdk_tool_msg("cannot listen on %s: %s", path, strerror(-ret));
+		if (tmp)
+			(void)unlink(sa.sun_path);
 		close(fd);
 		return ret;
 	}
@@ -324,10 +339,44 @@ static int add_fd(int ep, int fd, uint64_t tag)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait for events: first spin for up to @poll_ns without sleeping, then
+ * block (for at most 1 ms if @polled rings need a visit). */
+static int wait_events(int ep, struct epoll_event *evs, int max,
+		       uint64_t poll_ns, bool polled)
+{
+	if (poll_ns) {
+		uint64_t end = now_ns() + poll_ns;
+
+		do {
+			int nev = epoll_wait(ep, evs, max, 0);
+
+			if (nev != 0)
+				return nev;
+		} while (now_ns() < end);
+	}
+	return epoll_wait(ep, evs, max, polled ? 1 : -1);
+}
+
 int vdk_tool_serve(struct vdk_vhost_user *vu, int sigfd,
 		   const struct vdk_tool_fd_handler *extra, size_t n)
 {
+	return vdk_tool_serve_poll(vu, sigfd, extra, n, 0);
+}
+
+int vdk_tool_serve_poll(struct vdk_vhost_user *vu, int sigfd,
+			const struct vdk_tool_fd_handler *extra, size_t n,
+			uint32_t poll_us)
+{
 	bool polled = false, stop = false;
+	uint64_t poll_ns = (uint64_t)poll_us * 1000u;
 	int ep, ret;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -342,7 +391,7 @@ int vdk_tool_serve(struct vdk_vhost_user *vu, int sigfd,
 		ret = vdk_vhost_user_set_watch(vu, &watch_ops, &ep);
 	while (ret == 0 && !stop && !vdk_vhost_user_is_broken(vu)) {
 		struct epoll_event evs[16];
-		int nev = epoll_wait(ep, evs, 16, polled ? 1 : -1);
+		int nev = wait_events(ep, evs, 16, poll_ns, polled);
 
 		if (nev < 0 && errno == EINTR)
 			continue;

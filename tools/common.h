@@ -131,4 +131,18 @@ struct vdk_tool_fd_handler {
 int vdk_tool_serve(struct vdk_vhost_user *vu, int sigfd,
 		   const struct vdk_tool_fd_handler *extra, size_t n);
 
+/**
+ * vdk_tool_serve_poll() - vdk_tool_serve() that busy-polls: after handling
+ * events, the loop keeps checking its fds without sleeping (epoll_wait()
+ * with a zero timeout) for up to @poll_us microseconds before it blocks, so
+ * that a kick or completion arriving soon is handled without a wake-up of
+ * the thread (as QEMU's AioContext polling does). 0 never polls. Costs CPU
+ * time while the front-end is busy.
+ *
+ * Return: as vdk_tool_serve().
+ */
+int vdk_tool_serve_poll(struct vdk_vhost_user *vu, int sigfd,
+			const struct vdk_tool_fd_handler *extra, size_t n,
+			uint32_t poll_us);
+
 #endif /* VDK_TOOLS_COMMON_H */

@@ -43,7 +43,15 @@ enum {
 	OPT_SERIAL,
 	OPT_NUM_QUEUES,
 	OPT_QUEUE_SIZE,
+	OPT_POLL_US,
 };
+
+/* Busy-poll before sleeping, microseconds (QEMU's iothread default is 32),
+ * when reads and writes are synchronous. With io_uring the loop does not
+ * poll by default: its io-wq workers need the CPU a spinning loop holds
+ * (bench/README.md, "vhost-user-blk"). */
+#define DEFAULT_POLL_US 32
+#define POLL_US_UNSET	UINT32_MAX
 
 static const struct option long_options[] = {
 	VDK_TOOL_LONG_OPTIONS,
@@ -53,6 +61,7 @@ static const struct option long_options[] = {
 	{"serial", required_argument, NULL, OPT_SERIAL},
 	{"num-queues", required_argument, NULL, OPT_NUM_QUEUES},
 	{"queue-size", required_argument, NULL, OPT_QUEUE_SIZE},
+	{"poll-us", required_argument, NULL, OPT_POLL_US},
 	{NULL, 0, NULL, 0},
 };
 
@@ -60,8 +69,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: " PROG " (--socket-path=PATH | --fd=FDNUM) "
-		"--disk=IMAGE[,readonly][,serial=ID]\n"
-		"       [--num-queues=N] [--queue-size=N] [-v]\n"
+		"--disk=IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]\n"
+		"       [--num-queues=N] [--queue-size=N] [--poll-us=N] [-v]\n"
 		"       " PROG " --print-capabilities\n"
 		"\n"
 		"Serve a virtio-blk device backed by IMAGE (a file or a block "
@@ -76,6 +85,15 @@ static void usage(FILE *out)
 		"                         (at most 20 bytes; Linux shows it "
 		"in\n"
 		"                         /sys/block/vdX/serial)\n"
+		"                         'direct' (or 'cache=none') opens it "
+		"O_DIRECT;\n"
+		"                         'aio=auto|sync|io_uring': reads and "
+		"writes with\n"
+		"                         preadv/pwritev or io_uring; auto "
+		"(default) is sync\n"
+		"                         on tmpfs and ramfs (no non-blocking "
+		"reads there),\n"
+		"                         io_uring elsewhere\n"
 		"  --blk-file=IMAGE       the image (vhost-user spec "
 		"spelling)\n"
 		"  --read-only            as ',readonly'\n"
@@ -86,13 +104,19 @@ static void usage(FILE *out)
 		"  --queue-size=N         largest queue size, a power of two "
 		"4..%u\n"
 		"                         (default %u)\n"
+		"  --poll-us=N            busy-poll for N microseconds before "
+		"sleeping,\n"
+		"                         0..1000000 (default %u with "
+		"synchronous reads\n"
+		"                         and writes, 0 with io_uring)\n"
 		"%s",
 		VDK_BLK_MAX_QUEUES, VDK_BLK_MAX_QUEUE_SIZE,
-		VDK_BLK_DEFAULT_QUEUE_SIZE, vdk_tool_common_help);
+		VDK_BLK_DEFAULT_QUEUE_SIZE, DEFAULT_POLL_US,
+		vdk_tool_common_help);
 }
 
-/* Parse "IMAGE[,readonly][,serial=ID]" into @cfg (pointing into @arg, which
- * is modified). */
+/* Parse "IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]" into @cfg
+ * (pointing into @arg, which is modified). */
 static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 {
 	char *save = NULL;
@@ -108,6 +132,16 @@ static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 			cfg->read_only = true;
 		else if (!strncmp(tok, "serial=", 7))
 			cfg->serial = tok + 7;
+		else if (!strcmp(tok, "direct") || !strcmp(tok, "cache=none"))
+			cfg->direct = true;
+		else if (!strcmp(tok, "aio=auto"))
+			cfg->io_mode = VDK_BLK_IO_AUTO;
+		else if (!strcmp(tok, "aio=sync") ||
+			 !strcmp(tok, "aio=threads"))
+			cfg->io_mode = VDK_BLK_IO_SYNC;
+		else if (!strcmp(tok, "aio=io_uring") ||
+			 !strcmp(tok, "aio=async"))
+			cfg->io_mode = VDK_BLK_IO_ASYNC;
 		else {
 			vdk_tool_msg("--disk: unknown option '%s'", tok);
 			return -EINVAL;
@@ -140,7 +174,8 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 }
 
 /* Serve @blk to the front-end on @conn (taken over). */
-static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq)
+static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
+		 uint32_t poll_us)
 {
 	struct vdk_vhost_user_device_adapter ad;
 	const struct vdk_vhost_user_backend_ops *ops;
@@ -167,7 +202,7 @@ static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq)
 			.index = i,
 		};
 	vdk_tool_msg("front-end connected");
-	ret = vdk_tool_serve(vu, sigfd, handlers, nq);
+	ret = vdk_tool_serve_poll(vu, sigfd, handlers, nq, poll_us);
 	if (ret == 0 && vdk_vhost_user_is_broken(vu))
 		vdk_tool_msg("front-end disconnected");
 	/* Stops every ring (the device drains its in-flight requests) and
@@ -181,7 +216,7 @@ int main(int argc, char **argv)
 	struct vdk_tool_opts o = {.fd = -1};
 	struct vdk_blk_config cfg = {0};
 	struct vdk_blk *blk;
-	uint32_t v;
+	uint32_t v, poll_us = POLL_US_UNSET;
 	int opt, ret, sigfd, conn = -1;
 
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
@@ -227,6 +262,13 @@ int main(int argc, char **argv)
 			}
 			cfg.queue_size = (uint16_t)v;
 			break;
+		case OPT_POLL_US:
+			if (vdk_tool_parse_u32(optarg, 0, 1000000, &poll_us) <
+			    0) {
+				vdk_tool_msg("--poll-us: want 0..1000000");
+				return 1;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -258,19 +300,27 @@ int main(int argc, char **argv)
 		vdk_tool_msg("signals: %s", strerror(-sigfd));
 		return 1;
 	}
+	/* queue_notify and completions both run on the serving loop */
+	cfg.single_thread = true;
 	ret = vdk_blk_new(&blk, &cfg); /* logs its own failure */
 	if (ret < 0)
 		return 1;
-	vdk_tool_msg("%s: %llu sectors%s%s%s, %u queue(s)", cfg.path,
-		     (unsigned long long)vdk_blk_capacity(blk),
+	struct vdk_blk_io_info io = vdk_blk_io_info(blk);
+	if (poll_us == POLL_US_UNSET)
+		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
+	vdk_tool_msg("%s: %llu sectors%s%s%s, %u queue(s), %s reads and "
+		     "writes%s, poll %u us",
+		     cfg.path, (unsigned long long)vdk_blk_capacity(blk),
 		     cfg.read_only ? ", read-only" : "",
 		     cfg.serial ? ", serial " : "",
 		     cfg.serial ? cfg.serial : "",
-		     cfg.num_queues ? cfg.num_queues : 1);
+		     cfg.num_queues ? cfg.num_queues : 1,
+		     io.mode == VDK_BLK_IO_SYNC ? "synchronous" : "io_uring",
+		     io.direct ? ", O_DIRECT" : "", poll_us);
 	ret = vdk_tool_accept(&o, sigfd, &conn);
 	if (ret == 0) {
 		ret = serve(blk, conn, sigfd,
-			    cfg.num_queues ? cfg.num_queues : 1);
+			    cfg.num_queues ? cfg.num_queues : 1, poll_us);
 		print_stats(blk, cfg.path);
 	} else if (ret == 1) {
 		ret = 0; /* a signal before any front-end came */

@@ -17,9 +17,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 
@@ -44,6 +46,7 @@ static void queue_stop(struct blk_queue *q)
 	(void)vdk_blk_io_wait_idle(q);
 	q->vq = NULL;
 	q->starved = false;
+	q->yielded = false;
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -272,6 +275,8 @@ static void blk_destroy(void *dev)
 	}
 	if (blk->fd >= 0)
 		close(blk->fd);
+	if (blk->fd_buffered >= 0)
+		close(blk->fd_buffered);
 	free(blk->zero_buf);
 	free(blk->path);
 	free(blk);
@@ -321,7 +326,16 @@ static int queue_init(struct vdk_blk *blk, uint16_t index)
 		q->free_ids[i] = (uint16_t)(qs - 1 - i);
 	q->nfree = qs;
 
+	/* One thread submits and reaps, and enters the kernel often: let
+	 * completions (task work, e.g. from io-wq workers) wait for its next
+	 * system call instead of interrupting it. Linux >= 5.19. */
+	if (blk->single_thread)
+		p.flags = IORING_SETUP_COOP_TASKRUN;
 	ret = io_uring_queue_init_params(2 * qs, &q->ring, &p);
+	if (ret == -EINVAL && p.flags) {
+		p = (struct io_uring_params){0};
+		ret = io_uring_queue_init_params(2 * qs, &q->ring, &p);
+	}
 	if (ret < 0) {
 		vdk_log(VDK_LOG_ERROR, MOD, "%s: io_uring_queue_init: %s",
 			blk->path, strerror(-ret));
@@ -352,14 +366,93 @@ static int queue_init(struct vdk_blk *blk, uint16_t index)
 	return 0;
 }
 
+/* The direct-I/O alignment of the image: statx() STATX_DIOALIGN where the
+ * file system reports it, else the logical block size. */
+static void dio_align(struct vdk_blk *blk)
+{
+	struct statx sx;
+
+	blk->dio_mem_align = blk->blk_size;
+	blk->dio_offset_align = blk->blk_size;
+	if (statx(blk->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_mem_align &&
+	    sx.stx_dio_offset_align) {
+		blk->dio_mem_align = sx.stx_dio_mem_align;
+		blk->dio_offset_align = sx.stx_dio_offset_align;
+	}
+	/* Offsets are whole sectors anyway, and the checks use masks. */
+	if (blk->dio_offset_align < SECTOR_SIZE)
+		blk->dio_offset_align = SECTOR_SIZE;
+	if (blk->dio_mem_align & (blk->dio_mem_align - 1))
+		blk->dio_mem_align = 4096;
+	if (blk->dio_offset_align & (blk->dio_offset_align - 1))
+		blk->dio_offset_align = 4096;
+}
+
+/*
+ * Decide how IN/OUT are issued (enum vdk_blk_io_mode). AUTO: a read with
+ * RWF_NOWAIT that fails with EOPNOTSUPP means the file has no FMODE_NOWAIT,
+ * and io_uring would hand every read and write to a worker thread. If the
+ * file also lives in memory (tmpfs, ramfs), where a read or write never
+ * waits for a device, do them inline instead. Any other answer (data,
+ * EAGAIN, end of file) means io_uring can try them inline itself; and on a
+ * file system without NOWAIT that may wait (NFS, FUSE), the workers at
+ * least let requests overlap.
+ */
+static int choose_mode(struct vdk_blk *blk, enum vdk_blk_io_mode mode)
+{
+	struct statfs fs;
+	void *buf;
+	ssize_t n;
+	int err;
+
+	if (mode == VDK_BLK_IO_ASYNC || mode == VDK_BLK_IO_SYNC) {
+		blk->sync_rw = mode == VDK_BLK_IO_SYNC;
+		return 0;
+	}
+	if (mode != VDK_BLK_IO_AUTO) {
+		vdk_log(VDK_LOG_ERROR, MOD, "%s: unknown io_mode %d", blk->path,
+			(int)mode);
+		return -EINVAL;
+	}
+	/* 4096 bytes at 4096: aligned for O_DIRECT too */
+	if (posix_memalign(&buf, 4096, 4096))
+		return -ENOMEM;
+	n = preadv2(blk->fd, &(struct iovec){buf, 4096}, 1, 0, RWF_NOWAIT);
+	err = n < 0 ? errno : 0;
+	free(buf);
+	if (fstatfs(blk->fd, &fs) < 0)
+		fs.f_type = 0;
+	blk->sync_rw = err == EOPNOTSUPP &&
+		       (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+	vdk_log(VDK_LOG_INFO, MOD,
+		"%s: RWF_NOWAIT %s, file system %#llx: %s reads and writes",
+		blk->path, err ? strerror(err) : "works",
+		(unsigned long long)fs.f_type,
+		blk->sync_rw ? "synchronous" : "io_uring");
+	return 0;
+}
+
 /* Open the image and find its size in bytes and logical block size. */
 static int open_image(struct vdk_blk *blk, uint64_t *size)
 {
+	int flags = (blk->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	struct stat st;
 	int ret;
 
-	blk->fd = open(blk->path,
-		       (blk->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	blk->fd = open(blk->path, flags | (blk->direct ? O_DIRECT : 0));
+	if (blk->fd < 0 && blk->direct && errno == EINVAL) {
+		vdk_log(VDK_LOG_ERROR, MOD, "%s: O_DIRECT not supported",
+			blk->path);
+		return -EINVAL;
+	}
+	if (blk->fd >= 0 && blk->direct) {
+		blk->fd_buffered = open(blk->path, flags);
+		if (blk->fd_buffered < 0) {
+			close(blk->fd);
+			blk->fd = -1;
+		}
+	}
 	if (blk->fd < 0) {
 		ret = -errno;
 		vdk_log(VDK_LOG_ERROR, MOD, "%s: open: %s", blk->path,
@@ -473,6 +566,9 @@ int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg)
 	if (!blk)
 		return -ENOMEM;
 	blk->fd = -1;
+	blk->fd_buffered = -1;
+	blk->direct = cfg->direct;
+	blk->single_thread = cfg->single_thread;
 	blk->num_queues = nq;
 	blk->queue_size = qs;
 	blk->read_only = cfg->read_only;
@@ -492,6 +588,10 @@ int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg)
 	ret = open_image(blk, &size);
 	if (ret < 0)
 		goto fail;
+	dio_align(blk);
+	ret = choose_mode(blk, cfg->io_mode);
+	if (ret < 0)
+		goto fail;
 	if (size % SECTOR_SIZE)
 		vdk_log(VDK_LOG_WARN, MOD,
 			"%s: size %llu is not a multiple of 512; the last %llu "
@@ -509,9 +609,11 @@ int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg)
 	if (ret < 0)
 		goto fail;
 	vdk_log(VDK_LOG_INFO, MOD,
-		"%s: %llu sectors, block size %u, %u queue(s) of %u%s",
+		"%s: %llu sectors, block size %u, %u queue(s) of %u%s%s%s",
 		blk->path, (unsigned long long)blk->capacity, blk->blk_size, nq,
-		qs, blk->read_only ? ", read-only" : "");
+		qs, blk->read_only ? ", read-only" : "",
+		blk->direct ? ", O_DIRECT" : "",
+		blk->sync_rw ? ", synchronous reads/writes" : "");
 	*out = blk;
 	return 0;
 fail:
@@ -609,4 +711,25 @@ struct vdk_blk_stats vdk_blk_stats(struct vdk_blk *blk)
 		pthread_mutex_unlock(&q->lock);
 	}
 	return sum;
+}
+
+struct vdk_blk_io_info vdk_blk_io_info(struct vdk_blk *blk)
+{
+	struct vdk_blk_io_info info = {
+		.mode = blk->sync_rw ? VDK_BLK_IO_SYNC : VDK_BLK_IO_ASYNC,
+		.direct = blk->direct,
+		.dio_mem_align = blk->dio_mem_align,
+		.dio_offset_align = blk->dio_offset_align,
+	};
+
+	for (uint16_t i = 0; i < blk->num_queues; i++) {
+		struct blk_queue *q = &blk->queues[i];
+
+		pthread_mutex_lock(&q->lock);
+		info.sync_rw += q->sync_rw;
+		info.async_rw += q->async_rw;
+		info.buffered_rw += q->buffered_rw;
+		pthread_mutex_unlock(&q->lock);
+	}
+	return info;
 }

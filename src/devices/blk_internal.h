@@ -82,6 +82,8 @@ struct blk_queue {
 	struct vdk_virtq *vq; /* NULL unless active, awake and ready */
 	bool broken;	      /* pop failed: ignored until reset */
 	bool starved;	      /* chains wait for a free request slot */
+	bool yielded;	      /* kick stopped after queue_size chains */
+	uint32_t popped;      /* chains popped by the current kick */
 	bool stopping;	      /* draining for sleep/reset: pop nothing */
 	bool need_notify;     /* used elements added since the last check */
 	bool ring_ok;
@@ -94,15 +96,25 @@ struct blk_queue {
 	struct iovec *iov_pool; /* BATCH arrays of iov_cap entries */
 	uint32_t iov_cap;
 	struct vdk_blk_stats stats;
+	uint64_t sync_rw;     /* IN/OUT done with preadv/pwritev */
+	uint64_t async_rw;    /* IN/OUT submitted to io_uring */
+	uint64_t buffered_rw; /* unaligned, through fd_buffered */
 	struct vdk_ratelimit rl;
 };
 
 struct vdk_blk {
 	struct vdk_device dev;
-	int fd;
+	int fd;		 /* the image, O_DIRECT if direct */
+	int fd_buffered; /* direct only: the image without O_DIRECT, for
+			  * requests that break the alignment; else -1 */
 	char *path;
 	bool read_only;
-	uint64_t capacity; /* 512-byte sectors */
+	bool direct;
+	bool single_thread;	   /* vdk_blk_config.single_thread */
+	bool sync_rw;		   /* IN/OUT with preadv/pwritev inline */
+	uint32_t dio_mem_align;	   /* direct: buffer address/length, bytes */
+	uint32_t dio_offset_align; /* direct: file offset/length, bytes */
+	uint64_t capacity;	   /* 512-byte sectors */
 	uint32_t blk_size;
 	uint16_t num_queues;
 	uint16_t queue_size;
@@ -122,8 +134,10 @@ struct vdk_blk {
 
 /*
  * vdk_blk_io_kick() - pop and start every available chain of @q (virtio 1.2
- * §5.2.6), with notifications suppressed while popping (§2.7.10). Does
- * nothing while the queue is stopped, stopping or broken.
+ * §5.2.6), with notifications suppressed while popping (§2.7.10), up to
+ * queue_size chains: then it sets yielded, signals the completion eventfd
+ * and returns with notifications still off, and vdk_blk_io_process() goes
+ * on. Does nothing while the queue is stopped, stopping or broken.
  */
 VDK_HIDDEN void vdk_blk_io_kick(struct blk_queue *q);
 

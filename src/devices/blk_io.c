@@ -17,12 +17,20 @@
  * That is safe because the ring must have IORING_FEAT_SUBMIT_STABLE: the
  * kernel has copied what it needs from an SQE and its iovec array by the
  * time io_uring_submit() returns.
+ *
+ * Where the image has no non-blocking reads (blk->sync_rw, see
+ * choose_mode() in blk.c), IN and OUT are done with preadv/pwritev while
+ * the chain is handled, and the used ring is updated and the driver
+ * notified after each batch; io_uring would only have passed them to a
+ * worker thread. With O_DIRECT, a transfer that breaks the alignment goes
+ * to the buffered descriptor (dio_aligned()).
  */
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <linux/falloc.h>
 #include <linux/virtio_blk.h>
@@ -241,8 +249,52 @@ static bool range_ok(const struct vdk_blk *blk, uint64_t sector, uint64_t nsec,
 	return !__builtin_mul_overflow(sector, (uint64_t)SECTOR_SIZE, offset);
 }
 
-/* IN / OUT: validate and queue one readv/writev. Return a status to finish
- * the request with now, or -1 if it was submitted. */
+/* Direct I/O only: does this transfer meet the O_DIRECT alignment (every
+ * buffer's address and length, and the offset)? */
+static bool dio_aligned(const struct vdk_blk *blk, const struct iovec *iov,
+			uint32_t n, uint64_t offset)
+{
+	uintptr_t mem_mask = blk->dio_mem_align - 1;
+	uint64_t off_mask = blk->dio_offset_align - 1;
+
+	if (offset & off_mask)
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		if (((uintptr_t)iov[i].iov_base & mem_mask) ||
+		    (iov[i].iov_len & mem_mask) || (iov[i].iov_len & off_mask))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * preadv/pwritev of the whole request on this thread. Return the status:
+ * OK when all r->expected bytes moved; IOERR on an error or a short
+ * transfer (end of file: the image shrank), which is not resumed, as on the
+ * io_uring path.
+ */
+static int rw_sync(struct blk_queue *q, struct blk_req *r, int fd,
+		   const struct iovec *iov, uint32_t n, uint64_t offset)
+{
+	bool in = r->type == VIRTIO_BLK_T_IN;
+	ssize_t got;
+
+	do {
+		got = in ? preadv(fd, iov, (int)n, (off_t)offset)
+			 : pwritev(fd, iov, (int)n, (off_t)offset);
+	} while (got < 0 && errno == EINTR);
+	q->sync_rw++;
+	if (got >= 0 && (uint64_t)got == r->expected)
+		return VIRTIO_BLK_S_OK;
+	VDK_LOG_RL(&q->rl, VDK_LOG_ERROR, MOD, "queue %u: %s: %s", q->index,
+		   in ? "preadv" : "pwritev",
+		   got < 0 ? strerror(errno) : "short transfer");
+	return VIRTIO_BLK_S_IOERR;
+}
+
+/* IN / OUT: validate, then do it now (sync_rw) or queue one readv/writev.
+ * Return a status to finish the request with now, or -1 if it was
+ * submitted. */
 static int do_rw(struct blk_queue *q, struct blk_req *r,
 		 struct vdk_virtq_chain *c, uint64_t sector)
 {
@@ -286,13 +338,21 @@ static int do_rw(struct blk_queue *q, struct blk_req *r,
 			   n, IOV_MAX);
 		return VIRTIO_BLK_S_IOERR;
 	}
+	int fd = blk->fd;
+	if (blk->direct && !dio_aligned(blk, iov, n, offset)) {
+		fd = blk->fd_buffered;
+		q->buffered_rw++;
+	}
+	if (blk->sync_rw)
+		return rw_sync(q, r, fd, iov, n, offset);
 	struct io_uring_sqe *sqe = get_sqe(q);
 	if (!sqe)
 		return VIRTIO_BLK_S_IOERR;
 	if (in)
-		io_uring_prep_readv(sqe, blk->fd, iov, n, offset);
+		io_uring_prep_readv(sqe, fd, iov, n, offset);
 	else
-		io_uring_prep_writev(sqe, blk->fd, iov, n, offset);
+		io_uring_prep_writev(sqe, fd, iov, n, offset);
+	q->async_rw++;
 	io_uring_sqe_set_data64(sqe,
 				sqe_data((uint32_t)(r - q->reqs), 0, SQE_RW));
 	r->pending = 1;
@@ -451,8 +511,9 @@ static void handle_chain(struct blk_queue *q, struct vdk_virtq_chain *c)
 /*
  * Pop and start up to BATCH chains, then submit them (the iovec pool is
  * reused by the next batch). Return true if the available ring may hold
- * more; false when it is empty, every request slot is taken (starved) or
- * the queue stopped on a driver error.
+ * more (also when this kick has popped queue_size chains); false when it is
+ * empty, every request slot is taken (starved) or the queue stopped on a
+ * driver error.
  */
 static bool pop_batch(struct blk_queue *q)
 {
@@ -471,6 +532,8 @@ static bool pop_batch(struct blk_queue *q)
 			q->starved = true;
 			break;
 		}
+		if (q->popped >= q->blk->queue_size)
+			break; /* this kick's share: the caller yields */
 		ret = vdk_virtq_pop(q->vq, &c);
 		if (ret < 0) {
 			VDK_LOG_RL(&q->rl, VDK_LOG_ERROR, MOD,
@@ -480,12 +543,32 @@ static bool pop_batch(struct blk_queue *q)
 			vdk_interrupt_needs_reset(q->blk->irq);
 		} else if (ret > 0) {
 			handle_chain(q, &c);
+			q->popped++;
 			continue;
 		}
 		more = false;
 	}
 	submit(q);
+	/* Requests done inline are returned now, not after the whole ring. */
+	flush_notify(q);
 	return more && !q->starved;
+}
+
+/*
+ * Stop popping for now: a driver that refills the ring as fast as requests
+ * complete inline could otherwise keep this thread here forever, away from
+ * the other queues and the transport. The completion eventfd brings the
+ * event loop back to vdk_blk_io_process(), which goes on.
+ */
+static void yield(struct blk_queue *q)
+{
+	uint64_t one = 1;
+
+	q->yielded = true;
+	if (write(q->efd, &one, sizeof(one)) < 0)
+		VDK_LOG_RL(&q->rl, VDK_LOG_ERROR, MOD,
+			   "queue %u: eventfd write: %s", q->index,
+			   strerror(errno));
 }
 
 /* Lock held. */
@@ -493,10 +576,16 @@ void vdk_blk_io_kick(struct blk_queue *q)
 {
 	if (!q->vq || q->broken || q->stopping)
 		return;
+	q->popped = 0;
 	do {
 		vdk_virtq_enable_notification(q->vq, false);
-		while (pop_batch(q))
-			;
+		while (pop_batch(q)) {
+			if (q->popped >= q->blk->queue_size) {
+				/* notifications stay off until we are back */
+				yield(q);
+				return;
+			}
+		}
 		flush_notify(q);
 		if (q->broken || q->starved)
 			return;
@@ -587,8 +676,9 @@ int vdk_blk_io_process(struct blk_queue *q)
 {
 	int done = reap(q);
 
-	if (q->starved && q->nfree > 0) {
+	if ((q->starved && q->nfree > 0) || q->yielded) {
 		q->starved = false;
+		q->yielded = false;
 		vdk_blk_io_kick(q);
 	}
 	flush_notify(q);
@@ -602,6 +692,8 @@ int vdk_blk_io_wait_idle(struct blk_queue *q)
 
 	for (;;) {
 		total += vdk_blk_io_process(q);
+		if (q->yielded)
+			continue; /* chains still wait in the ring */
 		if (q->in_flight == 0)
 			return total;
 		/* Submits anything still queued, then sleeps for a CQE. */

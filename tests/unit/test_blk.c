@@ -3,7 +3,9 @@
  * Unit tests for src/devices/blk.c: virtio-blk (virtio 1.2 §5.2) over an
  * image file in /dev/shm (tmpfs) or /tmp, with guest memory from vdk_mem and
  * requests written by the mock driver (guest_ring), driven through the
- * device framework. Each request test checks the status byte, the used
+ * device framework. The request tests run in both I/O modes: synchronous
+ * (what VDK_BLK_IO_AUTO picks on tmpfs) and io_uring, and some with
+ * O_DIRECT. Each request test checks the status byte, the used
  * length and the bytes on the host image; the error tests check that bad
  * requests never touch the image and never stop the queue. The device
  * conformance suite runs at the end.
@@ -60,6 +62,9 @@ struct opts {
 	uint16_t num_queues;
 	uint16_t queue_size;
 	uint64_t img_size;
+	enum vdk_blk_io_mode io_mode;
+	bool direct;
+	bool single_thread;
 };
 
 struct t {
@@ -147,12 +152,35 @@ static void queue_up(struct t *t, uint16_t i)
 	t->qp[i] = &t->q[i];
 }
 
+/* Does the file system under @dir accept O_DIRECT (tmpfs: Linux >= 6.6)? */
+static bool direct_ok(const char *dir)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/vdk-blk-dio-XXXXXX", dir);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = open(path, O_RDWR | O_DIRECT);
+	unlink(path);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 static int setup(void **state)
 {
 	const struct opts *o = *state;
-	struct t *t = calloc(1, sizeof(*t));
+	struct t *t;
 	int err;
 
+	if (o->direct && !direct_ok(o->dir ? o->dir : "/dev/shm")) {
+		*state = NULL; /* the test skips */
+		return 0;
+	}
+	t = calloc(1, sizeof(*t));
 	assert_non_null(t);
 	t->o = *o;
 	vdk_log_set_sink(quiet_sink, NULL, VDK_LOG_DEBUG);
@@ -171,6 +199,9 @@ static int setup(void **state)
 		.serial = SERIAL,
 		.num_queues = o->num_queues,
 		.queue_size = o->queue_size,
+		.io_mode = o->io_mode,
+		.direct = o->direct,
+		.single_thread = o->single_thread,
 	};
 	assert_int_equal(vdk_blk_new(&t->blk, &cfg), 0);
 	t->dev = vdk_blk_device(t->blk);
@@ -194,6 +225,8 @@ static int teardown(void **state)
 {
 	struct t *t = *state;
 
+	if (!t)
+		return 0;
 	vdk_blk_free(t->blk);
 	vdk_mem_free(t->mem);
 	close(t->img_fd);
@@ -742,7 +775,8 @@ static void test_indirect(void **state)
 	head = guest_ring_add_indirect(&t->gr[0], TABLE_GPA, b, 4);
 	assert_true(head >= 0);
 	vdk_device_queue_notify(t->dev, 0);
-	assert_true(vdk_blk_wait_idle(t->blk) >= 1);
+	/* completed by now (synchronous) or here (io_uring) */
+	assert_true(vdk_blk_wait_idle(t->blk) >= 0);
 	assert_int_equal(guest_ring_get_used(&t->gr[0], &id, &len), 1);
 	assert_int_equal(id, (uint32_t)head);
 	assert_int_equal(len, 1025);
@@ -1008,6 +1042,273 @@ static void test_sleep_drains(void **state)
 			 VIRTIO_BLK_S_OK);
 }
 
+/* ---- I/O modes: synchronous, io_uring, O_DIRECT ------------------------- */
+
+/* Put a chain on queue 0 and notify, without waiting for the device. */
+static int notify_chain(struct t *t, const struct guest_buf *b, uint16_t n)
+{
+	int head = guest_ring_add_chain(&t->gr[0], b, n);
+
+	assert_true(head >= 0);
+	vdk_device_queue_notify(t->dev, 0);
+	return head;
+}
+
+/* tmpfs has no non-blocking reads: AUTO picks synchronous reads and
+ * writes, and each completes inside queue_notify, before it returns. */
+static void test_sync_inline(void **state)
+{
+	struct t *t = *state;
+	struct pollfd p = {.fd = vdk_blk_completion_fd(t->blk, 0),
+			   .events = POLLIN};
+	struct vdk_blk_io_info info = vdk_blk_io_info(t->blk);
+	uint32_t id, len;
+	int head;
+
+	assert_int_equal(info.mode, VDK_BLK_IO_SYNC);
+	assert_false(info.direct);
+	put_hdr(t, HDR_GPA, VIRTIO_BLK_T_IN, 21);
+	set_status(t, STATUS_GPA);
+	head = notify_chain(t,
+			    (struct guest_buf[]){{HDR_GPA, 16, false},
+						 {DATA_GPA, 4096, true},
+						 {STATUS_GPA, 1, true}},
+			    3);
+	/* done already: no wait_idle, no completion to process */
+	assert_int_equal(vdk_blk_in_flight(t->blk), 0);
+	assert_int_equal(t->used_signals[0], 1);
+	assert_int_equal(guest_ring_get_used(&t->gr[0], &id, &len), 1);
+	assert_int_equal(id, (uint32_t)head);
+	assert_int_equal(len, 4097);
+	assert_int_equal(get_status(t, STATUS_GPA), VIRTIO_BLK_S_OK);
+	assert_guest_pattern(t, DATA_GPA, 21 * 512, 4096);
+	assert_int_equal(poll(&p, 1, 0), 0);
+
+	fill_guest(t, DATA_GPA, 1024, 0x31);
+	put_hdr(t, HDR_GPA, VIRTIO_BLK_T_OUT, 300);
+	set_status(t, STATUS_GPA);
+	notify_chain(t,
+		     (struct guest_buf[]){{HDR_GPA, 16, false},
+					  {DATA_GPA, 1024, false},
+					  {STATUS_GPA, 1, true}},
+		     3);
+	assert_int_equal(vdk_blk_in_flight(t->blk), 0);
+	assert_int_equal(get_status(t, STATUS_GPA), VIRTIO_BLK_S_OK);
+	assert_image(t, 300 * 512, vdk_mem_translate(t->mem, DATA_GPA, 1024),
+		     1024);
+	info = vdk_blk_io_info(t->blk);
+	assert_int_equal(info.sync_rw, 2);
+	assert_int_equal(info.async_rw, 0);
+	assert_int_equal(vdk_blk_stats(t->blk).reads, 1);
+	assert_int_equal(vdk_blk_stats(t->blk).writes, 1);
+}
+
+/* Several chains in one notification, the last a FLUSH: the writes
+ * complete inline, the flush through io_uring once fdatasync is done; the
+ * flush's status is written only then. */
+static void test_sync_batch_flush(void **state)
+{
+	struct t *t = *state;
+	const uint16_t n = 20; /* more than one pop batch */
+	uint32_t id, len;
+
+	for (uint16_t i = 0; i < n; i++) {
+		fill_guest(t, DATA_GPA + 0x1000 * i, 512, (uint8_t)i);
+		put_hdr(t, HDR_GPA + 16 * i, VIRTIO_BLK_T_OUT, 1000 + i);
+		set_status(t, STATUS_GPA + i);
+		assert_true(guest_ring_add_chain(
+				    &t->gr[0],
+				    (struct guest_buf[]){
+					    {HDR_GPA + 16 * i, 16, false},
+					    {DATA_GPA + 0x1000 * i, 512, false},
+					    {STATUS_GPA + i, 1, true}},
+				    3) >= 0);
+	}
+	put_hdr(t, HDR_GPA + 16 * n, VIRTIO_BLK_T_FLUSH, 0);
+	set_status(t, STATUS_GPA + n);
+	assert_true(guest_ring_add_chain(
+			    &t->gr[0],
+			    (struct guest_buf[]){{HDR_GPA + 16 * n, 16, false},
+						 {STATUS_GPA + n, 1, true}},
+			    2) >= 0);
+	vdk_device_queue_notify(t->dev, 0);
+	assert_true(vdk_blk_in_flight(t->blk) <= 1); /* only the flush */
+	assert_int_equal(vdk_blk_wait_idle(t->blk) >= 0, true);
+	for (uint16_t i = 0; i <= n; i++) {
+		assert_int_equal(guest_ring_get_used(&t->gr[0], &id, &len), 1);
+		assert_int_equal(len, 1);
+		assert_int_equal(get_status(t, STATUS_GPA + i),
+				 VIRTIO_BLK_S_OK);
+	}
+	for (uint16_t i = 0; i < n; i++)
+		assert_image(
+			t, (1000 + i) * 512ull,
+			vdk_mem_translate(t->mem, DATA_GPA + 0x1000 * i, 512),
+			512);
+	assert_int_equal(vdk_blk_stats(t->blk).flushes, 1);
+	assert_int_equal(vdk_blk_io_info(t->blk).sync_rw, n);
+}
+
+/* Add a one-sector read as an indirect chain (one ring descriptor). */
+static int add_read_indirect(struct t *t, uint16_t i, uint64_t sector)
+{
+	uint64_t st = STATUS_GPA + i;
+	struct guest_buf b[] = {{HDR_GPA + 16 * i, 16, false},
+				{DATA_GPA + 512 * i, 512, true},
+				{st, 1, true}};
+	int head;
+
+	put_hdr(t, HDR_GPA + 16 * i, VIRTIO_BLK_T_IN, sector);
+	set_status(t, st);
+	head = guest_ring_add_indirect(&t->gr[0], TABLE_GPA + 0x100 * i, b, 3);
+	assert_true(head >= 0);
+	return head;
+}
+
+/* Synchronous requests free their slot at once, so a driver refilling the
+ * ring could keep queue_notify going forever: after queue_size chains it
+ * stops, leaves notifications off and makes the completion fd readable;
+ * vdk_blk_process_completions() goes on from there. */
+static void test_sync_yield(void **state)
+{
+	struct t *t = *state;
+	struct pollfd p = {.fd = vdk_blk_completion_fd(t->blk, 0),
+			   .events = POLLIN};
+	uint32_t id, len;
+
+	for (uint16_t i = 0; i < 4; i++)
+		add_read_indirect(t, i, i);
+	vdk_device_queue_notify(t->dev, 0);
+	assert_int_equal(guest_ring_used_idx(&t->gr[0]), 4);
+	for (uint16_t i = 0; i < 4; i++)
+		assert_int_equal(guest_ring_get_used(&t->gr[0], &id, &len), 1);
+	/* the driver adds more without a notification: none is wanted */
+	assert_true(guest_ring_used_flags(&t->gr[0]) & VRING_USED_F_NO_NOTIFY);
+	for (uint16_t i = 0; i < 3; i++)
+		add_read_indirect(t, i, 10 + i);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	assert_int_equal(vdk_blk_process_completions(t->blk, 0), 0);
+	assert_int_equal(guest_ring_used_idx(&t->gr[0]), 7);
+	for (uint16_t i = 0; i < 3; i++) {
+		assert_int_equal(guest_ring_get_used(&t->gr[0], &id, &len), 1);
+		assert_int_equal(len, 513);
+		assert_int_equal(get_status(t, STATUS_GPA + i),
+				 VIRTIO_BLK_S_OK);
+		assert_guest_pattern(t, DATA_GPA + 512 * i, (10 + i) * 512,
+				     512);
+	}
+	/* caught up: notifications are back on, the fd is quiet */
+	assert_false(guest_ring_used_flags(&t->gr[0]) & VRING_USED_F_NO_NOTIFY);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_int_equal(vdk_blk_io_info(t->blk).sync_rw, 7);
+}
+
+/* ext4 has non-blocking buffered reads: AUTO keeps io_uring. */
+static void test_auto_ext4(void **state)
+{
+	struct t *t = *state;
+	struct vdk_blk_io_info info = vdk_blk_io_info(t->blk);
+
+	assert_int_equal(info.mode, VDK_BLK_IO_ASYNC);
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_IN, 8, 4096, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_guest_pattern(t, DATA_GPA, 8 * 512, 4096);
+	info = vdk_blk_io_info(t->blk);
+	assert_int_equal(info.async_rw, 1);
+	assert_int_equal(info.sync_rw, 0);
+}
+
+/* Explicit modes override the probe. */
+static void test_forced_mode(void **state)
+{
+	struct t *t = *state;
+	struct vdk_blk_io_info info = vdk_blk_io_info(t->blk);
+
+	assert_int_equal(info.mode, t->o.io_mode);
+	fill_guest(t, DATA_GPA, 2048, 0x66);
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_OUT, 500, 2048, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_IN, 499, 512, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_guest_pattern(t, DATA_GPA, 499 * 512, 512);
+	info = vdk_blk_io_info(t->blk);
+	assert_int_equal(t->o.io_mode == VDK_BLK_IO_SYNC ? info.sync_rw
+							 : info.async_rw,
+			 2);
+	assert_int_equal(t->o.io_mode == VDK_BLK_IO_SYNC ? info.async_rw
+							 : info.sync_rw,
+			 0);
+}
+
+/*
+ * O_DIRECT: aligned buffers use the O_DIRECT descriptor; buffers whose
+ * address or length breaks the alignment go through the buffered one, and
+ * every transfer moves the right bytes either way.
+ */
+static void test_direct(void **state)
+{
+	struct t *t = *state;
+	struct vdk_blk_io_info info;
+	uint32_t used;
+
+	if (!t)
+		skip(); /* no O_DIRECT on this file system */
+	info = vdk_blk_io_info(t->blk);
+	assert_true(info.direct);
+	assert_true(info.dio_mem_align >= 1 && info.dio_mem_align <= 4096);
+	assert_true(info.dio_offset_align >= 512);
+
+	/* aligned: a 4096-byte page-aligned buffer at a 4096-byte offset */
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_IN, 16, 4096, &used),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(used, 4097);
+	assert_guest_pattern(t, DATA_GPA, 16 * 512, 4096);
+	fill_guest(t, DATA_GPA, 8192, 0x19);
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_OUT, 64, 8192, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_image(t, 64 * 512, vdk_mem_translate(t->mem, DATA_GPA, 8192),
+		     8192);
+	assert_int_equal(vdk_blk_io_info(t->blk).buffered_rw, 0);
+
+	/* buffer address off by 1 (not even 512-aligned) */
+	struct guest_buf odd[] = {
+		{HDR_GPA, 16, false},
+		{DATA_GPA + 1, 4096, true},
+		{STATUS_GPA, 1, true},
+	};
+	put_hdr(t, HDR_GPA, VIRTIO_BLK_T_IN, 24);
+	set_status(t, STATUS_GPA);
+	assert_int_equal(run(t, 0, odd, 3), 4097);
+	assert_int_equal(get_status(t, STATUS_GPA), VIRTIO_BLK_S_OK);
+	assert_guest_pattern(t, DATA_GPA + 1, 24 * 512, 4096);
+	fill_guest(t, DATA_GPA + 1, 4096, 0x7b);
+	odd[1].writable = false;
+	put_hdr(t, HDR_GPA, VIRTIO_BLK_T_OUT, 128);
+	assert_int_equal(run(t, 0, odd, 3), 1);
+	assert_int_equal(get_status(t, STATUS_GPA), VIRTIO_BLK_S_OK);
+	assert_image(t, 128 * 512,
+		     vdk_mem_translate(t->mem, DATA_GPA + 1, 4096), 4096);
+	/* the header and the first data bytes share a buffer: the data
+	 * starts 16 bytes into it */
+	fill_guest(t, DATA_GPA + 16, 512, 0x44);
+	put_hdr(t, DATA_GPA, VIRTIO_BLK_T_OUT, 256);
+	set_status(t, STATUS_GPA);
+	assert_int_equal(run(t, 0,
+			     (struct guest_buf[]){{DATA_GPA, 16 + 512, false},
+						  {STATUS_GPA, 1, true}},
+			     2),
+			 1);
+	assert_int_equal(get_status(t, STATUS_GPA), VIRTIO_BLK_S_OK);
+	assert_image(t, 256 * 512,
+		     vdk_mem_translate(t->mem, DATA_GPA + 16, 512), 512);
+	info = vdk_blk_io_info(t->blk);
+	assert_int_equal(info.buffered_rw, 3);
+	assert_int_equal(info.sync_rw + info.async_rw, 5);
+	/* the neighbours of what was written are untouched */
+	assert_image_pattern(t, 127 * 512, 512);
+	assert_image_pattern(t, 136 * 512, 512);
+}
+
 /* ---- configuration, queues, construction -------------------------------- */
 
 static uint32_t cfg32(struct t *t, size_t off)
@@ -1142,6 +1443,10 @@ static void test_new_errors(void **state)
 	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
 	assert_null(blk);
 	cfg.num_queues = 0;
+	cfg.io_mode = (enum vdk_blk_io_mode)7;
+	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
+	assert_null(blk);
+	cfg.io_mode = VDK_BLK_IO_AUTO;
 	/* 1000 bytes: one whole sector */
 	assert_int_equal(vdk_blk_new(&blk, &cfg), 0);
 	assert_int_equal(vdk_blk_capacity(blk), 1);
@@ -1158,6 +1463,7 @@ static void test_new_errors(void **state)
 /* ---- conformance suite --------------------------------------------------- */
 
 struct conf {
+	enum vdk_blk_io_mode io_mode;
 	char path[64];
 	int fd;
 	struct vdk_blk *live[2];
@@ -1171,7 +1477,8 @@ struct conf {
 static struct vdk_device *conf_create(void *opaque)
 {
 	struct conf *c = opaque;
-	struct vdk_blk_config cfg = {.path = c->path, .num_queues = 2};
+	struct vdk_blk_config cfg = {
+		.path = c->path, .num_queues = 2, .io_mode = c->io_mode};
 	struct vdk_blk *blk;
 
 	if (vdk_blk_new(&blk, &cfg) < 0)
@@ -1243,7 +1550,8 @@ static int conf_check(struct vdk_conformance_env *env, void *opaque)
 	return 0;
 }
 
-static struct conf conf_state;
+/* On tmpfs: synchronous reads and writes (AUTO), and io_uring. */
+static struct conf conf_state, conf_state_async = {.io_mode = VDK_BLK_IO_ASYNC};
 static const struct vdk_conformance blk_suite = {
 	.name = "blk",
 	.create = conf_create,
@@ -1253,12 +1561,24 @@ static const struct vdk_conformance blk_suite = {
 	.opaque = &conf_state,
 	.modify_changes_snapshot = true,
 };
+static const struct vdk_conformance blk_async_suite = {
+	.name = "blk-io_uring",
+	.create = conf_create,
+	.destroy = conf_destroy,
+	.submit = conf_submit,
+	.check = conf_check,
+	.opaque = &conf_state_async,
+	.modify_changes_snapshot = true,
+};
 
 static int group_setup(void **state)
 {
 	(void)state;
 	conf_state.fd = make_image("/dev/shm", IMG_SIZE, conf_state.path,
 				   sizeof(conf_state.path));
+	conf_state_async.fd =
+		make_image("/dev/shm", IMG_SIZE, conf_state_async.path,
+			   sizeof(conf_state_async.path));
 	return 0;
 }
 
@@ -1267,14 +1587,31 @@ static int group_teardown(void **state)
 	(void)state;
 	close(conf_state.fd);
 	unlink(conf_state.path);
+	close(conf_state_async.fd);
+	unlink(conf_state_async.path);
 	return 0;
 }
 
 static const struct opts rw_opts = {0};
 static const struct opts ro_opts = {.read_only = true};
 static const struct opts mq_opts = {.num_queues = 2};
-static const struct opts small_opts = {.queue_size = 4};
 static const struct opts ext4_opts = {.dir = "/tmp"};
+static const struct opts async_opts = {.io_mode = VDK_BLK_IO_ASYNC};
+static const struct opts async_ro_opts = {.read_only = true,
+					  .io_mode = VDK_BLK_IO_ASYNC};
+static const struct opts sync_opts = {.io_mode = VDK_BLK_IO_SYNC};
+/* slots run out only while requests are in flight: io_uring */
+static const struct opts small_opts = {.queue_size = 4,
+				       .io_mode = VDK_BLK_IO_ASYNC};
+static const struct opts ext4_sync_opts = {.dir = "/tmp",
+					   .io_mode = VDK_BLK_IO_SYNC};
+static const struct opts small_sync_opts = {.queue_size = 4,
+					    .io_mode = VDK_BLK_IO_SYNC};
+static const struct opts async_st_opts = {.io_mode = VDK_BLK_IO_ASYNC,
+					  .single_thread = true};
+static const struct opts direct_opts = {.direct = true};
+static const struct opts direct_async_opts = {.direct = true,
+					      .io_mode = VDK_BLK_IO_ASYNC};
 
 #define T(fn, o)                                                               \
 	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown,          \
@@ -1303,14 +1640,40 @@ int main(void)
 		T(test_indirect, rw_opts),
 		T(test_malformed, rw_opts),
 		T(test_virtq_error, rw_opts),
-		T(test_completion_fd, rw_opts),
+		/* the same requests through io_uring */
+		T(test_read_pattern, async_opts),
+		T(test_write_verify, async_opts),
+		T(test_zero_length_rw, async_opts),
+		T(test_flush, async_opts),
+		T(test_read_only, async_ro_opts),
+		T(test_past_end, async_opts),
+		T(test_short_read, async_opts),
+		T(test_multi_segment, async_opts),
+		T(test_region_crossing, async_opts),
+		T(test_indirect, async_opts),
+		T(test_malformed, async_opts),
+		/* asynchronous completion */
+		T(test_completion_fd, async_opts),
 		T(test_slots_exhausted, small_opts),
-		T(test_event_loop_thread, rw_opts),
+		T(test_event_loop_thread, async_opts),
+		T(test_sleep_drains, async_opts),
 		T(test_sleep_drains, rw_opts),
+		/* I/O modes */
+		T(test_sync_inline, rw_opts),
+		T(test_sync_batch_flush, rw_opts),
+		T(test_sync_yield, small_sync_opts),
+		T(test_completion_fd, async_st_opts),
+		T(test_auto_ext4, ext4_opts),
+		T(test_forced_mode, async_opts),
+		T(test_forced_mode, sync_opts),
+		T(test_forced_mode, ext4_sync_opts),
+		T(test_direct, direct_opts),
+		T(test_direct, direct_async_opts),
 		T(test_config, rw_opts),
 		T(test_two_queues, mq_opts),
 		cmocka_unit_test(test_new_errors),
 		VDK_CONFORMANCE_TESTS(&blk_suite),
+		VDK_CONFORMANCE_TESTS(&blk_async_suite),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -43,6 +43,26 @@
  * ZERO_RANGE). All of it runs through io_uring (IORING_OP_FALLOCATE,
  * IORING_OP_FSYNC with IORING_FSYNC_DATASYNC for FLUSH).
  *
+ * Synchronous reads and writes: io_uring runs a read or write inline only
+ * when the image's file system supports non-blocking I/O (FMODE_NOWAIT);
+ * otherwise (tmpfs, ramfs on Linux 6.18) it hands every request to an
+ * io-wq worker thread, which costs two extra thread switches per request.
+ * VDK_BLK_IO_AUTO therefore probes the image at open (preadv2() with
+ * RWF_NOWAIT) and, where non-blocking I/O is refused on a file system in
+ * memory (tmpfs, ramfs), does IN and OUT with preadv()/pwritev() inside
+ * queue_notify, completing them before it returns (as Linux AIO does for
+ * such files). FLUSH, DISCARD and WRITE_ZEROES always go through io_uring.
+ * A notification pops at most queue_size chains; if the driver keeps
+ * adding, the completion fd is made readable and
+ * vdk_blk_process_completions() goes on.
+ *
+ * O_DIRECT (vdk_blk_config.direct): the image is opened O_DIRECT, bypassing
+ * the host page cache. Guest buffers need not be aligned: a read or write
+ * whose buffer addresses, buffer lengths or offset are not multiples of the
+ * file's direct-I/O alignment (statx() STATX_DIOALIGN, else the logical
+ * block size) goes through a second, buffered descriptor of the same image
+ * instead.
+ *
  * Threading: queue_notify (transport thread) and
  * vdk_blk_process_completions() (event loop thread) may run concurrently;
  * a mutex per queue serialises them. The other vdk_device_*() calls come
@@ -80,6 +100,22 @@ extern "C" {
 #define VDK_BLK_CONFIG_SIZE 60u
 
 /**
+ * enum vdk_blk_io_mode - how IN and OUT requests reach the image.
+ * @VDK_BLK_IO_AUTO:  VDK_BLK_IO_SYNC if the image is on tmpfs or ramfs and
+ *                    refuses non-blocking reads (preadv2(RWF_NOWAIT) fails
+ *                    with EOPNOTSUPP), VDK_BLK_IO_ASYNC otherwise. The
+ *                    default.
+ * @VDK_BLK_IO_ASYNC: io_uring; completions through vdk_blk_completion_fd().
+ * @VDK_BLK_IO_SYNC:  preadv()/pwritev() on the thread that calls
+ *                    queue_notify; the request completes before it returns.
+ */
+enum vdk_blk_io_mode {
+	VDK_BLK_IO_AUTO = 0,
+	VDK_BLK_IO_ASYNC,
+	VDK_BLK_IO_SYNC,
+};
+
+/**
  * struct vdk_blk_config - how to open a block device.
  */
 struct vdk_blk_config {
@@ -98,6 +134,35 @@ struct vdk_blk_config {
 	 * VDK_BLK_MAX_QUEUE_SIZE; 0 means VDK_BLK_DEFAULT_QUEUE_SIZE.
 	 * seg_max is this minus 2 (header and status). */
 	uint16_t queue_size;
+	/** How reads and writes are issued; 0 (VDK_BLK_IO_AUTO) probes. */
+	enum vdk_blk_io_mode io_mode;
+	/** Open the image O_DIRECT (no host page cache); unaligned requests
+	 * use a buffered descriptor. -EINVAL from vdk_blk_new() if the file
+	 * system refuses O_DIRECT. */
+	bool direct;
+	/** Promise that each queue's queue_notify and
+	 * vdk_blk_process_completions() run on one thread that makes system
+	 * calls often (an event loop, as in vdk-vhost-user-blk): io_uring then
+	 * leaves completion work for that thread's next system call
+	 * (IORING_SETUP_COOP_TASKRUN, Linux >= 5.19; ignored where refused)
+	 * instead of interrupting it. Leave false when queue_notify comes from
+	 * vCPU threads, which may not enter the kernel for a long time. */
+	bool single_thread;
+};
+
+/**
+ * struct vdk_blk_io_info - how the device does its I/O, and counters of the
+ * paths taken (summed over queues, since vdk_blk_new()).
+ */
+struct vdk_blk_io_info {
+	enum vdk_blk_io_mode mode; /**< ASYNC or SYNC, never AUTO */
+	bool direct;		   /**< image opened O_DIRECT */
+	uint32_t dio_mem_align;	   /**< buffer alignment for O_DIRECT, bytes */
+	uint32_t dio_offset_align; /**< offset/length alignment, bytes */
+	uint64_t sync_rw;	   /**< reads/writes done with preadv/pwritev */
+	uint64_t async_rw;	   /**< reads/writes submitted to io_uring */
+	uint64_t buffered_rw;	   /**< of those, unaligned ones that used the
+				    *   buffered descriptor (direct only) */
 };
 
 /** struct vdk_blk_stats - requests completed since vdk_blk_new(). */
@@ -123,13 +188,14 @@ struct vdk_blk;
  * awake).
  * @out: set to the device on success, owned by the caller (vdk_blk_free()).
  * @cfg: options, not kept; @cfg->path is opened O_RDWR (or O_RDONLY if read_only)
- *       with O_CLOEXEC. The size comes from fstat() for a regular file or
+ *       with O_CLOEXEC (and O_DIRECT if direct, plus a second descriptor
+ *       without it). The size comes from fstat() for a regular file or
  *       BLKGETSIZE64 for a block device, whose logical block size
  *       (BLKSSZGET) becomes blk_size; a size that is not a multiple of 512
  *       bytes is rounded down (the tail is unreachable).
  *
- * Return: 0; -EINVAL for a NULL path, a serial longer than 20 bytes, or a
- * queue count or size out of range; -ENOTBLK if @path is neither a regular
+ * Return: 0; -EINVAL for a NULL path, a serial longer than 20 bytes, a
+ * queue count or size out of range, an unknown io_mode, or O_DIRECT refused; -ENOTBLK if @path is neither a regular
  * file nor a block device; -ENOMEM; -errno from open(), fstat(), ioctl(),
  * eventfd() or io_uring_queue_init(). Each failure is logged.
  */
@@ -194,6 +260,13 @@ uint32_t vdk_blk_in_flight(struct vdk_blk *blk);
 
 /** vdk_blk_stats() - copy of the request counters (summed over queues). */
 struct vdk_blk_stats vdk_blk_stats(struct vdk_blk *blk);
+
+/**
+ * vdk_blk_io_info() - the I/O mode chosen at vdk_blk_new() (AUTO resolved),
+ * the O_DIRECT alignment, and how many reads and writes took each path.
+ * Locking: takes each queue's mutex in turn.
+ */
+struct vdk_blk_io_info vdk_blk_io_info(struct vdk_blk *blk);
 
 #ifdef __cplusplus
 }
