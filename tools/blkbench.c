@@ -17,531 +17,25 @@
  * how the integration test checks data integrity end to end.
  *
  * Exit status: 0, or 1 on an error, a failed request or a mismatch.
+ *
+ * This file holds the command line, the report and main(); the engine
+ * (guest memory, device set-up, requests, histogram) is blkbench_io.c.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <linux/virtio_blk.h>
-#include <linux/virtio_config.h>
-#include <linux/virtio_ids.h>
-#include <linux/virtio_ring.h>
 
 #include <vdk/driver.h>
 #include <vdk/log.h>
 #include <vdk/vhost_user_frontend.h>
 
-#define PROG	     "vdk-blkbench"
-#define PF(bit)	     (1ull << (bit))
-#define RAM_GPA	     0x40000000ull /* guest-physical base of the memfd */
-#define PAGE	     4096u
-#define MAX_SEGS     64u
-#define HIST_SUB     64u /* sub-buckets per power of two (~1.6 % error) */
-#define HIST_BUCKETS (64u * HIST_SUB)
-
-enum rw { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE };
-
-struct opts {
-	const char *socket_path;
-	enum rw rw;
-	uint32_t bs, iodepth, num_queues, queue_size;
-	double runtime;
-	uint64_t size, total;
-	uint64_t pattern;
-	bool verify, poll;
-};
-
-/* One request slot: header, data and status live in the shared memfd. */
-struct req {
-	struct virtio_blk_outhdr *hdr;
-	uint8_t *data;
-	uint8_t *status;
-	uint64_t offset; /* bytes */
-	uint64_t start_ns;
-};
-
-struct queue {
-	struct vdk_driver_virtq vq;
-	struct vdk_driver_virtq_slot *slots;
-	struct req *reqs;
-	uint32_t *by_token; /* head descriptor → request index */
-	uint32_t in_flight;
-};
-
-struct bench {
-	struct opts o;
-	struct vdk_vhost_user_frontend *fe;
-	struct vdk_vhost_user_driver d;
-	uint8_t *ram;
-	size_t ram_size, bump;
-	int memfd;
-	uint64_t features;
-	uint64_t capacity; /* bytes */
-	uint32_t size_max, seg_max;
-	struct queue q[VDK_VHOST_USER_DRIVER_MAX_QUEUES];
-	uint16_t nq;
-	/* workload state */
-	uint64_t seq_next, rnd, nblocks;
-	uint64_t submitted_bytes, done_ios, done_bytes, errors, mismatches;
-	uint64_t hist[HIST_BUCKETS];
-};
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_signal = 1;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- latency histogram (log-linear) --------------------------------------- */
-
-static unsigned hist_index(uint64_t v)
-{
-	unsigned k;
-
-	if (v < HIST_SUB)
-		return (unsigned)v;
-	k = 63u - (unsigned)__builtin_clzll(v); /* ≥ 6 */
-	return (k - 5u) * HIST_SUB +
-	       (unsigned)((v >> (k - 6u)) & (HIST_SUB - 1));
-}
-
-/* Middle of bucket @i, in ns. */
-static double hist_value(unsigned i)
-{
-	unsigned k, sub;
-	double lo, width;
-
-	if (i < HIST_SUB)
-		return i;
-	k = i / HIST_SUB + 5u;
-	sub = i % HIST_SUB;
-	width = (double)(1ull << (k - 6u));
-	lo = (double)(1ull << k) + sub * width;
-	return lo + width / 2;
-}
-
-static double hist_percentile(const uint64_t *hist, uint64_t n, double p)
-{
-	uint64_t want = (uint64_t)(p / 100.0 * (double)n);
-	uint64_t seen = 0;
-
-	if (want >= n)
-		want = n - 1;
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		seen += hist[i];
-		if (seen > want)
-			return hist_value(i);
-	}
-	return 0;
-}
-
-/* ---- data pattern ----------------------------------------------------------- */
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-static void pattern_fill(uint8_t *buf, uint32_t len, uint64_t seed,
-			 uint64_t offset)
-{
-	for (uint32_t i = 0; i < len; i += 8) {
-		uint64_t v = mix(seed ^ ((offset + i) >> 3));
-
-		memcpy(buf + i, &v, 8);
-	}
-}
-
-static bool pattern_check(const uint8_t *buf, uint32_t len, uint64_t seed,
-			  uint64_t offset)
-{
-	for (uint32_t i = 0; i < len; i += 8) {
-		uint64_t v = mix(seed ^ ((offset + i) >> 3)), got;
-
-		memcpy(&got, buf + i, 8);
-		if (got != v)
-			return false;
-	}
-	return true;
-}
-
-/* ---- guest memory ------------------------------------------------------------ */
-
-static void *ram_alloc(struct bench *b, size_t len, size_t align)
-{
-	size_t at = (b->bump + align - 1) & ~(align - 1);
-
-	if (at + len > b->ram_size)
-		return NULL;
-	b->bump = at + len;
-	return b->ram + at;
-}
-
-static uint64_t gpa_of(struct bench *b, const void *p, size_t len)
-{
-	return b->d.hal.virt_to_phys(b->d.hal.opaque, p, len);
-}
-
-static int ram_create(struct bench *b)
-{
-	const struct opts *o = &b->o;
-	size_t per_q, bs = ((size_t)o->bs + PAGE - 1) & ~(size_t)(PAGE - 1);
-
-	per_q = vdk_driver_virtq_layout_size((uint16_t)o->queue_size) + PAGE +
-		(size_t)o->queue_size * (MAX_SEGS + 2) * 16 + PAGE +
-		(size_t)o->iodepth * (bs + 64) + 2 * PAGE;
-	b->ram_size = (per_q * o->num_queues + 0x1fffff) & ~(size_t)0x1fffff;
-	b->memfd = memfd_create("vdk-blkbench", MFD_CLOEXEC);
-	if (b->memfd < 0 || ftruncate(b->memfd, (off_t)b->ram_size) < 0)
-		return -errno;
-	b->ram = mmap(NULL, b->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      b->memfd, 0);
-	if (b->ram == MAP_FAILED)
-		return -errno;
-	return 0;
-}
-
-/* ---- device set-up ------------------------------------------------------------ */
-
-static int read_cfg(struct bench *b, uint32_t off, void *buf, uint32_t len)
-{
-	return vdk_driver_read_config_consistent(&b->d.transport, off, buf,
-						 len);
-}
-
-static int setup_queue(struct bench *b, uint16_t i, uint16_t indirect_max)
-{
-	struct queue *q = &b->q[i];
-	uint16_t qs = (uint16_t)b->o.queue_size;
-	size_t ring_len = vdk_driver_virtq_layout_size(qs);
-	size_t ind_len = (size_t)qs * indirect_max * 16;
-	void *ring = ram_alloc(b, ring_len, PAGE);
-	void *ind = ram_alloc(b, ind_len, PAGE);
-	struct vdk_driver_virtq_config cfg = {
-		.index = i,
-		.size = qs,
-		.features = b->features,
-		.ring = ring,
-		.ring_len = ring_len,
-		.indirect = ind,
-		.indirect_max = indirect_max,
-	};
-
-	q->slots = calloc(qs, sizeof(*q->slots));
-	q->reqs = calloc(b->o.iodepth, sizeof(*q->reqs));
-	q->by_token = calloc(qs, sizeof(*q->by_token));
-	if (!ring || !ind || !q->slots || !q->reqs || !q->by_token)
-		return -ENOMEM;
-	cfg.slots = q->slots;
-	cfg.ring_gpa = gpa_of(b, ring, ring_len);
-	cfg.indirect_gpa = gpa_of(b, ind, ind_len);
-	for (uint32_t r = 0; r < b->o.iodepth; r++) {
-		struct req *rq = &q->reqs[r];
-		uint8_t *small = ram_alloc(b, 64, 64);
-
-		rq->data = ram_alloc(b, b->o.bs, PAGE);
-		if (!small || !rq->data)
-			return -ENOMEM;
-		rq->hdr = (struct virtio_blk_outhdr *)small;
-		rq->status = small + sizeof(*rq->hdr);
-	}
-	return vdk_driver_virtq_init(&q->vq, &b->d.transport, &b->d.hal, &cfg);
-}
-
-static int setup_device(struct bench *b)
-{
-	const uint64_t want =
-		PF(VIRTIO_F_VERSION_1) | PF(VIRTIO_RING_F_INDIRECT_DESC) |
-		PF(VIRTIO_RING_F_EVENT_IDX) | PF(VIRTIO_BLK_F_SIZE_MAX) |
-		PF(VIRTIO_BLK_F_SEG_MAX) | PF(VIRTIO_BLK_F_BLK_SIZE) |
-		PF(VIRTIO_BLK_F_FLUSH) | PF(VIRTIO_BLK_F_RO) |
-		PF(VIRTIO_BLK_F_MQ);
-	const struct vdk_vhost_user_frontend_region region = {
-		.gpa = RAM_GPA,
-		.size = b->ram_size,
-		.addr = b->ram,
-		.fd = b->memfd,
-	};
-	const struct vdk_vhost_user_driver_config cfg = {
-		.device_id = VIRTIO_ID_BLOCK,
-		.num_queues = (uint16_t)b->o.num_queues,
-		.max_queue_size = (uint16_t)b->o.queue_size,
-		.regions = &region,
-		.nregions = 1,
-	};
-	uint32_t segs, indirect_max;
-	uint16_t dev_queues = 1;
-	int ret;
-
-	ret = vdk_vhost_user_driver_init(&b->d, b->fe, &cfg);
-	if (ret < 0)
-		return fprintf(stderr, PROG ": vhost-user set-up: %s\n",
-			       strerror(-ret)),
-		       ret;
-	ret = vdk_driver_begin_init(&b->d.transport, want, &b->features);
-	if (ret < 0)
-		return fprintf(stderr, PROG ": feature negotiation: %s\n",
-			       strerror(-ret)),
-		       ret;
-	ret = read_cfg(b, offsetof(struct virtio_blk_config, capacity),
-		       &b->capacity, 8);
-	if (ret == 0 && (b->features & PF(VIRTIO_BLK_F_SIZE_MAX)))
-		ret = read_cfg(b, offsetof(struct virtio_blk_config, size_max),
-			       &b->size_max, 4);
-	if (ret == 0 && (b->features & PF(VIRTIO_BLK_F_SEG_MAX)))
-		ret = read_cfg(b, offsetof(struct virtio_blk_config, seg_max),
-			       &b->seg_max, 4);
-	if (ret == 0 && (b->features & PF(VIRTIO_BLK_F_MQ)))
-		ret = read_cfg(b,
-			       offsetof(struct virtio_blk_config, num_queues),
-			       &dev_queues, 2);
-	if (ret < 0)
-		return fprintf(stderr, PROG ": configuration: %s\n",
-			       strerror(-ret)),
-		       ret;
-	b->capacity *= 512;
-	b->nq = b->d.num_queues < dev_queues ? b->d.num_queues : dev_queues;
-	if (b->nq < b->o.num_queues) {
-		fprintf(stderr, PROG ": the device has only %u queue(s)\n",
-			b->nq);
-		return -EINVAL;
-	}
-	b->nq = (uint16_t)b->o.num_queues;
-	if ((b->features & PF(VIRTIO_BLK_F_RO)) &&
-	    (b->o.rw == RW_WRITE || b->o.rw == RW_RANDWRITE)) {
-		fprintf(stderr, PROG ": the device is read-only\n");
-		return -EROFS;
-	}
-	segs = b->size_max ? (b->o.bs + b->size_max - 1) / b->size_max : 1;
-	if (segs > MAX_SEGS || (b->seg_max && segs > b->seg_max)) {
-		fprintf(stderr, PROG ": --bs %u needs %u segments\n", b->o.bs,
-			segs);
-		return -EINVAL;
-	}
-	indirect_max = segs + 2;
-	if (!(b->features & PF(VIRTIO_RING_F_INDIRECT_DESC)) &&
-	    b->o.iodepth * indirect_max > b->o.queue_size) {
-		fprintf(stderr, PROG ": --iodepth too deep for --queue-size "
-				     "without indirect descriptors\n");
-		return -EINVAL;
-	}
-	for (uint16_t i = 0; i < b->nq; i++) {
-		ret = setup_queue(b, i, (uint16_t)indirect_max);
-		if (ret < 0)
-			return fprintf(stderr, PROG ": queue %u: %s\n", i,
-				       strerror(-ret)),
-			       ret;
-	}
-	ret = vdk_driver_finish_init(&b->d.transport);
-	if (ret < 0)
-		return fprintf(stderr, PROG ": DRIVER_OK: %s\n",
-			       strerror(-ret)),
-		       ret;
-	return 0;
-}
-
-/* ---- I/O ------------------------------------------------------------------------ */
-
-static bool is_write(const struct bench *b)
-{
-	return b->o.rw == RW_WRITE || b->o.rw == RW_RANDWRITE;
-}
-
-static uint64_t next_offset(struct bench *b)
-{
-	uint64_t blk;
-
-	if (b->o.rw == RW_READ || b->o.rw == RW_WRITE) {
-		blk = b->seq_next;
-		b->seq_next = (b->seq_next + 1) % b->nblocks;
-	} else {
-		/* xorshift64* */
-		b->rnd ^= b->rnd >> 12;
-		b->rnd ^= b->rnd << 25;
-		b->rnd ^= b->rnd >> 27;
-		blk = (b->rnd * 0x2545f4914f6cdd1dull) % b->nblocks;
-	}
-	return blk * b->o.bs;
-}
-
-/* Build request @r of queue @q as a descriptor chain and make it available. */
-static int submit(struct bench *b, struct queue *q, uint32_t r)
-{
-	struct req *rq = &q->reqs[r];
-	struct vdk_driver_buf rd[MAX_SEGS + 1], wr[MAX_SEGS + 1];
-	uint16_t nr = 0, nw = 0;
-	uint32_t seg = b->size_max ? b->size_max : b->o.bs;
-	bool w = is_write(b);
-	int head;
-
-	rq->offset = next_offset(b);
-	rq->hdr->type = w ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
-	rq->hdr->ioprio = 0;
-	rq->hdr->sector = rq->offset / 512;
-	*rq->status = 0xff;
-	if (w && b->o.verify)
-		pattern_fill(rq->data, b->o.bs, b->o.pattern, rq->offset);
-	rd[nr++] = (struct vdk_driver_buf){rq->hdr, sizeof(*rq->hdr)};
-	for (uint32_t off = 0; off < b->o.bs; off += seg) {
-		uint32_t len = b->o.bs - off < seg ? b->o.bs - off : seg;
-		struct vdk_driver_buf buf = {rq->data + off, len};
-
-		if (w)
-			rd[nr++] = buf;
-		else
-			wr[nw++] = buf;
-	}
-	wr[nw++] = (struct vdk_driver_buf){rq->status, 1};
-	rq->start_ns = now_ns();
-	head = vdk_driver_virtq_add(&q->vq, rd, nr, wr, nw);
-	if (head < 0)
-		return head;
-	q->by_token[head] = r;
-	q->in_flight++;
-	b->submitted_bytes += b->o.bs;
-	return 0;
-}
-
-static void complete(struct bench *b, struct req *rq, uint64_t now)
-{
-	uint64_t lat = now - rq->start_ns;
-
-	b->hist[hist_index(lat)]++;
-	if (*rq->status != VIRTIO_BLK_S_OK) {
-		if (b->errors++ < 5)
-			fprintf(stderr,
-				PROG ": request at %" PRIu64
-				     " failed with status %u\n",
-				rq->offset, *rq->status);
-		return;
-	}
-	if (!is_write(b) && b->o.verify &&
-	    !pattern_check(rq->data, b->o.bs, b->o.pattern, rq->offset)) {
-		if (b->mismatches++ < 5)
-			fprintf(stderr,
-				PROG ": data mismatch at offset %" PRIu64 "\n",
-				rq->offset);
-	}
-	b->done_ios++;
-	b->done_bytes += b->o.bs;
-}
-
-/* Take every used buffer of @q; resubmit while @more. Return completions
- * or -errno. */
-static int reap(struct bench *b, struct queue *q, bool more)
-{
-	int n = 0, ret;
-
-	for (;;) {
-		uint16_t token;
-		uint32_t len;
-
-		ret = vdk_driver_virtq_pop_used(&q->vq, &token, &len);
-		if (ret == -EAGAIN)
-			break;
-		if (ret < 0)
-			return ret;
-		/* Per completion: a request resubmitted in this loop may
-		 * complete in it too. */
-		n++;
-		q->in_flight--;
-		complete(b, &q->reqs[q->by_token[token]], now_ns());
-		if (more && (!b->o.total || b->submitted_bytes < b->o.total)) {
-			ret = submit(b, q, q->by_token[token]);
-			if (ret < 0)
-				return ret;
-		}
-	}
-	if (n)
-		vdk_driver_virtq_kick(&q->vq);
-	return n;
-}
-
-/* Sleep until a call eventfd fires (or 100 ms pass) and acknowledge it. */
-static void wait_calls(struct bench *b)
-{
-	struct pollfd p[VDK_VHOST_USER_DRIVER_MAX_QUEUES];
-	uint64_t v;
-
-	for (uint16_t i = 0; i < b->nq; i++)
-		p[i] = (struct pollfd){
-			.fd = vdk_vhost_user_driver_call_fd(&b->d, i),
-			.events = POLLIN};
-	if (poll(p, b->nq, 100) <= 0)
-		return;
-	for (uint16_t i = 0; i < b->nq; i++)
-		if (p[i].revents & POLLIN)
-			(void)!read(p[i].fd, &v, sizeof(v));
-}
-
-static int run(struct bench *b, uint64_t *elapsed_ns)
-{
-	uint64_t start = now_ns(), deadline;
-	uint64_t in_flight = 0;
-	bool more = true;
-	int ret;
-
-	deadline = start + (uint64_t)(b->o.runtime * 1e9);
-	for (uint16_t i = 0; i < b->nq; i++) {
-		for (uint32_t r = 0; r < b->o.iodepth; r++) {
-			if (b->o.total && b->submitted_bytes >= b->o.total)
-				break;
-			ret = submit(b, &b->q[i], r);
-			if (ret < 0)
-				return ret;
-		}
-		vdk_driver_virtq_kick(&b->q[i].vq);
-	}
-	for (;;) {
-		int got = 0;
-
-		in_flight = 0;
-		for (uint16_t i = 0; i < b->nq; i++) {
-			ret = reap(b, &b->q[i], more);
-			if (ret < 0)
-				return ret;
-			got += ret;
-			in_flight += b->q[i].in_flight;
-		}
-		if (more && (stop_signal || now_ns() >= deadline ||
-			     (b->o.total && b->submitted_bytes >= b->o.total)))
-			more = false;
-		if (!more && in_flight == 0)
-			break;
-		if (!got && !b->o.poll)
-			wait_calls(b);
-		if (!more && now_ns() > deadline + 10ull * 1000000000u) {
-			fprintf(stderr,
-				PROG ": %" PRIu64 " requests never "
-				     "completed\n",
-				in_flight);
-			return -ETIMEDOUT;
-		}
-	}
-	*elapsed_ns = now_ns() - start;
-	return 0;
-}
+#include "blkbench.h"
 
 /* ---- command line -------------------------------------------------------------- */
 
@@ -761,10 +255,10 @@ static void report(const struct bench *b, uint64_t elapsed_ns)
 	double p50 = 0, p90 = 0, p99 = 0, p999 = 0;
 
 	if (n) {
-		p50 = hist_percentile(b->hist, n, 50) / 1000;
-		p90 = hist_percentile(b->hist, n, 90) / 1000;
-		p99 = hist_percentile(b->hist, n, 99) / 1000;
-		p999 = hist_percentile(b->hist, n, 99.9) / 1000;
+		p50 = blkbench_hist_percentile(b->hist, n, 50) / 1000;
+		p90 = blkbench_hist_percentile(b->hist, n, 90) / 1000;
+		p99 = blkbench_hist_percentile(b->hist, n, 99) / 1000;
+		p999 = blkbench_hist_percentile(b->hist, n, 99.9) / 1000;
 	}
 	printf("%s bs=%u iodepth=%u queues=%u: %" PRIu64 " I/Os in %.2f s\n",
 	       rw_name(b->o.rw), b->o.bs, b->o.iodepth, b->nq, b->done_ios,
@@ -774,7 +268,8 @@ static void report(const struct bench *b, uint64_t elapsed_ns)
 	       p50, p90, p99, p999);
 	if (b->o.verify)
 		printf("  pattern %" PRIu64 ": %s, %" PRIu64 " mismatches\n",
-		       b->o.pattern, is_write(b) ? "written" : "checked",
+		       b->o.pattern,
+		       blkbench_is_write(b) ? "written" : "checked",
 		       b->mismatches);
 	printf("RESULT rw=%s bs=%u iodepth=%u queues=%u ios=%" PRIu64
 	       " errors=%" PRIu64 " mismatches=%" PRIu64
@@ -801,11 +296,11 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv, &b.o) < 0)
 		return 1;
 	vdk_log_set_sink(quiet_info, NULL, VDK_LOG_WARN);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	signal(SIGINT, blkbench_on_signal);
+	signal(SIGTERM, blkbench_on_signal);
 	b.rnd = 0x853c49e6748fea9bull ^ (uint64_t)getpid();
 	b.memfd = -1;
-	ret = ram_create(&b);
+	ret = blkbench_ram_create(&b);
 	if (ret < 0) {
 		fprintf(stderr, PROG ": guest memory: %s\n", strerror(-ret));
 		return 1;
@@ -816,7 +311,7 @@ int main(int argc, char **argv)
 			strerror(-ret));
 		return 1;
 	}
-	ret = setup_device(&b);
+	ret = blkbench_setup_device(&b);
 	if (ret == 0) {
 		uint64_t size = b.o.size && b.o.size < b.capacity ? b.o.size
 								  : b.capacity;
@@ -829,7 +324,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (ret == 0) {
-		ret = run(&b, &elapsed);
+		ret = blkbench_run(&b, &elapsed);
 		if (ret < 0)
 			fprintf(stderr, PROG ": %s\n", strerror(-ret));
 		else

@@ -25,12 +25,11 @@
  * Everything is checked before the first vCPU runs: the kernel is loaded
  * and parsed, the initrd and disks opened, KVM's capabilities checked, so
  * that a mistake gives a message and exit status 1, never a hung guest.
+ * The command line itself is parsed and checked in options.c.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,303 +49,15 @@
 #include "devices.h"
 #include "kvm.h"
 #include "mmio_manager.h"
+#include "options.h"
 #include "platform.h"
 #include "serial.h"
 #include "vcpu.h"
 
-#ifndef VMM_VERSION
-#define VMM_VERSION "unknown"
-#endif
-
-/* Exit statuses (see the top of this file). */
-enum {
-	EXIT_POWEROFF = 0,
-	EXIT_SETUP = 1,
-	EXIT_REBOOT = 2,
-	EXIT_CRASH = 3,
-	EXIT_RUNTIME = 4,
-};
-
-#define MIB (1ull << 20)
-#define GIB (1ull << 30)
-/** Guest RAM limits: a kernel needs room to decompress; 1 TiB is far more
- * than any test needs and keeps every address well inside 40 bits. */
-#define VMM_MEM_MIN	(16 * MIB)
-#define VMM_MEM_MAX	(1024 * GIB)
-#define VMM_MEM_DEFAULT (512 * MIB)
 /** virtio-mmio windows: above RAM, below the IO-APIC; GSIs 5..23. */
 #define VMM_MMIO_BASE	   0xd0000000ull
 #define VMM_MMIO_IRQ_FIRST 5u
 #define VMM_MMIO_IRQ_LAST  23u
-/** Always on the command line, before the user's --cmdline. */
-#define VMM_CMDLINE_BASE "console=ttyS0 panic=-1 pci=off"
-#define VMM_MAX_DISKS	 16u
-
-struct disk_opt {
-	char *path; /* strdup'd */
-	bool read_only;
-	char *serial; /* strdup'd or NULL */
-};
-
-struct options {
-	const char *kernel, *initrd, *cmdline, *console;
-	const char *vconsole; /* --virtio-console, or NULL */
-	uint64_t memory;
-	unsigned int cpus;
-	bool rng, mmio_cmdline;
-	size_t num_disks;
-	struct disk_opt disks[VMM_MAX_DISKS];
-};
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: vdk-vmm --kernel PATH [options]\n"
-		"Boot a Linux kernel (bzImage, or ELF with a PVH note) in a "
-		"KVM virtual machine.\n\n"
-		"  --kernel PATH      kernel image (required)\n"
-		"  --initrd PATH      initial ramdisk\n"
-		"  --cmdline STR      appended to \"" VMM_CMDLINE_BASE "\"\n"
-		"  --memory SIZE      guest RAM, MiB or with a K/M/G/T suffix "
-		"(default 512M; 16M..1T)\n"
-		"  --cpus N           vCPUs (default 1)\n"
-		"  --disk PATH[,readonly][,serial=ID]\n"
-		"                     virtio-blk disk (repeatable)\n"
-		"  --rng              virtio-rng device\n"
-		"  --console stdio|FILE  COM1 output (default stdio; on a "
-		"terminal Ctrl-A x quits)\n"
-		"  --virtio-console stdio|FILE\n"
-		"                     virtio-console device, port 0 (Linux: "
-		"hvc0, add --cmdline console=hvc0):\n"
-		"                     output to stdout or FILE (truncated); "
-		"stdio also reads stdin\n"
-		"                     (line by line on a terminal; Ctrl-C "
-		"stops the VM) and needs\n"
-		"                     --console FILE, e.g. --console "
-		"/dev/null\n"
-		"  --mmio-cmdline     also list virtio-mmio devices on the "
-		"kernel command line\n"
-		"  --help, --version\n\n"
-		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
-		"reboot, 3 guest crash (triple fault), 4 VMM error, 128+n "
-		"signal n.\n");
-}
-
-static int die_setup(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-/* Print "vdk-vmm: <message>" and return EXIT_SETUP. */
-static int die_setup(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("vdk-vmm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_SETUP;
-}
-
-/* Parse SIZE: a number of MiB, or with a K, M, G or T suffix. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v, mul = MIB;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s || s[0] == '-')
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		mul = 1ull << 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		mul = MIB;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		mul = GIB;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		mul = 1ull << 40;
-		end++;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end || __builtin_mul_overflow(v, mul, &v))
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
-/* Parse "PATH[,readonly][,serial=ID]". */
-static int parse_disk(const char *arg, struct disk_opt *d)
-{
-	char *copy = strdup(arg), *save = NULL, *tok;
-	int r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	memset(d, 0, sizeof(*d));
-	tok = strtok_r(copy, ",", &save);
-	if (!tok || arg[0] == ',') {
-		free(copy);
-		return -EINVAL;
-	}
-	d->path = strdup(tok);
-	while (r == 0 && (tok = strtok_r(NULL, ",", &save))) {
-		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
-			d->read_only = true;
-		else if (!strncmp(tok, "serial=", 7) && !d->serial &&
-			 strlen(tok + 7) <= 20)
-			d->serial = strdup(tok + 7);
-		else
-			r = -EINVAL;
-	}
-	free(copy);
-	if (!d->path)
-		r = -ENOMEM;
-	return r;
-}
-
-/* Return: 0 to run, -1 to exit with EXIT_SETUP, 1 to exit 0 (help). */
-static int parse_options(int argc, char **argv, struct options *o)
-{
-	enum {
-		O_KERNEL = 256,
-		O_INITRD,
-		O_CMDLINE,
-		O_MEMORY,
-		O_CPUS,
-		O_DISK,
-		O_RNG,
-		O_CONSOLE,
-		O_VCONSOLE,
-		O_MMIO_CMDLINE,
-		O_HELP,
-		O_VERSION
-	};
-	static const struct option longopts[] = {
-		{"kernel", required_argument, NULL, O_KERNEL},
-		{"initrd", required_argument, NULL, O_INITRD},
-		{"cmdline", required_argument, NULL, O_CMDLINE},
-		{"memory", required_argument, NULL, O_MEMORY},
-		{"cpus", required_argument, NULL, O_CPUS},
-		{"disk", required_argument, NULL, O_DISK},
-		{"rng", no_argument, NULL, O_RNG},
-		{"console", required_argument, NULL, O_CONSOLE},
-		{"virtio-console", required_argument, NULL, O_VCONSOLE},
-		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
-		{"help", no_argument, NULL, O_HELP},
-		{"version", no_argument, NULL, O_VERSION},
-		{NULL, 0, NULL, 0},
-	};
-	char *end;
-	int c;
-
-	o->memory = VMM_MEM_DEFAULT;
-	o->cpus = 1;
-	o->console = "stdio";
-	o->cmdline = "";
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case O_KERNEL:
-			o->kernel = optarg;
-			break;
-		case O_INITRD:
-			o->initrd = optarg;
-			break;
-		case O_CMDLINE:
-			o->cmdline = optarg;
-			break;
-		case O_CONSOLE:
-			o->console = optarg;
-			break;
-		case O_VCONSOLE:
-			o->vconsole = optarg;
-			break;
-		case O_RNG:
-			o->rng = true;
-			break;
-		case O_MMIO_CMDLINE:
-			o->mmio_cmdline = true;
-			break;
-		case O_HELP:
-			usage(stdout);
-			return 1;
-		case O_VERSION:
-			printf("vdk-vmm " VMM_VERSION "\n");
-			return 1;
-		case O_MEMORY:
-			if (parse_size(optarg, &o->memory) < 0) {
-				die_setup("--memory %s: not a size (e.g. 512M, "
-					  "2G)",
-					  optarg);
-				return -1;
-			}
-			break;
-		case O_CPUS:
-			errno = 0;
-			o->cpus = (unsigned int)strtoul(optarg, &end, 10);
-			if (errno || *end || !*optarg || o->cpus == 0 ||
-			    o->cpus > VMM_MAX_VCPUS) {
-				die_setup("--cpus %s: must be 1..%u", optarg,
-					  VMM_MAX_VCPUS);
-				return -1;
-			}
-			break;
-		case O_DISK:
-			if (o->num_disks == VMM_MAX_DISKS) {
-				die_setup("at most %u --disk options",
-					  VMM_MAX_DISKS);
-				return -1;
-			}
-			if (parse_disk(optarg, &o->disks[o->num_disks++]) < 0) {
-				die_setup("--disk %s: expected PATH[,readonly]"
-					  "[,serial=ID] (ID at most 20 bytes)",
-					  optarg);
-				return -1;
-			}
-			break;
-		default:
-			die_setup("unknown option or missing argument: %s "
-				  "(see --help)",
-				  argv[optind - 1]);
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		die_setup("unexpected argument: %s (see --help)", argv[optind]);
-		return -1;
-	}
-	if (!o->kernel) {
-		die_setup("--kernel PATH is required (see --help)");
-		return -1;
-	}
-	if (o->memory < VMM_MEM_MIN || o->memory > VMM_MEM_MAX ||
-	    o->memory % MIB) {
-		die_setup("--memory: %llu bytes is %s (allowed: 16M to 1T, "
-			  "a whole number of MiB)",
-			  (unsigned long long)o->memory,
-			  o->memory < VMM_MEM_MIN   ? "too small"
-			  : o->memory > VMM_MEM_MAX ? "too large"
-						    : "not a whole MiB");
-		return -1;
-	}
-	return 0;
-}
 
 /* Read a whole file. Return: 0, or -errno (message printed). */
 static int read_file(const char *what, const char *path, void **buf,
@@ -358,19 +69,21 @@ static int read_file(const char *what, const char *path, void **buf,
 
 	if (fd < 0) {
 		err = -errno;
-		die_setup("cannot open %s %s: %s", what, path, strerror(-err));
+		vmm_die_setup("cannot open %s %s: %s", what, path,
+			      strerror(-err));
 		return err;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
 		close(fd);
-		die_setup("%s %s: not a regular, non-empty file", what, path);
+		vmm_die_setup("%s %s: not a regular, non-empty file", what,
+			      path);
 		return -EINVAL;
 	}
 	*len = (size_t)st.st_size;
 	*buf = malloc(*len);
 	if (!*buf) {
 		close(fd);
-		die_setup("%s %s: out of memory", what, path);
+		vmm_die_setup("%s %s: out of memory", what, path);
 		return -ENOMEM;
 	}
 	while (done < *len) {
@@ -381,8 +94,8 @@ static int read_file(const char *what, const char *path, void **buf,
 			close(fd);
 			free(*buf);
 			*buf = NULL;
-			die_setup("cannot read %s %s: %s", what, path,
-				  strerror(-err));
+			vmm_die_setup("cannot read %s %s: %s", what, path,
+				      strerror(-err));
 			return err;
 		}
 		done += (size_t)n;
@@ -392,26 +105,28 @@ static int read_file(const char *what, const char *path, void **buf,
 }
 
 /* Check a disk image before KVM is touched: exists, right type, access. */
-static int check_disk(const struct disk_opt *d)
+static int check_disk(const struct vmm_disk_opt *d)
 {
 	struct stat st;
 
 	if (stat(d->path, &st) < 0)
-		return die_setup("disk %s: %s", d->path, strerror(errno)), -1;
+		return vmm_die_setup("disk %s: %s", d->path, strerror(errno)),
+		       -1;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return die_setup("disk %s: not a regular file or block device",
-				 d->path),
+		return vmm_die_setup(
+			       "disk %s: not a regular file or block device",
+			       d->path),
 		       -1;
 	if (access(d->path, d->read_only ? R_OK : R_OK | W_OK) < 0)
-		return die_setup("disk %s: %s%s", d->path, strerror(errno),
-				 d->read_only ? "" : " (add ,readonly?)"),
+		return vmm_die_setup("disk %s: %s%s", d->path, strerror(errno),
+				     d->read_only ? "" : " (add ,readonly?)"),
 		       -1;
 	return 0;
 }
 
 /* Everything the run needs, so cleanup is one function. */
 struct vm {
-	struct options opt;
+	struct vmm_options opt;
 	void *kernel, *initrd;
 	size_t kernel_len, initrd_len;
 	struct vmm_kvm kvm;
@@ -450,19 +165,20 @@ static int setup_memory(struct vm *vm)
 
 	vm->mem = vdk_mem_new(&r);
 	if (!vm->mem)
-		return die_setup("out of memory"), r;
+		return vmm_die_setup("out of memory"), r;
 	r = vdk_mem_add_memfd(vm->mem, 0, low, "vdk-vmm-ram-low");
 	if (r == 0 && vm->opt.memory > low)
 		r = vdk_mem_add_memfd(vm->mem, VMM_BOOT_HIGH_RAM_GPA,
 				      vm->opt.memory - low, "vdk-vmm-ram-high");
 	if (r < 0)
-		return die_setup("cannot allocate %llu MiB of guest RAM: %s",
-				 (unsigned long long)(vm->opt.memory / MIB),
-				 strerror(-r)),
+		return vmm_die_setup(
+			       "cannot allocate %llu MiB of guest RAM: %s",
+			       (unsigned long long)(vm->opt.memory / MIB),
+			       strerror(-r)),
 		       r;
 	r = vmm_kvm_add_memory(&vm->kvm, vm->mem);
 	if (r < 0)
-		return die_setup("%s", vm->kvm.errmsg), r;
+		return vmm_die_setup("%s", vm->kvm.errmsg), r;
 	return 0;
 }
 
@@ -490,14 +206,15 @@ static int setup_vconsole(struct vm *vm)
 			open(vm->opt.vconsole,
 			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (vm->vconsole_fd < 0)
-			return die_setup("--virtio-console %s: %s",
-					 vm->opt.vconsole, strerror(errno)),
+			return vmm_die_setup("--virtio-console %s: %s",
+					     vm->opt.vconsole, strerror(errno)),
 			       -errno;
 		cc.output_fd = vm->vconsole_fd;
 	}
 	r = vmm_devices_add_console(vm->devices, "console0", &cc, stdio, &msg);
 	if (r < 0)
-		return die_setup("virtio-console: %s: %s", msg, strerror(-r)),
+		return vmm_die_setup("virtio-console: %s: %s", msg,
+				     strerror(-r)),
 		       r;
 	return 0;
 }
@@ -512,13 +229,14 @@ static int setup_devices(struct vm *vm)
 		vmm_mmio_manager_new(VMM_MMIO_BASE, VDK_MMIO_WINDOW_SIZE,
 				     VMM_MMIO_IRQ_FIRST, VMM_MMIO_IRQ_LAST, &r);
 	if (!vm->mgr)
-		return die_setup("MMIO device manager: %s", strerror(-r)), r;
+		return vmm_die_setup("MMIO device manager: %s", strerror(-r)),
+		       r;
 	vm->devices =
 		vmm_devices_new(&vm->kvm, vm->mem, vm->io.mmio, vm->mgr, &r);
 	if (!vm->devices)
-		return die_setup("device set: %s", strerror(-r)), r;
+		return vmm_die_setup("device set: %s", strerror(-r)), r;
 	for (size_t i = 0; i < vm->opt.num_disks; i++) {
-		const struct disk_opt *d = &vm->opt.disks[i];
+		const struct vmm_disk_opt *d = &vm->opt.disks[i];
 		struct vdk_blk_config bc = {
 			.path = d->path,
 			.read_only = d->read_only,
@@ -528,14 +246,15 @@ static int setup_devices(struct vm *vm)
 		snprintf(id, sizeof(id), "disk%zu", i);
 		r = vmm_devices_add_blk(vm->devices, id, &bc, &msg);
 		if (r < 0)
-			return die_setup("disk %s: %s: %s", d->path, msg,
-					 strerror(-r)),
+			return vmm_die_setup("disk %s: %s: %s", d->path, msg,
+					     strerror(-r)),
 			       r;
 	}
 	if (vm->opt.rng) {
 		r = vmm_devices_add_rng(vm->devices, "rng0", &msg);
 		if (r < 0)
-			return die_setup("rng: %s: %s", msg, strerror(-r)), r;
+			return vmm_die_setup("rng: %s: %s", msg, strerror(-r)),
+			       r;
 	}
 	return setup_vconsole(vm);
 }
@@ -567,12 +286,12 @@ static int setup_acpi(struct vm *vm)
 	buf = vdk_mem_translate(vm->mem, VMM_ACPI_DEFAULT_GPA,
 				VMM_ACPI_DEFAULT_SIZE);
 	if (!buf)
-		return die_setup("ACPI area not in guest RAM"), -EFAULT;
+		return vmm_die_setup("ACPI area not in guest RAM"), -EFAULT;
 	r = vmm_acpi_build(&cfg, buf, VMM_ACPI_DEFAULT_SIZE,
 			   VMM_ACPI_DEFAULT_GPA, &layout);
 	if (r < 0)
-		return die_setup("cannot build the ACPI tables: %s",
-				 strerror(-r)),
+		return vmm_die_setup("cannot build the ACPI tables: %s",
+				     strerror(-r)),
 		       r;
 	return 0;
 }
@@ -597,21 +316,21 @@ static int setup_boot(struct vm *vm, struct vmm_boot_entry *entry)
 	int r;
 
 	if (!cmdline)
-		return die_setup("out of memory"), -ENOMEM;
+		return vmm_die_setup("out of memory"), -ENOMEM;
 	r = snprintf(cmdline, size, "%s%s%s", VMM_CMDLINE_BASE,
 		     vm->opt.cmdline[0] ? " " : "", vm->opt.cmdline);
 	if (r < 0 || (size_t)r >= size ||
 	    (vm->opt.mmio_cmdline &&
 	     vmm_mmio_manager_cmdline_append(vm->mgr, cmdline, size) < 0)) {
 		free(cmdline);
-		return die_setup("--cmdline: command line too long"),
+		return vmm_die_setup("--cmdline: command line too long"),
 		       -ENAMETOOLONG;
 	}
 	bc.cmdline = cmdline;
 	r = vmm_boot_load(vm->mem, &bc, entry, &msg);
 	free(cmdline);
 	if (r < 0)
-		return die_setup("kernel %s: %s", vm->opt.kernel, msg), r;
+		return vmm_die_setup("kernel %s: %s", vm->opt.kernel, msg), r;
 	return 0;
 }
 
@@ -620,46 +339,23 @@ static int setup_vcpus(struct vm *vm, const struct vmm_boot_entry *entry)
 	int r;
 
 	if (vm->opt.cpus > vm->kvm.max_vcpus)
-		return die_setup("--cpus %u: KVM allows at most %u",
-				 vm->opt.cpus, vm->kvm.max_vcpus),
+		return vmm_die_setup("--cpus %u: KVM allows at most %u",
+				     vm->opt.cpus, vm->kvm.max_vcpus),
 		       -EINVAL;
 	for (unsigned int i = 0; i < vm->opt.cpus; i++) {
 		r = vmm_vcpu_create(&vm->vcpus[i], &vm->kvm, i, vm->opt.cpus,
 				    &vm->io, &vm->stop);
 		if (r < 0)
-			return die_setup("cannot create vCPU %u: %s", i,
-					 strerror(-r)),
+			return vmm_die_setup("cannot create vCPU %u: %s", i,
+					     strerror(-r)),
 			       r;
 		vm->num_vcpus = i + 1;
 	}
 	r = vmm_vcpu_set_boot_state(&vm->vcpus[0], entry);
 	if (r < 0)
-		return die_setup("cannot set the boot vCPU's registers: %s",
-				 strerror(-r)),
+		return vmm_die_setup("cannot set the boot vCPU's registers: %s",
+				     strerror(-r)),
 		       r;
-	return 0;
-}
-
-/* --virtio-console: one device per stdin/stdout, one writer per file. */
-static int check_vconsole(const struct options *o)
-{
-	if (!o->vconsole)
-		return 0;
-	if (o->vconsole[0] == '\0')
-		return die_setup("--virtio-console: expected stdio or a file "
-				 "name"),
-		       -1;
-	if (!strcmp(o->vconsole, "stdio") && !strcmp(o->console, "stdio"))
-		return die_setup("--virtio-console stdio: stdin and stdout "
-				 "already belong to COM1 (--console stdio, the "
-				 "default); send COM1 elsewhere with --console "
-				 "FILE (e.g. /dev/null)"),
-		       -1;
-	if (!strcmp(o->vconsole, o->console))
-		return die_setup("--virtio-console %s: also the --console "
-				 "file; give each its own",
-				 o->vconsole),
-		       -1;
 	return 0;
 }
 
@@ -675,23 +371,24 @@ static int load_inputs(struct vm *vm)
 	case VMM_KERNEL_BZIMAGE:
 		r = vmm_bzimage_parse(vm->kernel, vm->kernel_len, &bz);
 		if (r == -EPROTONOSUPPORT)
-			return die_setup("kernel %s: bzImage without a 64-bit "
-					 "entry (boot protocol < 2.12 or no "
-					 "XLF_KERNEL_64)",
-					 vm->opt.kernel),
+			return vmm_die_setup(
+				       "kernel %s: bzImage without a 64-bit "
+				       "entry (boot protocol < 2.12 or no "
+				       "XLF_KERNEL_64)",
+				       vm->opt.kernel),
 			       -1;
 		if (r < 0)
-			return die_setup("kernel %s: malformed bzImage",
-					 vm->opt.kernel),
+			return vmm_die_setup("kernel %s: malformed bzImage",
+					     vm->opt.kernel),
 			       -1;
 		break;
 	case VMM_KERNEL_PVH:
 		break;
 	default:
-		return die_setup("kernel %s: neither a bzImage nor an ELF "
-				 "image with a PVH entry note "
-				 "(XEN_ELFNOTE_PHYS32_ENTRY)",
-				 vm->opt.kernel),
+		return vmm_die_setup("kernel %s: neither a bzImage nor an ELF "
+				     "image with a PVH entry note "
+				     "(XEN_ELFNOTE_PHYS32_ENTRY)",
+				     vm->opt.kernel),
 		       -1;
 	}
 	if (vm->opt.initrd &&
@@ -700,10 +397,7 @@ static int load_inputs(struct vm *vm)
 	for (size_t i = 0; i < vm->opt.num_disks; i++)
 		if (check_disk(&vm->opt.disks[i]) < 0)
 			return -1;
-	if (strcmp(vm->opt.console, "stdio") && vm->opt.console[0] == '\0')
-		return die_setup("--console: expected stdio or a file name"),
-		       -1;
-	return check_vconsole(&vm->opt);
+	return vmm_options_check_consoles(&vm->opt);
 }
 
 /* Set up the whole VM. Return: 0, or non-zero after printing why. */
@@ -716,21 +410,21 @@ static int setup(struct vm *vm)
 		return -1;
 	r = vmm_kvm_open(&vm->kvm, "/dev/kvm");
 	if (r < 0)
-		return die_setup("%s", vm->kvm.errmsg), r;
+		return vmm_die_setup("%s", vm->kvm.errmsg), r;
 	if (setup_memory(vm) < 0)
 		return -1;
 	r = vmm_stop_init(&vm->stop);
 	if (r < 0)
-		return die_setup("stop request: %s", strerror(-r)), r;
+		return vmm_die_setup("stop request: %s", strerror(-r)), r;
 	vm->stop_ok = true;
 	r = vdk_io_manager_init(&vm->io);
 	if (r < 0)
-		return die_setup("I/O buses: %s", strerror(-r)), r;
+		return vmm_die_setup("I/O buses: %s", strerror(-r)), r;
 	vm->io_ok = true;
 	r = vmm_console_open(&vm->console, vm->opt.console, &vm->stop);
 	if (r < 0)
-		return die_setup("--console %s: %s", vm->opt.console,
-				 strerror(-r)),
+		return vmm_die_setup("--console %s: %s", vm->opt.console,
+				     strerror(-r)),
 		       r;
 	vm->serial = vmm_serial_new(
 		&(struct vmm_serial_config){serial_out, &vm->console,
@@ -738,10 +432,10 @@ static int setup(struct vm *vm)
 		&r);
 	if (!vm->serial || (r = vmm_serial_register(vm->serial, vm->io.pio,
 						    VMM_SERIAL_COM1_BASE)) < 0)
-		return die_setup("COM1: %s", strerror(-r)), r;
+		return vmm_die_setup("COM1: %s", strerror(-r)), r;
 	r = vmm_platform_register(&vm->platform, vm->io.pio, &vm->stop);
 	if (r < 0)
-		return die_setup("platform ports: %s", strerror(-r)), r;
+		return vmm_die_setup("platform ports: %s", strerror(-r)), r;
 	if (setup_devices(vm) < 0)
 		return -1;
 	if (setup_acpi(vm) < 0 || setup_boot(vm, &entry) < 0)
@@ -774,10 +468,7 @@ static void teardown(struct vm *vm)
 	vdk_mem_free(vm->mem);
 	free(vm->kernel);
 	free(vm->initrd);
-	for (size_t i = 0; i < vm->opt.num_disks; i++) {
-		free(vm->opt.disks[i].path);
-		free(vm->opt.disks[i].serial);
-	}
+	vmm_options_fini(&vm->opt);
 }
 
 /* Run until the guest stops. Return: the exit status. */
@@ -794,7 +485,7 @@ static int run(struct vm *vm)
 	if (r == 0)
 		r = vmm_console_start(&vm->console, vm->serial);
 	if (r < 0)
-		return die_setup("cannot start threads: %s", strerror(-r));
+		return vmm_die_setup("cannot start threads: %s", strerror(-r));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned int i = 0; i < vm->num_vcpus; i++) {
 		r = vmm_vcpu_start(&vm->vcpus[i]);
@@ -822,14 +513,14 @@ static int run(struct vm *vm)
 			(unsigned long long)exits);
 	switch (why) {
 	case VMM_STOP_POWEROFF:
-		return EXIT_POWEROFF;
+		return VMM_EXIT_POWEROFF;
 	case VMM_STOP_RESET:
-		return EXIT_REBOOT;
+		return VMM_EXIT_REBOOT;
 	case VMM_STOP_SHUTDOWN:
-		return EXIT_CRASH;
+		return VMM_EXIT_CRASH;
 	default:
 		return vm->console.signo ? 128 + vm->console.signo
-					 : EXIT_RUNTIME;
+					 : VMM_EXIT_RUNTIME;
 	}
 }
 
@@ -840,15 +531,15 @@ int main(int argc, char **argv)
 
 	vm.kvm.kvm_fd = vm.kvm.vm_fd = -1;
 	vm.vconsole_fd = -1;
-	switch (parse_options(argc, argv, &vm.opt)) {
+	switch (vmm_options_parse(argc, argv, &vm.opt)) {
 	case 1:
 		status = 0;
 		break;
 	case 0:
-		status = setup(&vm) ? EXIT_SETUP : run(&vm);
+		status = setup(&vm) ? VMM_EXIT_SETUP : run(&vm);
 		break;
 	default:
-		status = EXIT_SETUP;
+		status = VMM_EXIT_SETUP;
 		break;
 	}
 	teardown(&vm);

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vdk-vmm's command line (options.h): getopt_long over the long options
+ * --help lists, sizes with K/M/G/T suffixes, --disk's comma-separated
+ * flags, and the range checks that need nothing but the options.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "vcpu.h"
+
+#ifndef VMM_VERSION
+#define VMM_VERSION "unknown"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vdk-vmm --kernel PATH [options]\n"
+		"Boot a Linux kernel (bzImage, or ELF with a PVH note) in a "
+		"KVM virtual machine.\n\n"
+		"  --kernel PATH      kernel image (required)\n"
+		"  --initrd PATH      initial ramdisk\n"
+		"  --cmdline STR      appended to \"" VMM_CMDLINE_BASE "\"\n"
+		"  --memory SIZE      guest RAM, MiB or with a K/M/G/T suffix "
+		"(default 512M; 16M..1T)\n"
+		"  --cpus N           vCPUs (default 1)\n"
+		"  --disk PATH[,readonly][,serial=ID]\n"
+		"                     virtio-blk disk (repeatable)\n"
+		"  --rng              virtio-rng device\n"
+		"  --console stdio|FILE  COM1 output (default stdio; on a "
+		"terminal Ctrl-A x quits)\n"
+		"  --virtio-console stdio|FILE\n"
+		"                     virtio-console device, port 0 (Linux: "
+		"hvc0, add --cmdline console=hvc0):\n"
+		"                     output to stdout or FILE (truncated); "
+		"stdio also reads stdin\n"
+		"                     (line by line on a terminal; Ctrl-C "
+		"stops the VM) and needs\n"
+		"                     --console FILE, e.g. --console "
+		"/dev/null\n"
+		"  --mmio-cmdline     also list virtio-mmio devices on the "
+		"kernel command line\n"
+		"  --help, --version\n\n"
+		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
+		"reboot, 3 guest crash (triple fault), 4 VMM error, 128+n "
+		"signal n.\n");
+}
+
+int vmm_die_setup(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vdk-vmm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return VMM_EXIT_SETUP;
+}
+
+/* Parse SIZE: a number of MiB, or with a K, M, G or T suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v, mul = MIB;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mul = 1ull << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = MIB;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = GIB;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mul = 1ull << 40;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end || __builtin_mul_overflow(v, mul, &v))
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+/* Parse "PATH[,readonly][,serial=ID]". */
+static int parse_disk(const char *arg, struct vmm_disk_opt *d)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	memset(d, 0, sizeof(*d));
+	tok = strtok_r(copy, ",", &save);
+	if (!tok || arg[0] == ',') {
+		free(copy);
+		return -EINVAL;
+	}
+	d->path = strdup(tok);
+	while (r == 0 && (tok = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
+			d->read_only = true;
+		else if (!strncmp(tok, "serial=", 7) && !d->serial &&
+			 strlen(tok + 7) <= 20)
+			d->serial = strdup(tok + 7);
+		else
+			r = -EINVAL;
+	}
+	free(copy);
+	if (!d->path)
+		r = -ENOMEM;
+	return r;
+}
+
+int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
+{
+	enum {
+		O_KERNEL = 256,
+		O_INITRD,
+		O_CMDLINE,
+		O_MEMORY,
+		O_CPUS,
+		O_DISK,
+		O_RNG,
+		O_CONSOLE,
+		O_VCONSOLE,
+		O_MMIO_CMDLINE,
+		O_HELP,
+		O_VERSION
+	};
+	static const struct option longopts[] = {
+		{"kernel", required_argument, NULL, O_KERNEL},
+		{"initrd", required_argument, NULL, O_INITRD},
+		{"cmdline", required_argument, NULL, O_CMDLINE},
+		{"memory", required_argument, NULL, O_MEMORY},
+		{"cpus", required_argument, NULL, O_CPUS},
+		{"disk", required_argument, NULL, O_DISK},
+		{"rng", no_argument, NULL, O_RNG},
+		{"console", required_argument, NULL, O_CONSOLE},
+		{"virtio-console", required_argument, NULL, O_VCONSOLE},
+		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
+		{"help", no_argument, NULL, O_HELP},
+		{"version", no_argument, NULL, O_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	char *end;
+	int c;
+
+	o->memory = VMM_MEM_DEFAULT;
+	o->cpus = 1;
+	o->console = "stdio";
+	o->cmdline = "";
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_KERNEL:
+			o->kernel = optarg;
+			break;
+		case O_INITRD:
+			o->initrd = optarg;
+			break;
+		case O_CMDLINE:
+			o->cmdline = optarg;
+			break;
+		case O_CONSOLE:
+			o->console = optarg;
+			break;
+		case O_VCONSOLE:
+			o->vconsole = optarg;
+			break;
+		case O_RNG:
+			o->rng = true;
+			break;
+		case O_MMIO_CMDLINE:
+			o->mmio_cmdline = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return 1;
+		case O_VERSION:
+			printf("vdk-vmm " VMM_VERSION "\n");
+			return 1;
+		case O_MEMORY:
+			if (parse_size(optarg, &o->memory) < 0) {
+				vmm_die_setup(
+					"--memory %s: not a size (e.g. 512M, "
+					"2G)",
+					optarg);
+				return -1;
+			}
+			break;
+		case O_CPUS:
+			errno = 0;
+			o->cpus = (unsigned int)strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || o->cpus == 0 ||
+			    o->cpus > VMM_MAX_VCPUS) {
+				vmm_die_setup("--cpus %s: must be 1..%u",
+					      optarg, VMM_MAX_VCPUS);
+				return -1;
+			}
+			break;
+		case O_DISK:
+			if (o->num_disks == VMM_MAX_DISKS) {
+				vmm_die_setup("at most %u --disk options",
+					      VMM_MAX_DISKS);
+				return -1;
+			}
+			if (parse_disk(optarg, &o->disks[o->num_disks++]) < 0) {
+				vmm_die_setup(
+					"--disk %s: expected PATH[,readonly]"
+					"[,serial=ID] (ID at most 20 bytes)",
+					optarg);
+				return -1;
+			}
+			break;
+		default:
+			vmm_die_setup("unknown option or missing argument: %s "
+				      "(see --help)",
+				      argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		vmm_die_setup("unexpected argument: %s (see --help)",
+			      argv[optind]);
+		return -1;
+	}
+	if (!o->kernel) {
+		vmm_die_setup("--kernel PATH is required (see --help)");
+		return -1;
+	}
+	if (o->memory < VMM_MEM_MIN || o->memory > VMM_MEM_MAX ||
+	    o->memory % MIB) {
+		vmm_die_setup("--memory: %llu bytes is %s (allowed: 16M to 1T, "
+			      "a whole number of MiB)",
+			      (unsigned long long)o->memory,
+			      o->memory < VMM_MEM_MIN	? "too small"
+			      : o->memory > VMM_MEM_MAX ? "too large"
+							: "not a whole MiB");
+		return -1;
+	}
+	return 0;
+}
+
+/* --virtio-console: one device per stdin/stdout, one writer per file. */
+static int check_vconsole(const struct vmm_options *o)
+{
+	if (!o->vconsole)
+		return 0;
+	if (o->vconsole[0] == '\0')
+		return vmm_die_setup(
+			       "--virtio-console: expected stdio or a file "
+			       "name"),
+		       -1;
+	if (!strcmp(o->vconsole, "stdio") && !strcmp(o->console, "stdio"))
+		return vmm_die_setup(
+			       "--virtio-console stdio: stdin and stdout "
+			       "already belong to COM1 (--console stdio, the "
+			       "default); send COM1 elsewhere with --console "
+			       "FILE (e.g. /dev/null)"),
+		       -1;
+	if (!strcmp(o->vconsole, o->console))
+		return vmm_die_setup("--virtio-console %s: also the --console "
+				     "file; give each its own",
+				     o->vconsole),
+		       -1;
+	return 0;
+}
+
+int vmm_options_check_consoles(const struct vmm_options *o)
+{
+	if (strcmp(o->console, "stdio") && o->console[0] == '\0')
+		return vmm_die_setup("--console: expected stdio or a file "
+				     "name"),
+		       -1;
+	return check_vconsole(o);
+}
+
+void vmm_options_fini(struct vmm_options *o)
+{
+	for (size_t i = 0; i < o->num_disks; i++) {
+		free(o->disks[i].path);
+		free(o->disks[i].serial);
+	}
+}
