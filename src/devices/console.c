@@ -205,10 +205,12 @@ static int con_snapshot(void *dev, cbor_item_t **out)
 	stats_to(&con->stats, v);
 	ok = vdk_snapshot_put(map, "input",
 			      cbor_build_bytestring(in, con->in_len)) &&
+	     /* the unwritten part, [out_off, out_len) */
 	     vdk_snapshot_put(
 		     map, "output",
-		     cbor_build_bytestring(con->out_buf ? con->out_buf : in,
-					   con->out_len - con->out_off)) &&
+		     cbor_build_bytestring(
+			     con->out_buf ? con->out_buf + con->out_off : in,
+			     con->out_len - con->out_off)) &&
 	     vdk_snapshot_put_uint(map, "cols", con->cols) &&
 	     vdk_snapshot_put_uint(map, "rows", con->rows);
 	for (size_t i = SNAP_STATS; ok && i < SNAP_KEYS; i++)

@@ -725,6 +725,62 @@ static void test_snapshot_pending_bytes(void **state)
 	vdk_console_free(b);
 }
 
+/* Output buffered at sleep and then partly flushed (a write that the pipe
+ * cut short) travels in the snapshot from where the flush stopped: the
+ * restored device writes the rest once, nothing twice. (Found by
+ * fuzz/fuzz_console: the snapshot took the buffer from its start.) */
+static void test_snapshot_partly_flushed_output(void **state)
+{
+	struct env *t = *state;
+	static char big[10000], out[sizeof(big)];
+	struct vdk_console_config cfg = {0};
+	struct vdk_console *b;
+	size_t total = 0;
+	uint8_t *snap;
+	size_t snap_len;
+	uint32_t len;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + i / 251);
+	activate(t);
+	/* 4096 bytes fill the pipe; the chain is kept with the rest. */
+	put(t, 0x20000, big, sizeof(big));
+	struct guest_buf gb = {0x20000, sizeof(big), false};
+	assert_true(guest_ring_add_chain(&t->gr[TX], &gb, 1) >= 0);
+	vdk_device_queue_notify(t->dev, TX);
+	assert_true(vdk_console_output_blocked(t->con));
+	/* Sleep moves the rest (5904 bytes) into the output buffer. */
+	assert_int_equal(vdk_device_sleep(t->dev), 0);
+	assert_int_equal(guest_ring_get_used(&t->gr[TX], NULL, &len), 1);
+	assert_int_equal(vdk_device_wake(t->dev, NULL, NULL, NULL), 0);
+	total += drain(t, out, sizeof(out));
+	assert_int_equal(total, 4096);
+	/* One more pipe-full of the buffer goes out: it is half flushed. */
+	assert_int_equal(vdk_console_flush_output(t->con), 1);
+	total += drain(t, out + total, sizeof(out) - total);
+	assert_int_equal(total, 8192);
+
+	assert_int_equal(vdk_device_sleep(t->dev), 0);
+	assert_int_equal(vdk_device_snapshot(t->dev, &snap, &snap_len), 0);
+	cfg.output_fd = t->pipe_wr;
+	assert_int_equal(vdk_console_new(&b, &cfg), 0);
+	assert_int_equal(vdk_device_sleep(vdk_console_device(b)), 0);
+	assert_int_equal(
+		vdk_device_restore(vdk_console_device(b), snap, snap_len), 0);
+	free(snap);
+	vdk_console_free(t->con);
+	t->con = NULL;
+	for (int round = 0; round < 20 && total < sizeof(big); round++) {
+		(void)vdk_console_flush_output(b);
+		total += drain(t, out + total, sizeof(out) - total);
+	}
+	assert_int_equal(total, sizeof(big));
+	assert_memory_equal(out, big, sizeof(big));
+	assert_int_equal(vdk_console_flush_output(b), 0);
+	assert_int_equal(drain(t, out, sizeof(out)), 0); /* nothing more */
+	vdk_console_free(b);
+}
+
 /* A device state map as con_snapshot() writes it, with @input_len bytes
  * of input, @cols x @rows, and key @skip left out (NULL: none). */
 static cbor_item_t *state_map(size_t input_len, uint64_t cols, uint64_t rows,
@@ -968,6 +1024,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_pending_bytes,
 						setup_nonblock, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_snapshot_partly_flushed_output, setup_nonblock,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_restore_refuses, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_input_from_thread, setup,
