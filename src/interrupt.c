@@ -5,8 +5,14 @@
  * by a transport (virtio-mmio raises InterruptStatus bits and its line), or
  * eventfds (vhost-user call fds, KVM irqfds), where a notification is a
  * write of the 8-byte value 1.
+ *
+ * Eventfds can be replaced while device workers signal through them
+ * (vdk_interrupt_set_queue_fd()): each slot has a guard counting the
+ * signallers that may hold its fd, and a replaced fd is handed back only
+ * once none can (the rule is in <vdk/device.h>).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,12 +55,95 @@ int vdk_interrupt_init_eventfd(struct vdk_interrupt *irq, const int *queue_fds,
 	return 0;
 }
 
+/* ---- replacing an eventfd under signallers (see <vdk/device.h>) ------- */
+
+/*
+ * A guard word: bit 31 is the epoch; bits 0-14 count the signallers that
+ * entered in epoch 0, bits 16-30 those of epoch 1 (at most 32767 threads
+ * signal one slot at once). A signaller enters by incrementing its epoch's
+ * count in one compare-and-swap (so the epoch it counts in is the one it
+ * read), loads the fd, writes, and leaves. A replacement publishes the new
+ * fd, flips the epoch, and waits for the old epoch's count to reach zero.
+ *
+ * Why that is enough (C11 orderings as written below):
+ *   - a signaller whose CAS comes after the flip in the word's
+ *     modification order read the flip (or a later RMW in its release
+ *     sequence) with acquire: the new fd, stored before the flip, is what
+ *     it loads;
+ *   - one whose CAS comes before the flip counted in the old epoch, which
+ *     no CAS can join after the flip; the replacement's acquire load that
+ *     sees that count at zero reads from the signaller's release decrement
+ *     (or a later RMW), so the signaller's write() happened before the old
+ *     fd is handed back and closed.
+ */
+#define GUARD_EPOCH 0x80000000u
+
+static uint32_t guard_count_mask(uint32_t epoch_bit)
+{
+	return epoch_bit ? 0x7fff0000u : 0x00007fffu;
+}
+
+static uint32_t guard_enter(struct vdk_interrupt_guard *g)
+{
+	uint32_t w = __atomic_load_n(&g->word, __ATOMIC_RELAXED), one;
+
+	do
+		one = (w & GUARD_EPOCH) ? 0x10000u : 1u;
+	while (!__atomic_compare_exchange_n(&g->word, &w, w + one, true,
+					    __ATOMIC_ACQUIRE,
+					    __ATOMIC_RELAXED));
+	return one;
+}
+
+static void guard_leave(struct vdk_interrupt_guard *g, uint32_t one)
+{
+	__atomic_fetch_sub(&g->word, one, __ATOMIC_RELEASE);
+}
+
+/* Publish @fd in *@slot, wait until no signaller can use the old fd any
+ * more, return the old fd. */
+static int guard_replace(struct vdk_interrupt_guard *g, int *slot, int fd)
+{
+	int old = __atomic_exchange_n(slot, fd < 0 ? -1 : fd, __ATOMIC_ACQ_REL);
+	uint32_t prev =
+		__atomic_fetch_xor(&g->word, GUARD_EPOCH, __ATOMIC_ACQ_REL);
+	uint32_t mask = guard_count_mask(prev & GUARD_EPOCH);
+
+	/* Each signaller left in the old epoch is inside one write(). */
+	while (__atomic_load_n(&g->word, __ATOMIC_ACQUIRE) & mask)
+		sched_yield();
+	return old;
+}
+
+int vdk_interrupt_set_queue_fd(struct vdk_interrupt *irq, uint16_t queue,
+			       int fd, int *old_fd)
+{
+	if (irq->ops || queue >= VDK_DEVICE_MAX_QUEUES)
+		return -EINVAL;
+	*old_fd = guard_replace(&irq->guard[queue], &irq->queue_fd[queue], fd);
+	return 0;
+}
+
+int vdk_interrupt_set_config_fd(struct vdk_interrupt *irq, int fd, int *old_fd)
+{
+	if (irq->ops)
+		return -EINVAL;
+	*old_fd = guard_replace(&irq->guard[VDK_DEVICE_MAX_QUEUES],
+				&irq->config_fd, fd);
+	return 0;
+}
+
+/* ---- signalling ----------------------------------------------------------- */
+
 /*
  * Add 1 to an eventfd counter. EAGAIN means the counter is at its maximum:
  * the reader has not consumed the earlier signals yet, so this one is
- * already pending and nothing is lost.
+ * already pending and nothing is lost. Other failures are counted; the
+ * first is logged (the fd may come from another process, and this runs on
+ * the data path).
  */
-static void eventfd_signal(int fd, const char *what)
+static void eventfd_write_one(struct vdk_interrupt *irq, int fd,
+			      const char *what)
 {
 	const uint64_t one = 1;
 	ssize_t n;
@@ -62,12 +151,38 @@ static void eventfd_signal(int fd, const char *what)
 	do {
 		n = write(fd, &one, sizeof(one));
 	} while (n < 0 && errno == EINTR);
-	if (n < 0 && errno != EAGAIN)
-		vdk_log(VDK_LOG_ERROR, MOD, "%s eventfd %d: write failed: %s",
+	if (n == (ssize_t)sizeof(one) || (n < 0 && errno == EAGAIN))
+		return;
+	if (__atomic_fetch_add(&irq->signal_errors, 1, __ATOMIC_RELAXED) != 0)
+		return;
+	if (n < 0)
+		vdk_log(VDK_LOG_ERROR, MOD,
+			"%s eventfd %d: write failed: %s (further failures "
+			"are not logged)",
 			what, fd, strerror(errno));
-	else if (n >= 0 && n != (ssize_t)sizeof(one))
-		vdk_log(VDK_LOG_ERROR, MOD, "%s eventfd %d: short write %zd",
+	else
+		vdk_log(VDK_LOG_ERROR, MOD,
+			"%s eventfd %d: short write %zd (further failures "
+			"are not logged)",
 			what, fd, n);
+}
+
+/* Signal the eventfd in *@slot, guarded by @g. */
+static void eventfd_signal(struct vdk_interrupt *irq,
+			   struct vdk_interrupt_guard *g, const int *slot,
+			   const char *what)
+{
+	uint32_t one;
+	int fd;
+
+	/* No fd: nothing to write, nothing to guard. */
+	if (__atomic_load_n(slot, __ATOMIC_RELAXED) < 0)
+		return;
+	one = guard_enter(g);
+	fd = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (fd >= 0)
+		eventfd_write_one(irq, fd, what);
+	guard_leave(g, one);
 }
 
 void vdk_interrupt_signal_used_queue(struct vdk_interrupt *irq, uint16_t queue)
@@ -79,8 +194,9 @@ void vdk_interrupt_signal_used_queue(struct vdk_interrupt *irq, uint16_t queue)
 			irq->ops->signal_used_queue(irq->opaque, queue);
 		return;
 	}
-	if (queue < VDK_DEVICE_MAX_QUEUES && irq->queue_fd[queue] >= 0)
-		eventfd_signal(irq->queue_fd[queue], "used queue");
+	if (queue < VDK_DEVICE_MAX_QUEUES)
+		eventfd_signal(irq, &irq->guard[queue], &irq->queue_fd[queue],
+			       "used queue");
 }
 
 void vdk_interrupt_signal_config_changed(struct vdk_interrupt *irq)
@@ -92,8 +208,8 @@ void vdk_interrupt_signal_config_changed(struct vdk_interrupt *irq)
 			irq->ops->signal_config_changed(irq->opaque);
 		return;
 	}
-	if (irq->config_fd >= 0)
-		eventfd_signal(irq->config_fd, "config");
+	eventfd_signal(irq, &irq->guard[VDK_DEVICE_MAX_QUEUES], &irq->config_fd,
+		       "config");
 }
 
 void vdk_interrupt_needs_reset(struct vdk_interrupt *irq)
@@ -110,6 +226,6 @@ void vdk_interrupt_needs_reset(struct vdk_interrupt *irq)
 	}
 	/* eventfd backing has no status register: the frontend learns of the
 	 * error from the configuration change it is sent (virtio 1.2 §2.1.2). */
-	if (irq->config_fd >= 0)
-		eventfd_signal(irq->config_fd, "config");
+	eventfd_signal(irq, &irq->guard[VDK_DEVICE_MAX_QUEUES], &irq->config_fd,
+		       "config");
 }

@@ -38,7 +38,25 @@
  * Threading: one connection is used by one thread (process_message,
  * handle_kick, run). The backend may run its own workers between
  * start_queue() and stop_queue(); they may signal used buffers and
- * configuration changes through the struct vdk_interrupt they were given.
+ * configuration changes through the struct vdk_interrupt they were given,
+ * from any thread, for any queue, at any time until the connection is
+ * freed.
+ *
+ * File descriptors the front-end replaces while rings run (the rule):
+ *   - call fd (SET_VRING_CALL, also dropped by GET_VRING_BASE and
+ *     RESET_DEVICE): written by device workers. The library publishes the
+ *     new fd, waits until every worker that may have loaded the old one has
+ *     finished its write (a per-ring guard count, RCU-like; see
+ *     vdk_interrupt_set_queue_fd() in <vdk/device.h>), and only then closes
+ *     the old fd. A notification therefore goes to the old or the new call
+ *     fd, never to a closed fd or to another file that reuses its number.
+ *     Workers never wait; a notification costs one eventfd write.
+ *   - kick fd (SET_VRING_KICK) and error fd (SET_VRING_ERR): used only on
+ *     the connection's thread (vdk_vhost_user_handle_kick()), so they are
+ *     replaced between two uses, never during one. A caller's event loop is
+ *     told to stop watching a kick fd (struct vdk_vhost_user_watch_ops
+ *     remove) before it is closed and must identify kicks by queue index,
+ *     not by fd; it must call handle_kick on the connection's thread.
  */
 #ifndef VDK_VHOST_USER_H
 #define VDK_VHOST_USER_H
@@ -103,8 +121,10 @@ struct vdk_vhost_user_backend_ops {
 	/**
 	 * Start processing queue @index. @q is activated (its areas checked
 	 * against @mem); @irq signals used buffers through the ring's call fd
-	 * (vdk_interrupt_signal_used_queue(irq, index)). All three stay valid
-	 * until stop_queue(@index) returns. Return 0 or -errno.
+	 * (vdk_interrupt_signal_used_queue(irq, index); from any thread, and
+	 * safe while the front-end replaces the call fd, see "Threading"
+	 * above). @q and @mem stay valid until stop_queue(@index) returns;
+	 * @irq until the connection is freed. Return 0 or -errno.
 	 */
 	int (*start_queue)(void *be, uint16_t index, struct vdk_virtq *q,
 			   const struct vdk_mem *mem,
@@ -115,7 +135,10 @@ struct vdk_vhost_user_backend_ops {
 	 * start_queue() (ownership goes back to the library), or NULL if the
 	 * queue was not started. With an inflight region, chains given back
 	 * (popped, never returned) are handed out again by vdk_virtq_pop()
-	 * when the ring next starts, in this process or a new one.
+	 * when the ring next starts, in this process or a new one. Chains
+	 * given back leave the queue's in_flight count when the ring stops
+	 * (vdk_virtq_set_resubmit()), and re-enter it once each when popped
+	 * again, so in_flight stays exact across restarts.
 	 */
 	struct vdk_virtq *(*stop_queue)(void *be, uint16_t index);
 	/** Optional: the front-end notified queue @index (a kick). */

@@ -123,7 +123,9 @@ struct vdk_virtq {
 	uint16_t next_used;	 /**< next used-ring slot to write */
 	uint16_t signalled_used; /**< used idx at the last notification */
 	bool signalled_used_valid;
-	uint32_t in_flight;	    /**< chains popped and not yet added used */
+	/** chains popped and not yet added used, since the last
+	 * vdk_virtq_set_resubmit() (chains given back leave it) */
+	uint32_t in_flight;
 	enum vdk_virtq_error error; /**< sticky; VDK_VIRTQ_OK while usable */
 	struct vdk_ratelimit log_rl;
 	uint16_t index; /**< queue index in its device, for messages */
@@ -320,12 +322,21 @@ void vdk_virtq_set_track(struct vdk_virtq *q,
  * by them: it should already be past them (vhost-user: used idx + number of
  * inflight heads).
  *
+ * In-flight accounting: calling this (with any @n, 0 included) says that
+ * whoever popped from the queue before has stopped and given back every
+ * chain it had not returned (vhost-user stop_queue()). Those chains leave
+ * in_flight, which restarts at 0; a listed head is counted again when it
+ * is popped. So a chain handed back and resubmitted in the same process
+ * counts once, and in_flight is exact across stop and restart. A device
+ * that keeps chains across deactivate/activate (sleep) must not call it.
+ *
  * Call while the queue is not active, or after activation before the first
  * pop, on the thread that uses the queue.
  *
  * Return: 0; -EINVAL if @heads is NULL with @n > 0, a head is >= the queue
- * size or appears twice (the pending list is then unchanged); -EBUSY if the
- * queue is active and popped a chain since its activation; -ENOMEM.
+ * size or appears twice; -EBUSY if the queue is active and popped a chain
+ * since its activation; -ENOMEM (on every error the pending list and
+ * in_flight are unchanged).
  */
 int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
 			   uint16_t n);

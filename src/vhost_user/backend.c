@@ -158,11 +158,13 @@ static int ring_update(struct vdk_vhost_user *vu, uint16_t i)
 static void ring_close_fds(struct vdk_vhost_user *vu, uint16_t i)
 {
 	struct vu_ring *r = &vu->rings[i];
-
-	int call_fd = __atomic_exchange_n(&r->call_fd, -1, __ATOMIC_ACQ_REL);
+	int call_fd = -1;
 
 	vu_watch_remove(vu, r->kick_fd, i);
 	vu_close_fd(&r->kick_fd);
+	/* Workers of other rings may still signal this one: see
+	 * vu_set_vring_call(). */
+	(void)vdk_interrupt_set_queue_fd(&vu->calls, i, -1, &call_fd);
 	vu_close_fd(&call_fd);
 	vu_close_fd(&r->err_fd);
 }
@@ -216,20 +218,16 @@ bool vu_any_ring_running(const struct vdk_vhost_user *vu)
 
 /* ---- the interrupt devices signal through ------------------------------ */
 
-/* Used buffers: a write to the ring's call eventfd (EAGAIN: the counter is
- * full, the front-end has a notification pending anyway). Runs on device
- * workers; the fd is published atomically by SET_VRING_CALL. */
+/* Used buffers: a write to the ring's call eventfd, which vu->calls holds
+ * (EAGAIN: the counter is full, the front-end has a notification pending
+ * anyway). Runs on device workers, concurrently with SET_VRING_CALL on the
+ * control thread: vu->calls guards the fd (see vu_set_vring_call()). */
 static void vu_signal_used_queue(void *opaque, uint16_t queue)
 {
 	struct vdk_vhost_user *vu = opaque;
-	const uint64_t one = 1;
-	int fd;
 
-	if (queue >= vu->num_queues)
-		return;
-	fd = __atomic_load_n(&vu->rings[queue].call_fd, __ATOMIC_ACQUIRE);
-	if (fd >= 0)
-		(void)!write(fd, &one, sizeof(one));
+	if (queue < vu->num_queues)
+		vdk_interrupt_signal_used_queue(&vu->calls, queue);
 }
 
 /* Configuration change: a message on the back-end channel. */
@@ -450,6 +448,8 @@ int vu_set_vring_kick(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	struct vu_ring *r = &vu->rings[i];
 
 	(void)reply;
+	/* Only handle_kick reads kick_fd, on this thread: not mid-read now.
+	 * The caller's loop stops watching it before it is closed. */
 	vu_watch_remove(vu, r->kick_fd, i);
 	vu_close_fd(&r->kick_fd);
 	if (msg->nfds) { /* none: the ring is polled (handle_kick) */
@@ -465,15 +465,19 @@ int vu_set_vring_call(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		      struct vu_reply *reply)
 {
 	uint16_t i = msg->payload.u64 & VHOST_USER_VRING_IDX_MASK;
-	struct vu_ring *r = &vu->rings[i];
-	int fd = msg->nfds ? msg->fds[0] : -1;
+	int fd = msg->nfds ? msg->fds[0] : -1, old = -1;
 
 	(void)reply;
 	if (msg->nfds)
 		msg->fds[0] = -1;
-	/* A running device reads call_fd: publish the new fd, then close
-	 * the old one. */
-	int old = __atomic_exchange_n(&r->call_fd, fd, __ATOMIC_ACQ_REL);
+	/*
+	 * Device workers may be signalling this ring right now (the ring may
+	 * run). The new fd is published, then the old one is handed back only
+	 * once no worker can still be writing to it (vdk_interrupt_set_queue_fd
+	 * waits for those in their write()), so closing it cannot make a
+	 * worker write to a closed fd or to a file that reuses its number.
+	 */
+	(void)vdk_interrupt_set_queue_fd(&vu->calls, i, fd, &old);
 	vu_close_fd(&old);
 	return 0;
 }
@@ -485,6 +489,7 @@ int vu_set_vring_err(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	struct vu_ring *r = &vu->rings[i];
 
 	(void)reply;
+	/* Only handle_kick writes err_fd, on this thread: not in use now. */
 	vu_close_fd(&r->err_fd);
 	if (msg->nfds) {
 		r->err_fd = msg->fds[0];
@@ -591,7 +596,7 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
 			free(vu);
 			goto fail;
 		}
-		r->kick_fd = r->call_fd = r->err_fd = -1;
+		r->kick_fd = r->err_fd = -1;
 	}
 	for (size_t i = 0; i < VHOST_USER_MAX_FDS; i++)
 		vu->rx.msg.fds[i] = -1;
@@ -603,6 +608,7 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
 	}
 	pthread_mutex_init(&vu->backend_lock, NULL);
 	vdk_interrupt_init_callback(&vu->irq, &vu_irq_ops, vu);
+	(void)vdk_interrupt_init_eventfd(&vu->calls, NULL, 0, -1);
 	if (err)
 		*err = 0;
 	return vu;

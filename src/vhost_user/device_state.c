@@ -246,6 +246,7 @@ int vu_set_device_state_fd(struct vdk_vhost_user *vu, struct vu_msg *msg,
 static int xfer_finish(struct vu_state_xfer *x)
 {
 	struct timespec deadline;
+	bool done;
 	int ret = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -253,10 +254,12 @@ static int xfer_finish(struct vu_state_xfer *x)
 	pthread_mutex_lock(&x->lock);
 	while (!x->done && ret == 0)
 		ret = -pthread_cond_timedwait(&x->cond, &x->lock, &deadline);
-	if (x->done)
+	/* read under the lock: the worker sets it */
+	done = x->done;
+	if (done)
 		ret = x->result;
 	pthread_mutex_unlock(&x->lock);
-	if (ret == 0 || x->done) {
+	if (ret == 0 || done) {
 		pthread_join(x->thread, NULL);
 		x->thread_running = false;
 	}

@@ -396,7 +396,9 @@ void vu_inflight_ring_stop(struct vdk_vhost_user *vu, uint16_t i)
 	settle_used(r);
 	vdk_virtq_set_track(&r->q, NULL, NULL);
 	/* Heads not resubmitted yet stay marked: the next start lists them
-	 * again. */
+	 * again. Dropping the list also tells the queue that the backend gave
+	 * back what it had not returned: those chains leave in_flight and
+	 * count again when they are resubmitted (once, not twice). */
 	(void)vdk_virtq_set_resubmit(&r->q, NULL, 0);
 	r->inflight = NULL;
 }

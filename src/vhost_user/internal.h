@@ -66,8 +66,10 @@ struct vu_rx {
 /** One ring (virtqueue) as the front-end configures it. */
 struct vu_ring {
 	struct vdk_virtq q;
+	/* kick_fd and err_fd are used on the connection's thread only
+	 * (handle_kick, the handlers): replaced between two uses, never
+	 * during one. The call fd is in vdk_vhost_user.calls. */
 	int kick_fd;   /**< -1: none (polling if started) */
-	int call_fd;   /**< -1: none */
 	int err_fd;    /**< -1: none */
 	bool started;  /**< SET_VRING_KICK seen, GET_VRING_BASE not since */
 	bool enabled;  /**< SET_VRING_ENABLE 1, or no protocol features */
@@ -121,8 +123,13 @@ struct vdk_vhost_user {
 	bool owner; /**< SET_OWNER seen */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
-	struct vdk_mem *mem; /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
-	struct vdk_interrupt irq;
+	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
+	struct vdk_interrupt irq; /**< what backends signal through */
+	/** eventfd-backed: the rings' call fds, queue_fd[i] for ring i. Device
+	 * workers write them (through irq) while SET_VRING_CALL replaces them
+	 * with vdk_interrupt_set_queue_fd(), which hands the old fd back only
+	 * when no worker can still be writing to it. */
+	struct vdk_interrupt calls;
 	struct vu_ring rings[VDK_DEVICE_MAX_QUEUES];
 	const struct vdk_vhost_user_watch_ops *watch;
 	void *watch_opaque;

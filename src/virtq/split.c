@@ -372,6 +372,19 @@ void vdk_virtq_set_track(struct vdk_virtq *q,
 	update_fast(q);
 }
 
+/*
+ * A resubmit list is set (or dropped) when the device that popped from the
+ * queue has stopped and given back the chains it had not returned: those
+ * are no longer in flight. Each listed head counts again when it is popped
+ * (pop_resubmit()), so a chain given back and resubmitted in the same
+ * process is counted once, not twice, and in_flight stays exact: the
+ * chains popped since, not returned.
+ */
+static void given_back(struct vdk_virtq *q)
+{
+	q->in_flight = 0;
+}
+
 int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
 			   uint16_t n)
 {
@@ -383,6 +396,7 @@ int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
 		return -EBUSY;
 	if (n == 0) {
 		resubmit_drop(q);
+		given_back(q);
 		return 0;
 	}
 	if (heads == NULL || n > q->size)
@@ -410,6 +424,7 @@ int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
 	resubmit_drop(q);
 	q->resubmit = copy;
 	q->resubmit_num = n;
+	given_back(q);
 	update_fast(q);
 	return 0;
 }

@@ -8,9 +8,13 @@
  * checked when set and refused once the queue popped; the track hook sees
  * every chain popped and every used element before it is published; a
  * queue without either behaves as before and keeps its fast path.
+ * in_flight is exact when a device stops, gives chains back and the same
+ * queue restarts with them resubmitted (each counted once, not twice).
  *
  * A "previous incarnation" of the device is played by a first queue that
  * pops chains and is dropped; a second queue on the same rings takes over.
+ * The same-process restart reuses one queue: deactivate, resubmit list,
+ * activate.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,16 +34,17 @@
 
 #include "guest_ring.h"
 
-#define RAM_SIZE    0x40000ull
-#define RING_GPA    0x0ull
-#define DATA_GPA    0x10000ull
-#define TABLE_GPA   0x30000ull
-#define HOLE_GPA    0x80000000ull
-#define QSIZE	    16
-#define IOV_CAP	    8
-#define F_INDIRECT  (1ull << VIRTIO_RING_F_INDIRECT_DESC)
-#define F_EVENT_IDX (1ull << VIRTIO_RING_F_EVENT_IDX)
-#define MAX_EVENTS  64
+#define RAM_SIZE	  0x40000ull
+#define RING_GPA	  0x0ull
+#define DATA_GPA	  0x10000ull
+#define TABLE_GPA	  0x30000ull
+#define HOLE_GPA	  0x80000000ull
+#define QSIZE		  16
+#define IOV_CAP		  8
+#define F_INDIRECT	  (1ull << VIRTIO_RING_F_INDIRECT_DESC)
+#define F_EVENT_IDX	  (1ull << VIRTIO_RING_F_EVENT_IDX)
+#define F_NOTIFY_ON_EMPTY (1ull << VIRTIO_F_NOTIFY_ON_EMPTY)
+#define MAX_EVENTS	  64
 
 /* What the track hook saw. */
 struct event {
@@ -516,6 +521,150 @@ static void test_default_unchanged(void **state)
 	assert_int_equal(vdk_virtq_error(q), VDK_VIRTQ_ERR_HEAD_INDEX);
 }
 
+/* Pop one chain and return its head (a fault unless one is popped). */
+static uint16_t pop_head(struct fx *f, struct vdk_virtq *q)
+{
+	assert_int_equal(pop(f, q), 1);
+	return f->chain.head;
+}
+
+/*
+ * One queue, one process: the device pops three chains, returns one, stops
+ * and gives the other two back; the queue restarts with them resubmitted
+ * (as vhost-user does from its inflight region). Each is counted in flight
+ * once: after all are returned in_flight is 0, a further add_used is
+ * refused, and VIRTIO_F_NOTIFY_ON_EMPTY notifies on the now empty queue.
+ */
+static void test_in_flight_restart_same_queue(void **state)
+{
+	struct fx *f = *state;
+	struct vdk_virtq *q = &f->q;
+	uint16_t h[4], again[2];
+
+	vdk_virtq_set_track(q, &rec_ops, f); /* tracked, as vhost-user */
+	start(f, q, F_NOTIFY_ON_EMPTY);
+	for (unsigned k = 0; k < 3; k++)
+		h[k] = post(f, k);
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(pop_head(f, q), h[k]);
+	assert_int_equal(q->in_flight, 3);
+	assert_int_equal(vdk_virtq_add_used(q, h[0], 1), 0);
+	assert_int_equal(q->in_flight, 2);
+
+	/* stop: h[1] and h[2] handed back; restart resubmitting them */
+	vdk_virtq_deactivate(q);
+	again[0] = h[2];
+	again[1] = h[1];
+	assert_int_equal(vdk_virtq_set_resubmit(q, again, 2), 0);
+	assert_int_equal(q->in_flight, 0); /* given back */
+	start(f, q, F_NOTIFY_ON_EMPTY);
+	assert_int_equal(pop_head(f, q), h[2]);
+	assert_int_equal(pop_head(f, q), h[1]);
+	assert_int_equal(q->in_flight, 2); /* not 4 */
+	h[3] = post(f, 3);
+	assert_int_equal(pop_head(f, q), h[3]);
+	assert_int_equal(q->in_flight, 3);
+	assert_int_equal(pop(f, q), 0);
+
+	/* the driver suppresses notifications: only "empty" overrides it */
+	assert_int_equal(
+		guest_ring_set_avail_flags(&f->gr, VRING_AVAIL_F_NO_INTERRUPT),
+		0);
+	assert_int_equal(vdk_virtq_add_used(q, h[1], 2), 0);
+	assert_int_equal(vdk_virtq_add_used(q, h[3], 3), 0);
+	assert_false(vdk_virtq_should_notify(q)); /* h[2] still out */
+	assert_int_equal(vdk_virtq_add_used(q, h[2], 4), 0);
+	assert_int_equal(q->in_flight, 0);
+	assert_true(vdk_virtq_should_notify(q)); /* empty: notify */
+	/* nothing is in flight: a fifth used element is a device bug */
+	assert_int_equal(vdk_virtq_add_used(q, h[0], 0), -EINVAL);
+	assert_int_equal(vdk_virtq_error(q), VDK_VIRTQ_ERR_USED_ID);
+	assert_int_equal(guest_ring_used_idx(&f->gr), 4);
+}
+
+/*
+ * Restarts in a row: a list of three resubmitted, one popped again before
+ * the next stop; the next start lists all three again (the region still
+ * marks them). Exactly three are in flight once they are popped, whatever
+ * happened before.
+ */
+static void test_in_flight_restart_twice(void **state)
+{
+	struct fx *f = *state;
+	struct vdk_virtq *q = &f->q;
+	uint16_t h[3];
+
+	previous_incarnation(f, 3, h); /* a crashed process took three */
+	assert_int_equal(vdk_virtq_set_next_avail(q, 3), 0);
+	assert_int_equal(vdk_virtq_set_resubmit(q, h, 3), 0);
+	start(f, q, 0);
+	assert_int_equal(q->in_flight, 0);
+	assert_int_equal(pop_head(f, q), h[0]);
+	assert_int_equal(q->in_flight, 1);
+
+	for (int restart = 0; restart < 3; restart++) {
+		vdk_virtq_deactivate(q);
+		assert_int_equal(vdk_virtq_set_resubmit(q, h, 3), 0);
+		assert_int_equal(q->in_flight, 0);
+		start(f, q, 0);
+		for (unsigned k = 0; k < 3; k++)
+			assert_int_equal(pop_head(f, q), h[k]);
+		assert_int_equal(q->in_flight, 3);
+		assert_int_equal(pop(f, q), 0);
+		assert_int_equal(vdk_virtq_next_avail(q), 3);
+	}
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(vdk_virtq_add_used(q, h[k], 0), 0);
+	assert_int_equal(q->in_flight, 0);
+	assert_int_equal(vdk_virtq_add_used(q, h[0], 0), -EINVAL);
+}
+
+/*
+ * Without an inflight region the chains given back are not resubmitted;
+ * dropping the (empty) list at the stop still takes them out of in_flight:
+ * the device cannot return them after the restart. A queue only
+ * deactivated and activated again (a sleeping device that keeps its chains)
+ * keeps its count. A refused list changes nothing.
+ */
+static void test_in_flight_given_back_without_list(void **state)
+{
+	struct fx *f = *state;
+	struct vdk_virtq *q = &f->q;
+	const uint16_t dup[] = {1, 1};
+	uint16_t h[4];
+
+	start(f, q, 0);
+	for (unsigned k = 0; k < 3; k++)
+		h[k] = post(f, k);
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(pop_head(f, q), h[k]);
+	assert_int_equal(q->in_flight, 3);
+
+	/* sleep and wake: the device still holds them */
+	vdk_virtq_deactivate(q);
+	start(f, q, 0);
+	assert_int_equal(q->in_flight, 3);
+	assert_int_equal(vdk_virtq_add_used(q, h[0], 0), 0);
+	h[3] = post(f, 3);
+	assert_int_equal(pop_head(f, q), h[3]);
+	assert_int_equal(q->in_flight, 3);
+	/* refused lists and a refused drop: count unchanged */
+	assert_int_equal(vdk_virtq_set_resubmit(q, NULL, 0), -EBUSY);
+	assert_int_equal(vdk_virtq_set_resubmit(q, &h[1], 1), -EBUSY);
+	vdk_virtq_deactivate(q);
+	assert_int_equal(vdk_virtq_set_resubmit(q, dup, 2), -EINVAL);
+	assert_int_equal(vdk_virtq_set_resubmit(q, NULL, 1), -EINVAL);
+	assert_int_equal(q->in_flight, 3);
+
+	/* stopped for good: h[1..3] given back, not resubmitted */
+	assert_int_equal(vdk_virtq_set_resubmit(q, NULL, 0), 0);
+	assert_int_equal(q->in_flight, 0);
+	start(f, q, 0);
+	assert_int_equal(pop(f, q), 0);
+	assert_int_equal(vdk_virtq_add_used(q, h[1], 0), -EINVAL);
+	assert_int_equal(vdk_virtq_error(q), VDK_VIRTQ_ERR_USED_ID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +680,13 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_default_unchanged, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_in_flight_restart_same_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_flight_restart_twice,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_in_flight_given_back_without_list, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
