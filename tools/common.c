@@ -440,3 +440,32 @@ int vdk_tool_serve_poll(struct vdk_vhost_user *vu, int sigfd,
 	close(ep);
 	return ret;
 }
+
+int vdk_tool_serve_device(struct vdk_device *dev, int conn, int sigfd,
+			  const struct vdk_tool_fd_handler *extra, size_t n,
+			  uint32_t poll_us)
+{
+	struct vdk_vhost_user_device_adapter ad;
+	const struct vdk_vhost_user_backend_ops *ops;
+	struct vdk_vhost_user *vu;
+	int ret;
+
+	ret = vdk_vhost_user_backend_from_device(&ad, dev, &ops);
+	if (ret < 0) {
+		close(conn);
+		return ret;
+	}
+	vu = vdk_vhost_user_new(conn, ops, &ad, &ret);
+	if (!vu) {
+		close(conn);
+		return ret;
+	}
+	vdk_tool_msg("front-end connected");
+	ret = vdk_tool_serve_poll(vu, sigfd, extra, n, poll_us);
+	if (ret == 0 && vdk_vhost_user_is_broken(vu))
+		vdk_tool_msg("front-end disconnected");
+	/* Stops every ring (a device drains its in-flight requests) and
+	 * resets the device before the connection goes. */
+	vdk_vhost_user_free(vu);
+	return ret;
+}

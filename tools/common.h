@@ -145,4 +145,17 @@ int vdk_tool_serve_poll(struct vdk_vhost_user *vu, int sigfd,
 			const struct vdk_tool_fd_handler *extra, size_t n,
 			uint32_t poll_us);
 
+/**
+ * vdk_tool_serve_device() - serve the in-process device @dev to the
+ * front-end on @conn through the library's device adapter
+ * (vdk_vhost_user_backend_from_device()), with vdk_tool_serve_poll(), then
+ * free the connection (every ring stops, the device is reset).
+ * @conn: the connected socket; taken over (closed on every path).
+ *
+ * Return: as vdk_tool_serve(); -errno if the connection cannot be set up.
+ */
+int vdk_tool_serve_device(struct vdk_device *dev, int conn, int sigfd,
+			  const struct vdk_tool_fd_handler *extra, size_t n,
+			  uint32_t poll_us);
+
 #endif /* VDK_TOOLS_COMMON_H */

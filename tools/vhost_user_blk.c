@@ -173,27 +173,13 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 		(unsigned long long)s.unsupported);
 }
 
-/* Serve @blk to the front-end on @conn (taken over). */
+/* Serve @blk to the front-end on @conn (taken over), with the queues'
+ * completion fds in the serving loop. */
 static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
 		 uint32_t poll_us)
 {
-	struct vdk_vhost_user_device_adapter ad;
-	const struct vdk_vhost_user_backend_ops *ops;
 	struct vdk_tool_fd_handler handlers[VDK_BLK_MAX_QUEUES];
-	struct vdk_vhost_user *vu;
-	int ret;
 
-	ret = vdk_vhost_user_backend_from_device(&ad, vdk_blk_device(blk),
-						 &ops);
-	if (ret < 0) {
-		close(conn);
-		return ret;
-	}
-	vu = vdk_vhost_user_new(conn, ops, &ad, &ret);
-	if (!vu) {
-		close(conn);
-		return ret;
-	}
 	for (uint16_t i = 0; i < nq; i++)
 		handlers[i] = (struct vdk_tool_fd_handler){
 			.fd = vdk_blk_completion_fd(blk, i),
@@ -201,14 +187,8 @@ static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
 			.opaque = blk,
 			.index = i,
 		};
-	vdk_tool_msg("front-end connected");
-	ret = vdk_tool_serve_poll(vu, sigfd, handlers, nq, poll_us);
-	if (ret == 0 && vdk_vhost_user_is_broken(vu))
-		vdk_tool_msg("front-end disconnected");
-	/* Stops every ring (the device drains its in-flight requests) and
-	 * resets the device before the connection goes. */
-	vdk_vhost_user_free(vu);
-	return ret;
+	return vdk_tool_serve_device(vdk_blk_device(blk), conn, sigfd, handlers,
+				     nq, poll_us);
 }
 
 int main(int argc, char **argv)

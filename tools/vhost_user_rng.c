@@ -56,32 +56,6 @@ static void usage(FILE *out)
 		vdk_tool_common_help);
 }
 
-static int serve(struct vdk_rng *rng, int conn, int sigfd)
-{
-	struct vdk_vhost_user_device_adapter ad;
-	const struct vdk_vhost_user_backend_ops *ops;
-	struct vdk_vhost_user *vu;
-	int ret;
-
-	ret = vdk_vhost_user_backend_from_device(&ad, vdk_rng_device(rng),
-						 &ops);
-	if (ret < 0) {
-		close(conn);
-		return ret;
-	}
-	vu = vdk_vhost_user_new(conn, ops, &ad, &ret);
-	if (!vu) {
-		close(conn);
-		return ret;
-	}
-	vdk_tool_msg("front-end connected");
-	ret = vdk_tool_serve(vu, sigfd, NULL, 0);
-	if (ret == 0 && vdk_vhost_user_is_broken(vu))
-		vdk_tool_msg("front-end disconnected");
-	vdk_vhost_user_free(vu);
-	return ret;
-}
-
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
@@ -141,7 +115,8 @@ int main(int argc, char **argv)
 	}
 	ret = vdk_tool_accept(&o, sigfd, &conn);
 	if (ret == 0) {
-		ret = serve(rng, conn, sigfd);
+		ret = vdk_tool_serve_device(vdk_rng_device(rng), conn, sigfd,
+					    NULL, 0, 0);
 		st = vdk_rng_stats(rng);
 		vdk_tool_msg("%llu requests, %llu random bytes",
 			     (unsigned long long)st.requests,
