@@ -42,6 +42,10 @@
  * from any thread, for any queue, at any time until the connection is
  * freed.
  *
+ * Signals: the front-end chooses what the call, kick and error fds are; a
+ * pipe whose reader went away makes a write raise SIGPIPE. A program using
+ * this library must ignore SIGPIPE (the vdk-vhost-user-* tools do).
+ *
  * File descriptors the front-end replaces while rings run (the rule):
  *   - call fd (SET_VRING_CALL, also dropped by GET_VRING_BASE and
  *     RESET_DEVICE): written by device workers. The library publishes the
