@@ -476,7 +476,7 @@ static void test_cap_list(void **state)
 	uint32_t live = rd(f, off + 4, 4) >> 24;
 	assert_int_equal(live, (uint32_t)h.reads);
 	/* A capability that does not fit. */
-	uint8_t big[200] = {0};
+	uint8_t big[180] = {0};
 	assert_int_equal(vdk_pci_add_cap(f->d, PCI_CAP_ID_VNDR, big,
 					 sizeof(big), NULL, NULL, NULL, NULL),
 			 -ENOSPC);
