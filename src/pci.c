@@ -843,3 +843,108 @@ void vdk_pci_reset(struct vdk_pci_dev *d)
 	if (d->msix_cap && d->changed_fn)
 		d->changed_fn(d->msix_opaque, UINT16_MAX);
 }
+
+/* ---- state ----------------------------------------------------------------- */
+
+/* Layout: cfg[256], then 6 BAR addresses (u64), then the MSI-X table
+ * (nvec * 16 bytes) and PBA ((nvec + 63) / 64 u64), all little-endian. */
+size_t vdk_pci_state_size(struct vdk_pci_dev *d)
+{
+	if (!d)
+		return 0;
+	return VDK_PCI_CONFIG_SIZE + VDK_PCI_NUM_BARS * 8 +
+	       (size_t)d->nvec * VDK_PCI_MSIX_ENTRY_SIZE +
+	       ((size_t)d->nvec + 63) / 64 * 8;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int vdk_pci_save_state(struct vdk_pci_dev *d, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	if (!d || !buf || len != vdk_pci_state_size(d))
+		return -EINVAL;
+	memcpy(p, d->cfg, VDK_PCI_CONFIG_SIZE);
+	p += VDK_PCI_CONFIG_SIZE;
+	for (unsigned int i = 0; i < VDK_PCI_NUM_BARS; i++, p += 8)
+		put64(p, d->bars[i].addr);
+	pthread_mutex_lock(&d->irq_lock);
+	for (uint32_t w = 0; w < (uint32_t)d->nvec * 4; w++, p += 4)
+		put32(p, d->table[w]);
+	for (uint32_t w = 0; w < ((uint32_t)d->nvec + 63) / 64; w++, p += 8)
+		put64(p, d->pba[w]);
+	pthread_mutex_unlock(&d->irq_lock);
+	return 0;
+}
+
+int vdk_pci_load_state(struct vdk_pci_dev *d, const void *buf, size_t len)
+{
+	const uint8_t *p = buf, *bars, *tbl, *pba;
+	uint32_t npba;
+
+	if (!d || !buf || len != vdk_pci_state_size(d))
+		return -EINVAL;
+	bars = p + VDK_PCI_CONFIG_SIZE;
+	tbl = bars + VDK_PCI_NUM_BARS * 8;
+	pba = tbl + (size_t)d->nvec * VDK_PCI_MSIX_ENTRY_SIZE;
+	npba = ((uint32_t)d->nvec + 63) / 64;
+	/* Check everything before changing anything. */
+	for (unsigned int i = 0; i < VDK_PCI_CONFIG_SIZE; i++)
+		if ((p[i] & ~d->wmask[i]) != (d->cfg[i] & ~d->wmask[i]) &&
+		    !(i >= PCI_BASE_ADDRESS_0 && i < PCI_BASE_ADDRESS_5 + 4) &&
+		    !(i >= PCI_STATUS && i < PCI_STATUS + 2))
+			return -EINVAL;
+	for (unsigned int i = 0; i < VDK_PCI_NUM_BARS; i++) {
+		const struct bar *b = &d->bars[i];
+		uint64_t a = get64(bars + 8 * i);
+
+		if ((!b->size && a) || (b->size && (a & (b->size - 1))) ||
+		    (b->size && !(b->flags & VDK_PCI_BAR_MEM64) &&
+		     a > UINT32_MAX))
+			return -EINVAL;
+	}
+	for (uint32_t v = 0; v < d->nvec; v++)
+		if (get32(tbl + 16 * v + 12) & ~PCI_MSIX_ENTRY_CTRL_MASKBIT)
+			return -EINVAL;
+	if (npba && (d->nvec % 64) &&
+	    (get64(pba + 8 * (npba - 1)) >> (d->nvec % 64)))
+		return -EINVAL;
+
+	for (unsigned int i = 0; i < VDK_PCI_CONFIG_SIZE; i++)
+		if (!(i >= PCI_BASE_ADDRESS_0 && i < PCI_BASE_ADDRESS_5 + 4) &&
+		    !(i >= PCI_STATUS && i < PCI_STATUS + 2))
+			d->cfg[i] = p[i];
+	for (unsigned int i = 0; i < VDK_PCI_NUM_BARS; i++)
+		d->bars[i].addr = get64(bars + 8 * i);
+	pthread_mutex_lock(&d->irq_lock);
+	for (uint32_t w = 0; w < (uint32_t)d->nvec * 4; w++)
+		d->table[w] = get32(tbl + 4 * w);
+	for (uint32_t w = 0; w < npba; w++)
+		d->pba[w] = get64(pba + 8 * w);
+	/* Force irq_controls_changed() to look at everything again. */
+	if (d->msix_cap)
+		d->msix_enabled = !d->msix_enabled;
+	pthread_mutex_unlock(&d->irq_lock);
+	update_mappings(d);
+	irq_controls_changed(d);
+	return 0;
+}

@@ -302,6 +302,33 @@ void vdk_pci_set_intx(struct vdk_pci_dev *d, bool level);
  */
 void vdk_pci_reset(struct vdk_pci_dev *d);
 
+/**
+ * vdk_pci_state_size() - bytes of the state vdk_pci_save_state() writes:
+ * what the driver can change (configuration space, BAR addresses, MSI-X
+ * table and pending bits). Fixed for a function once built.
+ */
+size_t vdk_pci_state_size(struct vdk_pci_dev *d);
+
+/**
+ * vdk_pci_save_state() - write the function's state to @buf (@len must be
+ * vdk_pci_state_size()); an opaque little-endian layout for
+ * vdk_pci_load_state() of a function built the same way.
+ * Return: 0; -EINVAL wrong @len.
+ */
+int vdk_pci_save_state(struct vdk_pci_dev *d, void *buf, size_t len);
+
+/**
+ * vdk_pci_load_state() - load a vdk_pci_save_state() into @d, which must
+ * be built the same way (same header, BARs, capabilities). Untrusted
+ * input: every read-only byte must equal @d's, BAR addresses must be
+ * aligned to their size (32-bit BARs below 4 GiB), reserved MSI-X bits and
+ * pending bits beyond the table clear; otherwise nothing changes. Then
+ * bar_map hears about the BARs that decode and pending unmasked messages
+ * are delivered.
+ * Return: 0; -EINVAL malformed or from a different function.
+ */
+int vdk_pci_load_state(struct vdk_pci_dev *d, const void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
