@@ -174,6 +174,42 @@ struct vdk_virtq *vdk_virtio_pci_queue(struct vdk_virtio_pci *t,
  * asks for config_msix_vector. */
 uint16_t vdk_virtio_pci_queue_vector(struct vdk_virtio_pci *t, uint16_t index);
 
+/**
+ * vdk_virtio_pci_sleep() / vdk_virtio_pci_wake() - pause / resume the
+ * device (vdk_device_sleep()/vdk_device_wake()); configuration and BAR
+ * accesses and notifications while asleep are ignored (reads 0).
+ * Return: 0; -EBUSY already asleep / awake; the device's error.
+ */
+int vdk_virtio_pci_sleep(struct vdk_virtio_pci *t);
+int vdk_virtio_pci_wake(struct vdk_virtio_pci *t);
+
+/**
+ * vdk_virtio_pci_snapshot() - while asleep: the PCI function's state
+ * (configuration space, BAR addresses, MSI-X table and pending bits), the
+ * common configuration, MSI-X vector numbers, ISR, every queue's
+ * configuration and ring positions, and the device's snapshot, as CBOR
+ * ({"format": "vdk-virtio-pci", "version": 1, ...}).
+ * @buf: malloc'd, caller frees. @len: bytes.
+ * Return: 0; -EINVAL NULL argument; -EBUSY awake; -ENOMEM; the device's
+ * snapshot error.
+ */
+int vdk_virtio_pci_snapshot(struct vdk_virtio_pci *t, uint8_t **buf,
+			    size_t *len);
+
+/**
+ * vdk_virtio_pci_restore() - while asleep, in a transport built for the
+ * same device type whose device was never activated: load a
+ * vdk_virtio_pci_snapshot(). The snapshot is untrusted: every field is
+ * checked, the state must be one the transport could have reached, and
+ * the PCI state must come from a function built the same way. The queues
+ * are re-activated and the device resumes on vdk_virtio_pci_wake().
+ * Return: 0; -EINVAL NULL argument or malformed; -EBUSY awake or already
+ * activated; -EPROTO unknown version; the device's restore error; -EFAULT
+ * a restored queue is outside guest memory.
+ */
+int vdk_virtio_pci_restore(struct vdk_virtio_pci *t, const uint8_t *buf,
+			   size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,7 +36,7 @@
 #include <vdk/log.h>
 #include <vdk/virtio_pci.h>
 
-#include "common.h"
+#include "pci_internal.h"
 
 #define MOD "virtio-pci"
 
@@ -56,45 +56,12 @@
 	 VDK_PCI_MSIX_ENTRY_SIZE)
 #define MAX_VECTORS_ALLOWED 256
 
-struct vdk_virtio_pci {
-	pthread_mutex_t lock;
-	struct vdk_pci_dev *pci;
-	struct vdk_device *dev;
-	const struct vdk_mem *mem;
-	vdk_virtio_pci_notify_fn *notify;
-	void *notify_opaque;
-	uint64_t device_features; /* cached ops->features() */
-	uint16_t num_queues;
-	uint16_t nvec;
-	struct vdk_virtq *queues; /* num_queues entries */
-	struct vdk_virtq *active[VDK_DEVICE_MAX_QUEUES];
-	struct vdk_ratelimit rl;
-
-	/* common configuration, under lock */
-	uint8_t status; /* driver-written bits only */
-	uint32_t device_feature_select;
-	uint32_t driver_feature_select;
-	uint64_t driver_features;
-	uint16_t queue_select;
-	bool activated;
-	int pending_notify; /* queue to notify once lock is dropped, or -1 */
-
-	/* interrupt state, under irq_lock */
-	pthread_mutex_t irq_lock;
-	uint8_t isr;
-	uint8_t config_generation;
-	bool needs_reset;
-	uint16_t config_vector;
-	uint16_t *queue_vector; /* num_queues entries */
-	struct vdk_interrupt irq;
-};
-
 /* ---- interrupts (any thread) ------------------------------------------- */
 
 /* MSI-X if enabled (the vector, if any), else ISR bits and INTx
  * (virtio 1.2 §4.1.5.3, §4.1.5.4). */
 static void irq_raise(struct vdk_virtio_pci *t, uint8_t isr_bit, uint16_t queue,
-		  bool config_changed, bool needs_reset)
+		      bool config_changed, bool needs_reset)
 {
 	uint16_t vec;
 
@@ -136,7 +103,7 @@ static void pci_set_needs_reset(void *opaque)
 	irq_raise(opaque, VIRTIO_PCI_ISR_CONFIG, UINT16_MAX, false, true);
 }
 
-static const struct vdk_interrupt_ops pci_irq_ops = {
+const struct vdk_interrupt_ops vdk_virtio_pci_irq_ops = {
 	.signal_used_queue = pci_signal_used_queue,
 	.signal_config_changed = pci_signal_config_changed,
 	.set_needs_reset = pci_set_needs_reset,
@@ -144,7 +111,7 @@ static const struct vdk_interrupt_ops pci_irq_ops = {
 
 /* ---- helpers (lock held) ----------------------------------------------- */
 
-static uint8_t status_locked(struct vdk_virtio_pci *t)
+uint8_t vdk_virtio_pci_status_locked(struct vdk_virtio_pci *t)
 {
 	uint8_t s = t->status;
 
@@ -157,7 +124,7 @@ static uint8_t status_locked(struct vdk_virtio_pci *t)
 
 static bool needs_reset(struct vdk_virtio_pci *t)
 {
-	return status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
+	return vdk_virtio_pci_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
 }
 
 static bool negotiated(const struct vdk_virtio_pci *t, unsigned int bit)
@@ -213,7 +180,7 @@ static void device_reset(void *opaque)
 	t->driver_features = 0;
 	t->queue_select = 0;
 	t->activated = false;
-	vdk_interrupt_init_callback(&t->irq, &pci_irq_ops, t);
+	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
 
 	pthread_mutex_lock(&t->irq_lock);
 	t->isr = 0;
@@ -323,7 +290,7 @@ static uint32_t common_read(struct vdk_virtio_pci *t, uint64_t off)
 	case VIRTIO_PCI_COMMON_NUMQ:
 		return t->num_queues;
 	case VIRTIO_PCI_COMMON_STATUS:
-		return status_locked(t);
+		return vdk_virtio_pci_status_locked(t);
 	case VIRTIO_PCI_COMMON_CFGGENERATION:
 		pthread_mutex_lock(&t->irq_lock);
 		v = t->config_generation;
@@ -791,6 +758,17 @@ static int add_caps(struct vdk_virtio_pci *t, uint32_t config_size)
 
 /* ---- public entry points --------------------------------------------------- */
 
+/* Accesses while asleep are ignored (reads 0): the device must not move. */
+static bool asleep(struct vdk_virtio_pci *t, uint64_t where)
+{
+	if (!t->asleep)
+		return false;
+	VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		   "%s: access at %#llx while asleep ignored",
+		   t->dev->ops->name, (unsigned long long)where);
+	return true;
+}
+
 /* Drop the lock, then send the notification found under it. */
 static void unlock_and_notify(struct vdk_virtio_pci *t)
 {
@@ -812,7 +790,10 @@ void vdk_virtio_pci_config_read(struct vdk_virtio_pci *t, uint32_t offset,
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	vdk_pci_config_read(t->pci, offset, data, len);
+	if (asleep(t, offset))
+		memset(data, 0, len);
+	else
+		vdk_pci_config_read(t->pci, offset, data, len);
 	unlock_and_notify(t);
 }
 
@@ -822,7 +803,8 @@ void vdk_virtio_pci_config_write(struct vdk_virtio_pci *t, uint32_t offset,
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	vdk_pci_config_write(t->pci, offset, data, len);
+	if (!asleep(t, offset))
+		vdk_pci_config_write(t->pci, offset, data, len);
 	unlock_and_notify(t);
 }
 
@@ -832,7 +814,10 @@ void vdk_virtio_pci_bar_read(struct vdk_virtio_pci *t, unsigned int bar,
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	vdk_pci_bar_read(t->pci, bar, offset, data, len);
+	if (asleep(t, offset))
+		memset(data, 0, len);
+	else
+		vdk_pci_bar_read(t->pci, bar, offset, data, len);
 	unlock_and_notify(t);
 }
 
@@ -842,7 +827,8 @@ void vdk_virtio_pci_bar_write(struct vdk_virtio_pci *t, unsigned int bar,
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	vdk_pci_bar_write(t->pci, bar, offset, data, len);
+	if (!asleep(t, offset))
+		vdk_pci_bar_write(t->pci, bar, offset, data, len);
 	unlock_and_notify(t);
 }
 
@@ -856,7 +842,9 @@ int vdk_virtio_pci_mmio_read(struct vdk_virtio_pci *t, uint64_t addr,
 		return -ENOENT;
 	pthread_mutex_lock(&t->lock);
 	bar = vdk_pci_bar_find(t->pci, addr, &off);
-	if (bar >= 0)
+	if (bar >= 0 && asleep(t, addr))
+		memset(data, 0, len);
+	else if (bar >= 0)
 		vdk_pci_bar_read(t->pci, (unsigned int)bar, off, data, len);
 	unlock_and_notify(t);
 	return bar < 0 ? bar : 0;
@@ -872,7 +860,7 @@ int vdk_virtio_pci_mmio_write(struct vdk_virtio_pci *t, uint64_t addr,
 		return -ENOENT;
 	pthread_mutex_lock(&t->lock);
 	bar = vdk_pci_bar_find(t->pci, addr, &off);
-	if (bar >= 0)
+	if (bar >= 0 && !asleep(t, addr))
 		vdk_pci_bar_write(t->pci, (unsigned int)bar, off, data, len);
 	unlock_and_notify(t);
 	return bar < 0 ? bar : 0;
@@ -891,7 +879,8 @@ void vdk_virtio_pci_notify(struct vdk_virtio_pci *t, uint16_t queue)
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	if (queue < t->num_queues && t->active[queue] && !needs_reset(t))
+	if (!t->asleep && queue < t->num_queues && t->active[queue] &&
+	    !needs_reset(t))
 		vdk_device_queue_notify(t->dev, queue);
 	else
 		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
@@ -967,7 +956,7 @@ vdk_virtio_pci_new(const struct vdk_virtio_pci_config *cfg, int *err)
 	t->rl = rl;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->irq_lock, NULL);
-	vdk_interrupt_init_callback(&t->irq, &pci_irq_ops, t);
+	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
 
 	struct vdk_pci_config pc = {
 		.id = {.vendor_id = VDK_VIRTIO_PCI_VENDOR_ID,
@@ -1015,6 +1004,8 @@ void vdk_virtio_pci_free(struct vdk_virtio_pci *t)
 {
 	if (!t)
 		return;
+	if (t->asleep)
+		(void)vdk_virtio_pci_wake(t);
 	pthread_mutex_lock(&t->lock);
 	if (t->activated && vdk_device_reset(t->dev) < 0)
 		vdk_log(VDK_LOG_ERROR, MOD, "%s: reset on free failed",
@@ -1038,7 +1029,7 @@ uint8_t vdk_virtio_pci_status(struct vdk_virtio_pci *t)
 	uint8_t s;
 
 	pthread_mutex_lock(&t->lock);
-	s = status_locked(t);
+	s = vdk_virtio_pci_status_locked(t);
 	pthread_mutex_unlock(&t->lock);
 	return s;
 }

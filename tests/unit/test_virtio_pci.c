@@ -49,6 +49,8 @@ struct env {
 	size_t brk;
 	struct echo_device *echo;
 	struct vdk_device dev;
+	struct vdk_device dev_b; /* a restored transport's device */
+	struct vdk_device *cur;	 /* &dev, or &dev_b once swapped */
 	struct vdk_device_ops ops;
 	struct vdk_virtio_pci *t;
 	struct vdk_driver_pci drv;
@@ -207,6 +209,7 @@ static int setup(void **state)
 		.intx = on_intx,
 		.opaque = e,
 	};
+	e->cur = &e->dev;
 	e->t = vdk_virtio_pci_new(&cfg, &err);
 	assert_non_null(e->t);
 	assert_int_equal(err, 0);
@@ -224,7 +227,7 @@ static int teardown(void **state)
 	struct env *e = *state;
 
 	vdk_virtio_pci_free(e->t);
-	vdk_device_fini(&e->dev);
+	vdk_device_fini(e->cur);
 	echo_device_free(e->echo);
 	vdk_mem_free(e->mem);
 	free(e);
@@ -685,6 +688,93 @@ static void test_bar_moves(void **state)
 			 -ENOENT);
 }
 
+/* ---- snapshots ------------------------------------------------------------- */
+
+static struct vdk_virtio_pci *fresh_transport(struct env *e,
+					      struct echo_device **echo,
+					      struct vdk_device *dev)
+{
+	struct vdk_virtio_pci_config cfg = {
+		.mem = e->mem, .msi = on_msi, .intx = on_intx, .opaque = e};
+	struct vdk_virtio_pci *t;
+	int err = -1;
+
+	*echo = echo_device_new(&err);
+	assert_non_null(*echo);
+	assert_int_equal(
+		vdk_device_init(dev, &e->ops, echo_device_vdk(*echo)->impl), 0);
+	cfg.device = dev;
+	t = vdk_virtio_pci_new(&cfg, &err);
+	assert_non_null(t);
+	return t;
+}
+
+static void test_snapshot_restore(void **state)
+{
+	struct env *e = *state;
+	struct dq q0 = {0};
+	struct echo_device *echo2;
+	struct vdk_virtio_pci *t2;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	bring_up(e, F_VERSION_1 | F_RESET, &q0, true);
+	assert_int_equal(echo_once(&q0, 8), 8);
+	assert_int_equal(vdk_virtio_pci_snapshot(e->t, &buf, &len), -EBUSY);
+	assert_int_equal(vdk_virtio_pci_sleep(e->t), 0);
+	assert_int_equal(vdk_virtio_pci_sleep(e->t), -EBUSY);
+	/* Asleep: accesses are ignored. */
+	assert_int_equal(common_rd(e, VIRTIO_PCI_COMMON_NUMQ, 2), 0);
+	assert_int_equal(vdk_virtio_pci_snapshot(e->t, &buf, &len), 0);
+
+	/* Hostile snapshots: each corrupted byte is refused or gives a
+	 * transport that still behaves; never a crash. */
+	for (size_t at = 0; at < len; at += 7) {
+		struct echo_device *ex;
+		struct vdk_device dx;
+		struct vdk_virtio_pci *tx = fresh_transport(e, &ex, &dx);
+		uint8_t *bad = malloc(len);
+
+		assert_non_null(bad);
+		memcpy(bad, buf, len);
+		bad[at] ^= 0x5a;
+		assert_int_equal(vdk_virtio_pci_sleep(tx), 0);
+		(void)vdk_virtio_pci_restore(tx, bad, len);
+		assert_int_equal(vdk_virtio_pci_wake(tx), 0);
+		free(bad);
+		vdk_virtio_pci_free(tx);
+		vdk_device_fini(&dx);
+		echo_device_free(ex);
+	}
+
+	/* Into a fresh transport and device: the driver carries on. */
+	t2 = fresh_transport(e, &echo2, &e->dev_b);
+	assert_int_equal(vdk_virtio_pci_restore(t2, buf, len), -EBUSY);
+	assert_int_equal(vdk_virtio_pci_sleep(t2), 0);
+	assert_int_equal(vdk_virtio_pci_restore(t2, buf, len - 1), -EINVAL);
+	assert_int_equal(vdk_virtio_pci_restore(t2, buf, len), 0);
+	assert_int_equal(vdk_virtio_pci_wake(t2), 0);
+	vdk_virtio_pci_free(e->t);
+	vdk_device_fini(&e->dev);
+	echo_device_free(e->echo);
+	e->t = t2;
+	e->cur = &e->dev_b;
+	e->echo = echo2;
+	free(buf);
+	assert_int_equal(vdk_virtio_pci_status(e->t),
+			 VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+				 VIRTIO_CONFIG_S_FEATURES_OK |
+				 VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_int_equal(vdk_virtio_pci_queue_vector(e->t, 0), 1);
+	assert_true(vdk_pci_msix_enabled(vdk_virtio_pci_dev(e->t)));
+	unsigned before = e->msis[1];
+	assert_int_equal(echo_once(&q0, 8), 8);
+	assert_int_equal(e->msis[1], before + 1);
+	/* Queue reset still works on the restored transport. */
+	assert_int_equal(vdk_driver_pci_queue_reset(&e->drv, 0), 0);
+	assert_false(vdk_virtio_pci_queue(e->t, 0)->active);
+}
+
 /* ---- hostile device, for the driver side ------------------------------------ */
 
 struct fake {
@@ -860,6 +950,7 @@ int main(void)
 		T(test_hostile_needs_reset),
 		T(test_pci_cfg_window),
 		T(test_bar_moves),
+		T(test_snapshot_restore),
 		cmocka_unit_test(test_driver_hostile_device),
 		T(test_new_errors),
 	};
