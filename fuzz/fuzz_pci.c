@@ -19,6 +19,9 @@
  *                                             address (wherever the BAR is)
  *   6 notify     queue:u8                     inbound notification (ioeventfd)
  *   7 irq        kind:u8                      the device signals
+ *   8 migrate    where:u16 xor:u8             sleep, snapshot, XOR one byte
+ *                                             of it, restore into a fresh
+ *                                             transport and device, wake
  *
  * cfg off: the low 12 bits (ECAM). bar off: bits 15..13 pick a structure
  * (common, ISR, device, notify, MSI-X table, PBA, raw, raw) and the low
@@ -102,6 +105,64 @@ static uint64_t bar_offset(uint16_t off)
 	return base[sel] + (off & 0x7f);
 }
 
+static struct vdk_virtio_pci *new_transport(struct rig *r, struct vdk_rng **rng)
+{
+	struct vdk_rng_config rc = {.queue_max_size = 16,
+				    .max_bytes_per_request = 64};
+	struct vdk_virtio_pci_config cfg = {
+		.mem = r->mem, .msi = on_msi, .intx = on_intx, .opaque = r};
+	struct vdk_virtio_pci *t;
+
+	if (vdk_rng_new(rng, &rc) < 0)
+		return NULL;
+	cfg.device = vdk_rng_device(*rng);
+	t = vdk_virtio_pci_new(&cfg, NULL);
+	if (!t) {
+		vdk_rng_free(*rng);
+		*rng = NULL;
+	}
+	return t;
+}
+
+/* Sleep, snapshot, corrupt one byte, restore into a fresh transport. The
+ * INTx callback belongs to the rig: a restored transport starts with the
+ * line low (the pin state is not part of the snapshot), so it is lowered
+ * by hand before the new transport wakes. */
+static void migrate(struct rig *r, uint16_t where, uint8_t xor)
+{
+	struct vdk_rng *rng2 = NULL;
+	struct vdk_virtio_pci *t2;
+	uint8_t *snap = NULL;
+	size_t len = 0;
+
+	if (vdk_virtio_pci_sleep(r->t) < 0)
+		return;
+	if (vdk_virtio_pci_snapshot(r->t, &snap, &len) < 0 || len == 0) {
+		free(snap);
+		if (vdk_virtio_pci_wake(r->t) < 0)
+			abort();
+		return;
+	}
+	snap[where % len] ^= xor;
+	t2 = new_transport(r, &rng2);
+	if (t2 && vdk_virtio_pci_sleep(t2) == 0 &&
+	    vdk_virtio_pci_restore(t2, snap, len) == 0) {
+		vdk_virtio_pci_free(r->t);
+		vdk_rng_free(r->rng);
+		r->t = t2;
+		r->rng = rng2;
+		r->intx = false;
+		if (vdk_virtio_pci_wake(r->t) < 0)
+			abort();
+	} else {
+		vdk_virtio_pci_free(t2);
+		vdk_rng_free(rng2);
+		if (vdk_virtio_pci_wake(r->t) < 0)
+			abort();
+	}
+	free(snap);
+}
+
 static void signal_device(struct rig *r, uint8_t kind)
 {
 	struct vdk_interrupt *irq = vdk_rng_device(r->rng)->irq;
@@ -125,13 +186,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vdk_rng_config rc = {.queue_max_size = 16,
-				    .max_bytes_per_request = 64};
 	struct rig r = {0};
 	const uint8_t *p = data;
 	size_t left = size;
-	uint8_t mode = 0, op, width, len, kind, buf[8], bytes[256];
-	uint16_t off, gpa;
+	uint8_t mode = 0, op, width, len, kind, xor, buf[8], bytes[256];
+	uint16_t off, gpa, where;
 	uint32_t addr, v32;
 	uint64_t value;
 
@@ -143,18 +202,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(guest + at, data,
 		       size < GUEST_SIZE - at ? size : GUEST_SIZE - at);
 	r.mem = vdk_mem_new(NULL);
-	if (!r.mem || vdk_mem_add_host(r.mem, 0, GUEST_SIZE, guest) < 0 ||
-	    vdk_rng_new(&r.rng, &rc) < 0)
+	if (!r.mem || vdk_mem_add_host(r.mem, 0, GUEST_SIZE, guest) < 0)
 		goto out;
-	struct vdk_virtio_pci_config cfg = {.device = vdk_rng_device(r.rng),
-					    .mem = r.mem,
-					    .msi = on_msi,
-					    .intx = on_intx,
-					    .opaque = &r};
-	r.t = vdk_virtio_pci_new(&cfg, NULL);
+	r.t = new_transport(&r, &r.rng);
 
 	while (r.t && take(&p, &left, &op, 1)) {
-		switch (op % 8) {
+		switch (op % 9) {
 		case 0:
 			if (!take(&p, &left, &off, 2) ||
 			    !take(&p, &left, &width, 1))
@@ -210,6 +263,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!take(&p, &left, &kind, 1))
 				goto out;
 			vdk_virtio_pci_notify(r.t, kind);
+			break;
+		case 8:
+			if (!take(&p, &left, &where, 2) ||
+			    !take(&p, &left, &xor, 1))
+				goto out;
+			migrate(&r, where, xor);
 			break;
 		default:
 			if (!take(&p, &left, &kind, 1))
