@@ -189,9 +189,14 @@ extern const struct vdk_driver_hal guest_hal;
 
 /** A probed virtio-mmio device. */
 struct guest_dev {
+	struct vdk_driver_transport
+		*t;	    /**< &mmio.transport or &pci.transport */
+	uint32_t device_id; /**< virtio device type */
 	struct vdk_driver_mmio mmio;
-	struct mmio_window win;
-	unsigned int index; /**< order of discovery, for the report */
+	struct vdk_driver_pci pci;
+	unsigned int pci_slot;	/**< PCI device number (pci only) */
+	struct mmio_window win; /**< virtio-mmio only */
+	unsigned int index;	/**< order of discovery, for the report */
 };
 
 /**

@@ -238,8 +238,8 @@ static void check_recovery(const char *name, struct guest_dev *d, struct gq *g,
 	int ret, got = -1, requests = 0;
 	uint8_t status;
 
-	ret = vdk_driver_reset(&d->mmio.transport);
-	status = d->mmio.transport.ops->get_status(d->mmio.transport.ctx);
+	ret = vdk_driver_reset(d->t);
+	status = d->t->ops->get_status(d->t->ctx);
 	if (ret == 0)
 		ret = simple_init(d, g, 1);
 	if (ret == 0) {
@@ -274,7 +274,7 @@ static void check_broken_chain(const char *name, struct guest_dev *d,
 			       const struct vring_desc *bad, uint16_t n,
 			       bool may_serve)
 {
-	struct vdk_driver_transport *t = &d->mmio.transport;
+	struct vdk_driver_transport *t = d->t;
 	struct vring_desc good = {
 		.addr = (uintptr_t)buf, .len = 16, .flags = VRING_DESC_F_WRITE};
 	uint16_t used0 = used_idx(g), used1, used2;
@@ -326,7 +326,7 @@ static void check_broken_chain(const char *name, struct guest_dev *d,
 static void check_repeat(struct guest_dev *d, struct gq *g, uint8_t *buf,
 			 const struct vring_desc *bad, uint16_t n)
 {
-	struct vdk_driver_transport *t = &d->mmio.transport;
+	struct vdk_driver_transport *t = d->t;
 	unsigned int stopped = 0, rounds = 0;
 	int ret = 0, got = -1, requests = 0;
 	uint64_t t0 = rdtsc();
@@ -402,11 +402,11 @@ static void check_others(struct guest_dev *devs, unsigned int ndev)
 	unsigned int disks = 0, good = 0;
 
 	for (unsigned int i = 0; i < ndev; i++) {
-		struct vdk_driver_transport *t = &devs[i].mmio.transport;
+		struct vdk_driver_transport *t = devs[i].t;
 		bool pattern;
 		int s;
 
-		if (devs[i].mmio.device_id != VIRTIO_ID_BLOCK)
+		if (devs[i].device_id != VIRTIO_ID_BLOCK)
 			continue;
 		disks++;
 		s = blk_read0_again(&devs[i], &pattern);
@@ -444,7 +444,7 @@ void hostile_run(const struct mmio_window *win, size_t nwin,
 	check_pio();
 
 	for (unsigned int i = 0; i < ndev && !rng; i++) {
-		if (devs[i].mmio.device_id == VIRTIO_ID_RNG)
+		if (devs[i].device_id == VIRTIO_ID_RNG)
 			rng = &devs[i];
 	}
 	if (!rng) {
