@@ -83,9 +83,10 @@ void vdk_tool_log_init(const char *prog, int verbosity);
 void vdk_tool_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /**
- * vdk_tool_signals() - block SIGINT and SIGTERM and return a signalfd for
- * them (owned by the caller); SIGPIPE is ignored (a closed socket is seen
- * as EPIPE).
+ * vdk_tool_signals() - catch SIGINT and SIGTERM and return an eventfd that
+ * becomes readable when one arrives (owned by the caller); the process then
+ * ends itself 1 s later if it has not exited by then, whatever its threads
+ * wait on. SIGPIPE is ignored (a closed socket is seen as EPIPE).
  * Return: the fd, or -errno.
  */
 int vdk_tool_signals(void);

@@ -16,9 +16,10 @@
  * starts, so a new memory table moves them with it.
  */
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -448,6 +449,8 @@ int vu_set_vring_kick(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	struct vu_ring *r = &vu->rings[i];
 
 	(void)reply;
+	if (msg->nfds && vu_check_notify_fd(msg->fds[0], "kick", i) < 0)
+		return -EINVAL;
 	/* Only handle_kick reads kick_fd, on this thread: not mid-read now.
 	 * The caller's loop stops watching it before it is closed. */
 	vu_watch_remove(vu, r->kick_fd, i);
@@ -468,6 +471,8 @@ int vu_set_vring_call(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	int fd = msg->nfds ? msg->fds[0] : -1, old = -1;
 
 	(void)reply;
+	if (msg->nfds && vu_check_notify_fd(fd, "call", i) < 0)
+		return -EINVAL;
 	if (msg->nfds)
 		msg->fds[0] = -1;
 	/*
@@ -489,6 +494,8 @@ int vu_set_vring_err(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	struct vu_ring *r = &vu->rings[i];
 
 	(void)reply;
+	if (msg->nfds && vu_check_notify_fd(msg->fds[0], "error", i) < 0)
+		return -EINVAL;
 	/* Only handle_kick writes err_fd, on this thread: not in use now. */
 	vu_close_fd(&r->err_fd);
 	if (msg->nfds) {
@@ -660,6 +667,32 @@ int vdk_vhost_user_kick_fd(const struct vdk_vhost_user *vu, uint16_t queue)
 					     : -ENOENT;
 }
 
+/*
+ * Take the kick eventfd's counter without ever waiting. The file's status
+ * flags are the front-end's (it may clear O_NONBLOCK, or drain the counter
+ * itself between a poll and our read), so the read asks for RWF_NOWAIT
+ * (eventfd reads honour it since Linux 5.11); a kernel without it gets a
+ * plain read only while the file is non-blocking.
+ */
+static void kick_consume(struct vdk_vhost_user *vu, struct vu_ring *r,
+			 uint16_t queue)
+{
+	uint64_t v;
+	struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
+	ssize_t n = preadv2(r->kick_fd, &iov, 1, -1, RWF_NOWAIT);
+
+	if (n < 0 && errno == EOPNOTSUPP) {
+		int fl = fcntl(r->kick_fd, F_GETFL);
+
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			n = read(r->kick_fd, &v, sizeof(v));
+	}
+	if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EOPNOTSUPP)
+		VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
+			   "queue %u: kick fd read: %s", queue,
+			   strerror(errno));
+}
+
 int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 {
 	struct vu_ring *r;
@@ -667,23 +700,8 @@ int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 	if (queue >= vu->num_queues)
 		return -ERANGE;
 	r = &vu->rings[queue];
-	if (r->kick_fd >= 0) {
-		struct pollfd p = {.fd = r->kick_fd, .events = POLLIN};
-		uint64_t v;
-
-		/* The eventfd is shared with the front-end: never change its
-		 * flags, read only when poll says a value is there. */
-		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
-			(void)!read(r->kick_fd, &v, sizeof(v));
-		/* A kick fd that hangs up (a pipe whose writer closed) would
-		 * be reported ready forever: drop it, the ring is polled. */
-		if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) {
-			VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
-				   "queue %u: kick fd hung up; polling", queue);
-			vu_watch_remove(vu, r->kick_fd, queue);
-			vu_close_fd(&r->kick_fd);
-		}
-	}
+	if (r->kick_fd >= 0)
+		kick_consume(vu, r, queue);
 	if (!r->running)
 		return 0;
 	if (vu->ops->queue_notify)
@@ -691,6 +709,10 @@ int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 	if (vdk_virtq_is_broken(&r->q) && !r->err_signalled && r->err_fd >= 0) {
 		uint64_t one = 1;
 
+		/* A non-blocking eventfd (vu_check_notify_fd()): EAGAIN means
+		 * a signal is pending already. Never retried: EINTR can only
+		 * come from a write that waited, on a file whose O_NONBLOCK
+		 * the front-end cleared since. */
 		(void)!write(r->err_fd, &one, sizeof(one));
 		r->err_signalled = true;
 	}

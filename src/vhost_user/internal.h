@@ -174,6 +174,9 @@ struct vu_request {
 const struct vu_request *vu_request_lookup(uint32_t request);
 uint64_t vu_supported_protocol_features(void);
 void vu_close_fd(int *fd);
+/* 0 if @fd may be a ring's call, kick or error fd (a non-blocking
+ * eventfd), else -EINVAL (logged, naming @what and @queue) or -EBADF */
+int vu_check_notify_fd(int fd, const char *what, uint16_t queue);
 
 /* backend.c and memory.c: handlers named after their requests */
 vu_handler_fn vu_get_features, vu_set_features, vu_set_owner, vu_reset_owner,
