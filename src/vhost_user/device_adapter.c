@@ -233,14 +233,16 @@ static int ad_snapshot(void *be, cbor_item_t **out)
 static int ad_restore(void *be, const cbor_item_t *item)
 {
 	struct vdk_device *dev = to_ad(be)->dev;
+	bool was_awake = !dev->asleep;
 	int ret = 0;
 
-	if (!dev->asleep)
+	if (was_awake)
 		ret = vdk_device_sleep(dev);
 	if (ret == 0)
 		ret = vdk_device_restore_item(dev, item);
-	/* An ACTIVE restored device wakes when its queues start. */
-	if (dev->state != VDK_DEVICE_ACTIVE)
+	/* An ACTIVE restored device wakes when its queues start; a failed
+	 * restore leaves the device as it was (awake if it was). */
+	if (dev->state != VDK_DEVICE_ACTIVE || (ret < 0 && was_awake))
 		(void)vdk_device_wake(dev, NULL, NULL, NULL);
 	return ret;
 }
