@@ -31,8 +31,16 @@ const char vdk_tool_common_help[] =
 	"                         or connected)\n"
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
+	"  --allow-unsealed-memory  map guest RAM files not sealed with\n"
+	"                         F_SEAL_SHRINK (memory-backend-file); a "
+	"front-end\n"
+	"                         that truncates one can then kill this "
+	"program\n"
 	"  -v, --verbose          more messages (twice: debug)\n"
 	"  -h, --help             this text\n";
+
+/* --allow-unsealed-memory, for every connection this program serves. */
+static bool allow_unsealed;
 
 /* The program name for messages; set once by vdk_tool_log_init(). */
 static const char *prog_name = "vdk-vhost-user";
@@ -80,6 +88,9 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 		return 1;
 	case VDK_TOOL_OPT_PRINT_CAPS:
 		o->print_capabilities = true;
+		return 1;
+	case VDK_TOOL_OPT_ALLOW_UNSEALED:
+		o->allow_unsealed = allow_unsealed = true;
 		return 1;
 	case 'v':
 		o->verbosity++;
@@ -513,6 +524,7 @@ int vdk_tool_serve_device(struct vdk_device *dev, int conn, int sigfd,
 		close(conn);
 		return ret;
 	}
+	vdk_vhost_user_set_allow_unsealed(vu, allow_unsealed);
 	vdk_tool_msg("front-end connected");
 	ret = vdk_tool_serve_poll(vu, sigfd, extra, n, poll_us);
 	if (ret == 0 && vdk_vhost_user_is_broken(vu))

@@ -274,6 +274,23 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
  */
 void vdk_vhost_user_free(struct vdk_vhost_user *vu);
 
+/**
+ * vdk_vhost_user_set_allow_unsealed() - the guest memory policy.
+ *
+ * Guest RAM is shared with the front-end, which keeps its fd: a file it
+ * shrinks after SET_MEM_TABLE / ADD_MEM_REG would make the next access to
+ * the lost pages raise SIGBUS and kill the process. By default (@allow
+ * false) a region's file must therefore be sealed with F_SEAL_SHRINK
+ * (fcntl(F_ADD_SEALS); QEMU's memory-backend-memfd is, seal=on being its
+ * default; a hugetlbfs memfd can be); any other file is refused: the
+ * request fails with -EPERM and the log says why. With @allow true any
+ * regular file of the right size is mapped (QEMU memory-backend-file on
+ * /dev/shm or hugetlbfs), and the program accepts that a front-end that
+ * truncates it can kill it. Applies to the regions added after the call.
+ * The inflight fd (SET_INFLIGHT_FD) must always be sealed (-EPERM).
+ */
+void vdk_vhost_user_set_allow_unsealed(struct vdk_vhost_user *vu, bool allow);
+
 /** vdk_vhost_user_socket_fd() - the protocol socket, to poll for input. */
 int vdk_vhost_user_socket_fd(const struct vdk_vhost_user *vu);
 

@@ -120,7 +120,8 @@ struct vdk_vhost_user {
 	void *be;
 	uint16_t num_queues;
 	bool broken;
-	bool owner; /**< SET_OWNER seen */
+	bool allow_unsealed; /* vdk_vhost_user_set_allow_unsealed() */
+	bool owner;	     /**< SET_OWNER seen */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
 	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */

@@ -10,7 +10,10 @@
  * its fd. Then what a front-end can still do to an accepted eventfd: fill
  * the call counter to its maximum, drain the kick counter itself, clear
  * O_NONBLOCK on the kick fd afterwards: no call ever waits (each step runs
- * under an alarm that fails the test instead of hanging it).
+ * under an alarm that fails the test instead of hanging it). And files
+ * that could shrink under a mapping: guest RAM and the inflight region
+ * must be sealed with F_SEAL_SHRINK (guest RAM unless the program allows
+ * unsealed memory).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,12 +219,102 @@ static void test_hostile_eventfd_use(void **state)
 	close(err);
 }
 
+/* A memfd of @size bytes, sealed against shrinking if @seal. */
+static int make_memfd(uint64_t size, bool seal)
+{
+	int fd = memfd_create("vdk-test-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	if (seal)
+		assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	return fd;
+}
+
+/* Guest RAM and the inflight region in files that could shrink: refused
+ * (-EPERM) unless the program allows unsealed guest RAM; a sealed file
+ * cannot be shrunk, so the mapping stays valid. */
+static void test_shrinkable_memory(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	const uint64_t gpa = 0x100000000ull, size = 0x10000;
+	struct vhost_user_memory m = {.nregions = 1};
+	struct vhost_user_mem_reg_msg reg = {0};
+	int fd;
+
+	fe_negotiate(fe, true);
+	m.regions[0] = (struct vhost_user_memory_region){gpa, size,
+							 0x7f0000000000ull, 0};
+	reg.region = m.regions[0];
+
+	/* unsealed: refused, in both requests */
+	fd = make_memfd(size, false);
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m,
+				   8 + sizeof(m.regions[0]), &fd, 1),
+			 -EPERM);
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &reg,
+				   sizeof(reg), &fd, 1),
+			 -EPERM);
+	/* sealed: taken, and the front-end cannot shrink it any more */
+	int sealed = make_memfd(size, true);
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m,
+				   8 + sizeof(m.regions[0]), &sealed, 1),
+			 1);
+	assert_true(ftruncate(sealed, 0) < 0);
+	assert_int_equal(errno, EPERM);
+	close(sealed);
+	/* allowed by the program: the unsealed file is mapped */
+	vdk_vhost_user_set_allow_unsealed(fe->vu, true);
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m,
+				   8 + sizeof(m.regions[0]), &fd, 1),
+			 1);
+	vdk_vhost_user_set_allow_unsealed(fe->vu, false);
+	close(fd);
+	/* a file that cannot be sealed at all (not shmem) */
+	char path[] = "/tmp/vdk-test-ram-XXXXXX";
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_SET_MEM_TABLE, 0, &m,
+				   8 + sizeof(m.regions[0]), &fd, 1),
+			 -EPERM);
+	close(fd);
+}
+
+static void test_shrinkable_inflight(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	struct vhost_user_inflight in = {.mmap_size = 4096,
+					 .mmap_offset = 0,
+					 .num_queues = NQ,
+					 .queue_size = QSIZE};
+
+	vu_fe_setup(fe, PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD));
+	int fd = make_memfd(4096, false);
+	assert_int_equal(vu_fe_req_fd(fe, VHOST_USER_SET_INFLIGHT_FD, &in,
+				      sizeof(in), fd),
+			 -EPERM);
+	close(fd);
+	fd = make_memfd(4096, true);
+	assert_int_equal(vu_fe_req_fd(fe, VHOST_USER_SET_INFLIGHT_FD, &in,
+				      sizeof(in), fd),
+			 1);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_only_nonblocking_eventfds,
 						fx_setup_tdev, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_eventfd_use,
+						fx_setup_tdev, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_shrinkable_memory,
+						fx_setup_tdev, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_shrinkable_inflight,
 						fx_setup_tdev, fx_teardown),
 	};
 
