@@ -124,6 +124,11 @@ static int ring_run(struct vdk_vhost_user *vu, uint16_t i)
 	}
 	r->running = true;
 	r->err_signalled = false;
+	/* One used-buffer notification when a ring starts, as libvhost-user
+	 * gives when the call fd is set: a driver that waited across a
+	 * back-end restart looks at its used ring again (a spurious
+	 * notification is always allowed, virtio 1.2 §2.7.10). */
+	vdk_interrupt_signal_used_queue(&vu->calls, i);
 	/* Buffers may have been made available before the ring ran. */
 	if (vu->ops->queue_notify)
 		vu->ops->queue_notify(vu->be, i);
