@@ -355,14 +355,60 @@ int vu_reset_device(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		ring_halt(vu, i);
 		ring_close_fds(vu, i);
 		vdk_virtq_reset(&r->q);
-		r->started = r->enabled = r->addr_set = false;
+		r->started = r->enabled = r->addr_set = r->stopped = false;
 	}
 	vu_state_xfer_stop(&vu->xfer);
 	vu->acked_features = 0;
+	__atomic_store_n(&vu->irq.needs_reset, false, __ATOMIC_RELEASE);
 	return vu->ops->reset(vu->be);
 }
 
 /* ---- rings ------------------------------------------------------------- */
+
+/*
+ * The front-end configures ring @i again (SET_VRING_NUM, ADDR or BASE after
+ * GET_VRING_BASE): QEMU does so when the driver reset the device and set it
+ * up again with the same features, with neither RESET_DEVICE nor a feature
+ * change. The ring starts clean: a driver error that stopped its queue is
+ * forgotten (size and indices are what the front-end sends now), and a
+ * device that reported DEVICE_NEEDS_RESET is reset while every ring is
+ * stopped, keeping the acked features (it activates afresh when a ring
+ * starts). A plain stop and restart with no error in between changes
+ * nothing.
+ */
+static void ring_reconfigure(struct vdk_vhost_user *vu, uint16_t i)
+{
+	const uint64_t pf_bit = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	struct vu_ring *r = &vu->rings[i];
+
+	if (!r->stopped)
+		return;
+	r->stopped = false;
+	if (vdk_virtq_is_broken(&r->q)) {
+		uint16_t size = r->q.size;
+
+		vdk_virtq_reset(&r->q);
+		(void)vdk_virtq_set_size(&r->q, size);
+		vdk_log(VDK_LOG_INFO, VU_LOG,
+			"queue %u configured again: its driver error is "
+			"cleared",
+			i);
+	}
+	if (__atomic_load_n(&vu->irq.needs_reset, __ATOMIC_ACQUIRE) &&
+	    !vu_any_ring_started(vu)) {
+		int ret = vu->ops->reset(vu->be);
+
+		if (ret == 0 && vu->ops->ack_features)
+			vu->ops->ack_features(vu->be,
+					      vu->acked_features & ~pf_bit);
+		__atomic_store_n(&vu->irq.needs_reset, false, __ATOMIC_RELEASE);
+		vdk_log(ret < 0 ? VDK_LOG_ERROR : VDK_LOG_INFO, VU_LOG,
+			"rings configured again after a device error: "
+			"device reset%s%s",
+			ret < 0 ? " failed: " : "",
+			ret < 0 ? strerror(-ret) : "");
+	}
+}
 
 int vu_set_vring_num(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		     struct vu_reply *reply)
@@ -375,6 +421,7 @@ int vu_set_vring_num(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		return -EBUSY;
 	if (s.num > VDK_VIRTQ_MAX_SIZE)
 		return -EINVAL;
+	ring_reconfigure(vu, (uint16_t)s.index);
 	return vdk_virtq_set_size(&r->q, (uint16_t)s.num);
 }
 
@@ -400,6 +447,8 @@ int vu_set_vring_addr(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	    r->used_user_addr == a.used_user_addr)
 		return 0;
 	ring_halt(vu, (uint16_t)a.index);
+	if (!r->started)
+		ring_reconfigure(vu, (uint16_t)a.index);
 	r->desc_user_addr = a.desc_user_addr;
 	r->avail_user_addr = a.avail_user_addr;
 	r->used_user_addr = a.used_user_addr;
@@ -419,6 +468,7 @@ int vu_set_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		return -EBUSY;
 	if (s.num > UINT16_MAX)
 		return -EINVAL;
+	ring_reconfigure(vu, (uint16_t)s.index);
 	vdk_virtq_set_next_avail(&r->q, (uint16_t)s.num);
 	vdk_virtq_set_next_used(&r->q, (uint16_t)s.num);
 	return 0;
@@ -434,6 +484,7 @@ int vu_get_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
 
 	ring_halt(vu, (uint16_t)i);
 	r->started = false;
+	r->stopped = true;
 	ring_close_fds(vu, (uint16_t)i);
 	reply->payload.state.index = i;
 	reply->payload.state.num = vdk_virtq_next_avail(&r->q);

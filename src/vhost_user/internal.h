@@ -76,6 +76,8 @@ struct vu_ring {
 	bool running;  /**< the backend's start_queue() succeeded */
 	bool addr_set; /**< SET_VRING_ADDR accepted */
 	bool err_signalled;
+	bool stopped; /**< GET_VRING_BASE seen, no SET_VRING_NUM/ADDR/BASE
+			  since: the next one configures the ring again */
 	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
 	/* inflight tracking (inflight.c), bound while the ring runs; the
 	 * queue's track hook keeps it, on the thread using the queue */

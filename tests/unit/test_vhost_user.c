@@ -363,6 +363,51 @@ static void test_protocol_features_rings_start_disabled(void **state)
 	assert_int_equal(f->td.resets, 1);
 }
 
+/* QEMU 7.2 after the guest broke a ring rule, reset the device and set it
+ * up again with the same features: GET_VRING_BASE, SET_FEATURES (same),
+ * SET_MEM_TABLE, then SET_VRING_NUM/BASE/ADDR/CALL/KICK/ENABLE, with
+ * neither RESET_DEVICE nor a feature change. The ring starts clean. */
+static void test_ring_reconfigured_after_error(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	struct vdk_vhost_user_device_adapter ad;
+	struct vdk_rng *rng = fx_connect_rng(fe, &ad, NULL);
+	struct vdk_device *dev = vdk_rng_device(rng);
+	const uint64_t features = F_VERSION_1 | F_VU_PROTOCOL;
+
+	fe_negotiate(fe, true);
+	assert_int_equal(vu_fe_mem_table(fe, GPA_BASE, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(fe, 0, 0, RING_NEW);
+	rng_request(fe, rng, DATA_GPA, 1);
+	/* the driver breaks a rule: a head out of range */
+	assert_int_equal(guest_ring_push(&fe->gr[0], QSIZE + 3), 0);
+	vu_fe_kick(fe, 0);
+	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
+	uint16_t used = guest_ring_used_idx(&fe->gr[0]);
+	vu_fe_post_kick(fe, 0, DATA_GPA);
+	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
+	assert_int_equal(guest_ring_used_idx(&fe->gr[0]), used); /* stopped */
+
+	/* the guest resets and sets the device up again: QEMU's sequence */
+	(void)vu_fe_get_vring_base(fe, 0);
+	assert_int_equal(
+		vu_fe_req_u64(fe, VHOST_USER_SET_FEATURES, features, -1), 1);
+	assert_int_equal(vu_fe_mem_table(fe, GPA_BASE, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(fe, 0, 0, RING_NEW);
+	assert_int_equal(dev->state, VDK_DEVICE_ACTIVE);
+	assert_false(dev->asleep);
+	rng_request(fe, rng, DATA_GPA, 2);
+	rng_request(fe, rng, DATA_GPA + 0x100, 3);
+
+	/* a plain stop and restart (no error) keeps the device as it is */
+	uint32_t next = vu_fe_get_vring_base(fe, 0);
+	vu_fe_start_ring(fe, 0, next, RING_RESTART);
+	rng_request(fe, rng, DATA_GPA + 0x200, 4);
+	vu_fe_disconnect(fe);
+	vdk_rng_free(rng);
+}
+
 /* ---- the rng device through the adapter -------------------------------- */
 
 static void test_rng_adapter(void **state)
@@ -509,6 +554,9 @@ int main(void)
 			fx_setup_tdev, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_rng_adapter, fx_setup_tdev,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ring_reconfigured_after_error, fx_setup_tdev,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_run_loop, fx_setup_tdev,
 						fx_teardown),
 	};
