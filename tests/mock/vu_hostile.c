@@ -47,7 +47,7 @@
 #include "vu_frontend.h"
 
 #define RAM_SIZE (1u << 20)
-#define QSIZE	 64
+#define QSIZE	 256
 #define BUF_GPA	 0x40000u
 
 static int sock = -1, kick = -1, call = -1;
