@@ -30,9 +30,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -119,19 +121,26 @@ static int xfer_wait(struct vu_state_xfer *x, short events)
  * Move bytes without ever waiting in the kernel: the fd is the front-end's
  * (its flags are not ours to change) and may be anything. RWF_NOWAIT makes
  * pipes, sockets (even with SO_RCVLOWAT), eventfd reads and /dev/null
- * answer EAGAIN instead of waiting; where the kernel refuses the flag
+ * answer EAGAIN instead of waiting. Where the kernel refuses the flag
  * (EOPNOTSUPP: regular files and memfds, character devices, eventfd
- * writes) plain I/O is used only on a regular file or a file the front-end
- * made non-blocking; anything else is refused (-EOPNOTSUPP). So the worker
- * only ever waits in poll(), which the cancel eventfd ends.
+ * writes, and pipes before Linux 6.x):
+ *   - a socket is read and written with MSG_DONTWAIT;
+ *   - a pipe is reopened through /proc/self/fd with O_NONBLOCK: a new open
+ *     file description of the same pipe, with flags of our own (it
+ *     replaces the received fd, so closing it still ends the state);
+ *   - a regular file, or a file the front-end made non-blocking, gets
+ *     plain I/O;
+ *   - anything else is refused (-EOPNOTSUPP).
+ * So the worker only ever waits in poll(), which the cancel eventfd ends.
  */
 static ssize_t xfer_io(struct vu_state_xfer *x, void *buf, size_t len,
 		       bool save)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	char path[40];
 	struct stat st;
 	ssize_t n;
-	int fl;
+	int fl, fd;
 
 	n = save ? pwritev2(x->fd, &iov, 1, -1, RWF_NOWAIT)
 		 : preadv2(x->fd, &iov, 1, -1, RWF_NOWAIT);
@@ -139,6 +148,21 @@ static ssize_t xfer_io(struct vu_state_xfer *x, void *buf, size_t len,
 		return n;
 	if (fstat(x->fd, &st) < 0 || (fl = fcntl(x->fd, F_GETFL)) < 0)
 		return -1;
+	if (S_ISSOCK(st.st_mode))
+		return save ? send(x->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+			    : recv(x->fd, buf, len, MSG_DONTWAIT);
+	if (S_ISFIFO(st.st_mode) && !(fl & O_NONBLOCK)) {
+		(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", x->fd);
+		fd = open(path, (save ? O_WRONLY : O_RDONLY) | O_NONBLOCK |
+					O_CLOEXEC);
+		if (fd < 0) {
+			errno = EOPNOTSUPP;
+			return -1;
+		}
+		close(x->fd);
+		x->fd = fd;
+		fl |= O_NONBLOCK;
+	}
 	if (!S_ISREG(st.st_mode) && !(fl & O_NONBLOCK)) {
 		errno = EOPNOTSUPP;
 		return -1;
