@@ -53,7 +53,7 @@ echo "$bdf" >/sys/bus/pci/drivers/virtio-pci/unbind || bad unbind "cannot unbind
 # memory space and bus master on (QEMU stops a device whose bus master is off)
 printf '\006' | dd of="$dev/config" bs=1 seek=4 count=1 conv=notrunc 2>/dev/null
 
-common= notify= mult=
+common='' notify='' mult=''
 cap=$(cfg 52 1)
 while [ "$cap" -ne 0 ]; do
 	if [ "$(cfg "$cap" 1)" -eq 9 ]; then # vendor-specific: a virtio capability
