@@ -181,7 +181,9 @@ int vu_set_inflight_fd(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	/* ...and so would a file shrunk after it was mapped: the front-end
 	 * may keep the fd, so it must be sealed against that (the region
 	 * GET_INFLIGHT_FD hands out is). */
-	if (!(fcntl(msg->fds[0], F_GET_SEALS) & F_SEAL_SHRINK)) {
+	int seals = fcntl(msg->fds[0], F_GET_SEALS);
+
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
 		vdk_log(VDK_LOG_ERROR, VU_LOG,
 			"inflight fd refused: not sealed with F_SEAL_SHRINK");
 		return -EPERM;

@@ -298,6 +298,16 @@ static void test_shrinkable_inflight(void **state)
 				      sizeof(in), fd),
 			 -EPERM);
 	close(fd);
+	/* a regular file cannot be sealed at all */
+	char path[] = "/tmp/vdk-test-inflight-XXXXXX";
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	assert_int_equal(vu_fe_req_fd(fe, VHOST_USER_SET_INFLIGHT_FD, &in,
+				      sizeof(in), fd),
+			 -EPERM);
+	close(fd);
 	fd = make_memfd(4096, true);
 	assert_int_equal(vu_fe_req_fd(fe, VHOST_USER_SET_INFLIGHT_FD, &in,
 				      sizeof(in), fd),
