@@ -210,8 +210,9 @@ static void tx_process(struct vdk_console *con)
 		 * transmitq as fast as it is served must not hold the
 		 * calling thread. Stopping as if the output were blocked
 		 * makes the program call vdk_console_flush_output() again
-		 * once the fd is writable, which it is at once. */
-		if (budget == 0) {
+		 * once the fd is writable, which it is at once. (Output
+		 * discarded, with no fd to poll, is not worth a stop.) */
+		if (budget == 0 && con->out_fd >= 0) {
 			con->blocked = true;
 			break;
 		}
