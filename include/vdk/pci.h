@@ -46,6 +46,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Bytes of conventional configuration space the model keeps. */
 #define VDK_PCI_CONFIG_SIZE 256
 /** Bytes of configuration space of a PCI Express function (ECAM). */
@@ -328,6 +331,8 @@ int vdk_pci_save_state(struct vdk_pci_dev *d, void *buf, size_t len);
  * Return: 0; -EINVAL malformed or from a different function.
  */
 int vdk_pci_load_state(struct vdk_pci_dev *d, const void *buf, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

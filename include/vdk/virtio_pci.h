@@ -54,6 +54,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** PCI vendor ID of virtio devices (virtio 1.2 §4.1.2). */
 #define VDK_VIRTIO_PCI_VENDOR_ID 0x1af4
 /** Device ID of a modern virtio device: this plus the device type. */
@@ -209,6 +212,8 @@ int vdk_virtio_pci_snapshot(struct vdk_virtio_pci *t, uint8_t **buf,
  */
 int vdk_virtio_pci_restore(struct vdk_virtio_pci *t, const uint8_t *buf,
 			   size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
