@@ -100,6 +100,19 @@ static inline void cpu_relax(void)
 }
 
 /** Time-stamp counter (for rough timings in the report). */
+/* PCI configuration mechanism #1 (ports 0xCF8/0xCFC), bus 0, function 0. */
+static inline uint32_t pci_cfg_read32(uint32_t slot, uint16_t off)
+{
+	outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
+	return inl(0xcfc);
+}
+
+static inline void pci_cfg_write32(uint32_t slot, uint16_t off, uint32_t v)
+{
+	outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
+	outl(0xcfc, v);
+}
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;

@@ -259,23 +259,14 @@ static unsigned int probe_all(const struct mmio_window *w, size_t n,
 
 /* ---- virtio-pci: bus 0 through ports 0xCF8/0xCFC ------------------------ */
 
-#define PCI_CONFIG_ADDRESS 0xcf8
-#define PCI_CONFIG_DATA	   0xcfc
-
 static uint32_t cf8_read32(void *opaque, uint16_t off)
 {
-	uint32_t slot = (uint32_t)(uintptr_t)opaque;
-
-	outl(PCI_CONFIG_ADDRESS, 0x80000000u | slot << 11 | (off & 0xfc));
-	return inl(PCI_CONFIG_DATA);
+	return pci_cfg_read32((uint32_t)(uintptr_t)opaque, off);
 }
 
 static void cf8_write32(void *opaque, uint16_t off, uint32_t v)
 {
-	uint32_t slot = (uint32_t)(uintptr_t)opaque;
-
-	outl(PCI_CONFIG_ADDRESS, 0x80000000u | slot << 11 | (off & 0xfc));
-	outl(PCI_CONFIG_DATA, v);
+	pci_cfg_write32((uint32_t)(uintptr_t)opaque, off, v);
 }
 
 static const struct vdk_driver_pci_cfg_access cf8_access = {

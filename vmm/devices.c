@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,6 +25,7 @@
 #include <vdk/devices/rng.h>
 #include <vdk/log.h>
 #include <vdk/mmio.h>
+#include <vdk/virtio_pci.h>
 
 #define MOD "devices"
 
@@ -44,7 +46,10 @@ struct vdev {
 	struct vdk_console *console; /* if virtio-console */
 	int out_fd;		     /* its output fd (not owned), or -1 */
 	bool out_in_epoll;	     /* out_fd added to the epoll set */
-	struct vdk_mmio *transport;  /* owned */
+	struct vdk_mmio *transport;  /* owned (virtio-mmio) */
+	struct vdk_virtio_pci *pci;  /* owned (virtio-pci), else NULL */
+	uint64_t bar;		     /* virtio-pci: where the ioeventfds are */
+	unsigned int slot;	     /* virtio-pci: device number */
 	struct vmm_mmio_device_info info;
 	bool on_bus;	  /* registered on the MMIO bus */
 	bool irqfd_bound; /* irq_fd assigned with KVM_IRQFD */
@@ -59,6 +64,7 @@ struct vmm_devices {
 	const struct vdk_mem *mem;
 	struct vdk_bus *bus;
 	struct vmm_mmio_manager *mgr;
+	struct vmm_pci_bus *pci_bus; /* vmm_devices_use_pci(), or NULL */
 	int epoll_fd;
 	int stop_fd;
 	pthread_t thread;
@@ -132,11 +138,145 @@ static void vdev_irq(void *opaque, bool level)
 			v->info.id);
 }
 
+void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci)
+{
+	d->pci_bus = pci;
+}
+
+/* virtio-pci: an MSI-X message of the function (under its interrupt lock,
+ * any thread). */
+static void vdev_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vdev *v = opaque;
+
+	vmm_pci_bus_msi(v->owner->kvm, addr, data);
+}
+
+/* virtio-pci without MSI-X: the INTA pin (under the function's interrupt
+ * lock, any thread). */
+static void vdev_intx(void *opaque, bool level)
+{
+	struct vdev *v = opaque;
+
+	vmm_pci_bus_intx(v->owner->pci_bus, v->slot, level);
+}
+
+/* (De)assign the queues' ioeventfds at the notification addresses of a
+ * BAR at @bar (virtio 1.2 §4.1.4.4; 2-byte writes of the queue index). */
+static void vdev_pci_ioeventfds(struct vdev *v, uint64_t bar, bool assign)
+{
+	for (uint16_t q = 0; q < v->num_queues; q++) {
+		int64_t off = vdk_virtio_pci_notify_offset(v->pci, q);
+
+		if (v->notify_fd[q] < 0 || off < 0 ||
+		    v->ioeventfd_bound[q] == assign)
+			continue;
+		if (vmm_kvm_ioeventfd(v->owner->kvm, v->notify_fd[q],
+				      bar + (uint64_t)off, 2, q, assign) == 0)
+			v->ioeventfd_bound[q] = assign;
+		else
+			vdk_log(VDK_LOG_WARN, MOD,
+				"%s: KVM_IOEVENTFD at %#llx failed; queue %u "
+				"notifications exit to the VMM",
+				v->info.id,
+				(unsigned long long)(bar + (uint64_t)off), q);
+	}
+	v->bar = bar;
+}
+
+/* virtio-pci: the function's BAR started or stopped decoding (firmware or
+ * the guest placed it); the ioeventfds follow. From inside a
+ * configuration write, under the transport lock. */
+static void vdev_bar_map(void *opaque, unsigned int bar, uint64_t addr,
+			 uint64_t size, bool mapped)
+{
+	struct vdev *v = opaque;
+
+	(void)size;
+	if (bar == VDK_VIRTIO_PCI_BAR)
+		vdev_pci_ioeventfds(v, mapped ? addr : v->bar, mapped);
+}
+
+/* The queues' notification eventfds and the device's own fds in the epoll
+ * set. */
+static int vdev_watch(struct vmm_devices *d, struct vdev *v,
+		      const char **errmsg)
+{
+	size_t index = (size_t)(v - d->devs);
+	int r;
+
+	for (uint16_t q = 0; q < v->num_queues; q++) {
+		if (v->notify_fd[q] < 0) {
+			v->notify_fd[q] =
+				eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			if (v->notify_fd[q] < 0) {
+				*errmsg = "eventfd() failed";
+				return -errno;
+			}
+		}
+		r = epoll_add(d, v->notify_fd[q], ev_key(index, EV_NOTIFY, q));
+		if (r < 0) {
+			*errmsg = "epoll_ctl() failed";
+			return r;
+		}
+		if (v->blk || (v->rng && q == 0)) {
+			r = epoll_add(d,
+				      v->blk ? vdk_blk_completion_fd(v->blk, q)
+					     : vdk_rng_resume_fd(v->rng),
+				      ev_key(index, EV_COMPLETION, q));
+			if (r < 0) {
+				*errmsg = "epoll_ctl() failed";
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+/* virtio-pci: the eventfds first, then the transport, then the function on
+ * the bus (which places the BAR and so binds the ioeventfds). */
+static int vdev_attach_pci(struct vmm_devices *d, struct vdev *v, uint32_t type,
+			   const char *id, const char **errmsg)
+{
+	struct vdk_virtio_pci_config pc = {
+		.device = v->dev,
+		.mem = d->mem,
+		.msi = vdev_msi,
+		.intx = vdev_intx,
+		.bar_map = vdev_bar_map,
+		.opaque = v,
+	};
+	unsigned int slot;
+	int r;
+
+	snprintf(v->info.id, sizeof(v->info.id), "%s", id);
+	v->info.type = type;
+	v->num_queues = v->dev->ops->num_queues(v->dev->impl);
+	if (v->num_queues > VDK_DEVICE_MAX_QUEUES)
+		v->num_queues = VDK_DEVICE_MAX_QUEUES;
+	r = vdev_watch(d, v, errmsg);
+	if (r < 0)
+		return r;
+	v->pci = vdk_virtio_pci_new(&pc, &r);
+	if (!v->pci) {
+		*errmsg = "cannot create the virtio-pci transport";
+		return r;
+	}
+	r = vmm_pci_bus_add(d->pci_bus, v->pci, &slot);
+	if (r < 0) {
+		*errmsg = "no room on the PCI bus";
+		return r;
+	}
+	v->slot = slot;
+	vdk_log(VDK_LOG_INFO, MOD, "%s: virtio-pci at 00:%02x.0, BAR %#llx", id,
+		slot, (unsigned long long)v->bar);
+	return 0;
+}
+
 /* Create the transport, place it, and bind its irqfd and ioeventfds. */
 static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 		       const char *id, const char **errmsg)
 {
-	size_t index = (size_t)(v - d->devs);
 	struct vdk_mmio_config mc = {
 		.device = v->dev,
 		.mem = d->mem,
@@ -145,6 +285,8 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 	};
 	int r;
 
+	if (d->pci_bus)
+		return vdev_attach_pci(d, v, type, id, errmsg);
 	v->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (v->irq_fd < 0) {
 		*errmsg = "eventfd() failed";
@@ -186,23 +328,8 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 			return r;
 		}
 		v->ioeventfd_bound[q] = true;
-		r = epoll_add(d, v->notify_fd[q], ev_key(index, EV_NOTIFY, q));
-		if (r < 0) {
-			*errmsg = "epoll_ctl() failed";
-			return r;
-		}
-		if (v->blk || (v->rng && q == 0)) {
-			r = epoll_add(d,
-				      v->blk ? vdk_blk_completion_fd(v->blk, q)
-					     : vdk_rng_resume_fd(v->rng),
-				      ev_key(index, EV_COMPLETION, q));
-			if (r < 0) {
-				*errmsg = "epoll_ctl() failed";
-				return r;
-			}
-		}
 	}
-	return 0;
+	return vdev_watch(d, v, errmsg);
 }
 
 /* The next free slot, with every fd marked absent. */
@@ -379,13 +506,25 @@ static void console_watch_output(struct vmm_devices *d, struct vdev *v,
 	v->out_in_epoll = true;
 }
 
+/* A notification for queue @q: through the transport, whose lock orders it
+ * against a reset from a vCPU (virtio 1.2 §4.2.2 QueueNotify, §4.1.5.2). */
+static void vdev_notify(struct vdev *v, uint16_t q)
+{
+	uint32_t le = htole32(q);
+
+	if (v->pci)
+		vdk_virtio_pci_notify(v->pci, q);
+	else
+		vdk_mmio_write(v->transport, VIRTIO_MMIO_QUEUE_NOTIFY, &le,
+			       sizeof(le));
+}
+
 static void handle_event(struct vmm_devices *d, uint64_t key)
 {
 	size_t index = key >> 32;
 	enum ev_kind kind = (enum ev_kind)((key >> 16) & 0xffff);
 	uint16_t q = key & 0xffff;
 	struct vdev *v;
-	uint32_t le;
 
 	if (index >= d->num)
 		return;
@@ -393,11 +532,7 @@ static void handle_event(struct vmm_devices *d, uint64_t key)
 	switch (kind) {
 	case EV_NOTIFY:
 		drain(v->notify_fd[q]);
-		/* Through the transport: its lock orders this against a
-		 * reset from a vCPU (virtio 1.2 §4.2.2, QueueNotify). */
-		le = htole32(q);
-		vdk_mmio_write(v->transport, VIRTIO_MMIO_QUEUE_NOTIFY, &le,
-			       sizeof(le));
+		vdev_notify(v, q);
 		break;
 	case EV_COMPLETION:
 		if (v->blk)
@@ -405,9 +540,7 @@ static void handle_event(struct vmm_devices *d, uint64_t key)
 		if (v->rng) {
 			/* the device stopped at its budget: notify again */
 			drain(vdk_rng_resume_fd(v->rng));
-			le = htole32(q);
-			vdk_mmio_write(v->transport, VIRTIO_MMIO_QUEUE_NOTIFY,
-				       &le, sizeof(le));
+			vdev_notify(v, q);
 		}
 		break;
 	case EV_OUTPUT:
@@ -463,7 +596,13 @@ int vmm_devices_start(struct vmm_devices *d)
 static void vdev_free(struct vmm_devices *d, struct vdev *v)
 {
 	for (uint16_t q = 0; q < VDK_DEVICE_MAX_QUEUES; q++) {
-		if (v->ioeventfd_bound[q])
+		if (v->ioeventfd_bound[q] && v->pci)
+			vmm_kvm_ioeventfd(
+				d->kvm, v->notify_fd[q],
+				v->bar + (uint64_t)vdk_virtio_pci_notify_offset(
+						 v->pci, q),
+				2, q, false);
+		else if (v->ioeventfd_bound[q])
 			vmm_kvm_ioeventfd(d->kvm, v->notify_fd[q],
 					  v->info.base +
 						  VIRTIO_MMIO_QUEUE_NOTIFY,
@@ -477,6 +616,7 @@ static void vdev_free(struct vmm_devices *d, struct vdev *v)
 		vdk_bus_deregister(d->bus, v->info.base, NULL);
 	/* Resets an active device: no more interrupts after this. */
 	vdk_mmio_free(v->transport);
+	vdk_virtio_pci_free(v->pci);
 	if (v->irq_fd >= 0)
 		close(v->irq_fd);
 	if (v->blk)

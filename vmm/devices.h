@@ -35,6 +35,7 @@
 
 #include "kvm.h"
 #include "mmio_manager.h"
+#include "pci_bus.h"
 
 /** Most virtio devices one VM gets (IRQs 5..23 without 4). */
 #define VMM_DEVICES_MAX 24u
@@ -93,6 +94,18 @@ int vmm_devices_add_rng(struct vmm_devices *d, const char *id,
 int vmm_devices_add_console(struct vmm_devices *d, const char *id,
 			    const struct vdk_console_config *cfg,
 			    bool stdin_input, const char **errmsg);
+
+/**
+ * vmm_devices_use_pci() - attach the devices added from now on through
+ * virtio-pci (virtio 1.2 §4.1) on @pci instead of virtio-mmio: a function
+ * on the bus with its BAR placed in the window, MSI-X messages injected
+ * with KVM_SIGNAL_MSI, and an ioeventfd per queue on its notification
+ * address (2-byte writes of the queue index, as Linux's virtio-pci
+ * writes), moved with the BAR when the guest moves it. Without MSI-X the
+ * function's INTA drives a shared level GSI (vmm_pci_bus_intx()). @pci is
+ * not owned; free it after vmm_devices_free().
+ */
+void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci);
 
 /**
  * vmm_devices_start() - start the device thread (and the console's stdin

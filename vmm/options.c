@@ -46,6 +46,11 @@ static void usage(FILE *f)
 		"/dev/null\n"
 		"  --mmio-cmdline     also list virtio-mmio devices on the "
 		"kernel command line\n"
+		"  --transport mmio|pci\n"
+		"                     how every virtio device is attached: "
+		"virtio-mmio (default) or\n"
+		"                     virtio-pci (modern, MSI-X) on a PCI host "
+		"bridge (ECAM, 0xCF8)\n"
 		"  --help, --version\n\n"
 		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
 		"reboot, 3 guest crash (triple fault), 4 VMM error, 128+n "
@@ -149,6 +154,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_CONSOLE,
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
+		O_TRANSPORT,
 		O_HELP,
 		O_VERSION
 	};
@@ -163,6 +169,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
+		{"transport", required_argument, NULL, O_TRANSPORT},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{NULL, 0, NULL, 0},
@@ -197,6 +204,17 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 			break;
 		case O_MMIO_CMDLINE:
 			o->mmio_cmdline = true;
+			break;
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "pci")) {
+				o->pci = true;
+			} else if (!strcmp(optarg, "mmio")) {
+				o->pci = false;
+			} else {
+				vmm_die_setup("--transport %s: mmio or pci",
+					      optarg);
+				return -1;
+			}
 			break;
 		case O_HELP:
 			usage(stdout);

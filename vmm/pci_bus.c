@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,10 @@ struct vmm_pci_bus {
 	struct vdk_bus *pio, *mmio;
 	struct vmm_pci_host *host;
 	struct vdk_virtio_pci *fns[VMM_PCI_SLOTS];
+	unsigned int slots[VMM_PCI_SLOTS]; /* device number of fns[i] */
 	unsigned int nfns;
+	pthread_mutex_t intx_lock;
+	uint32_t intx_up; /* slots asserting INTA */
 	bool pio_on, ecam_on, window_on;
 };
 
@@ -110,6 +114,7 @@ struct vmm_pci_bus *vmm_pci_bus_new(struct vmm_kvm *kvm, struct vdk_bus *pio,
 
 	if (!b)
 		goto out;
+	pthread_mutex_init(&b->intx_lock, NULL);
 	b->kvm = kvm;
 	b->pio = pio;
 	b->mmio = mmio;
@@ -157,6 +162,7 @@ void vmm_pci_bus_free(struct vmm_pci_bus *b)
 	if (b->window_on)
 		vdk_bus_deregister(b->mmio, VMM_PCI_MEM32_BASE, NULL);
 	vmm_pci_host_free(b->host);
+	pthread_mutex_destroy(&b->intx_lock);
 	free(b);
 }
 
@@ -182,6 +188,7 @@ int vmm_pci_bus_add(struct vmm_pci_bus *b, struct vdk_virtio_pci *t,
 	if (r < 0)
 		return r;
 	vdk_pci_set_command(d, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	b->slots[b->nfns] = s;
 	b->fns[b->nfns++] = t;
 	if (slot)
 		*slot = s;
@@ -199,10 +206,39 @@ void vmm_pci_bus_msi(void *opaque, uint64_t addr, uint32_t data)
 			(unsigned long long)addr, data, strerror(-r));
 }
 
+static uint32_t intx_gsi(unsigned int slot)
+{
+	return VMM_PCI_INTX_GSI_FIRST + (slot - 1) % VMM_PCI_INTX_GSIS;
+}
+
+void vmm_pci_bus_intx(struct vmm_pci_bus *b, unsigned int slot, bool level)
+{
+	uint32_t gsi, share = 0, before, after;
+
+	if (!b || slot == 0 || slot >= VMM_PCI_SLOTS)
+		return;
+	gsi = intx_gsi(slot);
+	for (unsigned int s = 1; s < VMM_PCI_SLOTS; s++)
+		if (intx_gsi(s) == gsi)
+			share |= 1u << s;
+	pthread_mutex_lock(&b->intx_lock);
+	before = b->intx_up & share;
+	if (level)
+		b->intx_up |= 1u << slot;
+	else
+		b->intx_up &= ~(1u << slot);
+	after = b->intx_up & share;
+	/* The line is the OR of the pins that share it. */
+	if (!before != !after && b->kvm)
+		(void)vmm_kvm_irq_line(b->kvm, gsi, after != 0);
+	pthread_mutex_unlock(&b->intx_lock);
+}
+
 void vmm_pci_bus_acpi(const struct vmm_pci_bus *b, struct vmm_acpi_pci *out)
 {
-	(void)b;
 	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; b && i < b->nfns; i++)
+		out->slot_gsi[b->slots[i]] = intx_gsi(b->slots[i]);
 	out->ecam_base = VMM_PCI_ECAM_BASE;
 	out->mem32_base = (uint32_t)VMM_PCI_MEM32_BASE;
 	out->mem32_size = (uint32_t)VMM_PCI_MEM32_SIZE;

@@ -21,6 +21,7 @@
 #ifndef VDK_VMM_PCI_BUS_H
 #define VDK_VMM_PCI_BUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <vdk/bus.h>
@@ -62,8 +63,21 @@ int vmm_pci_bus_add(struct vmm_pci_bus *b, struct vdk_virtio_pci *t,
  */
 void vmm_pci_bus_msi(void *opaque, uint64_t addr, uint32_t data);
 
-/** vmm_pci_bus_acpi() - the bus as vmm_acpi_build() describes it (no
- * INTx routes: the functions interrupt with MSI-X). */
+/** First GSI of the INTx pool: device s's INTA is GSI
+ * VMM_PCI_INTX_GSI_FIRST + (s - 1) % VMM_PCI_INTX_GSIS (shared, level,
+ * active low; the ACPI _PRT says so). */
+#define VMM_PCI_INTX_GSI_FIRST 16u
+#define VMM_PCI_INTX_GSIS      8u
+
+/**
+ * vmm_pci_bus_intx() - the INTA level of the function in @slot changed
+ * (a vdk_pci_intx_fn's work, any thread): the GSI is asserted while any of
+ * the functions sharing it asserts its pin (KVM_IRQ_LINE).
+ */
+void vmm_pci_bus_intx(struct vmm_pci_bus *b, unsigned int slot, bool level);
+
+/** vmm_pci_bus_acpi() - the bus as vmm_acpi_build() describes it, with
+ * the INTA route of every device in use (_PRT). */
 void vmm_pci_bus_acpi(const struct vmm_pci_bus *b, struct vmm_acpi_pci *out);
 
 #endif /* VDK_VMM_PCI_BUS_H */

@@ -114,6 +114,13 @@ static void test_bus(void **state)
 	assert_int_equal(acpi.ecam_base, VMM_PCI_ECAM_BASE);
 	assert_int_equal(acpi.mem32_base, VMM_PCI_MEM32_BASE);
 	assert_int_equal(acpi.mem32_size, VMM_PCI_MEM32_SIZE);
+	assert_int_equal(acpi.slot_gsi[slot], VMM_PCI_INTX_GSI_FIRST);
+	assert_int_equal(acpi.slot_gsi[slot + 1], 0);
+	/* INTx without KVM: bookkeeping only, bad slots ignored. */
+	vmm_pci_bus_intx(b, slot, true);
+	vmm_pci_bus_intx(b, slot, false);
+	vmm_pci_bus_intx(b, 0, true);
+	vmm_pci_bus_intx(b, 99, true);
 
 	vmm_pci_bus_free(b);
 	/* Deregistered: the ports and windows are free again. */
