@@ -14,6 +14,10 @@
 #include <vdk/log.h>
 #include <vdk/virtio_pci.h>
 
+#include <stddef.h>
+
+#include <linux/virtio_config.h>
+
 #include "common.h"
 
 struct vdk_virtio_pci {
@@ -57,5 +61,29 @@ VDK_HIDDEN extern const struct vdk_interrupt_ops vdk_virtio_pci_irq_ops;
 
 /* Call with lock held: the device status as the driver reads it. */
 VDK_HIDDEN uint8_t vdk_virtio_pci_status_locked(struct vdk_virtio_pci *t);
+
+/* Call with lock held: DEVICE_NEEDS_RESET is set (§2.1.2). */
+static inline bool vdk_virtio_pci_needs_reset(struct vdk_virtio_pci *t)
+{
+	return vdk_virtio_pci_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
+}
+
+/* Whether feature @bit is negotiated. */
+static inline bool negotiated(const struct vdk_virtio_pci *t, unsigned int bit)
+{
+	return vdk_transport_negotiated(t->status, t->driver_features, bit);
+}
+
+/* Call with lock held: log @why, set DEVICE_NEEDS_RESET, notify. */
+VDK_HIDDEN void vdk_virtio_pci_fail(struct vdk_virtio_pci *t, const char *why,
+				    int err);
+
+/* pci_common_cfg.c: the natural width of the common configuration field
+ * at @off (0: none starts there), and a read / write of it (lock held). */
+VDK_HIDDEN size_t vdk_virtio_pci_field_width(uint64_t off);
+VDK_HIDDEN uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t,
+					       uint64_t off);
+VDK_HIDDEN void vdk_virtio_pci_common_write(struct vdk_virtio_pci *t,
+					    uint64_t off, uint32_t v);
 
 #endif /* VDK_TRANSPORT_PCI_INTERNAL_H */
