@@ -269,6 +269,90 @@ void vdk_device_queue_notify(struct vdk_device *dev, uint16_t index)
 		dev->ops->queue_notify(dev->impl, index);
 }
 
+int vdk_device_attach_loop(struct vdk_device *dev, struct vdk_loop *loop)
+{
+	int ret;
+
+	if (!loop)
+		return -EINVAL;
+	if (dev->loop || dev->state == VDK_DEVICE_ACTIVE)
+		return refuse(dev, "attach_loop", -EBUSY);
+	if (dev->ops->attach_loop) {
+		ret = dev->ops->attach_loop(dev->impl, loop);
+		if (ret < 0) {
+			vdk_log(VDK_LOG_ERROR, MOD, "%s: attach_loop: %s",
+				dev_name(dev), strerror(-ret));
+			return ret;
+		}
+	}
+	dev->loop = loop;
+	return 0;
+}
+
+/* The checks start_queue and stop_queue share. */
+static int queue_op_check(struct vdk_device *dev, const char *what,
+			  uint16_t index)
+{
+	if (dev->state != VDK_DEVICE_ACTIVE || dev->asleep)
+		return refuse(dev, what, -EBUSY);
+	if (index >= dev->num_queues) {
+		vdk_log(VDK_LOG_WARN, MOD, "%s: %s of queue %u of %u",
+			dev_name(dev), what, index, dev->num_queues);
+		return -ERANGE;
+	}
+	if (!dev->ops->start_queue || !dev->ops->stop_queue)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+int vdk_device_start_queue(struct vdk_device *dev, uint16_t index,
+			   struct vdk_virtq *q)
+{
+	int ret = queue_op_check(dev, "start_queue", index);
+
+	if (ret < 0)
+		return ret;
+	if (!q)
+		return -EINVAL;
+	if (dev->queues[index]) {
+		vdk_log(VDK_LOG_WARN, MOD, "%s: queue %u already started",
+			dev_name(dev), index);
+		return -EBUSY;
+	}
+	ret = dev->ops->start_queue(dev->impl, index, q);
+	if (ret < 0) {
+		vdk_log(VDK_LOG_ERROR, MOD, "%s: start of queue %u: %s",
+			dev_name(dev), index, strerror(-ret));
+		return ret;
+	}
+	dev->queues[index] = q;
+	return 0;
+}
+
+int vdk_device_stop_queue(struct vdk_device *dev, uint16_t index,
+			  struct vdk_virtq **q)
+{
+	struct vdk_virtq *got;
+	int ret = queue_op_check(dev, "stop_queue", index);
+
+	if (q)
+		*q = NULL;
+	if (ret < 0)
+		return ret;
+	if (!dev->queues[index])
+		return -ENOENT;
+	got = dev->ops->stop_queue(dev->impl, index);
+	if (got != dev->queues[index])
+		vdk_log(VDK_LOG_WARN, MOD,
+			"%s: stop_queue %u handed back %p, not the queue it "
+			"was given",
+			dev_name(dev), index, (void *)got);
+	if (q)
+		*q = dev->queues[index];
+	dev->queues[index] = NULL;
+	return 0;
+}
+
 int vdk_device_sleep(struct vdk_device *dev)
 {
 	int ret;

@@ -88,6 +88,16 @@ struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err);
 /** vdk_mmio_free() - reset the device if active and free the transport. */
 void vdk_mmio_free(struct vdk_mmio *t);
 
+/**
+ * vdk_mmio_notify() - an inbound queue notification for @queue that did not
+ * come through a QueueNotify write (a KVM ioeventfd on QueueNotify fired;
+ * virtio 1.2 §4.2.3.3): forwarded to the device (vdk_device_queue_notify())
+ * under the transport's lock, so it is ordered against a reset or
+ * QueueReset from a vCPU. Ignored (logged, rate-limited) for an index out
+ * of range or while asleep. Any thread; the notify callback is not called.
+ */
+void vdk_mmio_notify(struct vdk_mmio *t, uint16_t queue);
+
 /** Bus ops: the opaque pointer is the struct vdk_mmio. */
 extern const struct vdk_bus_device_ops vdk_mmio_bus_ops;
 

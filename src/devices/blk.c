@@ -133,6 +133,53 @@ static void blk_queue_notify(void *dev, uint16_t index)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* Per-queue lifecycle (virtio 1.2 §2.6.1; vhost-user ring start/stop). */
+static int blk_start_queue(void *dev, uint16_t index, struct vdk_virtq *vq)
+{
+	struct vdk_blk *blk = dev;
+
+	queue_start(&blk->queues[index], vq, true);
+	blk_queue_notify(blk, index); /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *blk_stop_queue(void *dev, uint16_t index)
+{
+	struct blk_queue *q = &((struct vdk_blk *)dev)->queues[index];
+	struct vdk_virtq *vq = q->vq;
+
+	queue_stop(q); /* waits for the requests in flight */
+	return vq;
+}
+
+/* A queue's io_uring completion eventfd fired (on the loop's thread). */
+static void on_completion(void *opaque, int fd, uint32_t events)
+{
+	struct blk_queue *q = opaque;
+
+	(void)fd;
+	(void)events;
+	(void)vdk_blk_process_completions(q->blk, q->index);
+}
+
+static int blk_attach_loop(void *dev, struct vdk_loop *loop)
+{
+	struct vdk_blk *blk = dev;
+	int ret;
+
+	for (uint16_t i = 0; i < blk->num_queues; i++) {
+		ret = vdk_loop_add(loop, blk->queues[i].efd, VDK_LOOP_IN,
+				   on_completion, &blk->queues[i]);
+		if (ret < 0) {
+			while (i--)
+				(void)vdk_loop_remove(loop, blk->queues[i].efd);
+			return ret;
+		}
+	}
+	blk->loop = loop;
+	return 0;
+}
+
 static int blk_sleep(void *dev)
 {
 	struct vdk_blk *blk = dev;
@@ -256,6 +303,8 @@ static void blk_destroy(void *dev)
 {
 	struct vdk_blk *blk = dev;
 
+	for (uint16_t i = 0; blk->loop && i < blk->num_queues; i++)
+		(void)vdk_loop_remove(blk->loop, blk->queues[i].efd);
 	for (uint16_t i = 0; i < blk->num_queues; i++) {
 		struct blk_queue *q = &blk->queues[i];
 
@@ -298,6 +347,9 @@ static const struct vdk_device_ops blk_ops = {
 	.snapshot = blk_snapshot,
 	.restore = blk_restore,
 	.destroy = blk_destroy,
+	.start_queue = blk_start_queue,
+	.stop_queue = blk_stop_queue,
+	.attach_loop = blk_attach_loop,
 };
 
 /* ---- construction ------------------------------------------------------ */

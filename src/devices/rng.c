@@ -205,6 +205,28 @@ static void rng_queue_notify(void *dev, uint16_t index)
 		rng_process(dev);
 }
 
+static int rng_start_queue(void *dev, uint16_t index, struct vdk_virtq *q)
+{
+	struct vdk_rng *rng = dev;
+
+	(void)index; /* the framework checked it: 0 */
+	rng->requestq = q;
+	rng->broken = false; /* a fresh queue (virtio 1.2 §2.6.1) */
+	rng_process(rng);    /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *rng_stop_queue(void *dev, uint16_t index)
+{
+	struct vdk_rng *rng = dev;
+	struct vdk_virtq *q = rng->requestq;
+
+	(void)index;
+	/* Nothing runs between calls: stopping is forgetting the queue. */
+	rng->requestq = NULL;
+	return q;
+}
+
 static int rng_sleep(void *dev)
 {
 	struct vdk_rng *rng = dev;
@@ -296,6 +318,8 @@ static const struct vdk_device_ops rng_ops = {
 	.snapshot = rng_snapshot,
 	.restore = rng_restore,
 	.destroy = rng_destroy,
+	.start_queue = rng_start_queue,
+	.stop_queue = rng_stop_queue,
 };
 
 /* ---- public API --------------------------------------------------------- */
