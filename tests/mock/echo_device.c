@@ -228,6 +228,25 @@ static void echo_queue_notify(void *dev, uint16_t index)
 		echo_process(dev, index);
 }
 
+static int echo_start_queue(void *dev, uint16_t index, struct vdk_virtq *q)
+{
+	struct echo_device *e = dev;
+
+	e->queues[index] = q;
+	echo_process(e, index); /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *echo_stop_queue(void *dev, uint16_t index)
+{
+	struct echo_device *e = dev;
+	struct vdk_virtq *q = e->queues[index];
+
+	/* Synchronous: nothing is in flight between calls. */
+	e->queues[index] = NULL;
+	return q;
+}
+
 static int echo_sleep(void *dev)
 {
 	struct echo_device *e = dev;
@@ -382,6 +401,8 @@ static const struct vdk_device_ops echo_ops = {
 	.snapshot = echo_snapshot,
 	.restore = echo_restore,
 	.destroy = echo_destroy,
+	.start_queue = echo_start_queue,
+	.stop_queue = echo_stop_queue,
 };
 
 /* ---- public helpers ---------------------------------------------------- */
