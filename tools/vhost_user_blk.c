@@ -11,16 +11,16 @@
  *     -chardev socket,id=blk0,path=/tmp/blk.sock \
  *     -device vhost-user-blk-pci,chardev=blk0
  *
- * One front-end is served, then the program exits: 0 when the front-end
- * disconnects or on SIGINT/SIGTERM, 1 on an error. Command line and
+ * One front-end is served (--keep-listening: one after the other), then
+ * the program exits: 0 when the front-end disconnects or on
+ * SIGINT/SIGTERM/SIGHUP, 1 on an error. Command line and
  * --print-capabilities follow the vhost-user spec's "Backend program
  * conventions" (features "read-only" and "blk-file").
  *
- * The device is served through the library's device adapter
- * (vdk_vhost_user_backend_from_device()); the serving loop (common.c) also
- * watches each queue's io_uring completion eventfd and calls
- * vdk_blk_process_completions() when it fires, so requests complete on the
- * same thread that pops them, without a thread per queue.
+ * The program is its options and the device; serving is the library's
+ * (vdk_tool_serve(): one loop, the vhost-user server). The device puts its
+ * io_uring completion eventfds on that loop itself, so requests complete
+ * on the same thread that pops them, without a thread per queue.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -150,11 +150,6 @@ static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 	return 0;
 }
 
-static void on_completion(void *opaque, uint16_t queue)
-{
-	(void)vdk_blk_process_completions(opaque, queue);
-}
-
 static void print_stats(struct vdk_blk *blk, const char *path)
 {
 	struct vdk_blk_stats s = vdk_blk_stats(blk);
@@ -173,31 +168,14 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 		(unsigned long long)s.unsupported);
 }
 
-/* Serve @blk to the front-end on @conn (taken over), with the queues'
- * completion fds in the serving loop. */
-static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
-		 uint32_t poll_us)
-{
-	struct vdk_tool_fd_handler handlers[VDK_BLK_MAX_QUEUES];
-
-	for (uint16_t i = 0; i < nq; i++)
-		handlers[i] = (struct vdk_tool_fd_handler){
-			.fd = vdk_blk_completion_fd(blk, i),
-			.fn = on_completion,
-			.opaque = blk,
-			.index = i,
-		};
-	return vdk_tool_serve_device(vdk_blk_device(blk), conn, sigfd, handlers,
-				     nq, poll_us);
-}
-
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
 	struct vdk_blk_config cfg = {0};
 	struct vdk_blk *blk;
 	uint32_t v, poll_us = POLL_US_UNSET;
-	int opt, ret, sigfd, conn = -1;
+	struct vdk_tool t;
+	int opt, ret;
 
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
 	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
@@ -275,19 +253,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	vdk_tool_log_init(PROG, o.verbosity);
-	sigfd = vdk_tool_signals();
-	if (sigfd < 0) {
-		vdk_tool_msg("signals: %s", strerror(-sigfd));
+	/* queue_notify and completions both run on the loop's thread */
+	cfg.single_thread = true;
+	ret = vdk_tool_start(&t);
+	if (ret == 0)
+		ret = vdk_blk_new(&blk, &cfg); /* logs its own failure */
+	if (ret < 0) {
+		vdk_tool_end(&t);
 		return 1;
 	}
-	/* queue_notify and completions both run on the serving loop */
-	cfg.single_thread = true;
-	ret = vdk_blk_new(&blk, &cfg); /* logs its own failure */
-	if (ret < 0)
-		return 1;
 	struct vdk_blk_io_info io = vdk_blk_io_info(blk);
 	if (poll_us == POLL_US_UNSET)
 		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
+	vdk_loop_epoll_set_poll(t.loop, poll_us);
 	vdk_tool_msg("%s: %llu sectors%s%s%s, %u queue(s), %s reads and "
 		     "writes%s, poll %u us",
 		     cfg.path, (unsigned long long)vdk_blk_capacity(blk),
@@ -297,17 +275,11 @@ int main(int argc, char **argv)
 		     cfg.num_queues ? cfg.num_queues : 1,
 		     io.mode == VDK_BLK_IO_SYNC ? "synchronous" : "io_uring",
 		     io.direct ? ", O_DIRECT" : "", poll_us);
-	ret = vdk_tool_accept(&o, sigfd, &conn);
-	if (ret == 0) {
-		ret = serve(blk, conn, sigfd,
-			    cfg.num_queues ? cfg.num_queues : 1, poll_us);
-		print_stats(blk, cfg.path);
-	} else if (ret == 1) {
-		ret = 0; /* a signal before any front-end came */
-	}
+	ret = vdk_tool_serve(&t, &o, vdk_blk_device(blk));
+	print_stats(blk, cfg.path);
 	if (ret < 0)
 		vdk_tool_msg("error: %s", strerror(-ret));
-	vdk_blk_free(blk);
-	close(sigfd);
+	vdk_blk_free(blk); /* before the loop its completion fds are on */
+	vdk_tool_end(&t);
 	return ret < 0 ? 1 : 0;
 }

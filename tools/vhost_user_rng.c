@@ -11,10 +11,11 @@
  *     -chardev socket,id=rng0,path=/tmp/rng.sock \
  *     -device vhost-user-rng-pci,chardev=rng0
  *
- * One front-end is served, then the program exits: 0 when the front-end
- * disconnects or on SIGINT/SIGTERM, 1 on an error. The device runs through
- * the library's device adapter; requests are filled synchronously on the
- * serving thread when the ring is kicked.
+ * One front-end is served (--keep-listening: one after the other), then
+ * the program exits: 0 when the front-end disconnects or on
+ * SIGINT/SIGTERM/SIGHUP, 1 on an error. The program is its options and the
+ * device; serving is the library's (vdk_tool_serve()). Requests are filled
+ * synchronously on the loop's thread when the ring is kicked.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -62,7 +63,8 @@ int main(int argc, char **argv)
 	struct vdk_rng_config cfg = {0};
 	struct vdk_rng_stats st;
 	struct vdk_rng *rng;
-	int opt, ret, sigfd, conn = -1;
+	struct vdk_tool t;
+	int opt, ret;
 
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
 	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
@@ -102,31 +104,23 @@ int main(int argc, char **argv)
 	if (vdk_tool_check_common(&o) < 0)
 		return 1;
 	vdk_tool_log_init(PROG, o.verbosity);
-	sigfd = vdk_tool_signals();
-	if (sigfd < 0) {
-		vdk_tool_msg("signals: %s", strerror(-sigfd));
-		return 1;
-	}
-	ret = vdk_rng_new(&rng, &cfg);
-	if (ret < 0) {
-		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
-		close(sigfd);
-		return 1;
-	}
-	ret = vdk_tool_accept(&o, sigfd, &conn);
+	ret = vdk_tool_start(&t);
 	if (ret == 0) {
-		ret = vdk_tool_serve_device(vdk_rng_device(rng), conn, sigfd,
-					    NULL, 0, 0);
+		ret = vdk_rng_new(&rng, &cfg);
+		if (ret < 0)
+			vdk_tool_msg("cannot create the device: %s",
+				     strerror(-ret));
+	}
+	if (ret == 0) {
+		ret = vdk_tool_serve(&t, &o, vdk_rng_device(rng));
 		st = vdk_rng_stats(rng);
 		vdk_tool_msg("%llu requests, %llu random bytes",
 			     (unsigned long long)st.requests,
 			     (unsigned long long)st.bytes);
-	} else if (ret == 1) {
-		ret = 0; /* a signal before any front-end came */
+		vdk_rng_free(rng); /* before the loop it is attached to */
 	}
+	vdk_tool_end(&t);
 	if (ret < 0)
 		vdk_tool_msg("error: %s", strerror(-ret));
-	vdk_rng_free(rng);
-	close(sigfd);
 	return ret < 0 ? 1 : 0;
 }

@@ -385,9 +385,11 @@ static void test_rng_adapter(void **state)
 	assert_int_equal(eventfd_take(fe->call[0]), 1);
 	assert_int_equal(vdk_rng_stats(rng).requests, 1);
 
-	/* GET_VRING_BASE puts the device to sleep; restart wakes it */
+	/* GET_VRING_BASE stops the device's queue (it stays active and
+	 * awake); the restart starts it again */
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 1);
-	assert_true(vdk_rng_device(rng)->asleep);
+	assert_false(vdk_rng_device(rng)->asleep);
+	assert_null(vdk_rng_device(rng)->queues[0]);
 	assert_int_equal(vu_fe_req_state(fe, VHOST_USER_SET_VRING_BASE, 0, 1),
 			 1);
 	assert_int_equal(

@@ -43,7 +43,6 @@ struct fx {
 	struct vu_fe fe;
 	struct echo_device *echo;
 	struct vdk_device *dev;
-	struct vdk_vhost_user_device_adapter ad;
 };
 
 static void fail_fn(const char *msg)
@@ -55,7 +54,6 @@ static int setup(void **state)
 {
 	const struct vu_fe_config cfg = {RAM_GPA, RAM_SIZE, ECHO_NUM_QUEUES,
 					 QSIZE};
-	const struct vdk_vhost_user_backend_ops *ops;
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (!f || vu_fe_init(&f->fe, &cfg, fail_fn) < 0)
@@ -64,8 +62,7 @@ static int setup(void **state)
 	if (!f->echo)
 		return -1;
 	f->dev = echo_device_vdk(f->echo);
-	if (vdk_vhost_user_backend_from_device(&f->ad, f->dev, &ops) < 0 ||
-	    vu_fe_connect(&f->fe, ops, &f->ad) < 0)
+	if (vu_fe_connect_device(&f->fe, f->dev) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -81,6 +78,16 @@ static int teardown(void **state)
 	echo_device_free(f->echo);
 	free(f);
 	return 0;
+}
+
+/* Queues the device runs with. */
+static int started(const struct fx *f)
+{
+	int n = 0;
+
+	for (int i = 0; i < ECHO_NUM_QUEUES; i++)
+		n += f->dev->queues[i] != NULL;
+	return n;
 }
 
 /* SET_FEATURES @features (with protocol features) and expect @ret. */
@@ -152,7 +159,7 @@ static void test_queue_subset(void **state)
 	assert_false(f->dev->asleep);
 	assert_non_null(f->dev->queues[ECHO_QUEUE_ECHO]);
 	assert_null(f->dev->queues[ECHO_QUEUE_SINK]);
-	assert_int_equal(f->ad.num_started, 1);
+	assert_int_equal(started(f), 1);
 	assert_echoed(f, DATA_GPA, false);
 
 	/* Made available before its ring starts: served when it does. */
@@ -187,11 +194,12 @@ static void test_queue_subset(void **state)
 			 0);
 	assert_int_equal(echo_device_stats(f->echo).sink_chains, 2);
 
-	/* The last ring stops: the device sleeps, state kept; the first ring
-	 * to start again wakes it. */
+	/* The last ring stops: the device stays active with no queue, state
+	 * kept (no sleep: that is for suspend); a ring starting again joins. */
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 3);
-	assert_true(f->dev->asleep);
+	assert_false(f->dev->asleep);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
+	assert_int_equal(started(f), 0);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 2, VU_FE_RING_ENABLE);
 	assert_false(f->dev->asleep);
 	assert_null(f->dev->queues[ECHO_QUEUE_ECHO]);
@@ -210,11 +218,11 @@ static void test_ring_disable_enable(void **state)
 	vu_fe_setup(&f->fe, 0);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 0, RING_NEW);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 0, RING_NEW);
-	assert_int_equal(f->ad.num_started, 2);
+	assert_int_equal(started(f), 2);
 	assert_int_equal(vu_fe_req_state(&f->fe, VHOST_USER_SET_VRING_ENABLE,
 					 ECHO_QUEUE_ECHO, 0),
 			 1);
-	assert_int_equal(f->ad.num_started, 1);
+	assert_int_equal(started(f), 1);
 	assert_false(f->dev->asleep);
 	assert_null(f->dev->queues[ECHO_QUEUE_ECHO]);
 	sink_post(f, DATA_GPA + 0x1000);
@@ -248,9 +256,10 @@ static void test_features_change_between_stop_and_start(void **state)
 	set_features(f, F_VERSION | F_INVERT, -EBUSY);
 	assert_int_equal(f->dev->acked_features, F_VERSION);
 
-	/* stop, same features, start: woken, not reset */
+	/* stop, same features, start: the queue restarts, no reset */
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 1);
-	assert_true(f->dev->asleep);
+	assert_false(f->dev->asleep);
+	assert_int_equal(started(f), 0);
 	set_features(f, F_VERSION, 1);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 1, VU_FE_RING_ENABLE);
@@ -274,8 +283,8 @@ static void test_features_change_between_stop_and_start(void **state)
 	assert_echoed(f, DATA_GPA + 0x400, true);
 }
 
-/* RESET_DEVICE of a sleeping device, then a new session: it starts
- * afresh with the features of that session. */
+/* RESET_DEVICE of an active device whose rings all stopped, then a new
+ * session: it starts afresh with the features of that session. */
 static void test_reset_device_while_asleep(void **state)
 {
 	struct fx *f = *state;
@@ -285,7 +294,9 @@ static void test_reset_device_while_asleep(void **state)
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 0, RING_NEW);
 	assert_true(echo_device_inverting(f->echo));
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_SINK), 0);
-	assert_true(f->dev->asleep);
+	assert_false(f->dev->asleep);
+	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
+	assert_int_equal(started(f), 0);
 	assert_int_equal(
 		vu_fe_req(&f->fe, VHOST_USER_RESET_DEVICE, 0, NULL, 0, NULL, 0),
 		1);

@@ -384,9 +384,11 @@ static void test_lifecycle_rng(void **state)
 	vu_fe_start_ring(fe, 0, 0, RING_NEW);
 	assert_int_equal(dev->state, VDK_DEVICE_ACTIVE);
 	rng_request(fe, rng, DATA_GPA, 2);
-	/* sleep: GET_VRING_BASE */
+	/* suspended (spec "Suspended device state"): GET_VRING_BASE stops
+	 * the last ring; the device keeps its state with no queue */
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 1);
-	assert_true(dev->asleep);
+	assert_false(dev->asleep);
+	assert_null(dev->queues[0]);
 	/* save */
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	assert_int_equal(fe_set_state_fd(fe,
@@ -399,10 +401,10 @@ static void test_lifecycle_rng(void **state)
 	close(p[0]);
 	assert_int_equal(fe_check_state(fe, &answer), 1);
 	assert_int_equal(answer, 0);
-	assert_true(dev->asleep); /* still suspended */
-	/* wake: the ring restarts where it stopped */
+	assert_null(dev->queues[0]); /* still suspended */
+	/* the ring restarts where it stopped */
 	vu_fe_start_ring(fe, 0, 1, RING_RESTART);
-	assert_false(dev->asleep);
+	assert_non_null(dev->queues[0]);
 	rng_request(fe, rng, DATA_GPA + 0x100, 3);
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 2);
 	vu_fe_disconnect(fe);
