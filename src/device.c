@@ -12,6 +12,7 @@
  * envelope has been validated and the device has accepted its part.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cbor.h>
@@ -441,6 +442,8 @@ int vdk_device_wake(struct vdk_device *dev, const struct vdk_mem *act_mem,
 int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 {
 	cbor_item_t *map, *inner = NULL;
+	uint8_t *bytes = NULL;
+	size_t nbytes = 0;
 	bool ok;
 	int ret;
 
@@ -448,15 +451,19 @@ int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 	if (!dev->asleep)
 		return refuse(dev, "snapshot", -EBUSY);
 	if (dev->ops->snapshot) {
-		ret = dev->ops->snapshot(dev->impl, &inner);
+		ret = dev->ops->snapshot(dev->impl, &bytes, &nbytes);
 		if (ret < 0) {
 			vdk_log(VDK_LOG_ERROR, MOD, "%s: snapshot failed: %s",
 				dev_name(dev), strerror(-ret));
 			return ret;
 		}
-	}
-	if (!inner)
+		/* The device's bytes travel as one byte string. */
+		inner = cbor_build_bytestring(bytes ? bytes : (uint8_t *)"",
+					      nbytes);
+		free(bytes);
+	} else {
 		inner = cbor_new_null();
+	}
 	if (!inner)
 		return -ENOMEM;
 	map = cbor_new_definite_map(ENV_KEYS);
@@ -572,6 +579,14 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 			(unsigned long long)(features & ~offered));
 		return -EINVAL;
 	}
+	if (!cbor_is_null(env[ENV_DEVICE]) &&
+	    (!cbor_isa_bytestring(env[ENV_DEVICE]) ||
+	     !cbor_bytestring_is_definite(env[ENV_DEVICE]))) {
+		vdk_log(VDK_LOG_WARN, MOD,
+			"%s: restore: device state is not a byte string",
+			dev_name(dev));
+		return -EINVAL;
+	}
 	if (!dev->ops->restore && !cbor_is_null(env[ENV_DEVICE])) {
 		vdk_log(VDK_LOG_WARN, MOD,
 			"%s: restore: snapshot has device state, device has "
@@ -584,7 +599,13 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 	if (dev->ops->ack_features)
 		dev->ops->ack_features(dev->impl, features);
 	if (dev->ops->restore) {
-		ret = dev->ops->restore(dev->impl, env[ENV_DEVICE]);
+		const cbor_item_t *d = env[ENV_DEVICE];
+		bool none = cbor_is_null(d);
+
+		ret = dev->ops->restore(
+			dev->impl,
+			none ? NULL : cbor_bytestring_handle((cbor_item_t *)d),
+			none ? 0 : cbor_bytestring_length(d));
 		if (ret < 0) {
 			if (dev->ops->ack_features)
 				dev->ops->ack_features(dev->impl,

@@ -20,10 +20,11 @@
  *   Sleeping while asleep or waking while awake: -EBUSY.
  *   snapshot and restore: only while asleep.
  *
- * Snapshots are CBOR (libcbor): the framework wraps the device's own item in
- * an envelope { "format": "vdk-device", "version": 1, "device_type": N,
- * "state": "new"|"active"|"reset", "acked_features": F, "device": <item> } and
- * refuses to restore an envelope of another device type or version.
+ * Snapshots cross the API as bytes. The framework wraps the device's own
+ * bytes (its snapshot op) in a CBOR envelope { "format": "vdk-device",
+ * "version": 2, "device_type": N, "state": "new"|"active"|"reset",
+ * "acked_features": F, "device": <byte string, or null> } and refuses to
+ * restore an envelope of another device type or version.
  *
  * Threading: the vdk_device_*() calls are made by one control thread (the
  * transport's); the device may run its own workers between activate and
@@ -36,8 +37,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cbor.h>
-
 #include <vdk/interrupt.h>
 #include <vdk/loop.h>
 #include <vdk/mem.h>
@@ -47,8 +46,9 @@
 extern "C" {
 #endif
 
-/** Version of the snapshot envelope this library writes and reads. */
-#define VDK_DEVICE_SNAPSHOT_VERSION 1
+/** Version of the snapshot envelope this library writes and reads (2: the
+ * device's state is a byte string). */
+#define VDK_DEVICE_SNAPSHOT_VERSION 2
 
 /* ---- device ops ------------------------------------------------------- */
 
@@ -101,12 +101,15 @@ struct vdk_device_ops {
 	 * irq and queues when the device is active, else all NULL. */
 	int (*wake)(void *dev, const struct vdk_mem *mem,
 		    struct vdk_interrupt *irq, struct vdk_virtq **queues);
-	/** Optional: the device's state as a new CBOR item (caller decrefs).
-	 * NULL means the device has no state beyond the envelope. */
-	int (*snapshot)(void *dev, cbor_item_t **out);
-	/** Optional: load state from @item (borrowed). Return -EINVAL if it is
-	 * malformed. */
-	int (*restore)(void *dev, const cbor_item_t *item);
+	/** Optional: the device's state as bytes of its own format (vdk's
+	 * devices: CBOR): *@buf malloc()ed, the caller frees it; *@len bytes.
+	 * Only called while asleep. NULL means the device has no state beyond
+	 * the envelope. Return 0 or -errno. */
+	int (*snapshot)(void *dev, uint8_t **buf, size_t *len);
+	/** Optional: load state from @len bytes at @buf (borrowed; untrusted:
+	 * check everything), NULL/0 if the snapshot carried none. Return
+	 * -EINVAL if they are malformed. */
+	int (*restore)(void *dev, const uint8_t *buf, size_t len);
 	/** Optional: free the device (vdk_device_fini()). */
 	void (*destroy)(void *dev);
 	/**
@@ -288,21 +291,12 @@ int vdk_device_wake(struct vdk_device *dev, const struct vdk_mem *act_mem,
 int vdk_device_snapshot(struct vdk_device *dev, uint8_t **buf, size_t *len);
 
 /**
- * vdk_device_snapshot_item() - the same as a CBOR item (for embedding in a
- * transport's snapshot); the caller decrefs it.
- */
-int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out);
-
-/**
  * vdk_device_restore() - load a snapshot into a sleeping device.
  * Return: 0; -EBUSY if awake or ACTIVE (a device is restored fresh, NEW or
  * RESET); -EINVAL if @buf is not a vdk device snapshot, is of another
  * device type (-ENODEV) or version (-EPROTO); the device's error.
  */
 int vdk_device_restore(struct vdk_device *dev, const uint8_t *buf, size_t len);
-
-/** vdk_device_restore_item() - the same from a CBOR item (borrowed). */
-int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item);
 
 /** vdk_device_state_name() - "new", "active" or "reset". */
 const char *vdk_device_state_name(enum vdk_device_state state);

@@ -234,7 +234,7 @@ static void snap_values(struct vdk_blk *blk, uint64_t v[SNAP_KEYS])
 	memcpy(v, vals, sizeof(vals));
 }
 
-static int blk_snapshot(void *dev, cbor_item_t **out)
+static int blk_snapshot_item(void *dev, cbor_item_t **out)
 {
 	uint64_t v[SNAP_KEYS];
 	cbor_item_t *map = cbor_new_definite_map(SNAP_KEYS);
@@ -254,7 +254,7 @@ static int blk_snapshot(void *dev, cbor_item_t **out)
 	return 0;
 }
 
-static int blk_restore(void *dev, const cbor_item_t *item)
+static int blk_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_blk *blk = dev;
 	uint64_t mine[SNAP_KEYS], got[SNAP_KEYS];
@@ -330,6 +330,8 @@ static void blk_destroy(void *dev)
 	free(blk->path);
 	free(blk);
 }
+
+VDK_SNAPSHOT_BYTES_OPS(blk)
 
 static const struct vdk_device_ops blk_ops = {
 	.device_type = VIRTIO_ID_BLOCK,

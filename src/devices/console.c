@@ -252,7 +252,7 @@ static void stats_to(const struct vdk_console_stats *s, uint64_t v[6])
 	memcpy(v, vals, sizeof(vals));
 }
 
-static int con_snapshot(void *dev, cbor_item_t **out)
+static int con_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct vdk_console *con = dev;
 	cbor_item_t *map = cbor_new_definite_map(SNAP_KEYS);
@@ -303,7 +303,7 @@ static bool bytes_value(const cbor_item_t *item, size_t max, size_t *len)
 	return true;
 }
 
-static int con_restore(void *dev, const cbor_item_t *item)
+static int con_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_console *con = dev;
 	const cbor_item_t *vals[SNAP_KEYS];
@@ -374,6 +374,8 @@ static void con_destroy(void *dev)
 	free(con->tx_iov);
 	free(con);
 }
+
+VDK_SNAPSHOT_BYTES_OPS(con)
 
 static const struct vdk_device_ops console_ops = {
 	.device_type = VIRTIO_ID_CONSOLE,

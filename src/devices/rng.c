@@ -260,7 +260,7 @@ static const char *const snap_keys[SNAP_KEYS] = {
 	[SNAP_BYTES] = "bytes",
 };
 
-static int rng_snapshot(void *dev, cbor_item_t **out)
+static int rng_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct vdk_rng *rng = dev;
 	cbor_item_t *m = cbor_new_definite_map(SNAP_KEYS);
@@ -279,7 +279,7 @@ static int rng_snapshot(void *dev, cbor_item_t **out)
 	return 0;
 }
 
-static int rng_restore(void *dev, const cbor_item_t *item)
+static int rng_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_rng *rng = dev;
 	const cbor_item_t *vals[SNAP_KEYS];
@@ -302,6 +302,8 @@ static void rng_destroy(void *dev)
 	free(rng->iov);
 	free(rng);
 }
+
+VDK_SNAPSHOT_BYTES_OPS(rng)
 
 static const struct vdk_device_ops rng_ops = {
 	.device_type = VIRTIO_ID_RNG,

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../device_internal.h"
 #include "internal.h"
 
 #define AD_LOG "vhost-user-adapter"

@@ -629,8 +629,11 @@ void vdk_conformance_restore_refusals(void **state)
 		       mutate(s, "device_type",
 			      cbor_build_uint64(dev->ops->device_type + 1)),
 		       -ENODEV);
-	expect_refused(dev, s0, mutate(s, "version", cbor_build_uint64(2)),
-		       -EPROTO);
+	expect_refused(
+		dev, s0,
+		mutate(s, "version",
+		       cbor_build_uint64(VDK_DEVICE_SNAPSHOT_VERSION + 1)),
+		-EPROTO);
 	expect_refused(dev, s0, mutate(s, "version", cbor_build_negint8(0)),
 		       -EINVAL);
 	expect_refused(dev, s0, mutate(s, "format", cbor_build_string("vdk")),

@@ -15,6 +15,7 @@
 #include <vdk/virtq.h>
 
 #include "echo_device.h"
+#include "snapshot.h"
 
 #define MOD "echo"
 
@@ -298,7 +299,7 @@ static bool put(cbor_item_t *map, const char *key, cbor_item_t *value)
 	return ok;
 }
 
-static int echo_snapshot(void *dev, cbor_item_t **out)
+static int echo_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct echo_device *e = dev;
 	cbor_item_t *m = cbor_new_definite_map(SNAP_KEYS);
@@ -346,7 +347,7 @@ static bool get_uint(const cbor_item_t *map, const char *key, uint64_t max,
 	return true;
 }
 
-static int echo_restore(void *dev, const cbor_item_t *item)
+static int echo_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct echo_device *e = dev;
 	uint64_t counter, settable, ec, eb, sc, sb;
@@ -382,6 +383,8 @@ static void echo_destroy(void *dev)
 {
 	free(dev);
 }
+
+VDK_SNAPSHOT_BYTES_OPS(echo)
 
 static const struct vdk_device_ops echo_ops = {
 	.device_type = ECHO_DEVICE_ID,

@@ -820,8 +820,13 @@ static cbor_item_t *state_map(size_t input_len, uint64_t cols, uint64_t rows,
 
 static int restore_with(struct env *t, cbor_item_t *m)
 {
-	int r = t->dev->ops->restore(t->dev->impl, m);
+	unsigned char *buf = NULL;
+	size_t cap = 0, len = cbor_serialize_alloc(m, &buf, &cap);
+	int r;
 
+	assert_true(len > 0);
+	r = t->dev->ops->restore(t->dev->impl, buf, len);
+	free(buf);
 	cbor_decref(&m);
 	return r;
 }
