@@ -322,9 +322,10 @@ struct vdk_vhost_user_server_config {
 	 * listening one (SO_ACCEPTCONN) is accepted on, a connected one served
 	 * as the only connection. -1 if none. */
 	int fd;
-	/** Front-ends to serve one after the other; 0 means no limit. When
-	 * the last one connects, the listening socket is closed (and its file
-	 * removed), so no other front-end can connect meanwhile. */
+	/** Front-ends to serve one after the other; 0 means no limit. A
+	 * connection that closes before its first message (a liveness probe)
+	 * does not count. After the last one the listening socket is closed
+	 * and its file removed. */
 	unsigned max_connections;
 	vdk_vhost_user_server_event_fn *event; /**< optional */
 	void *opaque;			       /**< for @event */
@@ -335,7 +336,7 @@ struct vdk_vhost_user_server_config {
  * one front-end, serve it (vdk_vhost_user_new()), and when it disconnects
  * reset the device and accept the next, until vdk_vhost_user_server_free().
  * A front-end that connects while another is served waits in the listen
- * backlog. Logs each connection and disconnection (INFO) and errors.
+ * backlog (the listening socket stays open, paused). Logs each connection and disconnection (INFO) and errors.
  * @dev:  initialised device, NEW or RESET and awake; not owned, must
  *        outlive the server. Attached to @loop here
  *        (vdk_device_attach_loop()) unless it has a loop already.
@@ -362,7 +363,8 @@ vdk_vhost_user_server_new(const struct vdk_vhost_user_server_config *cfg,
 void vdk_vhost_user_server_free(struct vdk_vhost_user_server *srv);
 
 /**
- * vdk_vhost_user_server_connections() - front-ends accepted so far.
+ * vdk_vhost_user_server_connections() - front-ends served to the end so far
+ * (connections that sent at least one message and closed).
  */
 unsigned
 vdk_vhost_user_server_connections(const struct vdk_vhost_user_server *srv);

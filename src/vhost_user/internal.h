@@ -123,7 +123,8 @@ struct vdk_vhost_user {
 	void *be;
 	uint16_t num_queues;
 	bool broken;
-	bool owner; /**< SET_OWNER seen */
+	bool owner;		/**< SET_OWNER seen */
+	unsigned long messages; /**< complete messages dispatched */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
 	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */

@@ -312,6 +312,8 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 		   (vu->acked_protocol_features &
 		    PF(VHOST_USER_PROTOCOL_F_REPLY_ACK));
 	struct vu_reply reply = {.size = 0, .fd = -1};
+
+	vu->messages++;
 	int ret, sent;
 
 	/* Handlers see zeros, never an earlier message, past the payload. */

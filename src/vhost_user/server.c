@@ -9,7 +9,9 @@
  * the connection is freed (its rings stop and the device is reset, the
  * adapter's reset op) and the listening socket watched again. QEMU
  * reconnects the same way after a back-end restart, and a VM restart is a
- * new connection.
+ * new connection. A connection that closes before its first message (a
+ * probe: another server checking whether the socket is live) is not a
+ * front-end: it is not counted and changes nothing.
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,7 +37,7 @@ struct vdk_vhost_user_server {
 	int listen_fd;	/* -1 if serving an inherited connected socket */
 	bool listening; /* listen_fd watched (not paused) */
 	struct vdk_vhost_user *conn;
-	unsigned served;  /* connections accepted */
+	unsigned served;  /* front-ends served (one message or more) */
 	bool done_called; /* cfg.done ran */
 };
 
@@ -94,8 +96,15 @@ static void set_listening(struct vdk_vhost_user_server *srv, bool on)
 static void conn_closed(void *opaque, struct vdk_vhost_user *vu, int err)
 {
 	struct vdk_vhost_user_server *srv = opaque;
+	bool probe = vu->messages == 0;
 
-	if (err)
+	if (!probe)
+		srv->served++;
+	if (probe)
+		vdk_log(VDK_LOG_INFO, SRV_LOG,
+			"%s: a connection closed before its first message",
+			srv->dev->ops->name);
+	else if (err)
 		vdk_log(VDK_LOG_WARN, SRV_LOG,
 			"%s: front-end connection ended: %s",
 			srv->dev->ops->name, strerror(-err));
@@ -125,9 +134,8 @@ static int serve(struct vdk_vhost_user_server *srv, int fd)
 			srv->dev->ops->name, strerror(-err));
 		return err;
 	}
-	srv->served++;
 	vdk_vhost_user_on_close(srv->conn, conn_closed, srv);
-	vdk_log(VDK_LOG_INFO, SRV_LOG, "%s: front-end connected (%u)",
+	vdk_log(VDK_LOG_INFO, SRV_LOG, "%s: front-end connected (%u before)",
 		srv->dev->ops->name, srv->served);
 	srv_event(srv, VDK_VHOST_USER_SERVER_CONNECTED, 0);
 	return 0;
@@ -154,10 +162,7 @@ static void on_listen(void *opaque, int fd, uint32_t events)
 		close(c);
 		return;
 	}
-	if (limit_reached(srv))
-		stop_listening(srv);
-	else
-		set_listening(srv, false);
+	set_listening(srv, false);
 }
 
 /* Is a live process accepting on the socket file at @path? */

@@ -296,8 +296,8 @@ static void test_two_connections_io_uring(void **state)
 	server_env_fini(&s);
 }
 
-/* max_connections 1: the listening socket goes once the front-end is in,
- * and DONE comes when it leaves. */
+/* max_connections 1: DONE comes when the front-end leaves, and the socket
+ * file goes with it; a probe of the path before does not count. */
 static void test_one_connection_then_done(void **state)
 {
 	struct vdk_vhost_user_server_config cfg = {
@@ -315,11 +315,22 @@ static void test_one_connection_then_done(void **state)
 					  &err);
 	assert_non_null(s.srv);
 	assert_int_equal(pthread_create(&s.th, NULL, loop_main, &s), 0);
+	/* Another server probing the path finds it live: refused, and the
+	 * probe is no front-end here (not counted, nothing changes). */
+	assert_null(vdk_vhost_user_server_new(&cfg, vdk_blk_device(s.blk),
+					      s.loop, &err));
+	assert_int_equal(err, -EADDRINUSE);
+	wait_for(&s.disconnected, 1);
+	assert_int_equal(vdk_vhost_user_server_connections(s.srv), 0);
+	assert_int_equal(atomic_load(&s.done), 0);
+	assert_int_equal(stat(s.sock, &st), 0);
+
 	drv_open(&e, s.sock);
-	wait_for(&s.connected, 1);
-	assert_int_equal(stat(s.sock, &st), -1); /* nobody else can come */
+	wait_for(&s.connected, 2);
 	drv_close(&e);
 	wait_for(&s.done, 1);
+	assert_int_equal(vdk_vhost_user_server_connections(s.srv), 1);
+	assert_int_equal(stat(s.sock, &st), -1); /* removed once done */
 	vdk_loop_epoll_stop(s.loop);
 	assert_int_equal(pthread_join(s.th, NULL), 0);
 	vdk_vhost_user_server_free(s.srv);
