@@ -63,6 +63,18 @@ int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+int vdk_tool_parse_opt(const char *name, const char *arg, uint32_t min,
+		       uint32_t max, bool pow2, uint32_t *out)
+{
+	if (vdk_tool_parse_u32(arg, min, max, out) < 0 ||
+	    (pow2 && (*out & (*out - 1)))) {
+		vdk_tool_msg("--%s: want %s%u..%u", name,
+			     pow2 ? "a power of two " : "", min, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 {
 	uint32_t fd;
@@ -239,4 +251,87 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 	 * the socket file. */
 	vdk_vhost_user_server_free(srv);
 	return ret < 0 ? ret : t->result;
+}
+
+/* ---- the program ---------------------------------------------------------- */
+
+static const struct option common_options[] = {VDK_TOOL_LONG_OPTIONS};
+
+static void usage(const struct vdk_tool_program *p, FILE *out)
+{
+	fprintf(out,
+		"Usage: %s (--socket-path=PATH | --fd=FDNUM) %s [-v]\n"
+		"       %s --print-capabilities\n\n",
+		p->name, p->synopsis, p->name);
+	if (p->usage)
+		p->usage(out);
+	else
+		fputs(p->help, out);
+	fputs(vdk_tool_common_help, out);
+}
+#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
+
+int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
+{
+	struct vdk_tool_opts o = {.fd = -1};
+	struct option *all;
+	struct vdk_device *dev;
+	struct vdk_tool t;
+	size_t n = 0;
+	int opt, ret;
+
+	vdk_tool_log_init(p->name, 0); /* names the program in messages */
+	while (p->options[n].name)
+		n++;
+	all = calloc(N_COMMON + n + 1, sizeof(*all));
+	if (!all)
+		return 1;
+	memcpy(all, common_options, sizeof(common_options));
+	memcpy(all + N_COMMON, p->options, n * sizeof(*all));
+	while ((opt = getopt_long(argc, argv, "vh", all, NULL)) != -1) {
+		ret = vdk_tool_parse_common(&o, opt, optarg);
+		if (ret == 0 && opt == 'h') {
+			usage(p, stdout);
+			free(all);
+			return 0;
+		}
+		if (ret == 0)
+			ret = opt >= VDK_TOOL_OPT_FIRST_PRIVATE
+				      ? p->parse(opt, optarg)
+				      : -EINVAL;
+		if (ret < 0) {
+			if (opt == '?' || opt == ':')
+				usage(p, stderr);
+			free(all);
+			return 1;
+		}
+	}
+	free(all);
+	if (o.print_capabilities) {
+		fputs(p->capabilities, stdout);
+		return 0;
+	}
+	if (optind < argc) {
+		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
+		return 1;
+	}
+	if (vdk_tool_check_common(&o) < 0)
+		return 1;
+	vdk_tool_log_init(p->name, o.verbosity);
+	ret = vdk_tool_start(&t);
+	if (ret < 0) {
+		vdk_tool_msg("signals and loop: %s", strerror(-ret));
+	} else {
+		dev = p->create(&t);
+		if (!dev) {
+			ret = -EINVAL;
+		} else {
+			ret = vdk_tool_serve(&t, &o, dev);
+			if (ret < 0)
+				vdk_tool_msg("error: %s", strerror(-ret));
+			p->finish(dev); /* before the loop it is attached to */
+		}
+	}
+	vdk_tool_end(&t);
+	return ret < 0 ? 1 : 0;
 }

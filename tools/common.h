@@ -13,6 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <getopt.h>
 
 #include <vdk/loop.h>
 #include <vdk/vhost_user.h>
@@ -74,6 +77,14 @@ int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max,
 		       uint32_t *out);
 
 /**
+ * vdk_tool_parse_opt() - vdk_tool_parse_u32() for option --@name, printing
+ * "--@name: want @min..@max" (or "a power of two" if @pow2) on error.
+ * Return: 0 and *@out, or -EINVAL.
+ */
+int vdk_tool_parse_opt(const char *name, const char *arg, uint32_t min,
+		       uint32_t max, bool pow2, uint32_t *out);
+
+/**
  * vdk_tool_log_init() - send library messages to stderr, prefixed with
  * @prog; verbosity 0 shows warnings and errors, 1 adds info, 2 debug.
  */
@@ -114,5 +125,42 @@ void vdk_tool_end(struct vdk_tool *t);
  */
 int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 		   struct vdk_device *dev);
+
+/**
+ * struct vdk_tool_program - a backend program: its options and its device.
+ * Everything else (common options, logging, signals, serving) is
+ * vdk_tool_main()'s.
+ */
+struct vdk_tool_program {
+	/** for messages: "vdk-vhost-user-blk" */
+	const char *name;
+	/** its options, for the usage line */
+	const char *synopsis;
+	/** its own options, {NULL}-terminated */
+	const struct option *options;
+	/** --help: what it does and its options (the usage line and the
+	 * common options are printed around it) */
+	void (*usage)(FILE *out);
+	/** or the same as a fixed text, if @usage is NULL */
+	const char *help;
+	/** --print-capabilities JSON */
+	const char *capabilities;
+	/** Handle one of its options: 0, or -EINVAL (message printed). */
+	int (*parse)(int opt, const char *arg);
+	/** After parsing: check the options, create the device (it may set
+	 * the loop's busy-polling). NULL after printing why. */
+	struct vdk_device *(*create)(struct vdk_tool *t);
+	/** After serving: print its statistics and free the device. */
+	void (*finish)(struct vdk_device *dev);
+};
+
+/**
+ * vdk_tool_main() - the whole program: parse the command line (the common
+ * options and @p's), then --help or --print-capabilities, or create the
+ * device and serve it (vdk_tool_serve()) until a signal or the last
+ * front-end left.
+ * Return: the exit status: 0, or 1 on an error.
+ */
+int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv);
 
 #endif /* VDK_TOOLS_COMMON_H */

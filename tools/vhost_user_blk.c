@@ -54,7 +54,6 @@ enum {
 #define POLL_US_UNSET	UINT32_MAX
 
 static const struct option long_options[] = {
-	VDK_TOOL_LONG_OPTIONS,
 	{"disk", required_argument, NULL, OPT_DISK},
 	{"blk-file", required_argument, NULL, OPT_BLK_FILE},
 	{"read-only", no_argument, NULL, OPT_READ_ONLY},
@@ -68,11 +67,6 @@ static const struct option long_options[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: " PROG " (--socket-path=PATH | --fd=FDNUM) "
-		"--disk=IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]\n"
-		"       [--num-queues=N] [--queue-size=N] [--poll-us=N] [-v]\n"
-		"       " PROG " --print-capabilities\n"
-		"\n"
 		"Serve a virtio-blk device backed by IMAGE (a file or a block "
 		"device)\nto one vhost-user front-end, e.g. QEMU's "
 		"vhost-user-blk-pci.\n"
@@ -108,11 +102,10 @@ static void usage(FILE *out)
 		"sleeping,\n"
 		"                         0..1000000 (default %u with "
 		"synchronous reads\n"
-		"                         and writes, 0 with io_uring)\n"
-		"%s",
+		"                         and writes, 0 with "
+		"io_uring)\n",
 		VDK_BLK_MAX_QUEUES, VDK_BLK_MAX_QUEUE_SIZE,
-		VDK_BLK_DEFAULT_QUEUE_SIZE, DEFAULT_POLL_US,
-		vdk_tool_common_help);
+		VDK_BLK_DEFAULT_QUEUE_SIZE, DEFAULT_POLL_US);
 }
 
 /* Parse "IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]" into @cfg
@@ -168,104 +161,67 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 		(unsigned long long)s.unsupported);
 }
 
-int main(int argc, char **argv)
-{
-	struct vdk_tool_opts o = {.fd = -1};
-	struct vdk_blk_config cfg = {0};
-	struct vdk_blk *blk;
-	uint32_t v, poll_us = POLL_US_UNSET;
-	struct vdk_tool t;
-	int opt, ret;
+/* The program's options (static: this is a program). */
+static struct vdk_blk_config cfg;
+static uint32_t poll_us = POLL_US_UNSET;
+static struct vdk_blk *blk;
 
-	vdk_tool_log_init(PROG, 0); /* names the program in messages */
-	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
-	       -1) {
-		ret = vdk_tool_parse_common(&o, opt, optarg);
-		if (ret < 0)
-			return 1;
-		if (ret > 0)
-			continue;
-		switch (opt) {
-		case OPT_DISK:
-			if (parse_disk(optarg, &cfg) < 0)
-				return 1;
-			break;
-		case OPT_BLK_FILE:
-			cfg.path = optarg;
-			break;
-		case OPT_READ_ONLY:
-			cfg.read_only = true;
-			break;
-		case OPT_SERIAL:
-			cfg.serial = optarg;
-			break;
-		case OPT_NUM_QUEUES:
-			if (vdk_tool_parse_u32(optarg, 1, VDK_BLK_MAX_QUEUES,
-					       &v) < 0) {
-				vdk_tool_msg("--num-queues: want 1..%u",
-					     VDK_BLK_MAX_QUEUES);
-				return 1;
-			}
-			cfg.num_queues = (uint16_t)v;
-			break;
-		case OPT_QUEUE_SIZE:
-			if (vdk_tool_parse_u32(optarg, 4,
-					       VDK_BLK_MAX_QUEUE_SIZE,
-					       &v) < 0 ||
-			    (v & (v - 1))) {
-				vdk_tool_msg("--queue-size: want a power of "
-					     "two 4..%u",
-					     VDK_BLK_MAX_QUEUE_SIZE);
-				return 1;
-			}
-			cfg.queue_size = (uint16_t)v;
-			break;
-		case OPT_POLL_US:
-			if (vdk_tool_parse_u32(optarg, 0, 1000000, &poll_us) <
-			    0) {
-				vdk_tool_msg("--poll-us: want 0..1000000");
-				return 1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
+static int parse(int opt, const char *arg)
+{
+	static char disk[4096];
+	uint32_t v = 0;
+	int ret;
+
+	switch (opt) {
+	case OPT_DISK:
+		if (strlen(arg) >= sizeof(disk)) {
+			vdk_tool_msg("--disk: too long");
+			return -EINVAL;
 		}
-	}
-	if (o.print_capabilities) {
-		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
-		printf("{\n  \"type\": \"block\",\n"
-		       "  \"features\": [\n    \"read-only\",\n"
-		       "    \"blk-file\"\n  ]\n}\n");
+		strcpy(disk, arg);
+		return parse_disk(disk, &cfg);
+	case OPT_BLK_FILE:
+		cfg.path = arg;
 		return 0;
+	case OPT_READ_ONLY:
+		cfg.read_only = true;
+		return 0;
+	case OPT_SERIAL:
+		cfg.serial = arg;
+		return 0;
+	case OPT_NUM_QUEUES:
+		ret = vdk_tool_parse_opt("num-queues", arg, 1,
+					 VDK_BLK_MAX_QUEUES, false, &v);
+		cfg.num_queues = (uint16_t)v;
+		return ret;
+	case OPT_QUEUE_SIZE:
+		ret = vdk_tool_parse_opt("queue-size", arg, 4,
+					 VDK_BLK_MAX_QUEUE_SIZE, true, &v);
+		cfg.queue_size = (uint16_t)v;
+		return ret;
+	case OPT_POLL_US:
+		return vdk_tool_parse_opt("poll-us", arg, 0, 1000000, false,
+					  &poll_us);
 	}
-	if (optind < argc) {
-		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
-		return 1;
-	}
-	if (vdk_tool_check_common(&o) < 0)
-		return 1;
+	return -EINVAL;
+}
+
+static struct vdk_device *create(struct vdk_tool *t)
+{
+	struct vdk_blk_io_info io;
+
 	if (!cfg.path) {
 		vdk_tool_msg("--disk (or --blk-file) is required");
-		return 1;
+		return NULL;
 	}
-	vdk_tool_log_init(PROG, o.verbosity);
 	/* queue_notify and completions both run on the loop's thread */
 	cfg.single_thread = true;
-	ret = vdk_tool_start(&t);
-	if (ret == 0)
-		ret = vdk_blk_new(&blk, &cfg); /* logs its own failure */
-	if (ret < 0) {
-		vdk_tool_end(&t);
-		return 1;
-	}
-	struct vdk_blk_io_info io = vdk_blk_io_info(blk);
+	if (vdk_blk_new(&blk, &cfg) < 0) /* logs its own failure */
+		return NULL;
+	io = vdk_blk_io_info(blk);
 	if (poll_us == POLL_US_UNSET)
 		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
-	vdk_loop_epoll_set_poll(t.loop, poll_us);
+	vdk_loop_epoll_set_poll(t->loop, poll_us);
 	vdk_tool_msg("%s: %llu sectors%s%s%s, %u queue(s), %s reads and "
 		     "writes%s, poll %u us",
 		     cfg.path, (unsigned long long)vdk_blk_capacity(blk),
@@ -275,11 +231,34 @@ int main(int argc, char **argv)
 		     cfg.num_queues ? cfg.num_queues : 1,
 		     io.mode == VDK_BLK_IO_SYNC ? "synchronous" : "io_uring",
 		     io.direct ? ", O_DIRECT" : "", poll_us);
-	ret = vdk_tool_serve(&t, &o, vdk_blk_device(blk));
+	return vdk_blk_device(blk);
+}
+
+static void finish(struct vdk_device *dev)
+{
+	(void)dev;
 	print_stats(blk, cfg.path);
-	if (ret < 0)
-		vdk_tool_msg("error: %s", strerror(-ret));
-	vdk_blk_free(blk); /* before the loop its completion fds are on */
-	vdk_tool_end(&t);
-	return ret < 0 ? 1 : 0;
+	vdk_blk_free(blk);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct vdk_tool_program prog = {
+		.name = PROG,
+		.synopsis = "--disk=IMAGE[,readonly][,serial=ID][,direct]"
+			    "[,aio=MODE]\n"
+			    "       [--num-queues=N] [--queue-size=N] "
+			    "[--poll-us=N]",
+		.options = long_options,
+		.usage = usage,
+		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
+		.capabilities = "{\n  \"type\": \"block\",\n"
+				"  \"features\": [\n    \"read-only\",\n"
+				"    \"blk-file\"\n  ]\n}\n",
+		.parse = parse,
+		.create = create,
+		.finish = finish,
+	};
+
+	return vdk_tool_main(&prog, argc, argv);
 }

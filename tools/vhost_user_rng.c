@@ -35,92 +35,61 @@ enum {
 };
 
 static const struct option long_options[] = {
-	VDK_TOOL_LONG_OPTIONS,
 	{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
 	{NULL, 0, NULL, 0},
 };
 
-static void usage(FILE *out)
+static struct vdk_rng_config cfg;
+static struct vdk_rng *rng;
+
+static int parse(int opt, const char *arg)
 {
-	fprintf(out,
-		"Usage: " PROG " (--socket-path=PATH | --fd=FDNUM) "
-		"[--max-bytes=N] [-v]\n"
-		"       " PROG " --print-capabilities\n"
-		"\n"
-		"Serve a virtio-rng device to one vhost-user front-end, e.g. "
-		"QEMU's\nvhost-user-rng-pci.\n"
-		"\n"
-		"  --max-bytes=N          at most N random bytes per request "
-		"(default: fill\n"
-		"                         the whole buffer)\n"
-		"%s",
-		vdk_tool_common_help);
+	if (opt != OPT_MAX_BYTES)
+		return -EINVAL;
+	return vdk_tool_parse_opt("max-bytes", arg, 1, UINT32_MAX, false,
+				  &cfg.max_bytes_per_request);
+}
+
+static struct vdk_device *create(struct vdk_tool *t)
+{
+	int ret = vdk_rng_new(&rng, &cfg);
+
+	(void)t;
+	if (ret < 0) {
+		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
+		return NULL;
+	}
+	return vdk_rng_device(rng);
+}
+
+static void finish(struct vdk_device *dev)
+{
+	struct vdk_rng_stats st = vdk_rng_stats(rng);
+
+	(void)dev;
+	vdk_tool_msg("%llu requests, %llu random bytes",
+		     (unsigned long long)st.requests,
+		     (unsigned long long)st.bytes);
+	vdk_rng_free(rng);
 }
 
 int main(int argc, char **argv)
 {
-	struct vdk_tool_opts o = {.fd = -1};
-	struct vdk_rng_config cfg = {0};
-	struct vdk_rng_stats st;
-	struct vdk_rng *rng;
-	struct vdk_tool t;
-	int opt, ret;
-
-	vdk_tool_log_init(PROG, 0); /* names the program in messages */
-	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
-	       -1) {
-		ret = vdk_tool_parse_common(&o, opt, optarg);
-		if (ret < 0)
-			return 1;
-		if (ret > 0)
-			continue;
-		switch (opt) {
-		case OPT_MAX_BYTES:
-			if (vdk_tool_parse_u32(optarg, 1, UINT32_MAX,
-					       &cfg.max_bytes_per_request) <
-			    0) {
-				vdk_tool_msg("--max-bytes: want a positive "
-					     "number");
-				return 1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
-		}
-	}
-	if (o.print_capabilities) {
+	static const struct vdk_tool_program prog = {
+		.name = PROG,
+		.synopsis = "[--max-bytes=N]",
+		.options = long_options,
+		.help = "Serve a virtio-rng device to one vhost-user "
+			"front-end, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
+			"  --max-bytes=N          at most N random bytes per "
+			"request (default: fill\n"
+			"                         the whole buffer)\n",
 		/* vhost-user.json: "rng" has no feature list */
-		printf("{\n  \"type\": \"rng\"\n}\n");
-		return 0;
-	}
-	if (optind < argc) {
-		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
-		return 1;
-	}
-	if (vdk_tool_check_common(&o) < 0)
-		return 1;
-	vdk_tool_log_init(PROG, o.verbosity);
-	ret = vdk_tool_start(&t);
-	if (ret == 0) {
-		ret = vdk_rng_new(&rng, &cfg);
-		if (ret < 0)
-			vdk_tool_msg("cannot create the device: %s",
-				     strerror(-ret));
-	}
-	if (ret == 0) {
-		ret = vdk_tool_serve(&t, &o, vdk_rng_device(rng));
-		st = vdk_rng_stats(rng);
-		vdk_tool_msg("%llu requests, %llu random bytes",
-			     (unsigned long long)st.requests,
-			     (unsigned long long)st.bytes);
-		vdk_rng_free(rng); /* before the loop it is attached to */
-	}
-	vdk_tool_end(&t);
-	if (ret < 0)
-		vdk_tool_msg("error: %s", strerror(-ret));
-	return ret < 0 ? 1 : 0;
+		.capabilities = "{\n  \"type\": \"rng\"\n}\n",
+		.parse = parse,
+		.create = create,
+		.finish = finish,
+	};
+
+	return vdk_tool_main(&prog, argc, argv);
 }
