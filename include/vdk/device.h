@@ -46,6 +46,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Version of the snapshot envelope this library writes and reads (2: the
  * device's state is a byte string). */
 #define VDK_DEVICE_SNAPSHOT_VERSION 2
@@ -300,6 +303,8 @@ int vdk_device_restore(struct vdk_device *dev, const uint8_t *buf, size_t len);
 
 /** vdk_device_state_name() - "new", "active" or "reset". */
 const char *vdk_device_state_name(enum vdk_device_state state);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Most queues one device may have. */
 #define VDK_DEVICE_MAX_QUEUES 64
 
@@ -154,6 +157,8 @@ void vdk_interrupt_signal_config_changed(struct vdk_interrupt *irq);
  * signals the config eventfd. Any thread.
  */
 void vdk_interrupt_needs_reset(struct vdk_interrupt *irq);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

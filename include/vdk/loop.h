@@ -27,6 +27,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /* Event bits; equal in value to EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP (a static
  * assert in src/loop.c checks it), so that this header need not include
  * <sys/epoll.h>. ERR and HUP are always reported, asked for or not. */
@@ -166,6 +169,8 @@ void vdk_loop_epoll_set_poll(struct vdk_loop *loop, uint32_t poll_us);
  * requests included). Owned by the loop.
  */
 int vdk_loop_epoll_fd(const struct vdk_loop *loop);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

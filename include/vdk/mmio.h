@@ -45,6 +45,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** QueueReset register (virtio 1.2 §4.2.2); not in older uapi headers. */
 #ifndef VIRTIO_MMIO_QUEUE_RESET
 #define VIRTIO_MMIO_QUEUE_RESET 0x0c0
@@ -151,6 +154,8 @@ int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len);
  * vdk_device_restore(); -EFAULT if a restored queue is outside memory.
  */
 int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -92,6 +92,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /* ---- library limits ---------------------------------------------------- */
 
 /**
@@ -374,6 +377,8 @@ vdk_vhost_user_server_connections(const struct vdk_vhost_user_server *srv);
  * "unknown".
  */
 const char *vdk_vhost_user_request_name(uint32_t request);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

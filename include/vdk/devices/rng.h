@@ -31,6 +31,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Index of requestq (virtio 1.2 §5.4.2). */
 #define VDK_RNG_REQUESTQ 0
 /** Default largest queue size. */
@@ -80,6 +83,8 @@ struct vdk_device *vdk_rng_device(struct vdk_rng *rng);
 
 /** vdk_rng_stats() - copy of the device's counters. */
 struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
