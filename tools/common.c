@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,6 +30,11 @@ const char vdk_tool_common_help[] =
 	"                         VM restarts) until SIGINT/SIGTERM/SIGHUP; "
 	"default:\n"
 	"                         exit when the first one disconnects\n"
+	"  --allow-unsealed-memory  map guest RAM files not sealed with\n"
+	"                         F_SEAL_SHRINK (memory-backend-file); a "
+	"front-end\n"
+	"                         that truncates one can then kill this "
+	"program\n"
 	"  -v, --verbose          more messages (twice: debug)\n"
 	"  -h, --help             this text\n";
 
@@ -96,6 +100,9 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 	case VDK_TOOL_OPT_KEEP_LISTENING:
 		o->keep_listening = true;
 		return 1;
+	case VDK_TOOL_OPT_ALLOW_UNSEALED:
+		o->allow_unsealed = true;
+		return 1;
 	case 'v':
 		o->verbosity++;
 		return 1;
@@ -153,53 +160,80 @@ void vdk_tool_log_init(const char *prog, int verbosity)
 
 /* ---- serving: one loop, signals on it, the library's server ------------- */
 
-static void on_signal(void *opaque, int fd, uint32_t events)
-{
-	struct vdk_tool *t = opaque;
-	struct signalfd_siginfo si;
+/*
+ * SIGINT/SIGTERM/SIGHUP: the handler stops the loop (vdk_loop_epoll_stop()
+ * is async-signal-safe: the graceful path, the connection is freed and the
+ * device flushed) and arms a 1 s alarm whose handler ends the process. So
+ * the program stops within a second whatever any thread is waiting on: the
+ * loop may be stuck in a write to a front-end's fd that was made blocking
+ * behind our back (see <vdk/vhost_user.h>), where a signalfd on that loop
+ * would never be read. No SA_RESTART: the thread the signal lands on leaves
+ * a waiting system call with EINTR.
+ */
+static struct vdk_loop *stop_loop;
+static volatile sig_atomic_t stop_signo;
 
-	(void)events;
-	if (read(fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-		return;
-	vdk_tool_msg("%s: shutting down", strsignal((int)si.ssi_signo));
-	vdk_loop_epoll_stop(t->loop);
+static void on_stop_signal(int signo)
+{
+	int saved = errno;
+
+	if (!stop_signo) {
+		stop_signo = signo;
+		alarm(1);
+	}
+	if (stop_loop)
+		vdk_loop_epoll_stop(stop_loop);
+	errno = saved;
+}
+
+static void on_alarm(int signo)
+{
+	static const char msg[] = "vdk: shutdown did not finish within 1 s "
+				  "of the signal; exiting\n";
+
+	(void)signo;
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(128 + (stop_signo ? stop_signo : SIGTERM));
 }
 
 int vdk_tool_start(struct vdk_tool *t)
 {
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	struct sigaction al = {.sa_handler = on_alarm};
+	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
 	sigset_t set;
 	int ret;
 
-	t->sigfd = -1;
 	t->result = 0;
-	t->loop = NULL;
 	/* A write to a front-end's pipe whose reader went away is EPIPE. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-		return -errno;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	t->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (t->sigfd < 0)
 		return -errno;
 	t->loop = vdk_loop_epoll_new(&ret);
 	if (!t->loop)
 		return ret;
-	return vdk_loop_add(t->loop, t->sigfd, VDK_LOOP_IN, on_signal, t);
+	stop_loop = t->loop;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&al.sa_mask);
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+		sigaddset(&sa.sa_mask, stops[i]);
+		sigaddset(&set, stops[i]);
+	}
+	sigaddset(&set, SIGALRM);
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		if (sigaction(stops[i], &sa, NULL) < 0)
+			return -errno;
+	if (sigaction(SIGALRM, &al, NULL) < 0 ||
+	    sigprocmask(SIG_UNBLOCK, &set, NULL) < 0)
+		return -errno;
+	return 0;
 }
 
 void vdk_tool_end(struct vdk_tool *t)
 {
-	if (t->loop && t->sigfd >= 0)
-		(void)vdk_loop_remove(t->loop, t->sigfd);
+	stop_loop = NULL;
 	vdk_loop_epoll_free(t->loop);
 	t->loop = NULL;
-	if (t->sigfd >= 0)
-		close(t->sigfd);
-	t->sigfd = -1;
 }
 
 static void on_server_event(void *opaque, enum vdk_vhost_user_server_event ev,
@@ -233,6 +267,7 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 		.socket_path = o->socket_path,
 		.fd = o->fd,
 		.max_connections = o->keep_listening ? 0 : 1,
+		.allow_unsealed = o->allow_unsealed,
 		.event = on_server_event,
 		.opaque = t,
 	};
@@ -247,6 +282,8 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 	if (o->socket_path)
 		vdk_tool_msg("listening on %s", o->socket_path);
 	ret = vdk_loop_epoll_run(t->loop);
+	if (stop_signo)
+		vdk_tool_msg("%s: shutting down", strsignal((int)stop_signo));
 	/* Ends the connection (the device drains and resets) and removes
 	 * the socket file. */
 	vdk_vhost_user_server_free(srv);

@@ -26,6 +26,7 @@ struct vdk_tool_opts {
 	int fd;			 /**< --fd: inherited socket, or -1 */
 	bool print_capabilities; /**< --print-capabilities */
 	bool keep_listening;	 /**< --keep-listening */
+	bool allow_unsealed;	 /**< --allow-unsealed-memory */
 	int verbosity;		 /**< number of -v */
 };
 
@@ -35,6 +36,7 @@ enum {
 	VDK_TOOL_OPT_FD,
 	VDK_TOOL_OPT_PRINT_CAPS,
 	VDK_TOOL_OPT_KEEP_LISTENING,
+	VDK_TOOL_OPT_ALLOW_UNSEALED,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
 };
 
@@ -45,6 +47,8 @@ enum {
 	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
 	{"keep-listening", no_argument, NULL, VDK_TOOL_OPT_KEEP_LISTENING},    \
+	{"allow-unsealed-memory", no_argument, NULL,                           \
+	 VDK_TOOL_OPT_ALLOW_UNSEALED},                                         \
 	{"verbose", no_argument, NULL, 'v'},                                   \
 	{"help", no_argument, NULL, 'h'}
 // clang-format on
@@ -93,23 +97,23 @@ void vdk_tool_log_init(const char *prog, int verbosity);
 /** vdk_tool_msg() - print "@prog: message" to stderr. */
 void vdk_tool_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/** struct vdk_tool - the program's loop and signal fd. */
+/** struct vdk_tool - the program's loop. */
 struct vdk_tool {
 	struct vdk_loop *loop; /**< epoll loop everything runs on */
-	int sigfd;	       /**< SIGINT/SIGTERM/SIGHUP, on the loop */
 	int result;	       /**< error of a failed connection, or 0 */
 };
 
 /**
  * vdk_tool_start() - ignore SIGPIPE (a closed socket is seen as EPIPE),
- * block SIGINT, SIGTERM and SIGHUP and watch them through a signalfd on a
- * new epoll loop (a signal stops the loop). Call vdk_tool_end() after the
- * device (which registers its fds on the loop) is freed, also on failure.
+ * make the epoll loop, and catch SIGINT, SIGTERM and SIGHUP: one stops the
+ * loop, and the process ends itself 1 s later if it has not exited by then,
+ * whatever its threads wait on. Call vdk_tool_end() after the device (which
+ * registers its fds on the loop) is freed, also on failure.
  * Return: 0 or -errno.
  */
 int vdk_tool_start(struct vdk_tool *t);
 
-/** vdk_tool_end() - free the loop and close the signal fd. */
+/** vdk_tool_end() - free the loop. */
 void vdk_tool_end(struct vdk_tool *t);
 
 /**

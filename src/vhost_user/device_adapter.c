@@ -11,14 +11,15 @@
  * queue 0 of a multi-queue disk, Linux uses min(num-queues, vCPUs)). So:
  *   - the first ring to start activates the device with the acked
  *     features and that queue alone (the others NULL);
- *   - another ring starting or stopping while the device runs is
+ *   - another ring starting or stopping while others run is
  *     vdk_device_start_queue() / vdk_device_stop_queue() (virtio 1.2
- *     §2.6.1 semantics); the device stays ACTIVE with no queue when the
- *     last ring stops, keeping its driver-visible state;
- *   - a device without per-queue ops, a ring starting with a new memory
- *     table (every ring was stopped for SET_MEM_TABLE / ADD_MEM_REG), and a
- *     device restored from a snapshot are put to sleep (if awake) and woken
- *     with the new set of queues and memory;
+ *     §2.6.1 semantics);
+ *   - when the last ring stops the device is suspended (spec "Suspended
+ *     device state"): asleep, keeping its driver-visible state and no
+ *     pointer to the memory map (ad_suspend()); the next ring to start
+ *     wakes it with that queue and the map of that time;
+ *   - a device without per-queue ops is put to sleep and woken with the
+ *     new set of queues whenever a ring starts or stops;
  *   - SET_FEATURES that changes the features of an activated device means
  *     a new driver (the firmware's first, then the OS's): the device is
  *     reset, and activated with the new features when a ring starts.
@@ -116,12 +117,21 @@ static int ad_device_reset(struct vdk_vhost_user_device_adapter *ad)
 	int ret = 0;
 
 	/* A sleeping device cannot be reset: wake it with no queues first
-	 * (only an ACTIVE device sleeps between ops). */
-	if (dev->asleep)
-		ret = vdk_device_wake(dev, ad->mem, ad->irq, none);
-	if (ret == 0)
-		ret = vdk_device_reset(dev);
-	return ret;
+	 * (only an ACTIVE device sleeps between ops). With every ring
+	 * stopped it holds no memory map (ad_stop_queue()): an empty one
+	 * stands in, as no queue is given. */
+	if (dev->asleep) {
+		struct vdk_mem *empty = ad->mem ? NULL : vdk_mem_new(&ret);
+
+		if (ad->mem || empty)
+			ret = vdk_device_wake(dev, ad->mem ? ad->mem : empty,
+					      ad->irq, none);
+		if (ret == 0)
+			ret = vdk_device_reset(dev);
+		vdk_mem_free(empty); /* the reset device dropped it */
+		return ret;
+	}
+	return vdk_device_reset(dev);
 }
 
 static void ad_ack_features(void *be, uint64_t features)
@@ -193,6 +203,33 @@ static int ad_start_queue(void *be, uint16_t index, struct vdk_virtq *q,
 	return ret;
 }
 
+/*
+ * With every ring stopped the device is suspended (spec "Suspended device
+ * state"): asleep, with its driver-visible state, and keeping no pointer to
+ * the memory map, which the front-end may replace or shrink meanwhile
+ * (SET_MEM_TABLE, REM_MEM_REG); the next start wakes it with the map of
+ * that time. An ACTIVE sleeping device without a map is the state
+ * restore() leaves (vdk_device_wake()).
+ */
+static void ad_suspend(struct vdk_vhost_user_device_adapter *ad)
+{
+	struct vdk_device *dev = ad->dev;
+	int ret = 0;
+
+	if (dev->state != VDK_DEVICE_ACTIVE)
+		return;
+	if (!dev->asleep)
+		ret = vdk_device_sleep(dev);
+	if (ret < 0) {
+		vdk_log(VDK_LOG_ERROR, AD_LOG, "%s: cannot suspend: %s",
+			ad_name(ad), strerror(-ret));
+		return;
+	}
+	ad->mem = NULL;
+	ad->dev_mem = NULL;
+	dev->mem = NULL;
+}
+
 static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
 {
 	struct vdk_vhost_user_device_adapter *ad = to_ad(be);
@@ -211,7 +248,8 @@ static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
 				"%s: cannot stop queue %u: %s", ad_name(ad),
 				index, strerror(-ret));
 		ad->queues[index] = NULL;
-		ad->num_started--;
+		if (--ad->num_started == 0)
+			ad_suspend(ad);
 		return q;
 	}
 	/* Without per-queue ops the device hands its queues back by
@@ -224,10 +262,12 @@ static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
 				index, strerror(-ret));
 	}
 	ad->queues[index] = NULL;
-	ad->num_started--;
-	/* The other rings go on; after the last one the device stays
-	 * asleep until a ring starts. */
-	if (ad->num_started && dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
+	if (--ad->num_started == 0) {
+		ad_suspend(ad);
+		return q;
+	}
+	/* The other rings go on (spec "Ring states"). */
+	if (dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
 		ret = vdk_device_wake(dev, ad->dev_mem, ad->irq, ad->queues);
 		if (ret < 0)
 			vdk_log(VDK_LOG_ERROR, AD_LOG,
@@ -269,14 +309,16 @@ static int ad_snapshot(void *be, cbor_item_t **out)
 static int ad_restore(void *be, const cbor_item_t *item)
 {
 	struct vdk_device *dev = to_ad(be)->dev;
+	bool was_awake = !dev->asleep;
 	int ret = 0;
 
-	if (!dev->asleep)
+	if (was_awake)
 		ret = vdk_device_sleep(dev);
 	if (ret == 0)
 		ret = vdk_device_restore_item(dev, item);
-	/* An ACTIVE restored device wakes when its queues start. */
-	if (dev->state != VDK_DEVICE_ACTIVE)
+	/* An ACTIVE restored device wakes when its queues start; a failed
+	 * restore leaves the device as it was (awake if it was). */
+	if (dev->state != VDK_DEVICE_ACTIVE || (ret < 0 && was_awake))
 		(void)vdk_device_wake(dev, NULL, NULL, NULL);
 	return ret;
 }

@@ -134,6 +134,7 @@ static int serve(struct vdk_vhost_user_server *srv, int fd)
 			srv->dev->ops->name, strerror(-err));
 		return err;
 	}
+	vdk_vhost_user_set_allow_unsealed(srv->conn, srv->cfg.allow_unsealed);
 	vdk_vhost_user_on_close(srv->conn, conn_closed, srv);
 	vdk_log(VDK_LOG_INFO, SRV_LOG, "%s: front-end connected (%u before)",
 		srv->dev->ops->name, srv->served);

@@ -29,6 +29,8 @@
 #include "echo_device.h"
 #include "guest_ring.h"
 #include "vu_frontend.h"
+/* the connection's adapter (its memory map) */
+#include "vhost_user/internal.h"
 
 #define RAM_GPA	  0x100000ull
 #define RAM_SIZE  0x40000ull
@@ -194,10 +196,10 @@ static void test_queue_subset(void **state)
 			 0);
 	assert_int_equal(echo_device_stats(f->echo).sink_chains, 2);
 
-	/* The last ring stops: the device stays active with no queue, state
-	 * kept (no sleep: that is for suspend); a ring starting again joins. */
+	/* The last ring stops: the device is suspended (asleep, state kept);
+	 * the first ring to start again wakes it. */
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 3);
-	assert_false(f->dev->asleep);
+	assert_true(f->dev->asleep);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
 	assert_int_equal(started(f), 0);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 2, VU_FE_RING_ENABLE);
@@ -256,9 +258,9 @@ static void test_features_change_between_stop_and_start(void **state)
 	set_features(f, F_VERSION | F_INVERT, -EBUSY);
 	assert_int_equal(f->dev->acked_features, F_VERSION);
 
-	/* stop, same features, start: the queue restarts, no reset */
+	/* stop, same features, start: woken, not reset */
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 1);
-	assert_false(f->dev->asleep);
+	assert_true(f->dev->asleep);
 	assert_int_equal(started(f), 0);
 	set_features(f, F_VERSION, 1);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
@@ -283,7 +285,7 @@ static void test_features_change_between_stop_and_start(void **state)
 	assert_echoed(f, DATA_GPA + 0x400, true);
 }
 
-/* RESET_DEVICE of an active device whose rings all stopped, then a new
+/* RESET_DEVICE of a sleeping device (every ring stopped), then a new
  * session: it starts afresh with the features of that session. */
 static void test_reset_device_while_asleep(void **state)
 {
@@ -294,7 +296,7 @@ static void test_reset_device_while_asleep(void **state)
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 0, RING_NEW);
 	assert_true(echo_device_inverting(f->echo));
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_SINK), 0);
-	assert_false(f->dev->asleep);
+	assert_true(f->dev->asleep);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
 	assert_int_equal(started(f), 0);
 	assert_int_equal(
@@ -309,6 +311,31 @@ static void test_reset_device_while_asleep(void **state)
 	assert_echoed(f, DATA_GPA, false);
 }
 
+/* Every ring stopped: neither the adapter nor the device keeps a pointer
+ * to the memory map, which the front-end may replace meanwhile (the old
+ * one is freed); the next start runs on the new one. */
+static void test_mem_table_replaced_while_asleep(void **state)
+{
+	struct fx *f = *state;
+
+	vu_fe_setup(&f->fe, 0);
+	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 0, RING_NEW);
+	assert_non_null(f->dev->mem);
+	assert_echoed(f, DATA_GPA, false);
+	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 1);
+	assert_true(f->dev->asleep);
+	assert_null(f->dev->mem);
+	assert_null(f->fe.vu->own_adapter->mem);
+	/* a new table: the map the device ran with is freed */
+	assert_int_equal(vu_fe_mem_table(&f->fe, RAM_GPA, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 1, VU_FE_RING_ENABLE);
+	assert_false(f->dev->asleep);
+	assert_non_null(f->dev->mem);
+	assert_true(f->dev->mem == f->fe.vu->own_adapter->mem);
+	assert_echoed(f, DATA_GPA + 0x100, false);
+	assert_int_equal(echo_device_stats(f->echo).activations, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +346,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_features_change_between_stop_and_start, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_mem_table_replaced_while_asleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_device_while_asleep,
 						setup, teardown),
 	};

@@ -140,9 +140,11 @@ static void drv_open(struct drv *e, const char *path)
 	int err, fd;
 
 	memset(e, 0, sizeof(*e));
-	e->memfd = memfd_create("test-srv", MFD_CLOEXEC);
+	e->memfd = memfd_create("test-srv", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(e->memfd >= 0);
 	assert_int_equal(ftruncate(e->memfd, RAM_SIZE), 0);
+	/* guest RAM must not be shrinkable under the back-end */
+	assert_int_equal(fcntl(e->memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
 	e->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      e->memfd, 0);
 	assert_true(e->ram != MAP_FAILED);
