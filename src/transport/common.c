@@ -132,3 +132,36 @@ int vdk_transport_reset_device(struct vdk_device *dev, struct vdk_virtq *queues,
 	}
 	return 0;
 }
+
+int vdk_transport_swap_queue(struct vdk_device *dev, const struct vdk_mem *mem,
+			     struct vdk_interrupt *irq,
+			     struct vdk_virtq *queues,
+			     struct vdk_virtq **active, uint16_t idx,
+			     struct vdk_virtq *nq, const char **why)
+{
+	struct vdk_virtq *old;
+	int r, ret = 0;
+
+	if (nq)
+		r = vdk_device_start_queue(dev, idx, nq);
+	else
+		r = vdk_device_stop_queue(dev, idx, &old);
+	if (r == -EOPNOTSUPP) {
+		r = vdk_device_sleep(dev);
+		if (r < 0) {
+			*why = "sleep for queue reset failed";
+			return r;
+		}
+		active[idx] = nq;
+		ret = vdk_device_wake(dev, mem, irq, active);
+		if (ret < 0)
+			*why = "wake after queue reset failed";
+	} else if (r < 0) {
+		*why = nq ? "queue start failed" : "queue stop failed";
+		return r;
+	}
+	active[idx] = nq;
+	if (!nq)
+		vdk_virtq_reset(&queues[idx]);
+	return ret;
+}

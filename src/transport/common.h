@@ -90,6 +90,23 @@ VDK_HIDDEN int vdk_transport_reset_device(struct vdk_device *dev,
 					  struct vdk_virtq *queues, uint16_t n,
 					  struct vdk_virtq **active);
 
+/*
+ * Start or stop one queue of a running device while its others run
+ * (virtio 1.2 §2.6.1: queue reset, and re-enabling after it): queue @idx
+ * becomes @nq (activated; NULL: stop it and reset queues[@idx]) through
+ * vdk_device_start_queue()/vdk_device_stop_queue(). A device without
+ * per-queue ops is put to sleep and woken with the new @active set
+ * instead. @active[@idx] follows, except when the device refused the stop
+ * or start, or could not sleep.
+ * Return: 0, or the -errno of the failed step with *@why saying which.
+ */
+VDK_HIDDEN int vdk_transport_swap_queue(struct vdk_device *dev,
+					const struct vdk_mem *mem,
+					struct vdk_interrupt *irq,
+					struct vdk_virtq *queues,
+					struct vdk_virtq **active, uint16_t idx,
+					struct vdk_virtq *nq, const char **why);
+
 /* Whether feature @bit is negotiated: FEATURES_OK set in @status and the
  * bit in @features. */
 static inline bool vdk_transport_negotiated(uint8_t status, uint64_t features,

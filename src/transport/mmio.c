@@ -136,31 +136,12 @@ static void fail_device(struct vdk_mmio *t, const char *why, int err)
  */
 static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
 {
-	struct vdk_virtq *old;
-	int r;
+	const char *why;
+	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
+					 t->active, idx, nq, &why);
 
-	if (nq)
-		r = vdk_device_start_queue(t->dev, idx, nq);
-	else
-		r = vdk_device_stop_queue(t->dev, idx, &old);
-	if (r == -EOPNOTSUPP) {
-		r = vdk_device_sleep(t->dev);
-		if (r < 0) {
-			fail_device(t, "sleep for queue reset failed", r);
-			return;
-		}
-		t->active[idx] = nq;
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
-		if (r < 0)
-			fail_device(t, "wake after queue reset failed", r);
-	} else if (r < 0) {
-		fail_device(t, nq ? "queue start failed" : "queue stop failed",
-			    r);
-		return;
-	}
-	t->active[idx] = nq;
-	if (!nq)
-		vdk_virtq_reset(&t->queues[idx]);
+	if (r < 0)
+		fail_device(t, why, r);
 }
 
 /* ---- device status (virtio 1.2 §2.1, §3.1.1) -------------------------- */

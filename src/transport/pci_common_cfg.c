@@ -22,27 +22,17 @@
 
 #define MOD "virtio-pci"
 
-/*
- * Change the queues a running device uses (queue_reset and re-enabling
- * after it; virtio 1.2 §2.6.1): the device sleeps so that no worker
- * touches the queues, queue @idx becomes @nq (NULL: reset it), the device
- * wakes with t->active.
- */
+/* Start or stop one queue while the others run (queue_reset and
+ * re-enabling after it; virtio 1.2 §2.6.1), the rules of common.c. */
 static void swap_queue(struct vdk_virtio_pci *t, uint16_t idx,
 		       struct vdk_virtq *nq)
 {
-	int r = vdk_device_sleep(t->dev);
+	const char *why;
+	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
+					 t->active, idx, nq, &why);
 
-	if (r < 0) {
-		vdk_virtio_pci_fail(t, "sleep for queue reset failed", r);
-		return;
-	}
-	if (!nq)
-		vdk_virtq_reset(&t->queues[idx]);
-	t->active[idx] = nq;
-	r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
 	if (r < 0)
-		vdk_virtio_pci_fail(t, "wake after queue reset failed", r);
+		vdk_virtio_pci_fail(t, why, r);
 }
 
 /* ---- device status (the shared rules of common.c) ---------------------- */
