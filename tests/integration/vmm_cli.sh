@@ -22,6 +22,9 @@ skip() {
 }
 [[ -x "$vmm" ]] || skip "no vdk-vmm binary at $vmm (build it: ninja -C build, or set VDK_VMM)"
 command -v python3 >/dev/null || skip "python3 not installed (builds the test kernels)"
+# Here, or nested in an L1 guest with KVM (lib/vmm_harness.sh): the cases that reach KVM need it.
+. "$repo/tests/integration/lib/vmm_harness.sh"
+harness_run "$@"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
