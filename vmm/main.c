@@ -20,6 +20,8 @@
  *   2  the guest asked for a reboot (ACPI reset register, i8042 reset)
  *   3  the guest triple-faulted or crashed
  *   4  a VMM or KVM error while the guest ran
+ *   5  --timeout SECONDS expired with the guest still running (a guest
+ *      that stopped responding ends with this message, not a hang)
  *   128 + n  stopped by signal n (SIGINT, SIGTERM, SIGHUP, SIGQUIT)
  *
  * Everything is checked before the first vCPU runs: the kernel is loaded
@@ -346,7 +348,10 @@ static int setup_vcpus(struct vm *vm, const struct vmm_boot_entry *entry)
 		r = vmm_vcpu_create(&vm->vcpus[i], &vm->kvm, i, vm->opt.cpus,
 				    &vm->io, &vm->stop);
 		if (r < 0)
-			return vmm_die_setup("cannot create vCPU %u: %s", i,
+			return vmm_die_setup("cannot create vCPU %u: %s: %s", i,
+					     vm->vcpus[i].failed
+						     ? vm->vcpus[i].failed
+						     : "KVM",
 					     strerror(-r)),
 			       r;
 		vm->num_vcpus = i + 1;
@@ -496,7 +501,7 @@ static int run(struct vm *vm)
 			break;
 		}
 	}
-	why = vmm_stop_wait(&vm->stop);
+	why = vmm_stop_wait_timeout(&vm->stop, vm->opt.timeout);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	for (unsigned int i = 0; i < vm->num_vcpus; i++) {
 		vmm_vcpu_join(&vm->vcpus[i]);
@@ -518,6 +523,8 @@ static int run(struct vm *vm)
 		return VMM_EXIT_REBOOT;
 	case VMM_STOP_SHUTDOWN:
 		return VMM_EXIT_CRASH;
+	case VMM_STOP_TIMEOUT:
+		return VMM_EXIT_TIMEOUT;
 	default:
 		return vm->console.signo ? 128 + vm->console.signo
 					 : VMM_EXIT_RUNTIME;

@@ -17,6 +17,9 @@
 #   6. --console FILE: the guest's output lands in the file
 #   7. SIGTERM to a VM whose vCPUs sleep in KVM_RUN: exit 143
 #   8. 2 vCPUs, 4 GiB (RAM above 4 GiB too) and a disk: exit 0
+#   9. a guest that hangs (cli; hlt) with --timeout 1, on 1 and 2 vCPUs:
+#      exit 5, "guest still running after 1 s (--timeout): stopped"; a
+#      guest that powers off before its --timeout: exit 0
 # Prints the wall time of case 1 and vdk-vmm's peak RSS (/usr/bin/time).
 #
 # Environment: VDK_VMM (default: <repo>/build/vmm/vdk-vmm).
@@ -259,6 +262,16 @@ echo "---- sigterm (exit $rc)"
 echo "$out"
 [[ $rc -eq 143 ]] || fail "sigterm: exit status $rc, expected 143"
 expect sigterm "stopped by signal 15"
+
+# A guest that stops responding (interrupts off, halted) ends at --timeout
+# with a clear message, on 1 and on 2 vCPUs.
+run hang-timeout 5 --kernel "$work/hang.elf" --memory 32M --timeout 1
+expect hang-timeout "guest still running after 1 s (--timeout): stopped"
+run hang-timeout-smp 5 --kernel "$work/hang.elf" --memory 32M --cpus 2 --timeout 1
+expect hang-timeout-smp "(--timeout): stopped"
+# A guest that ends first is not affected by --timeout.
+run pvh-with-timeout 0 --kernel "$work/pvh.elf" --memory 32M --timeout 60
+expect pvh-with-timeout "OK"
 
 run smp-disk 0 --kernel "$work/pvh.elf" --memory 4G --cpus 2 \
 	--disk "$work/disk.img,serial=smoke" --rng

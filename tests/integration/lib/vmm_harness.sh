@@ -75,6 +75,15 @@ harness_kvm_runs_linux() {
 	[[ -z "$harness_why" ]]
 }
 
+# harness_path NAME: the script of test (or benchmark) NAME.
+harness_path() {
+	if [[ -f "$harness_root/bench/$1.sh" ]]; then
+		echo "$harness_root/bench/$1.sh"
+	else
+		echo "$harness_root/tests/integration/$1.sh"
+	fi
+}
+
 # harness_tests: the tests that use this harness (every tests/integration/*.sh sourcing it).
 harness_tests() {
 	local t
@@ -178,7 +187,7 @@ harness_nested() {
 	# 1. Host-side preparation of every test (builds, L2 guests, disk images).
 	t0=$EPOCHREALTIME
 	for t in "${tests[@]}"; do
-		if ! out=$(bash "$harness_root/tests/integration/$t.sh" --prepare 2>&1); then
+		if ! out=$(bash "$(harness_path "$t")" --prepare 2>&1); then
 			echo "$out" >"$harness_results/$t.log"
 			echo "$t: FAIL host-side preparation failed" >>"$harness_results/$t.log"
 			echo 1 >"$harness_results/$t.rc"
@@ -222,6 +231,15 @@ harness_nested() {
 	)
 	[[ "$smp" -gt 1 ]] && accel=tcg,thread=multi
 	local timeout=${VDK_NESTED_TIMEOUT:-900}
+	# The tests' environment settings (VDK_*, LINUX_VMM_*, TESTGUEST_*, BENCH_*) go to L1 on a
+	# small raw disk of "export NAME=VALUE" lines, read there as /dev/vdb.
+	local envdisk=$harness_results/l1-env.img name
+	: >"$envdisk"
+	while IFS= read -r name; do
+		case "$name" in VDK_NESTED* | VDK_IN_L1 | VDK_GUEST_*) continue ;; esac
+		printf 'export %s=%q\n' "$name" "${!name}" >>"$envdisk"
+	done < <(compgen -e | grep -E '^(VDK_|LINUX_VMM_|TESTGUEST_|BENCH_)')
+	truncate -s 64K "$envdisk"
 	local console=$harness_results/l1-console.txt
 	harness_log "booting L1: $qemu -M q35 -accel $accel -cpu max,-xsave -smp $smp -m 2G; tests: ${run[*]}"
 	t0=$EPOCHREALTIME
@@ -272,6 +290,7 @@ harness_nested() {
 		-cpu max,-xsave -smp "$smp" -m 2G -nographic -no-reboot -nic none \
 		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
 		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
+		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
 		-append "console=ttyS0 quiet loglevel=3 panic=-1 kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
 		</dev/null 2>&1)
 	now=$EPOCHREALTIME
@@ -307,7 +326,7 @@ harness_sysroot() {
 		expr seq od hexdump xxd setpriv nproc uname kill ps pgrep pkill sync python3 python3.11
 		as ld ld.bfd x86_64-linux-gnu-as x86_64-linux-gnu-ld x86_64-linux-gnu-ld.bfd
 		qemu-system-x86_64 ip true false yes fold base64 numfmt flock nohup setsid
-		mount umount losetup ionice nice renice taskset strace)
+		mount umount losetup ionice nice renice taskset strace mkfifo comm paste du df free)
 	for cmd in "${cmds[@]}"; do
 		p=$(command -v "$cmd" 2>/dev/null) || continue
 		[[ "$p" == /* ]] || continue
@@ -336,6 +355,7 @@ harness_sysroot() {
 	fi
 
 	stage=$(mktemp -d "$harness_dir/.sysroot.XXXXXX")
+	chmod 755 "$stage" # the sysroot's /: everyone traverses it
 	# shellcheck disable=SC2064
 	trap "rm -rf '$stage'" RETURN
 	mkdir -p "$stage"/{usr/bin,usr/sbin,usr/lib,usr/lib64,etc,proc,sys,dev,tmp,run,root,var/tmp}
@@ -438,18 +458,23 @@ mkdir -p /sysroot/dev/shm /sysroot/dev/pts
 mount -t tmpfs tmpfs /sysroot/dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /sysroot/tmp
 mount -t tmpfs tmpfs /sysroot/run
+tr -d '\000' </dev/vdb >/sysroot/run/vdk-env 2>/dev/null
 for t in $tests; do
 	f=$(word vdk.l1root)/tests/integration/$t.sh
+	[ -f "/sysroot$f" ] || f=$(word vdk.l1root)/bench/$t.sh
 	if [ ! -f "/sysroot$f" ]; then
 		echo "VDK-L1-OUT $t: $t: FAIL no $t.sh in the sysroot"
 		echo "VDK-L1: test $t rc=1"
 		continue
 	fi
-	chroot /sysroot /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/usr/sbin HOME=/root \
-		TERM=dumb LANG=C.UTF-8 VDK_IN_L1=1 /bin/bash "$f" </dev/null >/tmp/out 2>&1
-	rc=$?
-	sed "s/^/VDK-L1-OUT $t: /" /tmp/out
-	echo "VDK-L1: test $t rc=$rc"
+	# The output as it comes (busybox sh has no pipefail: the status goes through a file).
+	{
+		chroot /sysroot /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/usr/sbin HOME=/root \
+			TERM=dumb LANG=C.UTF-8 VDK_IN_L1=1 /bin/bash -c '. /run/vdk-env; exec bash "$0"' "$f" \
+			</dev/null 2>&1
+		echo $? >/tmp/rc
+	} | sed "s/^/VDK-L1-OUT $t: /"
+	echo "VDK-L1: test $t rc=$(cat /tmp/rc)"
 done
 echo "VDK-L1: end"
 L1
