@@ -291,7 +291,7 @@ harness_nested() {
 		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
 		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
 		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
 		</dev/null 2>&1)
 	now=$EPOCHREALTIME
 	harness_stage l1-total "$([[ $ended == 1 ]] && echo PASS || echo FAIL)" "$(harness_secs "$t0" "$now")" \
