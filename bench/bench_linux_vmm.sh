@@ -78,7 +78,21 @@ def smaps_rss(pid, ram):
                 total += int(line.split()[1])
     return total
 
+def top_mappings(pid):
+    """The five mappings with the most Rss (KiB, name), for the notes."""
+    maps, name = [], ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if not first.endswith(":"):
+                parts = line.split(None, 5)
+                name = parts[5].strip() if len(parts) > 5 else "[anon]"
+            elif first == "Rss:":
+                maps.append((int(line.split()[1]), name))
+    return sorted(maps, reverse=True)[:5]
+
 ram, cmd = sys.argv[1], sys.argv[3:]
+top = []
 timeout = float(os.environ.get("BENCH_TIMEOUT", "120"))
 t0 = time.monotonic()
 p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -108,6 +122,7 @@ while True:
         next_sample = time.monotonic() + 0.02
         try:
             guest = max(guest, smaps_rss(p.pid, ram))
+            top = top_mappings(p.pid)
             with open(f"/proc/{p.pid}/status") as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
@@ -117,6 +132,9 @@ while True:
 _, status, _ = os.wait4(p.pid, 0)
 t_exit = time.monotonic()
 open(os.environ["RUNVM_OUT"], "wb").write(data)
+with open(os.environ["RUNVM_OUT"] + ".maps", "w") as f:
+    for kib, name in top:
+        f.write(f"  {kib:8d} KiB  {name}\n")
 ms = lambda t: -1 if t is None else round((t - t0) * 1000, 1)
 print(os.waitstatus_to_exitcode(status), ms(first), ms(init), ms(t_exit), hwm, guest)
 PY
@@ -147,6 +165,7 @@ run() {
 	fi
 	echo "$line" >>"$work/$who"
 	echo "$name: $who run $n: $line"
+	cp "$work/out.maps" "$work/$who.maps"
 }
 
 # QEMU's -cpu: the first model that boots the guest under KVM here.
@@ -199,3 +218,8 @@ printf '%-34s %10s %10s\n' "guest RAM touched (MiB)" \
 init_ratio=$(awk -v a="$(median vdk 3)" -v b="$(median qemu 3)" 'BEGIN { printf "%.2f", a / b }')
 echo "goal exec -> init <= 0.70 x QEMU microvm: $init_ratio $(awk -v r="$init_ratio" 'BEGIN { print (r <= 0.70) ? "(met)" : "(NOT met)" }')"
 echo "goal RSS overhead < 5 MiB: $v MiB $(awk -v r="$v" 'BEGIN { print (r < 5) ? "(met)" : "(NOT met)" }')"
+echo "largest mappings by Rss at the last sample of the last run (guest RAM included):"
+for who in vdk qemu; do
+	echo " $who:"
+	cat "$work/$who.maps"
+done
