@@ -516,6 +516,14 @@ static int run(struct vm *vm)
 	vmm_console_restore(&vm->console);
 	if (why != VMM_STOP_POWEROFF)
 		fprintf(stderr, "vdk-vmm: %s\n", vm->stop.msg);
+	/* Where a guest that stopped responding was. */
+	for (unsigned int i = 0; why == VMM_STOP_TIMEOUT && i < vm->num_vcpus;
+	     i++) {
+		char where[160];
+
+		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
+		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);
+	}
 	if (getenv("VDK_VMM_STATS"))
 		fprintf(stderr,
 			"vdk-vmm: guest ran %.3f ms, %llu exits to userspace\n",

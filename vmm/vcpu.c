@@ -119,6 +119,22 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 	return vmm_stop_wait(s);
 }
 
+int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
+{
+	struct kvm_regs regs;
+
+	if (v->fd < 0 || ioctl(v->fd, KVM_GET_REGS, &regs) < 0) {
+		int err = v->fd < 0 ? -EBADF : -errno;
+
+		snprintf(buf, len, "registers unknown (%s)", strerror(-err));
+		return err;
+	}
+	snprintf(buf, len, "rip %#llx rsp %#llx rflags %#llx",
+		 (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		 (unsigned long long)regs.rflags);
+	return 0;
+}
+
 enum vmm_stop_reason vmm_stop_reason(struct vmm_stop *s)
 {
 	enum vmm_stop_reason r;

@@ -101,6 +101,14 @@ enum vmm_stop_reason vmm_stop_wait(struct vmm_stop *s);
 enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 					   unsigned int seconds);
 
+/**
+ * vmm_vcpu_where() - write "rip 0x... rsp 0x... rflags 0x..." of a vCPU
+ * that is not running (its thread joined) into @buf, for the message about
+ * a guest that stopped responding (KVM_GET_REGS).
+ * Return: 0, or -errno of KVM_GET_REGS (@buf then says so).
+ */
+int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len);
+
 /** vmm_stop_reason() - the current reason (VMM_STOP_NONE while running). */
 enum vmm_stop_reason vmm_stop_reason(struct vmm_stop *s);
 

@@ -267,6 +267,7 @@ expect sigterm "stopped by signal 15"
 # with a clear message, on 1 and on 2 vCPUs.
 run hang-timeout 5 --kernel "$work/hang.elf" --memory 32M --timeout 1
 expect hang-timeout "guest still running after 1 s (--timeout): stopped"
+expect hang-timeout "vCPU 0: rip 0x10000" # where it hung: the hlt loop at 1 MiB
 run hang-timeout-smp 5 --kernel "$work/hang.elf" --memory 32M --cpus 2 --timeout 1
 expect hang-timeout-smp "(--timeout): stopped"
 # A guest that ends first is not affected by --timeout.
