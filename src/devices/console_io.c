@@ -176,16 +176,28 @@ static bool tx_complete(struct vdk_console *con, struct vdk_virtq *q)
 }
 
 /*
- * Write and return every available chain. Set *@returned when one went
- * back to the driver.
+ * Write and return every available chain, at most *@budget of them (counted
+ * down). Set *@returned when one went back to the driver.
  * Return: true when the available ring is empty; false when output blocked
- * (the chain is kept) or the queue broke.
+ * (the chain is kept), the budget ran out (reported as blocked) or the
+ * queue broke.
  */
 static bool tx_drain(struct vdk_console *con, struct vdk_virtq *q,
-		     bool *returned)
+		     bool *returned, uint32_t *budget)
 {
-	for (;;) {
+	for (;; (*budget)--) {
 		int r;
+
+		/* At most a queue's worth per wake-up: a driver refilling
+		 * transmitq as fast as it is served must not hold the
+		 * calling thread. Stopping as if the output were blocked
+		 * makes the program call vdk_console_flush_output() again
+		 * once the fd is writable, which it is at once. (Output
+		 * discarded, with no fd to poll, is not worth a stop.) */
+		if (*budget == 0 && con->out_fd >= 0) {
+			con->blocked = true;
+			return false;
+		}
 
 		con->tx_chain = (struct vdk_virtq_chain){
 			.iov = con->tx_iov, .iov_cap = con->iov_cap};
@@ -227,6 +239,7 @@ static bool tx_drain(struct vdk_console *con, struct vdk_virtq *q,
 static void tx_process(struct vdk_console *con)
 {
 	struct vdk_virtq *q = con->txq;
+	uint32_t budget = con->queue_max_size;
 	bool returned = false;
 
 	con->blocked = false;
@@ -247,7 +260,7 @@ static void tx_process(struct vdk_console *con)
 		goto out;
 	do {
 		vdk_virtq_enable_notification(q, false);
-		if (!tx_drain(con, q, &returned))
+		if (!tx_drain(con, q, &returned, &budget))
 			break;
 	} while (vdk_virtq_enable_notification(q, true));
 out:
@@ -386,10 +399,26 @@ void vdk_console_rx_kick(struct vdk_console *con)
 	pthread_mutex_unlock(&con->rx_lock);
 }
 
+void vdk_console_out_watch(struct vdk_console *con)
+{
+	bool want = con->blocked || con->out_len > con->out_off;
+	int r;
+
+	if (!con->out_on_loop || want == con->out_watched)
+		return;
+	r = vdk_loop_modify(con->loop, con->out_fd, want ? VDK_LOOP_OUT : 0);
+	if (r < 0)
+		VDK_LOG_RL(&con->tx_rl, VDK_LOG_WARN, MOD,
+			   "cannot watch the output fd: %s", strerror(-r));
+	else
+		con->out_watched = want;
+}
+
 void vdk_console_tx_kick(struct vdk_console *con)
 {
 	pthread_mutex_lock(&con->tx_lock);
 	tx_process(con);
+	vdk_console_out_watch(con);
 	pthread_mutex_unlock(&con->tx_lock);
 }
 
@@ -406,6 +435,7 @@ void vdk_console_emerg_write(struct vdk_console *con, uint8_t byte)
 		out_buf_append(con, &byte, 1);
 	else if (w == 0)
 		con->stats.output_dropped++;
+	vdk_console_out_watch(con);
 	pthread_mutex_unlock(&con->tx_lock);
 }
 
@@ -457,6 +487,7 @@ int vdk_console_flush_output(struct vdk_console *con)
 	pthread_mutex_lock(&con->tx_lock);
 	tx_process(con);
 	blocked = con->blocked;
+	vdk_console_out_watch(con);
 	pthread_mutex_unlock(&con->tx_lock);
 	return blocked ? 1 : 0;
 }
