@@ -30,7 +30,8 @@
 /* Protocol features this front-end implements. */
 #define IMPLEMENTED_PROTOCOL                                                   \
 	(PF(VHOST_USER_PROTOCOL_F_MQ) | PF(VHOST_USER_PROTOCOL_F_REPLY_ACK) |  \
-	 PF(VHOST_USER_PROTOCOL_F_CONFIG))
+	 PF(VHOST_USER_PROTOCOL_F_CONFIG) |                                    \
+	 PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ))
 
 struct vdk_vhost_user_frontend {
 	int sock;
@@ -547,4 +548,14 @@ int vdk_vhost_user_frontend_set_vring_enable(struct vdk_vhost_user_frontend *fe,
 					     uint32_t index, bool enable)
 {
 	return fe_state(fe, VHOST_USER_SET_VRING_ENABLE, index, enable ? 1 : 0);
+}
+
+int vdk_vhost_user_frontend_set_backend_req_fd(
+	struct vdk_vhost_user_frontend *fe, int fd)
+{
+	if (fd < 0)
+		return -EINVAL;
+	if (!has_protocol(fe, VHOST_USER_PROTOCOL_F_BACKEND_REQ))
+		return -EOPNOTSUPP;
+	return fe_u64(fe, VHOST_USER_SET_BACKEND_REQ_FD, 0, &fd, 1);
 }
