@@ -14,6 +14,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -454,7 +455,10 @@ static uint32_t default_config_size(uint32_t device_id)
 {
 	switch (device_id) {
 	case VIRTIO_ID_BLOCK:
-		return sizeof(struct virtio_blk_config);
+		/* up to the write-zeroes fields, as QEMU asks for with
+		 * discard and write-zeroes (and vdk's blk serves) */
+		return offsetof(struct virtio_blk_config,
+				max_secure_erase_sectors);
 	default:
 		return 0;
 	}

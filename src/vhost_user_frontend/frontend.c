@@ -553,9 +553,13 @@ int vdk_vhost_user_frontend_set_vring_enable(struct vdk_vhost_user_frontend *fe,
 int vdk_vhost_user_frontend_set_backend_req_fd(
 	struct vdk_vhost_user_frontend *fe, int fd)
 {
+	struct vhost_user_msg m = {0};
+
 	if (fd < 0)
 		return -EINVAL;
 	if (!has_protocol(fe, VHOST_USER_PROTOCOL_F_BACKEND_REQ))
 		return -EOPNOTSUPP;
-	return fe_u64(fe, VHOST_USER_SET_BACKEND_REQ_FD, 0, &fd, 1);
+	/* No payload, as QEMU sends it: the fd is the message. */
+	return fe_request(fe, VHOST_USER_SET_BACKEND_REQ_FD, &m, 0, &fd, 1,
+			  false, 0);
 }
