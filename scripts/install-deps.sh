@@ -13,6 +13,7 @@ packages=(
 	valgrind                                # callgrind in bench/
 	acpica-tools                            # iasl: checks vdk-vmm's ACPI tables
 	qemu-system-x86                         # real-guest integration tests (TCG)
+	qemu-system-common                      # qemu-storage-daemon: vmm_vhost_user.sh's other back-end
 	kmod cpio                               # depmod + cpio for the guest initramfs
 	"$@"
 )
