@@ -110,8 +110,8 @@ bool vdk_vhost_user_frontend_is_broken(
  * GET_FEATURES, and if the back-end offers VHOST_USER_F_PROTOCOL_FEATURES,
  * GET_PROTOCOL_FEATURES then SET_PROTOCOL_FEATURES with the intersection of
  * what it offers and @protocol_wanted (VHOST_USER_PROTOCOL_F_* as 1ull <<
- * bit; only MQ, REPLY_ACK, CONFIG and BACKEND_REQ are implemented here,
- * other bits are dropped).
+ * bit; only MQ, REPLY_ACK, CONFIG, BACKEND_REQ and INFLIGHT_SHMFD are
+ * implemented here, other bits are dropped).
  * @features: if not NULL, set to the virtio feature bits the back-end
  *            offers (GET_FEATURES, including bit 30).
  *
@@ -222,6 +222,39 @@ int vdk_vhost_user_frontend_set_vring_enable(struct vdk_vhost_user_frontend *fe,
  */
 int vdk_vhost_user_frontend_set_backend_req_fd(
 	struct vdk_vhost_user_frontend *fe, int fd);
+
+/** vdk_vhost_user_frontend_socket() - the connection's socket (owned by
+ * @fe), to watch for the back-end going away (EPOLLHUP); never read or
+ * write it. */
+int vdk_vhost_user_frontend_socket(const struct vdk_vhost_user_frontend *fe);
+
+/**
+ * VHOST_USER_GET_INFLIGHT_FD (needs VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD):
+ * ask the back-end for a shared region where it tracks in-flight
+ * descriptors of @num_queues rings of up to @queue_size entries (spec
+ * "Inflight I/O tracking").
+ * @fd:          set to the region's fd (owned by the caller from now on).
+ * @mmap_size:   set to its size, bytes (never 0 on success).
+ * @mmap_offset: set to its offset in @fd, bytes.
+ * -EIO also if the reply carries no fd or a size of 0 (no region).
+ */
+int vdk_vhost_user_frontend_get_inflight_fd(struct vdk_vhost_user_frontend *fe,
+					    uint16_t num_queues,
+					    uint16_t queue_size, int *fd,
+					    uint64_t *mmap_size,
+					    uint64_t *mmap_offset);
+
+/**
+ * VHOST_USER_SET_INFLIGHT_FD (needs VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD):
+ * hand a (re)connected back-end the region vdk_vhost_user_frontend_get_
+ * inflight_fd() gave, so that it resubmits what was in flight when the
+ * previous back-end went away. @fd stays the caller's.
+ */
+int vdk_vhost_user_frontend_set_inflight_fd(struct vdk_vhost_user_frontend *fe,
+					    int fd, uint64_t mmap_size,
+					    uint64_t mmap_offset,
+					    uint16_t num_queues,
+					    uint16_t queue_size);
 
 /* ---- driver transport over vhost-user --------------------------------- */
 

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <linux/virtio_blk.h>
@@ -42,7 +43,11 @@
 #define PROTOCOL_WANTED                                                        \
 	(PF(VHOST_USER_PROTOCOL_F_MQ) | PF(VHOST_USER_PROTOCOL_F_REPLY_ACK) |  \
 	 PF(VHOST_USER_PROTOCOL_F_CONFIG) |                                    \
-	 PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ))
+	 PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ) |                               \
+	 PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+
+/* How often a lost back-end is tried again, milliseconds. */
+#define RECONNECT_MS 100
 
 struct vu_queue {
 	struct vdk_vhost_user_device *d;
@@ -57,8 +62,16 @@ struct vdk_vhost_user_device {
 	struct vdk_device dev;
 	struct vdk_device_ops ops; /* per instance: config_size, type */
 	char name[16];
+	struct vdk_vhost_user_device_config cfg; /* socket_path: ours */
+	char *socket_path;
+	/* NULL while the back-end is away (reconnecting) */
 	struct vdk_vhost_user_frontend *fe;
-	pthread_mutex_t lock;	   /* fe, irq, mem, q[].vq, config */
+	pthread_mutex_t lock; /* fe, irq, mem, q[].vq, config, inflight */
+	int sock_fd;	      /* fe's socket, watched for HUP, or -1 */
+	int timer_fd;	      /* reconnect timer (timerfd), or -1 */
+	unsigned attempts;    /* reconnect attempts since the loss */
+	int inflight_fd;      /* GET_INFLIGHT_FD's region, or -1 */
+	uint64_t inflight_size, inflight_offset;
 	uint64_t backend_features; /* GET_FEATURES */
 	uint64_t protocol;	   /* negotiated protocol features */
 	uint16_t num_queues;
@@ -117,7 +130,9 @@ static void vu_write_config(void *dev, uint32_t offset, const void *data,
 	int ret;
 
 	pthread_mutex_lock(&d->lock);
-	ret = vdk_vhost_user_frontend_set_config(d->fe, offset, data, len);
+	ret = d->fe ? vdk_vhost_user_frontend_set_config(d->fe, offset, data,
+							 len)
+		    : -ENOTCONN;
 	if (ret == 0)
 		memcpy(d->config + offset, data, len);
 	pthread_mutex_unlock(&d->lock);
@@ -167,6 +182,11 @@ static int ring_start(struct vdk_vhost_user_device *d, uint16_t i,
 	struct vu_queue *vq = &d->q[i];
 	int ret;
 
+	if (!d->fe) {
+		/* Back-end away: the ring starts when it is back. */
+		vq->vq = q;
+		return 0;
+	}
 	ret = vdk_vhost_user_frontend_set_vring_num(d->fe, i, q->size);
 	if (ret == 0)
 		ret = vdk_vhost_user_frontend_set_vring_base(d->fe, i,
@@ -205,7 +225,8 @@ static struct vdk_virtq *ring_stop(struct vdk_vhost_user_device *d, uint16_t i)
 
 	if (!q)
 		return NULL;
-	ret = vdk_vhost_user_frontend_get_vring_base(d->fe, i, &base);
+	ret = d->fe ? vdk_vhost_user_frontend_get_vring_base(d->fe, i, &base)
+		    : -ENOTCONN;
 	used = le16toh(__atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE));
 	if (ret < 0) {
 		/* Back-end gone: what it completed is in the used ring;
@@ -222,26 +243,55 @@ static struct vdk_virtq *ring_stop(struct vdk_vhost_user_device *d, uint16_t i)
 	return q;
 }
 
-static int vu_activate(void *dev, const struct vdk_mem *mem,
-		       struct vdk_interrupt *irq, struct vdk_virtq **queues)
+/* The inflight region (spec "Inflight I/O tracking"): asked for once per
+ * activation, handed to every back-end after a reconnect. Locked. */
+static int inflight_setup(struct vdk_vhost_user_device *d)
 {
-	struct vdk_vhost_user_device *d = dev;
+	if (!has_proto(d, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return 0;
+	if (d->inflight_fd < 0)
+		return vdk_vhost_user_frontend_get_inflight_fd(
+			d->fe, d->num_queues, d->queue_max_size,
+			&d->inflight_fd, &d->inflight_size,
+			&d->inflight_offset);
+	return vdk_vhost_user_frontend_set_inflight_fd(
+		d->fe, d->inflight_fd, d->inflight_size, d->inflight_offset,
+		d->num_queues, d->queue_max_size);
+}
+
+/* Bring a connected back-end to the device's state: features, memory,
+ * inflight region, every started ring. Locked; d->mem set. */
+static int backend_setup(struct vdk_vhost_user_device *d)
+{
 	uint64_t features = d->dev.acked_features;
 	int ret;
 
 	if (d->backend_features & PF(VHOST_USER_F_PROTOCOL_FEATURES))
 		features |= PF(VHOST_USER_F_PROTOCOL_FEATURES);
-	pthread_mutex_lock(&d->lock);
 	ret = vdk_vhost_user_frontend_set_features(d->fe, features);
 	if (ret == 0)
-		ret = send_mem_table(d, mem);
-	if (ret == 0) {
-		d->mem = mem;
-		d->irq = irq;
-	}
+		ret = send_mem_table(d, d->mem);
+	if (ret == 0)
+		ret = inflight_setup(d);
 	for (uint16_t i = 0; ret == 0 && i < d->num_queues; i++)
-		if (queues[i])
-			ret = ring_start(d, i, queues[i]);
+		if (d->q[i].vq)
+			ret = ring_start(d, i, d->q[i].vq);
+	return ret;
+}
+
+static int vu_activate(void *dev, const struct vdk_mem *mem,
+		       struct vdk_interrupt *irq, struct vdk_virtq **queues)
+{
+	struct vdk_vhost_user_device *d = dev;
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	d->mem = mem;
+	d->irq = irq;
+	for (uint16_t i = 0; i < d->num_queues; i++)
+		d->q[i].vq = queues[i];
+	if (d->fe)
+		ret = backend_setup(d);
 	if (ret < 0) {
 		for (uint16_t i = 0; i < d->num_queues; i++)
 			ring_stop(d, i);
@@ -263,6 +313,10 @@ static int vu_reset(void *dev)
 		ring_stop(d, i);
 	d->mem = NULL;
 	d->irq = NULL;
+	/* A fresh device: nothing in flight; a new region next time. */
+	if (d->inflight_fd >= 0)
+		close(d->inflight_fd);
+	d->inflight_fd = -1;
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -366,7 +420,7 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 	}
 	if (m.hdr.request == VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) {
 		pthread_mutex_lock(&d->lock);
-		if (d->ops.config_size &&
+		if (d->ops.config_size && d->fe &&
 		    vdk_vhost_user_frontend_get_config(
 			    d->fe, 0, d->config, d->ops.config_size) == 0) {
 			verdict = 0;
@@ -390,6 +444,135 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 	}
 }
 
+/* ---- reconnection ------------------------------------------------------- */
+
+static void on_sock(void *opaque, int fd, uint32_t events);
+
+/* Put the connection's socket (HUP) and back-end channel on the loop. */
+static int watch_backend(struct vdk_vhost_user_device *d)
+{
+	int ret;
+
+	d->sock_fd = vdk_vhost_user_frontend_socket(d->fe);
+	ret = vdk_loop_add(d->loop, d->sock_fd, VDK_LOOP_HUP | VDK_LOOP_ERR,
+			   on_sock, d);
+	if (ret < 0) {
+		d->sock_fd = -1;
+		return ret;
+	}
+	if (d->req_fd >= 0) {
+		ret = vdk_loop_add(d->loop, d->req_fd, VDK_LOOP_IN,
+				   on_backend_req, d);
+		if (ret < 0)
+			return ret;
+		d->req_on_loop = true;
+	}
+	return 0;
+}
+
+/* Forget the connection (its socket, its channel). Locked; on the loop's
+ * thread or in destroy. */
+static void drop_backend(struct vdk_vhost_user_device *d)
+{
+	if (d->sock_fd >= 0 && d->loop)
+		vdk_loop_remove(d->loop, d->sock_fd);
+	d->sock_fd = -1;
+	if (d->req_on_loop)
+		vdk_loop_remove(d->loop, d->req_fd);
+	d->req_on_loop = false;
+	if (d->req_fd >= 0)
+		close(d->req_fd);
+	d->req_fd = -1;
+	vdk_vhost_user_frontend_free(d->fe);
+	d->fe = NULL;
+}
+
+static void arm_timer(struct vdk_vhost_user_device *d, bool on)
+{
+	struct itimerspec its = {0};
+
+	if (on) {
+		its.it_value.tv_nsec = RECONNECT_MS * 1000000L;
+		its.it_interval.tv_nsec = RECONNECT_MS * 1000000L;
+	}
+	if (d->timer_fd >= 0)
+		(void)timerfd_settime(d->timer_fd, 0, &its, NULL);
+}
+
+static int handshake(struct vdk_vhost_user_device *d, bool again);
+
+/* Loop: the back-end closed the connection (it exited or was killed).
+ * The guest keeps its rings; they resume on the next back-end, which
+ * resubmits what was in flight (inflight region). */
+static void on_sock(void *opaque, int fd, uint32_t events)
+{
+	struct vdk_vhost_user_device *d = opaque;
+
+	(void)events;
+	pthread_mutex_lock(&d->lock);
+	if (d->fe && fd == d->sock_fd) {
+		vdk_log(VDK_LOG_WARN, MODULE,
+			"%s: back-end %s went away; reconnecting every %d ms",
+			d->name, d->socket_path, RECONNECT_MS);
+		drop_backend(d);
+		d->attempts = 0;
+		arm_timer(d, true);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Loop: try the socket again; on success, bring the new back-end to the
+ * device's state (as QEMU's vhost-user-blk does on reconnect). */
+static void on_timer(void *opaque, int fd, uint32_t events)
+{
+	struct vdk_vhost_user_device *d = opaque;
+	uint64_t n;
+	int ret;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (d->fe) {
+		arm_timer(d, false);
+		goto out;
+	}
+	d->attempts++;
+	ret = vdk_vhost_user_frontend_connect(d->socket_path, &d->fe);
+	if (ret < 0)
+		goto out; /* not back yet */
+	ret = handshake(d, true);
+	if (ret == 0 && d->mem) {
+		/* The lost back-end cannot say where it stopped: resume at
+		 * the used index; the inflight region covers the rest. */
+		for (uint16_t i = 0; i < d->num_queues; i++) {
+			struct vdk_virtq *q = d->q[i].vq;
+
+			if (q)
+				q->next_avail = le16toh(__atomic_load_n(
+					&q->used->idx, __ATOMIC_ACQUIRE));
+		}
+		ret = backend_setup(d);
+	}
+	if (ret == 0)
+		ret = watch_backend(d);
+	if (ret < 0) {
+		vdk_log(VDK_LOG_WARN, MODULE,
+			"%s: reconnecting to %s: %s; trying again", d->name,
+			d->socket_path, strerror(-ret));
+		drop_backend(d);
+		goto out;
+	}
+	arm_timer(d, false);
+	vdk_log(VDK_LOG_INFO, MODULE, "%s: back-end %s is back (%u attempts)",
+		d->name, d->socket_path, d->attempts);
+	for (uint16_t i = 0; i < d->num_queues; i++)
+		if (d->q[i].vq)
+			vu_queue_notify(d, i);
+out:
+	pthread_mutex_unlock(&d->lock);
+}
+
 static int vu_attach_loop(void *dev, struct vdk_loop *loop)
 {
 	struct vdk_vhost_user_device *d = dev;
@@ -403,20 +586,33 @@ static int vu_attach_loop(void *dev, struct vdk_loop *loop)
 			return ret;
 		d->q[i].on_loop = true;
 	}
-	if (d->req_fd >= 0) {
-		ret = vdk_loop_add(loop, d->req_fd, VDK_LOOP_IN, on_backend_req,
-				   d);
-		if (ret < 0)
-			return ret;
-		d->req_on_loop = true;
+	d->timer_fd =
+		timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (d->timer_fd < 0)
+		return -errno;
+	ret = vdk_loop_add(loop, d->timer_fd, VDK_LOOP_IN, on_timer, d);
+	if (ret < 0) {
+		close(d->timer_fd);
+		d->timer_fd = -1;
+		return ret;
 	}
-	return 0;
+	pthread_mutex_lock(&d->lock);
+	ret = d->fe ? watch_backend(d) : 0;
+	pthread_mutex_unlock(&d->lock);
+	return ret;
 }
 
 static void vu_destroy(void *dev)
 {
 	struct vdk_vhost_user_device *d = dev;
 
+	if (d->timer_fd >= 0) {
+		if (d->loop)
+			vdk_loop_remove(d->loop, d->timer_fd);
+		close(d->timer_fd);
+	}
+	/* Off the loop first: no callback runs after this. */
+	drop_backend(d);
 	for (uint16_t i = 0; i < d->num_queues; i++) {
 		if (d->q[i].on_loop)
 			vdk_loop_remove(d->loop, d->q[i].call_fd);
@@ -425,11 +621,9 @@ static void vu_destroy(void *dev)
 		if (d->q[i].call_fd >= 0)
 			close(d->q[i].call_fd);
 	}
-	if (d->req_on_loop)
-		vdk_loop_remove(d->loop, d->req_fd);
-	if (d->req_fd >= 0)
-		close(d->req_fd);
-	vdk_vhost_user_frontend_free(d->fe);
+	if (d->inflight_fd >= 0)
+		close(d->inflight_fd);
+	free(d->socket_path);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -478,17 +672,25 @@ static const char *type_name(uint32_t device_id)
 	}
 }
 
-/* Negotiate, size the device, read its configuration, open the channel. */
-static int handshake(struct vdk_vhost_user_device *d,
-		     const struct vdk_vhost_user_device_config *cfg)
+/* Negotiate, size the device, read its configuration, open the channel.
+ * @again (a reconnect): the new back-end must offer what the driver
+ * accepted and as many queues. */
+static int handshake(struct vdk_vhost_user_device *d, bool again)
 {
-	uint64_t qnum = 1;
+	const struct vdk_vhost_user_device_config *cfg = &d->cfg;
+	uint64_t qnum = 1, offered;
 	int sv[2], ret;
 
 	ret = vdk_vhost_user_frontend_negotiate(d->fe, PROTOCOL_WANTED,
-						&d->backend_features);
+						&offered);
 	if (ret < 0)
 		return ret;
+	if (again &&
+	    ((offered & d->dev.acked_features) != d->dev.acked_features ||
+	     (offered ^ d->backend_features) &
+		     PF(VHOST_USER_F_PROTOCOL_FEATURES)))
+		return -EPROTO;
+	d->backend_features = offered;
 	d->protocol = vdk_vhost_user_frontend_protocol_features(d->fe);
 	if (has_proto(d, VHOST_USER_PROTOCOL_F_MQ)) {
 		ret = vdk_vhost_user_frontend_get_queue_num(d->fe, &qnum);
@@ -497,11 +699,17 @@ static int handshake(struct vdk_vhost_user_device *d,
 	}
 	if (qnum == 0)
 		return -ENODEV;
-	if (cfg->num_queues > qnum)
-		return -ERANGE;
-	d->num_queues = cfg->num_queues		       ? cfg->num_queues
-			: qnum > VDK_DEVICE_MAX_QUEUES ? VDK_DEVICE_MAX_QUEUES
-						       : (uint16_t)qnum;
+	if (again) {
+		if (qnum < d->num_queues)
+			return -ERANGE;
+	} else {
+		if (cfg->num_queues > qnum)
+			return -ERANGE;
+		d->num_queues = cfg->num_queues ? cfg->num_queues
+				: qnum > VDK_DEVICE_MAX_QUEUES
+					? VDK_DEVICE_MAX_QUEUES
+					: (uint16_t)qnum;
+	}
 	if (d->ops.config_size) {
 		if (!has_proto(d, VHOST_USER_PROTOCOL_F_CONFIG))
 			return -EOPNOTSUPP;
@@ -549,6 +757,11 @@ vdk_vhost_user_device_new(const struct vdk_vhost_user_device_config *cfg,
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	d->req_fd = -1;
+	d->sock_fd = -1;
+	d->timer_fd = -1;
+	d->inflight_fd = -1;
+	d->cfg = *cfg;
+	d->socket_path = strdup(cfg->socket_path);
 	for (size_t i = 0; i < VDK_DEVICE_MAX_QUEUES; i++)
 		d->q[i] = (struct vu_queue){.d = d,
 					    .index = (uint16_t)i,
@@ -561,9 +774,11 @@ vdk_vhost_user_device_new(const struct vdk_vhost_user_device_config *cfg,
 	snprintf(d->name, sizeof(d->name), "%s", d->ops.name);
 	d->queue_max_size = cfg->queue_max_size ? cfg->queue_max_size : 256;
 
-	ret = vdk_vhost_user_frontend_connect(cfg->socket_path, &d->fe);
+	ret = d->socket_path
+		      ? vdk_vhost_user_frontend_connect(d->socket_path, &d->fe)
+		      : -ENOMEM;
 	if (ret == 0)
-		ret = handshake(d, cfg);
+		ret = handshake(d, false);
 	for (uint16_t i = 0; ret == 0 && i < d->num_queues; i++) {
 		d->q[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		d->q[i].call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

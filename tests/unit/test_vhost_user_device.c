@@ -131,6 +131,27 @@ static void backend_stop(struct backend *b)
 	rmdir(b->dir);
 }
 
+/* The back-end goes away and comes back at the same path (a restarted
+ * vdk-vhost-user-blk): the server is freed, which closes the connection,
+ * and a new one serves the same device. */
+static void backend_restart(struct backend *b)
+{
+	struct vdk_vhost_user_server_config sc = {
+		.fd = -1, .event = on_server_event, .opaque = b};
+	struct vdk_device *dev =
+		b->blk ? vdk_blk_device(b->blk) : vdk_rng_device(b->rng);
+	int err;
+
+	vdk_loop_epoll_stop(b->loop);
+	assert_int_equal(pthread_join(b->th, NULL), 0);
+	vdk_vhost_user_server_free(b->srv);
+	usleep(300 * 1000); /* a few failed reconnect attempts */
+	sc.socket_path = b->sock;
+	b->srv = vdk_vhost_user_server_new(&sc, dev, b->loop, &err);
+	assert_non_null(b->srv);
+	assert_int_equal(pthread_create(&b->th, NULL, loop_main, b->loop), 0);
+}
+
 /* ---- the VMM side: mmio transport over the vhost-user device ------------ */
 
 struct vmm {
@@ -474,6 +495,51 @@ static void test_queue_stop_start(void **state)
 	backend_stop(&b);
 }
 
+/* The back-end restarts between requests: the device reconnects, hands
+ * the new one the memory, the inflight region and the rings (resuming at
+ * the used index), and requests complete again, byte-exact. */
+static void test_reconnect(void **state)
+{
+	uint8_t *data, expect[1024];
+	struct backend b;
+	struct vmm v;
+	int fd;
+
+	(void)state;
+	backend_start(&b, VIRTIO_ID_BLOCK);
+	vmm_open(&v, b.sock, VIRTIO_ID_BLOCK, PF(VIRTIO_BLK_F_FLUSH));
+	data = ram_alloc(&v, 1024, 512);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 1024; i++)
+			expect[i] = (uint8_t)(i * 3 + round);
+		memcpy(data, expect, sizeof(expect));
+		assert_int_equal(blk_io(&v, VIRTIO_BLK_T_OUT, 40 + round * 2,
+					data, 1024),
+				 VIRTIO_BLK_S_OK);
+		assert_int_equal(blk_io(&v, VIRTIO_BLK_T_FLUSH, 0, NULL, 0),
+				 VIRTIO_BLK_S_OK);
+		memset(data, 0, 1024);
+		assert_int_equal(
+			blk_io(&v, VIRTIO_BLK_T_IN, 40 + round * 2, data, 1024),
+			VIRTIO_BLK_S_OK);
+		assert_memory_equal(data, expect, sizeof(expect));
+		backend_restart(&b);
+	}
+	/* the last round's data, in the image */
+	fd = open(b.img, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, data, 1024, 44 * 512), 1024);
+	close(fd);
+	assert_memory_equal(data, expect, sizeof(expect));
+	/* and a request after the last restart completes */
+	assert_int_equal(blk_io(&v, VIRTIO_BLK_T_IN, 0, data, 512),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(data[0], 0);
+	assert_true(atomic_load(&b.connected) >= 4);
+	vmm_close(&v);
+	backend_stop(&b);
+}
+
 static void test_unreachable(void **state)
 {
 	struct vdk_vhost_user_device_config dc = {
@@ -508,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_rng),
 		cmocka_unit_test(test_blk),
 		cmocka_unit_test(test_queue_stop_start),
+		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_unreachable),
 	};
 
