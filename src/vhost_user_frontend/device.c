@@ -71,6 +71,7 @@ struct vdk_vhost_user_device {
 	int timer_fd;	      /* reconnect timer (timerfd), or -1 */
 	unsigned attempts;    /* reconnect attempts since the loss */
 	int inflight_fd;      /* GET_INFLIGHT_FD's region, or -1 */
+	bool closing;	      /* destroy() began: callbacks do nothing */
 	uint64_t inflight_size, inflight_offset;
 	uint64_t backend_features; /* GET_FEATURES */
 	uint64_t protocol;	   /* negotiated protocol features */
@@ -381,19 +382,24 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 	struct vdk_vhost_user_device *d = opaque;
 	struct vhost_user_msg m = {0};
 	char cbuf[CMSG_SPACE(8 * sizeof(int))];
-	struct iovec iov = {&m, sizeof(m)};
+	struct iovec iov = {&m.hdr, sizeof(m.hdr)};
 	struct msghdr mh = {.msg_iov = &iov,
 			    .msg_iovlen = 1,
 			    .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
+	const char *why = NULL;
 	uint64_t verdict = 1;
 	bool changed = false;
 	ssize_t n;
 
 	(void)events;
+	pthread_mutex_lock(&d->lock);
+	if (d->closing || fd != d->req_fd || !d->req_on_loop)
+		goto out;
+	/* The header (and any fds) first, then exactly its payload. */
 	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		goto out;
 	/* Close any fd the back-end sent: none of ours takes one. */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
@@ -406,20 +412,26 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 				       sizeof(f));
 				close(f);
 			}
-	if (n <= 0 || (size_t)n < sizeof(m.hdr) ||
-	    (m.hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION ||
-	    m.hdr.size > sizeof(m.payload) ||
-	    (size_t)n != sizeof(m.hdr) + m.hdr.size) {
-		/* Closed, or a message we cannot frame: drop the channel. */
+	if (n <= 0)
+		why = "closed";
+	else if ((size_t)n != sizeof(m.hdr) ||
+		 (m.hdr.flags & VHOST_USER_VERSION_MASK) !=
+			 VHOST_USER_VERSION ||
+		 m.hdr.size > sizeof(m.payload))
+		why = "sent a malformed header";
+	else if (m.hdr.size && recv(fd, &m.payload, m.hdr.size, MSG_DONTWAIT) !=
+				       (ssize_t)m.hdr.size)
+		why = "sent a short message";
+	if (why) {
+		/* Closed, or a message we cannot frame: drop the channel
+		 * (immediate: we are its callback). */
 		vdk_log(VDK_LOG_WARN, MODULE,
-			"%s: back-end channel %s; closing it", d->name,
-			n <= 0 ? "closed" : "sent a malformed message");
+			"%s: back-end channel %s; closing it", d->name, why);
 		vdk_loop_remove(d->loop, fd);
 		d->req_on_loop = false;
-		return;
+		goto out;
 	}
 	if (m.hdr.request == VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) {
-		pthread_mutex_lock(&d->lock);
 		if (d->ops.config_size && d->fe &&
 		    vdk_vhost_user_frontend_get_config(
 			    d->fe, 0, d->config, d->ops.config_size) == 0) {
@@ -428,7 +440,6 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 			if (changed)
 				vdk_interrupt_signal_config_changed(d->irq);
 		}
-		pthread_mutex_unlock(&d->lock);
 		vdk_log(VDK_LOG_INFO, MODULE, "%s: configuration changed%s",
 			d->name, changed ? "" : " (driver not told: inactive)");
 	}
@@ -442,6 +453,8 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 				"%s: back-end channel reply: %s", d->name,
 				strerror(errno));
 	}
+out:
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* ---- reconnection ------------------------------------------------------- */
@@ -510,7 +523,7 @@ static void on_sock(void *opaque, int fd, uint32_t events)
 
 	(void)events;
 	pthread_mutex_lock(&d->lock);
-	if (d->fe && fd == d->sock_fd) {
+	if (!d->closing && d->fe && fd == d->sock_fd) {
 		vdk_log(VDK_LOG_WARN, MODULE,
 			"%s: back-end %s went away; reconnecting every %d ms",
 			d->name, d->socket_path, RECONNECT_MS);
@@ -533,6 +546,8 @@ static void on_timer(void *opaque, int fd, uint32_t events)
 	if (read(fd, &n, sizeof(n)) != sizeof(n))
 		return;
 	pthread_mutex_lock(&d->lock);
+	if (d->closing)
+		goto out;
 	if (d->fe) {
 		arm_timer(d, false);
 		goto out;
@@ -564,7 +579,7 @@ static void on_timer(void *opaque, int fd, uint32_t events)
 		goto out;
 	}
 	arm_timer(d, false);
-	vdk_log(VDK_LOG_INFO, MODULE, "%s: back-end %s is back (%u attempts)",
+	vdk_log(VDK_LOG_WARN, MODULE, "%s: back-end %s is back (%u attempts)",
 		d->name, d->socket_path, d->attempts);
 	for (uint16_t i = 0; i < d->num_queues; i++)
 		if (d->q[i].vq)
@@ -606,12 +621,28 @@ static void vu_destroy(void *dev)
 {
 	struct vdk_vhost_user_device *d = dev;
 
+	int sock = -1, req = -1;
+
+	/* Off the loop first: once removed, no callback runs. Callbacks that
+	 * are running finish (they see closing and do nothing more). */
 	if (d->timer_fd >= 0) {
 		if (d->loop)
 			vdk_loop_remove(d->loop, d->timer_fd);
 		close(d->timer_fd);
 	}
-	/* Off the loop first: no callback runs after this. */
+	pthread_mutex_lock(&d->lock);
+	d->closing = true;
+	if (d->loop) {
+		sock = d->sock_fd;
+		req = d->req_on_loop ? d->req_fd : -1;
+	}
+	d->sock_fd = -1;
+	d->req_on_loop = false;
+	pthread_mutex_unlock(&d->lock);
+	if (sock >= 0)
+		vdk_loop_remove(d->loop, sock);
+	if (req >= 0)
+		vdk_loop_remove(d->loop, req);
 	drop_backend(d);
 	for (uint16_t i = 0; i < d->num_queues; i++) {
 		if (d->q[i].on_loop)
