@@ -15,12 +15,13 @@
 #      "vhost_user_blk").
 #   3. where KVM runs Linux (here, or nested in the L1 guest of lib/vmm_harness.sh): the stock
 #      Linux guest of linux_vmm.sh runs the same virtio-blk and rng checks
-#      (linux-vmm-tests/vmmlinux.sh, without its hvc0 part) with both disks and the rng on vdk's
-#      back-ends, then again with the writable disk on qemu-storage-daemon; on the host, MiB 2
-#      = MiB 0, the text sector, the read-only image unchanged.
-#
-# Not here yet: the back-end SIGKILLed and restarted during guest I/O (vdk-vmm does not
-# reconnect yet).
+#      (linux-vmm-tests/vmmlinux.sh, without its hvc0 part) with the writable disk on
+#      vdk-vhost-user-blk, the read-only disk on qemu-storage-daemon (writable=off) and the rng
+#      on vdk-vhost-user-rng, plus $ROUNDS rounds of O_DIRECT zero/copy/verify of a MiB on the
+#      writable disk; the host SIGKILLs the writable disk's back-end during rounds 1 and 3 and
+#      starts it again: vdk-vmm reconnects (inflight resubmission) each time, the guest's checks
+#      all pass, and on the host the image is byte-exact (MiB 2 = MiB 0, MiB 1 untouched, the
+#      text sector), the read-only image unchanged.
 #
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED (no KVM; or a part could not run: no qemu-storage-daemon,
 # no Linux guest — said loudly, the other parts' results are printed). Environment:
@@ -196,9 +197,11 @@ else
 	not_run+=("qemu-storage-daemon back-end: not installed (apt-get install qemu-system-common)")
 fi
 
-# ---- 3: a Linux guest --------------------------------------------------------------------
+# ---- 3: a Linux guest; the writable disk's back-end killed and restarted during its I/O ----
+ROUNDS=6
 linux() {
-	local label=$1 rwb=$2 w=$work/$1 rc ms start serial=vdk-linux-rw sums rw_sha ro_sha kib
+	local label=$1 w=$work/$1 rc ms start sums rw_sha ro_sha kib i k ro_serial=vdk-linux-ro
+	local rwcmd kills=0 roname=vdk
 	mkdir -p "$w"
 	sums=$(python3 - "$w" <<'PY'
 import hashlib, random, sys
@@ -213,28 +216,52 @@ PY
 	read -r rw_sha ro_sha <<<"$sums"
 	cp "$w/ro.img" "$w/ro.orig"
 	kib=$((($(stat -c %s "$dir/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
-	if [ "$rwb" = qsd ]; then
-		serial=vhost_user_blk
-		qsd "$w/rw.log" "$w/rw.sock" "$w/rw.img"
+	rwcmd=("$vublk" --socket-path="$w/rw.sock" --disk="$w/rw.img,serial=vdk-linux-rw")
+	backend "$w/rw.log" "$w/rw.sock" "${rwcmd[@]}"
+	local rwpid=${pids[-1]}
+	if [ "$have_qsd" = 1 ]; then
+		# The read-only disk on qemu-storage-daemon (its serial is fixed).
+		ro_serial=vhost_user_blk roname=qemu-storage-daemon
+		backend "$w/ro.log" "$w/ro.sock" qemu-storage-daemon \
+			--blockdev "driver=file,node-name=disk0,filename=$w/ro.img,read-only=on" \
+			--export "type=vhost-user-blk,id=exp0,node-name=disk0,writable=off,addr.type=unix,addr.path=$w/ro.sock"
 	else
-		backend "$w/rw.log" "$w/rw.sock" "$vublk" --socket-path="$w/rw.sock" \
-			--disk="$w/rw.img,serial=$serial"
+		backend "$w/ro.log" "$w/ro.sock" "$vublk" --socket-path="$w/ro.sock" \
+			--disk="$w/ro.img,readonly,serial=$ro_serial"
 	fi
-	backend "$w/ro.log" "$w/ro.sock" "$vublk" --socket-path="$w/ro.sock" \
-		--disk="$w/ro.img,readonly,serial=vdk-linux-ro"
 	backend "$w/rng.log" "$w/rng.sock" "$vurng" --socket-path="$w/rng.sock"
 	start=$(date +%s%N)
 	timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --kernel "$dir/guest/vmlinuz" \
 		--initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus 2 \
 		--vhost-user-blk "$w/rw.sock" --vhost-user-blk "$w/ro.sock" \
 		--vhost-user-rng "$w/rng.sock" --console "$w/serial.log" \
-		--cmdline "quiet vdk.test=vmmlinux vdk.timeout=$((TIMEOUT - 10)) vdk.exit=poweroff vdk.cpus=2 vdk.token=t$RANDOM$RANDOM vdk.initrd_kib=$kib vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha vdk.rw_serial=$serial vdk.con_lines=0" \
-		</dev/null >"$w/out.log" 2>"$w/vmm.err"
+		--cmdline "quiet vdk.test=vmmlinux vdk.timeout=$((TIMEOUT - 10)) vdk.exit=poweroff vdk.cpus=2 vdk.token=t$RANDOM$RANDOM vdk.initrd_kib=$kib vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha vdk.ro_serial=$ro_serial vdk.con_lines=0 vdk.io_rounds=$ROUNDS" \
+		</dev/null >"$w/out.log" 2>"$w/vmm.err" &
+	local vmmpid=$!
+	# SIGKILL the writable disk's back-end when the guest starts I/O rounds 1 and 3, and
+	# start it again on the same socket.
+	for k in 1 3; do
+		for ((i = 0; i < TIMEOUT * 10; i++)); do
+			grep -aq "vmmlinux: io round $k" "$w/serial.log" 2>/dev/null && break
+			kill -0 "$vmmpid" 2>/dev/null || break
+			sleep 0.1
+		done
+		grep -aq "vmmlinux: io round $k" "$w/serial.log" 2>/dev/null || break
+		sleep 0.2
+		kill -KILL "$rwpid" 2>/dev/null && kills=$((kills + 1))
+		wait "$rwpid" 2>/dev/null
+		echo "$name: $label: SIGKILLed the writable disk's back-end during I/O round $k"
+		sleep 0.3
+		"${rwcmd[@]}" >>"$w/rw.log" 2>&1 &
+		rwpid=$!
+		pids+=("$rwpid")
+	done
+	wait "$vmmpid"
 	rc=$?
 	ms=$((($(date +%s%N) - start) / 1000000))
 	stop_backends
 	sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$w/serial.log" >"$w/serial.txt"
-	echo "---- $label (Linux, writable disk on $rwb): vdk-vmm exit $rc, ${ms} ms"
+	echo "---- $label (Linux; rw on vdk-vhost-user-blk, killed $kills times; ro on $roname): vdk-vmm exit $rc, ${ms} ms"
 	grep -a -e 'VDK-GUEST' -e 'VDK-TEST' -e 'vmmlinux' "$w/serial.txt"
 	echo "---- $label: vdk-vmm stderr"
 	cat "$w/vmm.err"
@@ -245,17 +272,25 @@ PY
 	grep -aq 'VDK-TEST: vmmlinux: PASS' "$w/serial.txt" ||
 		{ tail -n 30 "$w/serial.txt"; fail "$label: no 'VDK-TEST: vmmlinux: PASS' verdict"; }
 	[ "$rc" -eq 0 ] || fail "$label: vdk-vmm exit status $rc, expected 0 (poweroff)"
-	python3 - "$w/rw.img" <<'PY' || fail "$label: host: what the guest wrote is not in rw.img"
+	[ "$kills" -eq 2 ] || fail "$label: the back-end was killed $kills times, expected 2"
+	[ "$(grep -c 'went away; reconnecting' "$w/vmm.err")" -eq 2 ] &&
+		[ "$(grep -c 'is back' "$w/vmm.err")" -eq 2 ] ||
+		fail "$label: vdk-vmm did not report 2 losses and 2 reconnections"
+	python3 - "$w/rw.img" <<'PY' || fail "$label: host: the image is not byte-exact"
 import sys
 d = open(sys.argv[1], "rb").read()
 m = 1 << 20
+if len(d) != 4 * m:
+    sys.exit("size %d" % len(d))
 if d[2 * m:3 * m] != d[:m]:
     sys.exit("MiB 2 != MiB 0")
+if d[m:2 * m] != bytes(m):
+    sys.exit("MiB 1 changed")
 if not d[3 * m:3 * m + 512].startswith(b"VDK-LINUX-WROTE cpus=2 "):
     sys.exit("no text sector at MiB 3: %r" % d[3 * m:3 * m + 32])
 PY
 	cmp -s "$w/ro.img" "$w/ro.orig" || fail "$label: host: the read-only image changed"
-	results+=("$label ${ms} ms")
+	results+=("$label ${ms} ms, $kills back-end kills")
 	rm -rf "$w"
 }
 
@@ -264,10 +299,7 @@ if ! harness_in_l1 && ! harness_kvm_runs_linux; then
 elif [ ! -f "$dir/guest/vmlinuz" ]; then
 	not_run+=("Linux guest: $dir/guest/vmlinuz missing (scripts/build-guest.sh failed)")
 else
-	linux linux-vdk vdk
-	if [ "$have_qsd" = 1 ]; then
-		linux linux-qsd qsd
-	fi
+	linux linux-reconnect
 fi
 
 if [ "${#not_run[@]}" -gt 0 ]; then

@@ -44,9 +44,11 @@ want=$(word vdk.initrd_kib)
 rw_serial=$(word vdk.rw_serial)
 rw_serial=${rw_serial:-vdk-linux-rw}
 rw=$(by_serial "$rw_serial")
-ro=$(by_serial vdk-linux-ro)
+ro_serial=$(word vdk.ro_serial)
+ro_serial=${ro_serial:-vdk-linux-ro}
+ro=$(by_serial "$ro_serial")
 [ -n "$rw" ] || bad "no virtio disk with serial $rw_serial ($(ls /sys/block))"
-[ -n "$ro" ] || bad "no virtio disk with serial vdk-linux-ro"
+[ -n "$ro" ] || bad "no virtio disk with serial $ro_serial"
 [ "$rw" != "$ro" ] || bad "both serials on $rw"
 [ "$(cat /sys/block/$rw/size)" = 8192 ] || bad "$rw: $(cat /sys/block/$rw/size) sectors, expected 8192"
 [ "$(cat /sys/block/$ro/size)" = 2048 ] || bad "$ro: $(cat /sys/block/$ro/size) sectors, expected 2048"
@@ -54,6 +56,19 @@ ro=$(by_serial vdk-linux-ro)
 [ "$(cat /sys/block/$ro/ro)" = 1 ] || bad "$ro is not read-only (VIRTIO_BLK_F_RO)"
 [ "$(sum "$rw" 0)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 0: SHA-256 differs from the host's"
 [ "$(sum "$ro" 0)" = "$(word vdk.ro_sha)" ] || bad "$ro: SHA-256 differs from the host's"
+# vdk.io_rounds=N: N more copies first, each announced on the console (the host may kill and
+# restart a vhost-user back-end meanwhile: vmm_vhost_user.sh)
+rounds=$(word vdk.io_rounds)
+i=0
+while [ "$i" -lt "${rounds:-0}" ]; do
+	i=$((i + 1))
+	echo "vmmlinux: io round $i"
+	dd if=/dev/zero of="/dev/$rw" bs=64k count=16 seek=32 oflag=direct conv=fsync 2>/dev/null ||
+		bad "$rw: io round $i: zeroing MiB 2 failed"
+	dd if="/dev/$rw" of="/dev/$rw" bs=64k count=16 seek=32 iflag=direct oflag=direct conv=fsync 2>/dev/null ||
+		bad "$rw: io round $i: copying MiB 0 to MiB 2 failed"
+	[ "$(sum "$rw" 2)" = "$(word vdk.rw_sha)" ] || bad "$rw: io round $i: MiB 2 read back differs"
+done
 dd if="/dev/$rw" of="/dev/$rw" bs=1M count=1 seek=2 iflag=direct oflag=direct conv=fsync 2>/dev/null ||
 	bad "$rw: copying MiB 0 to MiB 2 failed"
 [ "$(sum "$rw" 2)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 2: read back differs"
@@ -111,4 +126,5 @@ irqs=$(awk '/virtio/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s +
 for c in $irqs; do [ "$c" -gt 0 ] || bad "a virtio interrupt line never fired: $(grep virtio /proc/interrupts | tr -s ' ')"; done
 con="hvc0: $lines lines out, $in_bytes B in and echoed"
 [ "${lines:-0}" -gt 0 ] || con="no hvc0 test"
+if [ "${rounds:-0}" -gt 0 ]; then con="$rounds io rounds; $con"; fi
 detail "$cpus vCPUs; $rw rw, $ro ro: read, copy, fsync, ro refused; hwrng 64 B; $con"
