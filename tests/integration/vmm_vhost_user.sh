@@ -198,7 +198,7 @@ else
 fi
 
 # ---- 3: a Linux guest; the writable disk's back-end killed and restarted during its I/O ----
-ROUNDS=6
+ROUNDS=3
 linux() {
 	local label=$1 w=$work/$1 rc ms start sums rw_sha ro_sha kib i k ro_serial=vdk-linux-ro
 	local rwcmd kills=0 roname=vdk

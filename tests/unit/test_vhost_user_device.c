@@ -411,8 +411,8 @@ static void test_blk(void **state)
 	vmm_open(&v, b.sock, VIRTIO_ID_BLOCK, PF(VIRTIO_BLK_F_FLUSH));
 	assert_true(v.features & PF(VIRTIO_BLK_F_FLUSH));
 	/* configuration through GET_CONFIG */
-	assert_int_equal(vdk_driver_read_config_consistent(&v.drv.transport, 0,
-							   &bc, sizeof(bc)),
+	assert_int_equal(vdk_driver_read_config_consistent(
+				 &v.drv.transport, 0, &bc, VDK_BLK_CONFIG_SIZE),
 			 0);
 	assert_int_equal(bc.capacity, IMG_SECTORS);
 
