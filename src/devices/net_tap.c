@@ -169,8 +169,10 @@ static int tap_setup_fd(int fd)
 	unsigned int feat = 0;
 	struct ifreq ifr = {0};
 
-	if (ioctl(fd, TUNGETIFF, &ifr) < 0)
-		return errno == EBADFD ? -EINVAL : -errno;
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0) /* not a tap, or not attached */
+		return errno == EBADFD || errno == ENOTTY || errno == EINVAL
+			       ? -EINVAL
+			       : -errno;
 	if (!(ifr.ifr_flags & IFF_TAP) || !(ifr.ifr_flags & IFF_VNET_HDR) ||
 	    !(ifr.ifr_flags & IFF_NO_PI))
 		return -EINVAL;

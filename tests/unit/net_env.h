@@ -66,6 +66,7 @@ struct net_env {
 	uint8_t *ram;
 	size_t brk;
 	struct vdk_net_backend *be;
+	bool user_be; /* the test's; not freed by ne_free() */
 	struct vdk_net *net;
 	struct vdk_device *dev;
 	struct vdk_mmio *mmio;
@@ -169,8 +170,10 @@ static inline void *ne_alloc(struct net_env *e, size_t len, size_t align)
 	return e->ram + off;
 }
 
-/* A device with @pairs queue pairs and MTU @mtu on a loopback backend. */
-static inline struct net_env *ne_new(uint16_t pairs, uint16_t mtu)
+/* A device with @pairs queue pairs and MTU @mtu on backend @be (NULL: a
+ * loopback, freed with the environment). */
+static inline struct net_env *ne_new_be(uint16_t pairs, uint16_t mtu,
+					struct vdk_net_backend *be)
 {
 	struct net_env *e = calloc(1, sizeof(*e));
 	struct vdk_net_config cfg = {.max_queue_pairs = pairs, .mtu = mtu};
@@ -186,7 +189,12 @@ static inline struct net_env *ne_new(uint16_t pairs, uint16_t mtu)
 	e->ram = vdk_mem_find(e->mem, RAM_GPA)->hva;
 	e->bus = vdk_bus_new(VDK_BUS_MMIO, &err);
 	assert_non_null(e->bus);
-	e->be = vdk_net_loopback_new(pairs, 0, &err);
+	if (be) {
+		e->user_be = true;
+		e->be = be;
+	} else {
+		e->be = vdk_net_loopback_new(pairs, 0, &err);
+	}
 	assert_non_null(e->be);
 	cfg.backend = e->be;
 	memcpy(cfg.mac, net_mac, 6);
@@ -211,12 +219,18 @@ static inline struct net_env *ne_new(uint16_t pairs, uint16_t mtu)
 	return e;
 }
 
+static inline struct net_env *ne_new(uint16_t pairs, uint16_t mtu)
+{
+	return ne_new_be(pairs, mtu, NULL);
+}
+
 static inline void ne_free(struct net_env *e)
 {
 	assert_int_equal(vdk_bus_deregister(e->bus, MMIO_BASE, NULL), 0);
 	vdk_mmio_free(e->mmio);
 	vdk_net_free(e->net);
-	vdk_net_backend_free(e->be);
+	if (!e->user_be)
+		vdk_net_backend_free(e->be);
 	vdk_bus_free(e->bus);
 	vdk_mem_free(e->mem);
 	free(e);
