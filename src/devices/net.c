@@ -208,10 +208,14 @@ static int net_activate(void *dev, const struct vdk_mem *mem,
 		if (ret < 0)
 			return ret;
 	}
-	/* §5.1.6.5.5: one pair until VQ_PAIRS_SET. */
+	/* §5.1.6.5.5: one pair until VQ_PAIRS_SET; without a control queue
+	 * every pair the transport starts (net_pair_enabled()). */
 	n->cur_pairs = 1;
 	if (n->be->ops->set_queue_pairs) {
-		ret = n->be->ops->set_queue_pairs(n->be->impl, 1);
+		ret = n->be->ops->set_queue_pairs(
+			n->be->impl, net_has(n, VIRTIO_NET_F_CTRL_VQ)
+					     ? 1
+					     : n->max_pairs);
 		if (ret < 0)
 			return ret;
 	}
@@ -539,6 +543,15 @@ void vdk_net_set_link(struct vdk_net *net, bool up)
 		vdk_net_poll(net);
 }
 
+void vdk_net_check_link(struct vdk_net *net)
+{
+	bool was = net_link_ok(net);
+
+	net_update_status(net, true);
+	if (!was && net_link_ok(net))
+		vdk_net_poll(net);
+}
+
 int vdk_net_announce(struct vdk_net *net)
 {
 	if (!net->running || !net_has(net, VIRTIO_NET_F_GUEST_ANNOUNCE))
@@ -553,6 +566,7 @@ void vdk_net_poll(struct vdk_net *net)
 {
 	if (!net->running)
 		return;
-	for (uint16_t p = 0; p < net->cur_pairs; p++)
-		net_service(net, (uint16_t)(2 * p));
+	for (uint16_t p = 0; p < net->max_pairs; p++)
+		if (net_pair_enabled(net, p))
+			net_service(net, (uint16_t)(2 * p));
 }

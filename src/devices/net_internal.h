@@ -90,6 +90,21 @@ static inline bool net_has(const struct vdk_net *n, unsigned bit)
 	return (n->features >> bit) & 1;
 }
 
+/*
+ * Whether queue pair @pair carries packets: with a control queue, the
+ * first cur_pairs (§5.1.6.5.5 VQ_PAIRS_SET); without one (a vhost-user
+ * front-end keeps the control queue and enables rings itself), every pair
+ * whose queues the transport gave.
+ */
+static inline bool net_pair_enabled(const struct vdk_net *n, uint16_t pair)
+{
+	if (pair >= n->max_pairs)
+		return false;
+	if (net_has(n, VIRTIO_NET_F_CTRL_VQ))
+		return pair < n->cur_pairs;
+	return true;
+}
+
 /* net.c */
 VDK_HIDDEN void net_fail(struct vdk_net *n, struct vdk_virtq *q,
 			 const char *why);

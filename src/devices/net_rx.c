@@ -346,7 +346,7 @@ bool net_rx_process(struct vdk_net *n, uint16_t pair)
 	bool more = false;
 	int st;
 
-	if (!n->running || n->broken || pair >= n->cur_pairs)
+	if (!n->running || n->broken || !net_pair_enabled(n, pair))
 		return false;
 	q = n->queues[2 * pair];
 	if (!q)

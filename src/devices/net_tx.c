@@ -153,7 +153,7 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 	struct vdk_virtq_chain c;
 	int ret;
 
-	if (!n->running || n->broken || !q || pair >= n->cur_pairs)
+	if (!n->running || n->broken || !q || !net_pair_enabled(n, pair))
 		return false;
 	for (;;) {
 		vdk_virtq_enable_notification(q, false);

@@ -241,6 +241,13 @@ struct vdk_net_stats vdk_net_stats(const struct vdk_net *net);
 void vdk_net_set_link(struct vdk_net *net, bool up);
 
 /**
+ * vdk_net_check_link() - read the backend's link state again (its
+ * link_up(), for tap a SIOCGIFFLAGS) and report a change to the driver as
+ * vdk_net_set_link() does. For a host's periodic timer.
+ */
+void vdk_net_check_link(struct vdk_net *net);
+
+/**
  * vdk_net_announce() - ask the guest to announce itself (status
  * VIRTIO_NET_S_ANNOUNCE, §5.1.6.5.4), if it negotiated
  * VIRTIO_NET_F_GUEST_ANNOUNCE; the bit clears on VIRTIO_NET_CTRL_ANNOUNCE_ACK.
