@@ -65,7 +65,8 @@ static void usage(FILE *out)
 		"Serve a virtio-net device to one vhost-user front-end, e.g. "
 		"QEMU's\n-netdev vhost-user.\n"
 		"\n"
-		"  --tap=IFNAME           an existing tap interface (multi_queue "
+		"  --tap=IFNAME           an existing tap interface "
+		"(multi_queue "
 		"for N > 1)\n"
 		"  --tap-fd=N             an open tap fd with IFF_VNET_HDR "
 		"(1 pair)\n"
@@ -74,7 +75,8 @@ static void usage(FILE *out)
 		"(default 52:54:00:12:34:56)\n"
 		"  --queue-pairs=N        receive/transmit queue pairs, 1..%u "
 		"(default 1)\n"
-		"  --mtu=N                MTU advice, 68..65535 (default: none)\n"
+		"  --mtu=N                MTU advice, 68..65535 (default: "
+		"none)\n"
 		"%s",
 		VDK_NET_MAX_QUEUE_PAIRS, vdk_tool_common_help);
 }

@@ -213,9 +213,8 @@ static int net_activate(void *dev, const struct vdk_mem *mem,
 	n->cur_pairs = 1;
 	if (n->be->ops->set_queue_pairs) {
 		ret = n->be->ops->set_queue_pairs(
-			n->be->impl, net_has(n, VIRTIO_NET_F_CTRL_VQ)
-					     ? 1
-					     : n->max_pairs);
+			n->be->impl,
+			net_has(n, VIRTIO_NET_F_CTRL_VQ) ? 1 : n->max_pairs);
 		if (ret < 0)
 			return ret;
 	}
@@ -433,6 +432,8 @@ static void net_destroy(void *dev)
 
 	for (uint16_t p = 0; p < VDK_NET_MAX_QUEUE_PAIRS; p++)
 		net_rx_state_fini(&n->rx[p]);
+	if (n->own_be)
+		vdk_net_backend_free(n->be);
 	free(n->iov);
 	free(n->tx_iov);
 	free(n->ctrl_iov);
@@ -481,6 +482,7 @@ struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
 	if (!n)
 		goto fail;
 	n->be = cfg->backend;
+	n->own_be = cfg->own_backend;
 	n->max_pairs = pairs;
 	n->cur_pairs = 1;
 	n->mtu = cfg->mtu;
@@ -508,12 +510,18 @@ struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
 		goto free;
 	return n;
 free:
-	net_destroy(n);
-	goto fail;
+	net_destroy(n); /* frees an owned backend */
+	goto out;
 bad:
 	ret = -EINVAL;
 	vdk_log(VDK_LOG_ERROR, NET_MOD, "bad configuration");
+	if (cfg && cfg->own_backend)
+		vdk_net_backend_free(cfg->backend);
+	goto out;
 fail:
+	if (cfg->own_backend)
+		vdk_net_backend_free(cfg->backend);
+out:
 	if (err)
 		*err = ret;
 	return NULL;

@@ -44,6 +44,7 @@ struct net_rx_state {
 struct vdk_net {
 	struct vdk_device vdev;
 	struct vdk_net_backend *be;
+	bool own_be; /* destroy frees be */
 	uint16_t max_pairs;
 	uint16_t mtu;
 	uint16_t qmax;

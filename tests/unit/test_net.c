@@ -74,6 +74,16 @@ static void test_identity(void **state)
 	assert_null(vdk_net_new(&bad, &err));
 	vdk_net_backend_free(be);
 	assert_null(vdk_net_loopback_new(0, 0, &err));
+	/* An owned backend goes with the device, also on failure (checked
+	 * for leaks under ASan). */
+	struct vdk_net_config own = {.own_backend = true};
+	own.backend = vdk_net_loopback_new(1, 0, &err);
+	struct vdk_net *n = vdk_net_new(&own, &err);
+	assert_non_null(n);
+	vdk_net_free(n);
+	own.backend = vdk_net_loopback_new(1, 0, &err);
+	own.mtu = 1;
+	assert_null(vdk_net_new(&own, &err));
 	vdk_log_set_sink(NULL, NULL, VDK_LOG_INFO);
 	vdk_net_free(NULL);
 	vdk_net_backend_free(NULL);

@@ -184,8 +184,12 @@ struct vdk_net_backend *vdk_net_tap_new(const struct vdk_net_tap_config *cfg,
 
 /** struct vdk_net_config - options for vdk_net_new(). */
 struct vdk_net_config {
-	/** The backend (not owned; it must outlive the device). */
+	/** The backend: not owned (it must outlive the device) unless
+	 * @own_backend. */
 	struct vdk_net_backend *backend;
+	/** The device frees @backend (vdk_net_backend_free()) when it is
+	 * destroyed, and on a vdk_net_new() failure. */
+	bool own_backend;
 	/** MAC address (VIRTIO_NET_F_MAC); all zero: 52:54:00:12:34:56. */
 	uint8_t mac[6];
 	/** max_virtqueue_pairs: 1..VDK_NET_MAX_QUEUE_PAIRS (0 means 1). */
