@@ -56,11 +56,12 @@ run() {
 		echo "bench_net: $kind backend did not listen; $(tail -n 3 "$tmp/backend.log")" >&2
 		return 1
 	}
-	sleep "$SECS" | timeout -k 2 $((SECS + 20)) dpdk-testpmd "${eal[@]}" \
+	# With --stats-period testpmd runs until a signal: SIGINT after SECS.
+	timeout -s INT -k 5 "$SECS" dpdk-testpmd "${eal[@]}" \
 		--file-prefix=vdkbench-client \
 		--lcores '0@1,1@1' --vdev="net_virtio_user0,path=$sock,queues=1" -- \
 		--forward-mode=io --port-topology=loop --tx-first --txpkts="$size" \
-		--total-num-mbufs=16384 --stats-period=1 >"$log" 2>&1
+		--total-num-mbufs=16384 --stats-period=1 </dev/null >"$log" 2>&1
 	kill "$backend" 2>/dev/null
 	wait "$backend" 2>/dev/null
 	backend=""
