@@ -141,6 +141,11 @@ int vdk_interrupt_set_config_fd(struct vdk_interrupt *irq, int fd, int *old_fd)
  * already pending and nothing is lost. Other failures are counted; the
  * first is logged (the fd may come from another process, and this runs on
  * the data path).
+ *
+ * The write is never retried on EINTR: a non-blocking eventfd (what the
+ * vhost-user connection accepts, see <vdk/vhost_user.h>) never waits, so
+ * EINTR means the file was made blocking behind our back and a signal
+ * ended the wait; retrying would wait again for whoever owns it.
  */
 static void eventfd_write_one(struct vdk_interrupt *irq, int fd,
 			      const char *what)
@@ -148,9 +153,7 @@ static void eventfd_write_one(struct vdk_interrupt *irq, int fd,
 	const uint64_t one = 1;
 	ssize_t n;
 
-	do {
-		n = write(fd, &one, sizeof(one));
-	} while (n < 0 && errno == EINTR);
+	n = write(fd, &one, sizeof(one));
 	if (n == (ssize_t)sizeof(one) || (n < 0 && errno == EAGAIN))
 		return;
 	if (__atomic_fetch_add(&irq->signal_errors, 1, __ATOMIC_RELAXED) != 0)

@@ -6,6 +6,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,8 +31,16 @@ const char vdk_tool_common_help[] =
 	"                         or connected)\n"
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
+	"  --allow-unsealed-memory  map guest RAM files not sealed with\n"
+	"                         F_SEAL_SHRINK (memory-backend-file); a "
+	"front-end\n"
+	"                         that truncates one can then kill this "
+	"program\n"
 	"  -v, --verbose          more messages (twice: debug)\n"
 	"  -h, --help             this text\n";
+
+/* --allow-unsealed-memory, for every connection this program serves. */
+static bool allow_unsealed;
 
 /* The program name for messages; set once by vdk_tool_log_init(). */
 static const char *prog_name = "vdk-vhost-user";
@@ -79,6 +88,9 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 		return 1;
 	case VDK_TOOL_OPT_PRINT_CAPS:
 		o->print_capabilities = true;
+		return 1;
+	case VDK_TOOL_OPT_ALLOW_UNSEALED:
+		o->allow_unsealed = allow_unsealed = true;
 		return 1;
 	case 'v':
 		o->verbosity++;
@@ -132,30 +144,82 @@ void vdk_tool_log_init(const char *prog, int verbosity)
 
 /* ---- signals and the front-end socket ----------------------------------- */
 
+/*
+ * SIGINT/SIGTERM: the handler wakes the serving loop through an eventfd
+ * (the graceful path: the connection is freed, the device flushed) and
+ * arms a 1 s alarm whose handler ends the process. So the program stops
+ * within a second whatever any thread is waiting on: the serving loop may
+ * be stuck in a write to a front-end's fd that was made blocking behind
+ * our back (see <vdk/vhost_user.h>), and a signalfd read by that same loop
+ * would never be read. No SA_RESTART: the thread the signal lands on
+ * leaves a waiting system call with EINTR.
+ */
+static int stop_efd = -1;
+static volatile sig_atomic_t stop_signo;
+
+static void on_stop_signal(int signo)
+{
+	const uint64_t one = 1;
+	int saved = errno;
+
+	if (!stop_signo) {
+		stop_signo = signo;
+		alarm(1);
+	}
+	(void)!write(stop_efd, &one, sizeof(one));
+	errno = saved;
+}
+
+static void on_alarm(int signo)
+{
+	static const char msg[] = "vdk: shutdown did not finish within 1 s "
+				  "of the signal; exiting\n";
+
+	(void)signo;
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(128 + (stop_signo ? stop_signo : SIGTERM));
+}
+
 int vdk_tool_signals(void)
 {
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	struct sigaction al = {.sa_handler = on_alarm};
 	sigset_t set;
-	int fd;
 
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		return -errno;
+	if (stop_efd < 0)
+		stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (stop_efd < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGINT);
+	sigaddset(&sa.sa_mask, SIGTERM);
+	sigemptyset(&al.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGALRM, &al, NULL) < 0)
 		return -errno;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+	sigaddset(&set, SIGALRM);
+	if (sigprocmask(SIG_UNBLOCK, &set, NULL) < 0)
 		return -errno;
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* a duplicate: the caller closes its fd, the handler keeps its own */
+	int fd = fcntl(stop_efd, F_DUPFD_CLOEXEC, 0);
+
 	return fd < 0 ? -errno : fd;
 }
 
-/* Read one pending signal; return its number (0 if none). */
+/* Read a pending stop request; return the signal number (0 if none). */
 static int take_signal(int sigfd)
 {
-	struct signalfd_siginfo si;
+	uint64_t v;
 
-	if (read(sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+	if (read(sigfd, &v, sizeof(v)) != (ssize_t)sizeof(v))
 		return 0;
-	return (int)si.ssi_signo;
+	return stop_signo ? (int)stop_signo : SIGTERM;
 }
 
 static int listen_at(const char *path)
@@ -460,6 +524,7 @@ int vdk_tool_serve_device(struct vdk_device *dev, int conn, int sigfd,
 		close(conn);
 		return ret;
 	}
+	vdk_vhost_user_set_allow_unsealed(vu, allow_unsealed);
 	vdk_tool_msg("front-end connected");
 	ret = vdk_tool_serve_poll(vu, sigfd, extra, n, poll_us);
 	if (ret == 0 && vdk_vhost_user_is_broken(vu))

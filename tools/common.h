@@ -25,6 +25,7 @@ struct vdk_tool_opts {
 	const char *socket_path; /**< --socket-path: listen here, or NULL */
 	int fd;			 /**< --fd: inherited socket, or -1 */
 	bool print_capabilities; /**< --print-capabilities */
+	bool allow_unsealed;	 /**< --allow-unsealed-memory */
 	int verbosity;		 /**< number of -v */
 };
 
@@ -33,6 +34,7 @@ enum {
 	VDK_TOOL_OPT_SOCKET_PATH = 0x100,
 	VDK_TOOL_OPT_FD,
 	VDK_TOOL_OPT_PRINT_CAPS,
+	VDK_TOOL_OPT_ALLOW_UNSEALED,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
 };
 
@@ -42,6 +44,8 @@ enum {
 	{"socket-path", required_argument, NULL, VDK_TOOL_OPT_SOCKET_PATH},    \
 	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
+	{"allow-unsealed-memory", no_argument, NULL,                           \
+	 VDK_TOOL_OPT_ALLOW_UNSEALED},                                         \
 	{"verbose", no_argument, NULL, 'v'},                                   \
 	{"help", no_argument, NULL, 'h'}
 // clang-format on
@@ -83,9 +87,10 @@ void vdk_tool_log_init(const char *prog, int verbosity);
 void vdk_tool_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /**
- * vdk_tool_signals() - block SIGINT and SIGTERM and return a signalfd for
- * them (owned by the caller); SIGPIPE is ignored (a closed socket is seen
- * as EPIPE).
+ * vdk_tool_signals() - catch SIGINT and SIGTERM and return an eventfd that
+ * becomes readable when one arrives (owned by the caller); the process then
+ * ends itself 1 s later if it has not exited by then, whatever its threads
+ * wait on. SIGPIPE is ignored (a closed socket is seen as EPIPE).
  * Return: the fd, or -errno.
  */
 int vdk_tool_signals(void);

@@ -56,6 +56,17 @@ static void usage(FILE *out)
 		vdk_tool_common_help);
 }
 
+/* The device stopped at its per-wake-up budget with requests left. */
+static void rng_resume(void *opaque, uint16_t index)
+{
+	struct vdk_rng *rng = opaque;
+	uint64_t v;
+
+	(void)index;
+	(void)!read(vdk_rng_resume_fd(rng), &v, sizeof(v));
+	vdk_device_queue_notify(vdk_rng_device(rng), VDK_RNG_REQUESTQ);
+}
+
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
@@ -115,8 +126,14 @@ int main(int argc, char **argv)
 	}
 	ret = vdk_tool_accept(&o, sigfd, &conn);
 	if (ret == 0) {
+		const struct vdk_tool_fd_handler resume = {
+			.fd = vdk_rng_resume_fd(rng),
+			.fn = rng_resume,
+			.opaque = rng,
+		};
+
 		ret = vdk_tool_serve_device(vdk_rng_device(rng), conn, sigfd,
-					    NULL, 0, 0);
+					    &resume, 1, 0);
 		st = vdk_rng_stats(rng);
 		vdk_tool_msg("%llu requests, %llu random bytes",
 			     (unsigned long long)st.requests,

@@ -30,7 +30,8 @@
 enum ev_kind {
 	EV_STOP = 1,	   /* the stop eventfd */
 	EV_NOTIFY = 2,	   /* a queue's ioeventfd */
-	EV_COMPLETION = 3, /* a virtio-blk queue's completion eventfd */
+	EV_COMPLETION = 3, /* a virtio-blk queue's completion eventfd, or
+			      virtio-rng's resume eventfd */
 	EV_OUTPUT = 4,	   /* a virtio-console's output fd is writable */
 };
 
@@ -190,8 +191,10 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 			*errmsg = "epoll_ctl() failed";
 			return r;
 		}
-		if (v->blk) {
-			r = epoll_add(d, vdk_blk_completion_fd(v->blk, q),
+		if (v->blk || (v->rng && q == 0)) {
+			r = epoll_add(d,
+				      v->blk ? vdk_blk_completion_fd(v->blk, q)
+					     : vdk_rng_resume_fd(v->rng),
 				      ev_key(index, EV_COMPLETION, q));
 			if (r < 0) {
 				*errmsg = "epoll_ctl() failed";
@@ -399,6 +402,13 @@ static void handle_event(struct vmm_devices *d, uint64_t key)
 	case EV_COMPLETION:
 		if (v->blk)
 			vdk_blk_process_completions(v->blk, q);
+		if (v->rng) {
+			/* the device stopped at its budget: notify again */
+			drain(vdk_rng_resume_fd(v->rng));
+			le = htole32(q);
+			vdk_mmio_write(v->transport, VIRTIO_MMIO_QUEUE_NOTIFY,
+				       &le, sizeof(le));
+		}
 		break;
 	case EV_OUTPUT:
 		if (v->console)

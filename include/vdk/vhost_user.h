@@ -42,9 +42,38 @@
  * from any thread, for any queue, at any time until the connection is
  * freed.
  *
- * Signals: the front-end chooses what the call, kick and error fds are; a
- * pipe whose reader went away makes a write raise SIGPIPE. A program using
- * this library must ignore SIGPIPE (the vdk-vhost-user-* tools do).
+ * File descriptors the front-end chooses (the rule): they may be of any
+ * kind and shared with the front-end, and the library never blocks on one
+ * nor changes its flags.
+ *   - call, kick and error fds (SET_VRING_CALL/KICK/ERR) must be eventfds
+ *     with O_NONBLOCK set (EFD_NONBLOCK; QEMU, libvhost-user front-ends,
+ *     crosvm, Cloud Hypervisor and DPDK create them so). Anything else (a
+ *     blocking eventfd, a pipe, a socket, a regular file, /dev/null, a
+ *     memfd) is refused: the request fails with -EINVAL, the error log
+ *     names the kind, and the ring keeps its previous fd. The kind is read
+ *     from /proc/self/fd; without /proc any anonymous-inode fd passes.
+ *     A kick is read with RWF_NOWAIT (never waits, even if the front-end
+ *     drains the counter itself or clears O_NONBLOCK later); a call or
+ *     error write to a full counter gives EAGAIN (a signal is pending
+ *     anyway). A front-end that clears O_NONBLOCK on its own call fd
+ *     after handing it over and fills the counter can still make that
+ *     ring's write wait (Linux offers no non-blocking eventfd write on a
+ *     blocking file: RWF_NOWAIT gives EOPNOTSUPP, /proc reopen ENXIO);
+ *     the write is interrupted by any signal and never retried, so a
+ *     program that stops on SIGTERM/SIGINT still does (the tools also end
+ *     themselves 1 s after the signal whatever a thread waits on).
+ *   - the device-state fd (SET_DEVICE_STATE_FD) may be a pipe, a socket, a
+ *     regular file or any non-blocking file: the transfer worker waits in
+ *     poll() with a cancel eventfd and moves bytes with RWF_NOWAIT (plain
+ *     I/O only for regular files and files that are non-blocking), so a
+ *     cancel or the end of the connection always joins it at once.
+ *   - the inflight fd (SET_INFLIGHT_FD) must carry F_SEAL_SHRINK, and so
+ *     must guest RAM (SET_MEM_TABLE, ADD_MEM_REG) unless the program
+ *     allows unsealed memory: see vdk_vhost_user_set_allow_unsealed().
+ *
+ * Signals: a pipe whose reader went away makes a write raise SIGPIPE (the
+ * state transfer writes to the front-end's pipe). A program using this
+ * library must ignore SIGPIPE (the vdk-vhost-user-* tools do).
  *
  * File descriptors the front-end replaces while rings run (the rule):
  *   - call fd (SET_VRING_CALL, also dropped by GET_VRING_BASE and
@@ -244,6 +273,23 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
  * accepted.
  */
 void vdk_vhost_user_free(struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_set_allow_unsealed() - the guest memory policy.
+ *
+ * Guest RAM is shared with the front-end, which keeps its fd: a file it
+ * shrinks after SET_MEM_TABLE / ADD_MEM_REG would make the next access to
+ * the lost pages raise SIGBUS and kill the process. By default (@allow
+ * false) a region's file must therefore be sealed with F_SEAL_SHRINK
+ * (fcntl(F_ADD_SEALS); QEMU's memory-backend-memfd is, seal=on being its
+ * default; a hugetlbfs memfd can be); any other file is refused: the
+ * request fails with -EPERM and the log says why. With @allow true any
+ * regular file of the right size is mapped (QEMU memory-backend-file on
+ * /dev/shm or hugetlbfs), and the program accepts that a front-end that
+ * truncates it can kill it. Applies to the regions added after the call.
+ * The inflight fd (SET_INFLIGHT_FD) must always be sealed (-EPERM).
+ */
+void vdk_vhost_user_set_allow_unsealed(struct vdk_vhost_user *vu, bool allow);
 
 /** vdk_vhost_user_socket_fd() - the protocol socket, to poll for input. */
 int vdk_vhost_user_socket_fd(const struct vdk_vhost_user *vu);

@@ -139,6 +139,7 @@ static int blk_sleep(void *dev)
 
 	for (uint16_t i = 0; i < blk->num_queues; i++)
 		queue_stop(&blk->queues[i]);
+	blk->mem = NULL; /* may be freed before wake() gives the next one */
 	return 0;
 }
 

@@ -203,9 +203,19 @@ static void tx_process(struct vdk_console *con)
 	}
 	if (!con->running || !q || con->tx_broken)
 		goto out;
-	for (;;) {
+	for (uint32_t budget = con->queue_max_size;; budget--) {
 		int r;
 
+		/* At most a queue's worth per wake-up: a driver refilling
+		 * transmitq as fast as it is served must not hold the
+		 * calling thread. Stopping as if the output were blocked
+		 * makes the program call vdk_console_flush_output() again
+		 * once the fd is writable, which it is at once. (Output
+		 * discarded, with no fd to poll, is not worth a stop.) */
+		if (budget == 0 && con->out_fd >= 0) {
+			con->blocked = true;
+			break;
+		}
 		con->tx_chain = (struct vdk_virtq_chain){
 			.iov = con->tx_iov, .iov_cap = con->iov_cap};
 		r = vdk_virtq_pop(q, &con->tx_chain);

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
@@ -38,6 +40,9 @@ struct vdk_rng {
 	struct vdk_rng_stats stats;
 	struct iovec *iov; /* 2 * queue_max_size entries */
 	uint32_t iov_cap;
+	/* readable while a wake-up stopped at its budget (vdk_rng_resume_fd) */
+	int resume_fd;
+	bool yielded;
 };
 
 /*
@@ -97,13 +102,15 @@ static void rng_report_error(struct vdk_rng *rng)
 	vdk_interrupt_needs_reset(rng->irq);
 }
 
-/* Serve the requests available now; false if the queue broke. */
-static bool rng_drain(struct vdk_rng *rng, struct vdk_virtq *q, bool *returned)
+/* Serve the requests available now, at most *@budget of them; false if the
+ * queue broke. */
+static bool rng_drain(struct vdk_rng *rng, struct vdk_virtq *q, bool *returned,
+		      uint32_t *budget)
 {
 	struct vdk_virtq_chain chain;
 	int ret;
 
-	for (;;) {
+	while (*budget > 0) {
 		chain = (struct vdk_virtq_chain){.iov = rng->iov,
 						 .iov_cap = rng->iov_cap};
 		ret = vdk_virtq_pop(q, &chain);
@@ -122,28 +129,53 @@ static bool rng_drain(struct vdk_rng *rng, struct vdk_virtq *q, bool *returned)
 		rng->stats.requests++;
 		rng->stats.bytes += written;
 		*returned = true;
+		(*budget)--;
 	}
+	return true;
+}
+
+/* Empty the resume eventfd (non-blocking, ours). */
+static void rng_resume_clear(struct vdk_rng *rng)
+{
+	uint64_t v;
+
+	rng->yielded = false;
+	(void)!read(rng->resume_fd, &v, sizeof(v));
 }
 
 /*
- * Serve every available request (virtio 1.2 §5.4.6). Available buffer
- * notifications are suppressed while the queue is drained and asked for
- * again before returning (§2.7.10: with VIRTIO_RING_F_EVENT_IDX the driver
- * only kicks once its available index passes avail_event, which re-arming
- * moves); buffers that slipped in before the re-arm was seen are served
- * first.
+ * Serve the available requests (virtio 1.2 §5.4.6), at most a queue's
+ * worth per wake-up: a driver that refills the ring as fast as it is
+ * served must not keep the calling thread (which may also answer a
+ * vhost-user socket or other devices) forever. Past the budget the device
+ * stops with notifications still suppressed and makes vdk_rng_resume_fd()
+ * readable; the program then calls vdk_device_queue_notify() again.
+ * Otherwise available buffer notifications are asked for again before
+ * returning (§2.7.10: with VIRTIO_RING_F_EVENT_IDX the driver only kicks
+ * once its available index passes avail_event, which re-arming moves);
+ * buffers that slipped in before the re-arm was seen are served first.
  */
 static void rng_process(struct vdk_rng *rng)
 {
 	struct vdk_virtq *q = rng->requestq;
+	uint32_t budget = rng->queue_max_size;
 	bool returned = false;
 
+	if (rng->yielded)
+		rng_resume_clear(rng);
 	if (!rng->running || !q || rng->broken)
 		return;
 	do {
 		vdk_virtq_enable_notification(q, false);
-		if (!rng_drain(rng, q, &returned))
+		if (!rng_drain(rng, q, &returned, &budget))
 			break;
+		if (budget == 0) {
+			const uint64_t one = 1;
+
+			rng->yielded = true;
+			(void)!write(rng->resume_fd, &one, sizeof(one));
+			break;
+		}
 	} while (vdk_virtq_enable_notification(q, true));
 	if (returned && vdk_virtq_should_notify(q))
 		vdk_interrupt_signal_used_queue(rng->irq, VDK_RNG_REQUESTQ);
@@ -196,6 +228,7 @@ static int rng_reset(void *dev)
 	rng->broken = false;
 	rng->irq = NULL;
 	rng->requestq = NULL;
+	rng_resume_clear(rng);
 	return 0;
 }
 
@@ -213,6 +246,7 @@ static int rng_sleep(void *dev)
 	rng->running = false;
 	rng->irq = NULL;
 	rng->requestq = NULL;
+	rng_resume_clear(rng);
 	return 0;
 }
 
@@ -277,6 +311,8 @@ static void rng_destroy(void *dev)
 {
 	struct vdk_rng *rng = dev;
 
+	if (rng->resume_fd >= 0)
+		close(rng->resume_fd);
 	free(rng->iov);
 	free(rng);
 }
@@ -324,9 +360,11 @@ int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg)
 	/* A buffer that spans two memory regions takes two iovecs. */
 	rng->iov_cap = 2u * qmax;
 	rng->iov = calloc(rng->iov_cap, sizeof(*rng->iov));
-	if (!rng->iov) {
-		free(rng);
-		return -ENOMEM;
+	rng->resume_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!rng->iov || rng->resume_fd < 0) {
+		ret = rng->iov ? -errno : -ENOMEM;
+		rng_destroy(rng);
+		return ret;
 	}
 	ret = vdk_device_init(&rng->vdev, &rng_ops, rng);
 	if (ret < 0) {
@@ -341,6 +379,11 @@ void vdk_rng_free(struct vdk_rng *rng)
 {
 	if (rng)
 		vdk_device_fini(&rng->vdev); /* frees rng through destroy */
+}
+
+int vdk_rng_resume_fd(const struct vdk_rng *rng)
+{
+	return rng->resume_fd;
 }
 
 struct vdk_device *vdk_rng_device(struct vdk_rng *rng)

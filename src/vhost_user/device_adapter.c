@@ -100,12 +100,21 @@ static int ad_device_reset(struct vdk_vhost_user_device_adapter *ad)
 	int ret = 0;
 
 	/* A sleeping device cannot be reset: wake it with no queues first
-	 * (only an ACTIVE device sleeps between ops). */
-	if (dev->asleep)
-		ret = vdk_device_wake(dev, ad->mem, ad->irq, none);
-	if (ret == 0)
-		ret = vdk_device_reset(dev);
-	return ret;
+	 * (only an ACTIVE device sleeps between ops). With every ring
+	 * stopped it holds no memory map (ad_stop_queue()): an empty one
+	 * stands in, as no queue is given. */
+	if (dev->asleep) {
+		struct vdk_mem *empty = ad->mem ? NULL : vdk_mem_new(&ret);
+
+		if (ad->mem || empty)
+			ret = vdk_device_wake(dev, ad->mem ? ad->mem : empty,
+					      ad->irq, none);
+		if (ret == 0)
+			ret = vdk_device_reset(dev);
+		vdk_mem_free(empty); /* the reset device dropped it */
+		return ret;
+	}
+	return vdk_device_reset(dev);
 }
 
 static void ad_ack_features(void *be, uint64_t features)
@@ -189,8 +198,17 @@ static struct vdk_virtq *ad_stop_queue(void *be, uint16_t index)
 	}
 	ad->queues[index] = NULL;
 	ad->num_started--;
-	/* The other rings go on (spec "Ring states"); after the last one the
-	 * device stays asleep until a ring starts. */
+	/* After the last one the device stays asleep until a ring starts,
+	 * and keeps no pointer to the memory map: the front-end may replace
+	 * or shrink it meanwhile (SET_MEM_TABLE, REM_MEM_REG), and the next
+	 * start gives the map of that time. An ACTIVE sleeping device without
+	 * a map is the state restore() leaves (vdk_device_wake()). */
+	if (!ad->num_started && dev->state == VDK_DEVICE_ACTIVE &&
+	    dev->asleep) {
+		ad->mem = NULL;
+		dev->mem = NULL;
+	}
+	/* The other rings go on (spec "Ring states"). */
 	if (ad->num_started && dev->state == VDK_DEVICE_ACTIVE && dev->asleep) {
 		ret = vdk_device_wake(dev, ad->mem, ad->irq, ad->queues);
 		if (ret < 0)
@@ -233,14 +251,16 @@ static int ad_snapshot(void *be, cbor_item_t **out)
 static int ad_restore(void *be, const cbor_item_t *item)
 {
 	struct vdk_device *dev = to_ad(be)->dev;
+	bool was_awake = !dev->asleep;
 	int ret = 0;
 
-	if (!dev->asleep)
+	if (was_awake)
 		ret = vdk_device_sleep(dev);
 	if (ret == 0)
 		ret = vdk_device_restore_item(dev, item);
-	/* An ACTIVE restored device wakes when its queues start. */
-	if (dev->state != VDK_DEVICE_ACTIVE)
+	/* An ACTIVE restored device wakes when its queues start; a failed
+	 * restore leaves the device as it was (awake if it was). */
+	if (dev->state != VDK_DEVICE_ACTIVE || (ret < 0 && was_awake))
 		(void)vdk_device_wake(dev, NULL, NULL, NULL);
 	return ret;
 }

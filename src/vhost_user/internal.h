@@ -76,6 +76,8 @@ struct vu_ring {
 	bool running;  /**< the backend's start_queue() succeeded */
 	bool addr_set; /**< SET_VRING_ADDR accepted */
 	bool err_signalled;
+	bool stopped; /**< GET_VRING_BASE seen, no SET_VRING_NUM/ADDR/BASE
+			  since: the next one configures the ring again */
 	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
 	/* inflight tracking (inflight.c), bound while the ring runs; the
 	 * queue's track hook keeps it, on the thread using the queue */
@@ -120,7 +122,8 @@ struct vdk_vhost_user {
 	void *be;
 	uint16_t num_queues;
 	bool broken;
-	bool owner; /**< SET_OWNER seen */
+	bool allow_unsealed; /* vdk_vhost_user_set_allow_unsealed() */
+	bool owner;	     /**< SET_OWNER seen */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
 	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
@@ -174,6 +177,9 @@ struct vu_request {
 const struct vu_request *vu_request_lookup(uint32_t request);
 uint64_t vu_supported_protocol_features(void);
 void vu_close_fd(int *fd);
+/* 0 if @fd may be a ring's call, kick or error fd (a non-blocking
+ * eventfd), else -EINVAL (logged, naming @what and @queue) or -EBADF */
+int vu_check_notify_fd(int fd, const char *what, uint16_t queue);
 
 /* backend.c and memory.c: handlers named after their requests */
 vu_handler_fn vu_get_features, vu_set_features, vu_set_owner, vu_reset_owner,

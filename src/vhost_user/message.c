@@ -19,11 +19,14 @@
  * kick fds.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +132,53 @@ uint64_t vu_supported_protocol_features(void)
 	       PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
 	       PF(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
 	       PF(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+}
+
+/*
+ * The rule for ring notification fds (call, kick, error; see "File
+ * descriptors the front-end chooses" in <vdk/vhost_user.h>): an eventfd
+ * with O_NONBLOCK set. Only such a file answers a read with EAGAIN and a
+ * write with EAGAIN instead of waiting: a pipe or socket can be full, a
+ * socket with SO_RCVLOWAT is readable to poll() yet blocks read(), a
+ * blocking eventfd waits at a full or empty counter. An eventfd cannot be
+ * reopened with flags of our own (its /proc/self/fd link gives ENXIO) and
+ * RWF_NOWAIT does not apply to eventfd writes (EOPNOTSUPP up to at least
+ * Linux 6.18), so the flag must be the front-end's. It is named through
+ * /proc/self/fd ("anon_inode:[eventfd]"); without /proc, any anonymous
+ * inode (eventfd, timerfd, signalfd, ...: none blocks when non-blocking).
+ */
+int vu_check_notify_fd(int fd, const char *what, uint16_t queue)
+{
+	char path[40], link[64];
+	struct stat st;
+	ssize_t n;
+	int fl;
+
+	if (fstat(fd, &st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
+		return -EBADF;
+	(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n >= 0) {
+		link[n] = '\0';
+	} else {
+		(void)snprintf(link, sizeof(link), "%s",
+			       (st.st_mode & S_IFMT) ? "not an anonymous inode"
+						     : "anon_inode:[eventfd]");
+	}
+	if (strcmp(link, "anon_inode:[eventfd]") != 0) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"queue %u: %s fd refused: %s is not an eventfd", queue,
+			what, link);
+		return -EINVAL;
+	}
+	if (!(fl & O_NONBLOCK)) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"queue %u: %s fd refused: a blocking eventfd (the "
+			"front-end must create it with EFD_NONBLOCK)",
+			queue, what);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void vu_close_fd(int *fd)

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -199,8 +200,12 @@ int vu_fe_init(struct vu_fe *fe, const struct vu_fe_config *cfg,
 	fe->fds_before = vu_fe_count_fds();
 	if (fe->fds_before < 0)
 		return fe->fds_before;
-	fe->memfd = memfd_create("vu-frontend", MFD_CLOEXEC);
-	if (fe->memfd < 0 || ftruncate(fe->memfd, (off_t)cfg->ram_size) < 0)
+	/* sealed as QEMU's memory-backend-memfd is (the back-end refuses
+	 * guest RAM that could shrink) */
+	fe->memfd =
+		memfd_create("vu-frontend", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fe->memfd < 0 || ftruncate(fe->memfd, (off_t)cfg->ram_size) < 0 ||
+	    fcntl(fe->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
 		goto fail_errno;
 	fe->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		       fe->memfd, 0);

@@ -325,6 +325,38 @@ static void test_output_to_pipe(void **state)
 	vdk_device_queue_notify(t->dev, 2);
 }
 
+static int setup_small_queue(void **state)
+{
+	return setup_cfg(state,
+			 (struct vdk_console_config){.queue_max_size = QSIZE},
+			 true);
+}
+
+/* At most queue_max_size transmit chains per wake-up: past that the
+ * device stops as if the output were blocked, and the program's next
+ * vdk_console_flush_output() (the fd is writable at once) goes on. */
+static void test_output_budget_per_wakeup(void **state)
+{
+	struct env *t = *state;
+	char out[QSIZE + 8];
+
+	activate(t);
+	for (int i = 0; i < QSIZE; i++)
+		assert_true(send_str(t, 0x20000 + 0x100 * (uint64_t)i, "x") >=
+			    0);
+	vdk_device_queue_notify(t->dev, TX);
+	assert_int_equal(vdk_console_stats(t->con).output_chains, QSIZE);
+	assert_true(vdk_console_output_blocked(t->con));
+	/* the driver refilled meanwhile */
+	for (int i = 0; i < 3; i++)
+		assert_true(send_str(t, 0x20000 + 0x100 * (uint64_t)i, "y") >=
+			    0);
+	assert_int_equal(vdk_console_flush_output(t->con), 0);
+	assert_int_equal(vdk_console_stats(t->con).output_chains, QSIZE + 3);
+	assert_false(vdk_console_output_blocked(t->con));
+	assert_int_equal(drain(t, out, sizeof(out)), QSIZE + 3);
+}
+
 static void test_output_eagain_keeps_chain(void **state)
 {
 	struct env *t = *state;
@@ -1003,6 +1035,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_budget_per_wakeup,
+						setup_small_queue, teardown),
 		cmocka_unit_test_setup_teardown(test_output_to_pipe, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_eagain_keeps_chain,

@@ -298,6 +298,31 @@ static void test_reset_device_while_asleep(void **state)
 	assert_echoed(f, DATA_GPA, false);
 }
 
+/* Every ring stopped: neither the adapter nor the device keeps a pointer
+ * to the memory map, which the front-end may replace meanwhile (the old
+ * one is freed); the next start runs on the new one. */
+static void test_mem_table_replaced_while_asleep(void **state)
+{
+	struct fx *f = *state;
+
+	vu_fe_setup(&f->fe, 0);
+	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 0, RING_NEW);
+	assert_non_null(f->dev->mem);
+	assert_echoed(f, DATA_GPA, false);
+	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 1);
+	assert_true(f->dev->asleep);
+	assert_null(f->dev->mem);
+	assert_null(f->ad.mem);
+	/* a new table: the map the device ran with is freed */
+	assert_int_equal(vu_fe_mem_table(&f->fe, RAM_GPA, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 1, VU_FE_RING_ENABLE);
+	assert_false(f->dev->asleep);
+	assert_non_null(f->dev->mem);
+	assert_true(f->dev->mem == f->ad.mem);
+	assert_echoed(f, DATA_GPA + 0x100, false);
+	assert_int_equal(echo_device_stats(f->echo).activations, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +333,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_features_change_between_stop_and_start, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_mem_table_replaced_while_asleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_device_while_asleep,
 						setup, teardown),
 	};

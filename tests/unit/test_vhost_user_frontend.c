@@ -156,9 +156,11 @@ static int env_setup(void **state)
 	int err;
 
 	assert_non_null(e);
-	e->memfd = memfd_create("test-fe", MFD_CLOEXEC);
+	e->memfd = memfd_create("test-fe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(e->memfd >= 0);
 	assert_int_equal(ftruncate(e->memfd, RAM_SIZE), 0);
+	assert_int_equal(
+		fcntl(e->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
 	e->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      e->memfd, 0);
 	assert_true(e->ram != MAP_FAILED);

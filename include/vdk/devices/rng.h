@@ -14,7 +14,9 @@
  *
  * Processing is synchronous: the queue_notify op drains requestq on the
  * calling thread (a VMM or vhost-user backend calls it from its own device
- * thread), with available buffer notifications suppressed meanwhile and
+ * thread), at most queue_max_size requests per call (then
+ * vdk_rng_resume_fd() asks to be called again), with available buffer
+ * notifications suppressed meanwhile and
  * asked for again (avail_event moved) before it returns. A driver error in the queue makes the device report
  * DEVICE_NEEDS_RESET (vdk_interrupt_needs_reset()) and stop until reset.
  *
@@ -77,6 +79,19 @@ void vdk_rng_free(struct vdk_rng *rng);
  * transport and the vdk_device_*() calls; owned by @rng.
  */
 struct vdk_device *vdk_rng_device(struct vdk_rng *rng);
+
+/**
+ * vdk_rng_resume_fd() - an eventfd (owned by @rng) that becomes readable
+ * (POLLIN) when a wake-up stopped at its budget with requests still
+ * available: the device serves at most queue_max_size requests per
+ * queue_notify, so that a driver refilling requestq as fast as it is served
+ * cannot hold the calling thread. The program watches it and, when it is
+ * readable, calls vdk_device_queue_notify(vdk_rng_device(@rng), 0) on the
+ * thread that notifies the device (which empties it). Spurious calls are
+ * harmless. Without it, a driver that keeps more than queue_max_size
+ * requests coming waits for its next notification.
+ */
+int vdk_rng_resume_fd(const struct vdk_rng *rng);
 
 /** vdk_rng_stats() - copy of the device's counters. */
 struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
