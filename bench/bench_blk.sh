@@ -20,6 +20,9 @@
 #                      ",aio=io_uring")
 #   VDK_BENCH_VDK_ARGS more vdk-vhost-user-blk arguments (default none, e.g. "--poll-us=0")
 #   VDK_BENCH_LOG      where the raw RESULT lines go (default /tmp/vdk-bench-blk.log)
+#   VDK_BENCH_BASE_BUILD  another vdk build directory (e.g. of main before a change): its
+#                      vdk-vhost-user-blk, with the same options, takes qemu-storage-daemon's
+#                      place as the peer ("base"), for before/after figures in one run
 # Exit status: 0, 1 on an error, 77 if qemu-storage-daemon is missing.
 set -uo pipefail
 
@@ -43,7 +46,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v qemu-storage-daemon >/dev/null || {
+base="${VDK_BENCH_BASE_BUILD:-}"
+peer=qsd
+[[ -n "$base" ]] && peer=base
+[[ -n "$base" ]] || command -v qemu-storage-daemon >/dev/null || {
 	echo "bench_blk: SKIPPED: qemu-storage-daemon not installed" >&2
 	exit 77
 }
@@ -59,8 +65,10 @@ fi
 
 start_backend() {
 	rm -f "$sock"
-	if [[ $1 == vdk ]]; then
-		"$build/tools/vdk-vhost-user-blk" --socket-path="$sock" \
+	if [[ $1 == vdk || $1 == base ]]; then
+		local b="$build"
+		[[ $1 == base ]] && b="$base"
+		"$b/tools/vdk-vhost-user-blk" --socket-path="$sock" \
 			--disk="$img$vdk_disk_opts" "${vdk_args[@]}" >/dev/null 2>&1 &
 	else
 		qemu-storage-daemon \
@@ -105,15 +113,16 @@ results=()
 for w in $workloads; do
 	IFS=: read -r rw bs qd <<<"$w"
 	for ((r = 0; r < reps; r++)); do
-		if ((r % 2 == 0)); then order=(vdk qsd); else order=(qsd vdk); fi
+		if ((r % 2 == 0)); then order=(vdk "$peer"); else order=("$peer" vdk); fi
 		for be in "${order[@]}"; do
 			results+=("$(one_run "$be" "$rw" "$bs" "$qd")") || exit 1
 		done
 	done
 done
 
-printf '%s\n' "${results[@]}" | python3 -c '
-import sys, statistics
+printf '%s\n' "${results[@]}" | PEER="$peer" python3 -c '
+import os, sys, statistics
+p = os.environ["PEER"]
 rows = {}
 for line in sys.stdin:
     kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
@@ -121,10 +130,11 @@ for line in sys.stdin:
     rows.setdefault(key, {}).setdefault(kv["backend"], []).append(kv)
 med = lambda rs, k: statistics.median(float(r[k]) for r in rs)
 print()
-print("| workload | vdk IOPS | qsd IOPS | vdk/qsd | vdk MiB/s | qsd MiB/s | vdk p50/p99 us | qsd p50/p99 us |")
+print(("| workload | vdk IOPS | %s IOPS | vdk/%s | vdk MiB/s | %s MiB/s | vdk p50/p99 us "
+       "| %s p50/p99 us |") % (p, p, p, p))
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for (rw, bs, qd), by in rows.items():
-    v, q = by["vdk"], by["qsd"]
+    v, q = by["vdk"], by[p]
     vi, qi = med(v, "iops"), med(q, "iops")
     print("| %s %dk qd%d | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f / %.0f | %.0f / %.0f |" % (
         rw, bs // 1024, qd, vi, qi, vi / qi if qi else 0, med(v, "mibs"), med(q, "mibs"),

@@ -303,8 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (take8(&in) & 1) {
 		if (vdk_rng_new(&rng, NULL) < 0)
 			abort();
-		if (vdk_vhost_user_backend_from_device(&ad, vdk_rng_device(rng),
-						       &ops) < 0)
+		if (vu_adapter_init(&ad, vdk_rng_device(rng), &ops) < 0)
 			abort();
 		be = &ad;
 	}

@@ -2,7 +2,8 @@
 # `make check`: everything a change must pass, in one run.
 #   1. install missing Debian packages (scripts/install-deps.sh)
 #   2. format check (.clang-format)
-#   3. normal build (build/) and its unit tests
+#   3. normal build (build/) and its unit tests; public API hygiene
+#      (scripts/check-api.sh: only vdk_* exported, headers compile as C++17)
 #   4. ASan+UBSan build (build-san/) and the same tests under it
 #   5. libFuzzer build (build-fuzz/, clang) and a short smoke run of each target
 #   6. integration tests (tests/integration/*.sh): each prints PASS, FAIL or SKIPPED
@@ -50,6 +51,9 @@ PY
 step "build (gcc, -Werror)"
 [ -f build/build.ninja ] || meson setup build >/dev/null
 if ninja -C build; then ok; meson_tests build "unit"; else bad "build"; fi
+
+step "public API: exported symbols, headers as C11 and C++17"
+if scripts/check-api.sh build; then ok; else bad "public API hygiene"; fi
 
 step "build with ASan+UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

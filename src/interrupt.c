@@ -9,7 +9,7 @@
  * Eventfds can be replaced while device workers signal through them
  * (vdk_interrupt_set_queue_fd()): each slot has a guard counting the
  * signallers that may hold its fd, and a replaced fd is handed back only
- * once none can (the rule is in <vdk/device.h>).
+ * once none can (the rule is in <vdk/interrupt.h>).
  */
 #include <errno.h>
 #include <sched.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <vdk/device.h>
+#include <vdk/interrupt.h>
 #include <vdk/log.h>
 
 #define MOD "interrupt"
@@ -55,7 +55,7 @@ int vdk_interrupt_init_eventfd(struct vdk_interrupt *irq, const int *queue_fds,
 	return 0;
 }
 
-/* ---- replacing an eventfd under signallers (see <vdk/device.h>) ------- */
+/* ---- replacing an eventfd under signallers (see <vdk/interrupt.h>) ------- */
 
 /*
  * A guard word: bit 31 is the epoch; bits 0-14 count the signallers that

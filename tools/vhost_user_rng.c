@@ -11,10 +11,11 @@
  *     -chardev socket,id=rng0,path=/tmp/rng.sock \
  *     -device vhost-user-rng-pci,chardev=rng0
  *
- * One front-end is served, then the program exits: 0 when the front-end
- * disconnects or on SIGINT/SIGTERM, 1 on an error. The device runs through
- * the library's device adapter; requests are filled synchronously on the
- * serving thread when the ring is kicked.
+ * One front-end is served (--keep-listening: one after the other), then
+ * the program exits: 0 when the front-end disconnects or on
+ * SIGINT/SIGTERM/SIGHUP, 1 on an error. The program is its options and the
+ * device; serving is the library's (vdk_tool_serve()). Requests are filled
+ * synchronously on the loop's thread when the ring is kicked.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,116 +35,61 @@ enum {
 };
 
 static const struct option long_options[] = {
-	VDK_TOOL_LONG_OPTIONS,
 	{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
 	{NULL, 0, NULL, 0},
 };
 
-static void usage(FILE *out)
+static struct vdk_rng_config cfg;
+static struct vdk_rng *rng;
+
+static int parse(int opt, const char *arg)
 {
-	fprintf(out,
-		"Usage: " PROG " (--socket-path=PATH | --fd=FDNUM) "
-		"[--max-bytes=N] [-v]\n"
-		"       " PROG " --print-capabilities\n"
-		"\n"
-		"Serve a virtio-rng device to one vhost-user front-end, e.g. "
-		"QEMU's\nvhost-user-rng-pci.\n"
-		"\n"
-		"  --max-bytes=N          at most N random bytes per request "
-		"(default: fill\n"
-		"                         the whole buffer)\n"
-		"%s",
-		vdk_tool_common_help);
+	if (opt != OPT_MAX_BYTES)
+		return -EINVAL;
+	return vdk_tool_parse_opt("max-bytes", arg, 1, UINT32_MAX, false,
+				  &cfg.max_bytes_per_request);
 }
 
-/* The device stopped at its per-wake-up budget with requests left. */
-static void rng_resume(void *opaque, uint16_t index)
+static struct vdk_device *create(struct vdk_tool *t)
 {
-	struct vdk_rng *rng = opaque;
-	uint64_t v;
+	int ret = vdk_rng_new(&rng, &cfg);
 
-	(void)index;
-	(void)!read(vdk_rng_resume_fd(rng), &v, sizeof(v));
-	vdk_device_queue_notify(vdk_rng_device(rng), VDK_RNG_REQUESTQ);
+	(void)t;
+	if (ret < 0) {
+		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
+		return NULL;
+	}
+	return vdk_rng_device(rng);
+}
+
+static void finish(struct vdk_device *dev)
+{
+	struct vdk_rng_stats st = vdk_rng_stats(rng);
+
+	(void)dev;
+	vdk_tool_msg("%llu requests, %llu random bytes",
+		     (unsigned long long)st.requests,
+		     (unsigned long long)st.bytes);
+	vdk_rng_free(rng);
 }
 
 int main(int argc, char **argv)
 {
-	struct vdk_tool_opts o = {.fd = -1};
-	struct vdk_rng_config cfg = {0};
-	struct vdk_rng_stats st;
-	struct vdk_rng *rng;
-	int opt, ret, sigfd, conn = -1;
-
-	vdk_tool_log_init(PROG, 0); /* names the program in messages */
-	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
-	       -1) {
-		ret = vdk_tool_parse_common(&o, opt, optarg);
-		if (ret < 0)
-			return 1;
-		if (ret > 0)
-			continue;
-		switch (opt) {
-		case OPT_MAX_BYTES:
-			if (vdk_tool_parse_u32(optarg, 1, UINT32_MAX,
-					       &cfg.max_bytes_per_request) <
-			    0) {
-				vdk_tool_msg("--max-bytes: want a positive "
-					     "number");
-				return 1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
-		}
-	}
-	if (o.print_capabilities) {
+	static const struct vdk_tool_program prog = {
+		.name = PROG,
+		.synopsis = "[--max-bytes=N]",
+		.options = long_options,
+		.help = "Serve a virtio-rng device to one vhost-user "
+			"front-end, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
+			"  --max-bytes=N          at most N random bytes per "
+			"request (default: fill\n"
+			"                         the whole buffer)\n",
 		/* vhost-user.json: "rng" has no feature list */
-		printf("{\n  \"type\": \"rng\"\n}\n");
-		return 0;
-	}
-	if (optind < argc) {
-		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
-		return 1;
-	}
-	if (vdk_tool_check_common(&o) < 0)
-		return 1;
-	vdk_tool_log_init(PROG, o.verbosity);
-	sigfd = vdk_tool_signals();
-	if (sigfd < 0) {
-		vdk_tool_msg("signals: %s", strerror(-sigfd));
-		return 1;
-	}
-	ret = vdk_rng_new(&rng, &cfg);
-	if (ret < 0) {
-		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
-		close(sigfd);
-		return 1;
-	}
-	ret = vdk_tool_accept(&o, sigfd, &conn);
-	if (ret == 0) {
-		const struct vdk_tool_fd_handler resume = {
-			.fd = vdk_rng_resume_fd(rng),
-			.fn = rng_resume,
-			.opaque = rng,
-		};
+		.capabilities = "{\n  \"type\": \"rng\"\n}\n",
+		.parse = parse,
+		.create = create,
+		.finish = finish,
+	};
 
-		ret = vdk_tool_serve_device(vdk_rng_device(rng), conn, sigfd,
-					    &resume, 1, 0);
-		st = vdk_rng_stats(rng);
-		vdk_tool_msg("%llu requests, %llu random bytes",
-			     (unsigned long long)st.requests,
-			     (unsigned long long)st.bytes);
-	} else if (ret == 1) {
-		ret = 0; /* a signal before any front-end came */
-	}
-	if (ret < 0)
-		vdk_tool_msg("error: %s", strerror(-ret));
-	vdk_rng_free(rng);
-	close(sigfd);
-	return ret < 0 ? 1 : 0;
+	return vdk_tool_main(&prog, argc, argv);
 }

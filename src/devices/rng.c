@@ -4,6 +4,7 @@
  * driver puts on requestq with bytes from getrandom(2).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -19,6 +20,7 @@
 #include <vdk/device.h>
 #include <vdk/devices/rng.h>
 #include <vdk/log.h>
+#include <vdk/loop.h>
 #include <vdk/virtq.h>
 
 #include "../snapshot.h"
@@ -43,6 +45,8 @@ struct vdk_rng {
 	/* readable while a wake-up stopped at its budget (vdk_rng_resume_fd) */
 	int resume_fd;
 	bool yielded;
+	struct vdk_loop *loop; /* resume_fd is on it (attach_loop) */
+	pthread_mutex_t lock;  /* the ops and on_resume() */
 };
 
 /*
@@ -205,8 +209,9 @@ static uint64_t rng_features(void *dev)
 	       (1ull << VIRTIO_RING_F_EVENT_IDX);
 }
 
-static int rng_activate(void *dev, const struct vdk_mem *mem,
-			struct vdk_interrupt *irq, struct vdk_virtq **queues)
+static int rng_activate_locked(void *dev, const struct vdk_mem *mem,
+			       struct vdk_interrupt *irq,
+			       struct vdk_virtq **queues)
 {
 	struct vdk_rng *rng = dev;
 
@@ -220,7 +225,7 @@ static int rng_activate(void *dev, const struct vdk_mem *mem,
 	return 0;
 }
 
-static int rng_reset(void *dev)
+static int rng_reset_locked(void *dev)
 {
 	struct vdk_rng *rng = dev;
 
@@ -232,13 +237,36 @@ static int rng_reset(void *dev)
 	return 0;
 }
 
-static void rng_queue_notify(void *dev, uint16_t index)
+static void rng_queue_notify_locked(void *dev, uint16_t index)
 {
 	if (index == VDK_RNG_REQUESTQ)
 		rng_process(dev);
 }
 
-static int rng_sleep(void *dev)
+static int rng_start_queue_locked(void *dev, uint16_t index,
+				  struct vdk_virtq *q)
+{
+	struct vdk_rng *rng = dev;
+
+	(void)index; /* the framework checked it: 0 */
+	rng->requestq = q;
+	rng->broken = false; /* a fresh queue (virtio 1.2 §2.6.1) */
+	rng_process(rng);    /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *rng_stop_queue_locked(void *dev, uint16_t index)
+{
+	struct vdk_rng *rng = dev;
+	struct vdk_virtq *q = rng->requestq;
+
+	(void)index;
+	/* Nothing runs between calls: stopping is forgetting the queue. */
+	rng->requestq = NULL;
+	return q;
+}
+
+static int rng_sleep_locked(void *dev)
 {
 	struct vdk_rng *rng = dev;
 
@@ -250,8 +278,8 @@ static int rng_sleep(void *dev)
 	return 0;
 }
 
-static int rng_wake(void *dev, const struct vdk_mem *mem,
-		    struct vdk_interrupt *irq, struct vdk_virtq **queues)
+static int rng_wake_locked(void *dev, const struct vdk_mem *mem,
+			   struct vdk_interrupt *irq, struct vdk_virtq **queues)
 {
 	struct vdk_rng *rng = dev;
 
@@ -265,6 +293,83 @@ static int rng_wake(void *dev, const struct vdk_mem *mem,
 	return 0;
 }
 
+/* The ops the framework calls, under the device's lock: the resume fd's
+ * callback (attach_loop) runs on the host's loop thread, while the host may
+ * call these from another (vdk-vmm: a vCPU resetting the device). */
+#define RNG_LOCKED(expr)                                                       \
+	({                                                                     \
+		struct vdk_rng *rng_ = dev;                                    \
+		__typeof__(expr) r_;                                           \
+		pthread_mutex_lock(&rng_->lock);                               \
+		r_ = (expr);                                                   \
+		pthread_mutex_unlock(&rng_->lock);                             \
+		r_;                                                            \
+	})
+
+static int rng_activate(void *dev, const struct vdk_mem *mem,
+			struct vdk_interrupt *irq, struct vdk_virtq **queues)
+{
+	return RNG_LOCKED(rng_activate_locked(dev, mem, irq, queues));
+}
+
+static int rng_reset(void *dev)
+{
+	return RNG_LOCKED(rng_reset_locked(dev));
+}
+
+static void rng_queue_notify(void *dev, uint16_t index)
+{
+	struct vdk_rng *rng = dev;
+
+	pthread_mutex_lock(&rng->lock);
+	rng_queue_notify_locked(dev, index);
+	pthread_mutex_unlock(&rng->lock);
+}
+
+static int rng_start_queue(void *dev, uint16_t index, struct vdk_virtq *q)
+{
+	return RNG_LOCKED(rng_start_queue_locked(dev, index, q));
+}
+
+static struct vdk_virtq *rng_stop_queue(void *dev, uint16_t index)
+{
+	return RNG_LOCKED(rng_stop_queue_locked(dev, index));
+}
+
+static int rng_sleep(void *dev)
+{
+	return RNG_LOCKED(rng_sleep_locked(dev));
+}
+
+static int rng_wake(void *dev, const struct vdk_mem *mem,
+		    struct vdk_interrupt *irq, struct vdk_virtq **queues)
+{
+	return RNG_LOCKED(rng_wake_locked(dev, mem, irq, queues));
+}
+
+/* The resume eventfd fired: a wake-up stopped at its budget with requests
+ * left; serve on (the device registers this fd itself, attach_loop). */
+static void on_resume(void *opaque, int fd, uint32_t events)
+{
+	struct vdk_rng *rng = opaque;
+
+	(void)fd;
+	(void)events;
+	pthread_mutex_lock(&rng->lock);
+	rng_process(rng); /* empties the eventfd */
+	pthread_mutex_unlock(&rng->lock);
+}
+
+static int rng_attach_loop(void *dev, struct vdk_loop *loop)
+{
+	struct vdk_rng *rng = dev;
+	int r = vdk_loop_add(loop, rng->resume_fd, VDK_LOOP_IN, on_resume, rng);
+
+	if (r == 0)
+		rng->loop = loop;
+	return r;
+}
+
 /* Snapshot keys, in serialisation order. */
 enum { SNAP_REQUESTS, SNAP_BYTES, SNAP_KEYS };
 static const char *const snap_keys[SNAP_KEYS] = {
@@ -272,7 +377,7 @@ static const char *const snap_keys[SNAP_KEYS] = {
 	[SNAP_BYTES] = "bytes",
 };
 
-static int rng_snapshot(void *dev, cbor_item_t **out)
+static int rng_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct vdk_rng *rng = dev;
 	cbor_item_t *m = cbor_new_definite_map(SNAP_KEYS);
@@ -291,7 +396,7 @@ static int rng_snapshot(void *dev, cbor_item_t **out)
 	return 0;
 }
 
-static int rng_restore(void *dev, const cbor_item_t *item)
+static int rng_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_rng *rng = dev;
 	const cbor_item_t *vals[SNAP_KEYS];
@@ -311,11 +416,16 @@ static void rng_destroy(void *dev)
 {
 	struct vdk_rng *rng = dev;
 
+	if (rng->loop)
+		(void)vdk_loop_remove(rng->loop, rng->resume_fd);
 	if (rng->resume_fd >= 0)
 		close(rng->resume_fd);
+	pthread_mutex_destroy(&rng->lock);
 	free(rng->iov);
 	free(rng);
 }
+
+VDK_SNAPSHOT_BYTES_OPS(rng)
 
 static const struct vdk_device_ops rng_ops = {
 	.device_type = VIRTIO_ID_RNG,
@@ -332,6 +442,9 @@ static const struct vdk_device_ops rng_ops = {
 	.snapshot = rng_snapshot,
 	.restore = rng_restore,
 	.destroy = rng_destroy,
+	.start_queue = rng_start_queue,
+	.stop_queue = rng_stop_queue,
+	.attach_loop = rng_attach_loop,
 };
 
 /* ---- public API --------------------------------------------------------- */
@@ -357,6 +470,7 @@ int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg)
 	rng->queue_max_size = qmax;
 	rng->max_bytes = cfg ? cfg->max_bytes_per_request : 0;
 	rng->log_rl = rl;
+	pthread_mutex_init(&rng->lock, NULL);
 	/* A buffer that spans two memory regions takes two iovecs. */
 	rng->iov_cap = 2u * qmax;
 	rng->iov = calloc(rng->iov_cap, sizeof(*rng->iov));

@@ -49,22 +49,6 @@ static uint64_t vu_offered_protocol_features(const struct vdk_vhost_user *vu)
 	return pf;
 }
 
-static void vu_watch_add(struct vdk_vhost_user *vu, int fd, uint16_t i)
-{
-	if (fd < 0 || !vu->watch || !vu->watch->add)
-		return;
-	int ret = vu->watch->add(vu->watch_opaque, fd, i);
-	if (ret < 0)
-		vdk_log(VDK_LOG_ERROR, VU_LOG,
-			"queue %u: cannot watch kick: %s", i, strerror(-ret));
-}
-
-static void vu_watch_remove(struct vdk_vhost_user *vu, int fd, uint16_t i)
-{
-	if (fd >= 0 && vu->watch && vu->watch->remove)
-		vu->watch->remove(vu->watch_opaque, fd, i);
-}
-
 /* Front-end virtual addresses of the ring → guest-physical, for the ring's
  * current size (spec "Memory access": ring addresses are user addresses). */
 static int ring_translate(const struct vdk_vhost_user *vu,
@@ -626,9 +610,43 @@ int vu_set_config(struct vdk_vhost_user *vu, struct vu_msg *msg,
 
 /* ---- connection -------------------------------------------------------- */
 
+struct vdk_vhost_user *vdk_vhost_user_new(int sock_fd, struct vdk_device *dev,
+					  struct vdk_loop *loop, int *err)
+{
+	const struct vdk_vhost_user_backend_ops *ops;
+	struct vdk_vhost_user_device_adapter *ad;
+	struct vdk_vhost_user *vu;
+	int ret;
+
+	if (sock_fd < 0) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	ad = calloc(1, sizeof(*ad));
+	if (!ad) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = vu_adapter_init(ad, dev, &ops);
+	if (ret == 0) {
+		vu = vu_backend_new(sock_fd, ops, ad, loop, &ret);
+		if (vu) {
+			vu->own_adapter = ad;
+			if (err)
+				*err = 0;
+			return vu;
+		}
+	}
+	free(ad);
+fail:
+	if (err)
+		*err = ret;
+	return NULL;
+}
+
 struct vdk_vhost_user *
-vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
-		   void *be, int *err)
+vu_backend_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
+	       void *be, struct vdk_loop *loop, int *err)
 {
 	struct vdk_vhost_user *vu;
 	int ret = -EINVAL;
@@ -672,6 +690,17 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
 	pthread_mutex_init(&vu->backend_lock, NULL);
 	vdk_interrupt_init_callback(&vu->irq, &vu_irq_ops, vu);
 	(void)vdk_interrupt_init_eventfd(&vu->calls, NULL, 0, -1);
+	vu->poll_timer = -1;
+	for (uint16_t i = 0; i < nq; i++)
+		vu->kick_ctx[i] = (struct vu_kick_ctx){vu, i};
+	if (loop) {
+		ret = vu_loop_attach(vu, loop);
+		if (ret < 0) {
+			vu->sock = -1; /* left to the caller */
+			vdk_vhost_user_free(vu);
+			goto fail;
+		}
+	}
 	if (err)
 		*err = 0;
 	return vu;
@@ -685,6 +714,7 @@ void vdk_vhost_user_free(struct vdk_vhost_user *vu)
 {
 	if (!vu)
 		return;
+	vu_loop_detach(vu);
 	vu_state_xfer_fini(&vu->xfer);
 	vu_stop_all_rings(vu);
 	for (uint16_t i = 0; i < vu->num_queues; i++)
@@ -696,7 +726,11 @@ void vdk_vhost_user_free(struct vdk_vhost_user *vu)
 	vdk_mem_free(vu->mem);
 	for (size_t i = 0; i < vu->rx.msg.nfds; i++)
 		vu_close_fd(&vu->rx.msg.fds[i]);
-	close(vu->sock);
+	if (vu->sock >= 0)
+		close(vu->sock);
+	if (vu->poll_timer >= 0)
+		close(vu->poll_timer);
+	free(vu->own_adapter);
 	free(vu);
 }
 
@@ -773,20 +807,4 @@ int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 		r->err_signalled = true;
 	}
 	return 1;
-}
-
-int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
-			     const struct vdk_vhost_user_watch_ops *ops,
-			     void *opaque)
-{
-	vu->watch = ops;
-	vu->watch_opaque = opaque;
-	for (uint16_t i = 0; ops && ops->add && i < vu->num_queues; i++) {
-		if (vu->rings[i].kick_fd < 0)
-			continue;
-		int ret = ops->add(opaque, vu->rings[i].kick_fd, i);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
 }

@@ -3,7 +3,7 @@
  * vhost-user backend internals shared by message.c (wire, fds, request table,
  * dispatcher, back-end channel, event loop), backend.c (handlers, rings,
  * the connection), memory.c (memory table), inflight.c (inflight region),
- * device_state.c (state transfer) and device_adapter.c.
+ * device_state.c (state transfer), device_adapter.c and connection_loop.c.
  */
 #ifndef VDK_VHOST_USER_INTERNAL_H
 #define VDK_VHOST_USER_INTERNAL_H
@@ -14,7 +14,10 @@
 #include <stdint.h>
 
 #include <vdk/log.h>
+#include <vdk/loop.h>
 #include <vdk/vhost_user.h>
+
+#include "backend_ops.h"
 
 #define VU_LOG "vhost-user"
 
@@ -122,8 +125,9 @@ struct vdk_vhost_user {
 	void *be;
 	uint16_t num_queues;
 	bool broken;
-	bool allow_unsealed; /* vdk_vhost_user_set_allow_unsealed() */
-	bool owner;	     /**< SET_OWNER seen */
+	bool allow_unsealed;	/* vdk_vhost_user_set_allow_unsealed() */
+	bool owner;		/**< SET_OWNER seen */
+	unsigned long messages; /**< complete messages dispatched */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
 	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
@@ -134,8 +138,18 @@ struct vdk_vhost_user {
 	 * when no worker can still be writing to it. */
 	struct vdk_interrupt calls;
 	struct vu_ring rings[VDK_DEVICE_MAX_QUEUES];
-	const struct vdk_vhost_user_watch_ops *watch;
-	void *watch_opaque;
+	/* the event loop (connection_loop.c); NULL: the caller drives */
+	struct vdk_loop *loop;
+	struct vu_kick_ctx {
+		struct vdk_vhost_user *vu;
+		uint16_t index;
+	} kick_ctx[VDK_DEVICE_MAX_QUEUES];
+	int poll_timer;	 /**< timerfd for rings without a kick fd, or -1 */
+	bool poll_armed; /**< poll_timer on the loop and ticking */
+	vdk_vhost_user_closed_fn *closed_fn;
+	void *closed_opaque;
+	/** the device adapter vdk_vhost_user_new() made, freed with us */
+	struct vdk_vhost_user_device_adapter *own_adapter;
 	struct vu_rx rx;
 	struct vdk_ratelimit rl;
 	/* back-end channel (VHOST_USER_SET_BACKEND_REQ_FD) */
@@ -197,6 +211,14 @@ bool vu_any_ring_running(const struct vdk_vhost_user *vu);
 /* stop the running rings around a memory map change; restart them after */
 uint64_t vu_rings_pause(struct vdk_vhost_user *vu);
 void vu_rings_resume(struct vdk_vhost_user *vu, uint64_t was);
+
+/* connection_loop.c: the socket, kick fds and polled rings on vu->loop */
+int vu_loop_attach(struct vdk_vhost_user *vu, struct vdk_loop *loop);
+void vu_loop_detach(struct vdk_vhost_user *vu);
+void vu_watch_add(struct vdk_vhost_user *vu, int fd, uint16_t i);
+void vu_watch_remove(struct vdk_vhost_user *vu, int fd, uint16_t i);
+/* after the rings may have changed: tick while a ring runs without kick */
+void vu_poll_update(struct vdk_vhost_user *vu);
 
 /* message.c: the back-end channel */
 vu_handler_fn vu_set_backend_req_fd;

@@ -432,7 +432,8 @@ static void test_rng_adapter(void **state)
 	assert_int_equal(eventfd_take(fe->call[0]), 2); /* start + used */
 	assert_int_equal(vdk_rng_stats(rng).requests, 1);
 
-	/* GET_VRING_BASE puts the device to sleep; restart wakes it */
+	/* GET_VRING_BASE of the last ring suspends the device (asleep); the
+	 * restart wakes it */
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 1);
 	assert_true(vdk_rng_device(rng)->asleep);
 	assert_int_equal(vu_fe_req_state(fe, VHOST_USER_SET_VRING_BASE, 0, 1),

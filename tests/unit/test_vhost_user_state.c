@@ -555,7 +555,8 @@ static void test_lifecycle_rng(void **state)
 	vu_fe_start_ring(fe, 0, 0, RING_NEW);
 	assert_int_equal(dev->state, VDK_DEVICE_ACTIVE);
 	rng_request(fe, rng, DATA_GPA, 2);
-	/* sleep: GET_VRING_BASE */
+	/* suspended (spec "Suspended device state"): GET_VRING_BASE of the
+	 * last ring puts the device to sleep */
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 1);
 	assert_true(dev->asleep);
 	/* save */

@@ -66,6 +66,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Queue indices of port 0 (virtio 1.2 §5.3.2). */
 #define VDK_CONSOLE_RECEIVEQ  0
 #define VDK_CONSOLE_TRANSMITQ 1
@@ -180,6 +183,8 @@ int vdk_console_set_size(struct vdk_console *con, uint16_t cols, uint16_t rows);
 
 /** vdk_console_stats() - copy of the counters. Thread-safe. */
 struct vdk_console_stats vdk_console_stats(struct vdk_console *con);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
