@@ -92,9 +92,10 @@ static uint64_t offer_offloads(uint64_t be)
 	return f;
 }
 
-/* Serve queue @idx until it is empty (fairness between queues comes from
- * the per-pass budget: the other queues are served between passes). */
-static void net_service(struct vdk_net *n, uint16_t idx)
+/* Serve queue @idx: passes of at most VDK_NET_BUDGET chains; after each
+ * pass that left work, the rest goes to the loop (net_defer()), so the
+ * other queues run in between; without a loop, pass after pass. */
+void net_service(struct vdk_net *n, uint16_t idx)
 {
 	uint16_t ctrl = net_ctrl_index(n);
 	bool more;
@@ -117,7 +118,7 @@ static void net_service(struct vdk_net *n, uint16_t idx)
 		} else {
 			more = net_rx_process(n, idx / 2);
 		}
-	} while (more);
+	} while (more && !net_defer(n, idx));
 }
 
 /* ---- ops -------------------------------------------------------------- */
@@ -226,6 +227,9 @@ static int net_activate(void *dev, const struct vdk_mem *mem,
 
 static void net_stop(struct vdk_net *n)
 {
+	for (uint16_t p = 0; p < n->max_pairs; p++)
+		net_rx_unwatch(n, p);
+	n->pending = 0;
 	n->running = false;
 	n->irq = NULL;
 	n->mem = NULL;
@@ -307,7 +311,7 @@ static const char *const snap_keys[SNAP_KEYS] = {
 
 #define NET_NSTATS (sizeof(struct vdk_net_stats) / sizeof(uint64_t))
 
-static int net_snapshot(void *dev, cbor_item_t **out)
+static int net_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct vdk_net *n = dev;
 	cbor_item_t *m = cbor_new_definite_map(SNAP_KEYS);
@@ -372,7 +376,7 @@ static bool snap_bool(const cbor_item_t *it, bool *out)
 	return true;
 }
 
-static int net_restore(void *dev, const cbor_item_t *item)
+static int net_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_net *n = dev;
 	const cbor_item_t *v[SNAP_KEYS];
@@ -426,10 +430,40 @@ static int net_restore(void *dev, const cbor_item_t *item)
 	return 0;
 }
 
+VDK_SNAPSHOT_BYTES_OPS(net)
+
+static int net_start_queue(void *dev, uint16_t index, struct vdk_virtq *q)
+{
+	struct vdk_net *n = dev;
+
+	n->queues[index] = q;
+	net_service(n, index); /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *net_stop_queue(void *dev, uint16_t index)
+{
+	struct vdk_net *n = dev;
+	struct vdk_virtq *q = n->queues[index];
+
+	if (!q)
+		return NULL;
+	if (!(index & 1) && index / 2 < n->max_pairs &&
+	    index != net_ctrl_index(n)) {
+		/* Give back what is held for a half-delivered packet. */
+		if (!n->broken)
+			net_rx_abort(n, index / 2);
+		net_rx_unwatch(n, index / 2);
+	}
+	n->queues[index] = NULL;
+	return q;
+}
+
 static void net_destroy(void *dev)
 {
 	struct vdk_net *n = dev;
 
+	net_detach_loop(n);
 	for (uint16_t p = 0; p < VDK_NET_MAX_QUEUE_PAIRS; p++)
 		net_rx_state_fini(&n->rx[p]);
 	if (n->own_be)
@@ -457,6 +491,9 @@ static const struct vdk_device_ops net_ops = {
 	.snapshot = net_snapshot,
 	.restore = net_restore,
 	.destroy = net_destroy,
+	.start_queue = net_start_queue,
+	.stop_queue = net_stop_queue,
+	.attach_loop = net_attach_loop,
 };
 
 /* ---- public API --------------------------------------------------------- */
@@ -483,6 +520,8 @@ struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
 		goto fail;
 	n->be = cfg->backend;
 	n->own_be = cfg->own_backend;
+	n->more_fd = -1;
+	n->link_timer = -1;
 	n->max_pairs = pairs;
 	n->cur_pairs = 1;
 	n->mtu = cfg->mtu;

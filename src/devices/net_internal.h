@@ -41,6 +41,14 @@ struct net_rx_state {
 	struct iovec *spare_iov; /* iov_cap entries */
 };
 
+/* A pair's backend fd on the loop (net_loop.c). */
+struct net_pair_ctx {
+	struct vdk_net *n;
+	uint16_t pair;
+	bool added;    /* in the loop */
+	bool watching; /* for VDK_LOOP_IN (else events 0) */
+};
+
 struct vdk_net {
 	struct vdk_device vdev;
 	struct vdk_net_backend *be;
@@ -70,6 +78,13 @@ struct vdk_net {
 	bool running; /* active and awake */
 	bool broken;  /* reported DEVICE_NEEDS_RESET */
 	struct vdk_ratelimit log_rl;
+
+	/* the loop (attach_loop) and the device's fds on it */
+	struct vdk_loop *loop;
+	int more_fd;	  /* eventfd: another pass, queues in @pending */
+	uint64_t pending; /* bit i: queue i wants another pass */
+	int link_timer;	  /* timerfd reading the backend's link, or -1 */
+	struct net_pair_ctx pair_ctx[VDK_NET_MAX_QUEUE_PAIRS];
 
 	struct net_rx_state rx[VDK_NET_MAX_QUEUE_PAIRS];
 	struct iovec *iov;	 /* iov_cap entries, scratch for one chain */
@@ -107,6 +122,7 @@ static inline bool net_pair_enabled(const struct vdk_net *n, uint16_t pair)
 }
 
 /* net.c */
+VDK_HIDDEN void net_service(struct vdk_net *n, uint16_t idx);
 VDK_HIDDEN void net_fail(struct vdk_net *n, struct vdk_virtq *q,
 			 const char *why);
 VDK_HIDDEN bool net_link_ok(struct vdk_net *n);
@@ -127,6 +143,14 @@ VDK_HIDDEN int net_rx_state_init(struct net_rx_state *s, uint16_t qmax,
 VDK_HIDDEN void net_rx_state_fini(struct net_rx_state *s);
 VDK_HIDDEN bool net_rx_filter(const struct vdk_net *n, const uint8_t *frame,
 			      uint32_t len);
+
+/* net_loop.c: the device's fds on its loop (no-ops without a loop) */
+VDK_HIDDEN int net_attach_loop(void *dev, struct vdk_loop *loop);
+VDK_HIDDEN void net_detach_loop(struct vdk_net *n);
+VDK_HIDDEN void net_rx_watch(struct vdk_net *n, uint16_t pair, bool on);
+VDK_HIDDEN void net_rx_unwatch(struct vdk_net *n, uint16_t pair);
+/* Ask the loop for another pass over queue @idx; false without a loop. */
+VDK_HIDDEN bool net_defer(struct vdk_net *n, uint16_t idx);
 
 /* net_ctrl.c */
 VDK_HIDDEN bool net_ctrl_process(struct vdk_net *n);

@@ -359,14 +359,19 @@ bool net_rx_process(struct vdk_net *n, uint16_t pair)
 			}
 			if (!net_link_ok(n))
 				break;
-			/* Only take a packet the guest has room for. */
+			/* Only take a packet the guest has room for; with
+			 * no room the backend's fd leaves the loop until the
+			 * next receive notification. */
 			if (!s->spare && !vdk_virtq_has_avail(q)) {
 				if (vdk_virtq_enable_notification(q, true))
 					continue;
+				net_rx_watch(n, pair, false);
 				break;
 			}
-			if (!rx_take(n, pair, s))
+			if (!rx_take(n, pair, s)) {
+				net_rx_watch(n, pair, true); /* wait for more */
 				break;
+			}
 			budget--;
 		}
 		st = mrg ? rx_fill_mergeable(n, q, s) : rx_fill_one(n, q, s);
@@ -376,6 +381,7 @@ bool net_rx_process(struct vdk_net *n, uint16_t pair)
 			/* Out of buffers mid-packet: ask for a kick. */
 			if (vdk_virtq_enable_notification(q, true))
 				continue;
+			net_rx_watch(n, pair, false);
 			break;
 		}
 	}

@@ -46,10 +46,18 @@
  *    writable byte for the ack, or shorter than the class and command, is
  *    returned with nothing written (ctrl_errors counts it).
  *
- * Fairness: each call that processes a queue handles at most
- * VDK_NET_BUDGET chains, then goes on with the next queue; the rest of a
- * queue is picked up on the next pass (the device schedules one through its
- * loop when it has one, and otherwise drains the queue before returning).
+ * Fairness: each pass over a queue handles at most VDK_NET_BUDGET chains;
+ * the rest of a queue is picked up on another pass, which the device asks
+ * its loop for (an eventfd of its own) so that everything else on the loop
+ * runs in between; without a loop it drains the queue before returning.
+ *
+ * Event sources (attach_loop, <vdk/loop.h>): the backend's fd of each pair
+ * (tap), watched for input while the pair's receive queue has buffers and
+ * left out of the loop while it has none (no spinning on a level-triggered
+ * fd); the budget eventfd; with a backend that reports its link, a 200 ms
+ * timer that reads it (vdk_net_check_link()). Per-queue start/stop
+ * (vhost-user rings, multiqueue, queue reset): a receive queue that stops
+ * gives back the buffers it held for a packet with 0 bytes written.
  *
  * Threading: one thread (the transport's, or the loop's) calls everything.
  *
@@ -71,6 +79,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /** Default largest queue size. */
 #define VDK_NET_DEFAULT_QUEUE_SIZE 256
@@ -265,6 +276,8 @@ int vdk_net_announce(struct vdk_net *net);
  * without a loop and for tests.
  */
 void vdk_net_poll(struct vdk_net *net);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
