@@ -45,6 +45,7 @@ struct vmm_disk_opt {
 struct vmm_options {
 	const char *kernel, *initrd, *cmdline, *console;
 	const char *vconsole; /**< --virtio-console, or NULL */
+	const char *net;      /**< --net, or NULL */
 	uint64_t memory;      /**< bytes, a whole number of MiB */
 	unsigned int cpus;
 	bool rng, mmio_cmdline;
