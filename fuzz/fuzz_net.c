@@ -21,7 +21,8 @@
  *       command, payload, ack buffer or not), 3 notify a queue, 4 raw chain
  *       on a queue (any address, length, flags, next), 5 sleep/wake,
  *       snapshot/restore into a fresh device, reset + reactivate, 6 link
- *       down/up, announce, 7 poll the backend.
+ *       down/up, announce, 7 poll the backend; 5 also stops one queue and
+ *       starts it again.
  *
  * Checks: the backend only ever receives packets whose header passes an
  * independent check against the negotiated features (the device never
@@ -382,7 +383,7 @@ static void op_raw(struct rig *r)
 
 static void op_lifecycle(struct rig *r)
 {
-	uint8_t k = take8(r) % 3;
+	uint8_t k = take8(r) % 4;
 	uint8_t *buf = NULL;
 	size_t blen = 0;
 
@@ -404,6 +405,19 @@ static void op_lifecycle(struct rig *r)
 		(void)qs;
 		CHECK(vdk_device_wake(r->dev, r->mem, &r->irq, r->qp) == 0);
 		free(buf);
+	} else if (k == 2) {
+		/* One queue stops and starts again while the others run
+		 * (vhost-user rings, queue reset): indices survive. */
+		uint16_t i = take8(r) % r->nq;
+		struct vdk_virtq *q = NULL;
+		uint16_t na = vdk_virtq_next_avail(&r->q[i]);
+
+		if (vdk_device_stop_queue(r->dev, i, &q) == 0) {
+			CHECK(q == &r->q[i]);
+			reap(r);
+			CHECK(vdk_virtq_next_avail(q) - na <= r->qsize);
+			CHECK(vdk_device_start_queue(r->dev, i, q) == 0);
+		}
 	} else {
 		CHECK(vdk_device_reset(r->dev) == 0);
 		for (uint16_t i = 0; i < r->nq; i++)

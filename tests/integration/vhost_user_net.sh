@@ -6,8 +6,7 @@
 # vdk-vhost-user-net --tap; runs tests/integration/guest-tests/vhost_user_net.sh in the guest.
 #
 # Checked: the guest's interface takes MTU 9000 and 2 queue pairs from the device; it pings the
-# namespace from both CPUs (both queue pairs carry traffic: receive interrupts on both) and with
-# 8900-byte frames; 64 MiB go each way over TCP, sha256 checked at both ends; the backend is
+# namespace from both CPUs (each CPU transmits on its own queue) and with 8900-byte frames; 64 MiB go each way over TCP, sha256 checked at both ends; the backend is
 # killed (SIGKILL) and restarted during the guest-to-host transfer (QEMU reconnects, TCP
 # recovers) and the guest sees its link go down and up meanwhile (carrier). QEMU keeps a
 # vhost-user-net device's configuration space itself, so the backend's own status bits (the
@@ -140,6 +139,8 @@ pids+=($!)
 
 # --- boot -------------------------------------------------------------------------------------
 console="$art/console.log"
+# vectors=0 (INTx): QEMU 7.2 (Debian 12) crashes in msix_set_vector_notifiers when a vhost-user
+# virtio-net device starts with MSI-X (seen with any backend on this QEMU build).
 (timeout -k 5 "$timeout_s" qemu-system-x86_64 -M q35 "${accel[@]}" -smp 2 -m 768M \
 	-nographic -no-reboot -nic none \
 	-object memory-backend-memfd,id=mem,size=768M,share=on -numa node,memdev=mem \
@@ -147,7 +148,7 @@ console="$art/console.log"
 	-append "console=ttyS0 quiet panic=-1 vdk.test=vhost_user_net vdk.mtu=9000 vdk.h2gsum=$h2gsum" \
 	-chardev socket,id=c0,path="$tmp/net.sock",reconnect=1 \
 	-netdev vhost-user,id=n0,chardev=c0,queues=2 \
-	-device virtio-net-pci,netdev=n0,mq=on,vectors=6,mac=52:54:00:77:00:02,host_mtu=9000,romfile= \
+	-device virtio-net-pci,netdev=n0,mq=on,vectors=0,mac=52:54:00:77:00:02,host_mtu=9000,romfile= \
 	</dev/null 2>&1 | sed -u -E $'s/\r//g; s/\x1b(c|\\[[0-9;?]*[A-Za-z])//g' >"$console"
 echo "${PIPESTATUS[0]}" >"$tmp/qemu.status") &
 qemu_job=$!
