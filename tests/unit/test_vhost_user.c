@@ -266,8 +266,15 @@ static void test_mem_regions(void **state)
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &m, sizeof(m),
 				   &fe->memfd, 1),
 			 1);
+	/* The same region again (QEMU's vhost-user-net, once per queue
+	 * pair): accepted, nothing changes; one that overlaps it: refused. */
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &m, sizeof(m),
 				   &fe->memfd, 1),
+			 1);
+	struct vhost_user_mem_reg_msg ov = m;
+	ov.region.guest_phys_addr += 0x8000;
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &ov,
+				   sizeof(ov), &fe->memfd, 1),
 			 -EEXIST);
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &m2,
 				   sizeof(m2), NULL, 0),
