@@ -48,7 +48,9 @@ run() {
 			--forward-mode=io --port-topology=loop --total-num-mbufs=16384 \
 			>"$tmp/backend.log" 2>&1 &
 	else
-		taskset -c 0 "$net" --socket-path="$sock" --loopback >"$tmp/backend.log" 2>&1 &
+		# testpmd's --no-huge memory is not a sealed memfd.
+		taskset -c 0 "$net" --socket-path="$sock" --loopback \
+			--allow-unsealed-memory >"$tmp/backend.log" 2>&1 &
 	fi
 	backend=$!
 	for _ in $(seq 200); do [[ -S "$sock" ]] && break; sleep 0.05; done
@@ -72,7 +74,7 @@ run() {
 
 for size in $SIZES; do
 	d=() v=()
-	for r in $(seq "$ROUNDS"); do
+	for _ in $(seq "$ROUNDS"); do
 		d+=("$(run dpdk "$size")") || exit 1
 		v+=("$(run vdk "$size")") || exit 1
 	done
