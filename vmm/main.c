@@ -20,6 +20,8 @@
  *   2  the guest asked for a reboot (ACPI reset register, i8042 reset)
  *   3  the guest triple-faulted or crashed
  *   4  a VMM or KVM error while the guest ran
+ *   5  --timeout SECONDS expired with the guest still running (a guest
+ *      that stopped responding ends with this message, not a hang)
  *   128 + n  stopped by signal n (SIGINT, SIGTERM, SIGHUP, SIGQUIT)
  *
  * Everything is checked before the first vCPU runs: the kernel is loaded
@@ -50,6 +52,7 @@
 #include "boot_x86_64.h"
 #include "console.h"
 #include "devices.h"
+#include "pci_bus.h"
 #include "kvm.h"
 #include "mmio_manager.h"
 #include "net.h"
@@ -143,6 +146,7 @@ struct vm {
 	struct vmm_console console;
 	struct vmm_platform platform;
 	struct vmm_mmio_manager *mgr;
+	struct vmm_pci_bus *pci; /* --transport=pci, else NULL */
 	struct vmm_devices *devices;
 	int vconsole_fd; /* --virtio-console FILE, opened here; else -1 */
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
@@ -251,6 +255,15 @@ static int setup_devices(struct vm *vm)
 		vmm_devices_new(&vm->kvm, vm->mem, vm->io.mmio, vm->mgr, &r);
 	if (!vm->devices)
 		return vmm_die_setup("device set: %s", strerror(-r)), r;
+	if (vm->opt.pci) {
+		vm->pci =
+			vmm_pci_bus_new(&vm->kvm, vm->io.pio, vm->io.mmio, &r);
+		if (!vm->pci)
+			return vmm_die_setup("PCI host bridge: %s",
+					     strerror(-r)),
+			       r;
+		vmm_devices_use_pci(vm->devices, vm->pci);
+	}
 	for (size_t i = 0; i < vm->opt.num_disks; i++) {
 		const struct vmm_disk_opt *d = &vm->opt.disks[i];
 		struct vdk_blk_config bc = {
@@ -299,6 +312,7 @@ static int setup_acpi(struct vm *vm)
 	struct vmm_acpi_mmio_device devs[VMM_ACPI_MAX_DEVICES];
 	size_t n = vmm_mmio_manager_count(vm->mgr);
 	struct vmm_acpi_layout layout;
+	struct vmm_acpi_pci pci;
 	struct vmm_acpi_config cfg = {
 		.num_vcpus = vm->opt.cpus,
 		.devices = devs,
@@ -311,6 +325,10 @@ static int setup_acpi(struct vm *vm)
 	void *buf;
 	int r;
 
+	if (vm->pci) {
+		vmm_pci_bus_acpi(vm->pci, &pci);
+		cfg.pci = &pci;
+	}
 	for (size_t i = 0; i < n && i < VMM_ACPI_MAX_DEVICES; i++) {
 		const struct vmm_mmio_device_info *d =
 			vmm_mmio_manager_at(vm->mgr, i);
@@ -352,7 +370,8 @@ static int setup_boot(struct vm *vm, struct vmm_boot_entry *entry)
 
 	if (!cmdline)
 		return vmm_die_setup("out of memory"), -ENOMEM;
-	r = snprintf(cmdline, size, "%s%s%s", VMM_CMDLINE_BASE,
+	r = snprintf(cmdline, size, "%s%s%s",
+		     vm->pci ? VMM_CMDLINE_BASE_PCI : VMM_CMDLINE_BASE,
 		     vm->opt.cmdline[0] ? " " : "", vm->opt.cmdline);
 	if (r < 0 || (size_t)r >= size ||
 	    (vm->opt.mmio_cmdline &&
@@ -381,7 +400,10 @@ static int setup_vcpus(struct vm *vm, const struct vmm_boot_entry *entry)
 		r = vmm_vcpu_create(&vm->vcpus[i], &vm->kvm, i, vm->opt.cpus,
 				    &vm->io, &vm->stop);
 		if (r < 0)
-			return vmm_die_setup("cannot create vCPU %u: %s", i,
+			return vmm_die_setup("cannot create vCPU %u: %s: %s", i,
+					     vm->vcpus[i].failed
+						     ? vm->vcpus[i].failed
+						     : "KVM",
 					     strerror(-r)),
 			       r;
 		vm->num_vcpus = i + 1;
@@ -475,6 +497,12 @@ static int setup(struct vm *vm)
 		return -1;
 	if (setup_acpi(vm) < 0 || setup_boot(vm, &entry) < 0)
 		return -1;
+	/* Both are in guest RAM now: give the copies back (about 8 MiB of
+	 * RSS for a distribution kernel and initramfs). */
+	free(vm->kernel);
+	free(vm->initrd);
+	vm->kernel = vm->initrd = NULL;
+	vm->kernel_len = vm->initrd_len = 0;
 	return setup_vcpus(vm, &entry);
 }
 
@@ -483,6 +511,7 @@ static void teardown(struct vm *vm)
 	for (unsigned int i = 0; i < vm->num_vcpus; i++)
 		vmm_vcpu_join(&vm->vcpus[i]);
 	vmm_devices_free(vm->devices);
+	vmm_pci_bus_free(vm->pci); /* after the functions it routes to */
 	if (vm->vconsole_fd >= 0)
 		close(vm->vconsole_fd);
 	vmm_console_close(&vm->console);
@@ -531,7 +560,7 @@ static int run(struct vm *vm)
 			break;
 		}
 	}
-	why = vmm_stop_wait(&vm->stop);
+	why = vmm_stop_wait_timeout(&vm->stop, vm->opt.timeout);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	for (unsigned int i = 0; i < vm->num_vcpus; i++) {
 		vmm_vcpu_join(&vm->vcpus[i]);
@@ -540,6 +569,14 @@ static int run(struct vm *vm)
 	vmm_console_restore(&vm->console);
 	if (why != VMM_STOP_POWEROFF)
 		fprintf(stderr, "vdk-vmm: %s\n", vm->stop.msg);
+	/* Where a guest that stopped responding was. */
+	for (unsigned int i = 0; why == VMM_STOP_TIMEOUT && i < vm->num_vcpus;
+	     i++) {
+		char where[160];
+
+		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
+		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);
+	}
 	if (getenv("VDK_VMM_STATS"))
 		fprintf(stderr,
 			"vdk-vmm: guest ran %.3f ms, %llu exits to userspace\n",
@@ -553,6 +590,8 @@ static int run(struct vm *vm)
 		return VMM_EXIT_REBOOT;
 	case VMM_STOP_SHUTDOWN:
 		return VMM_EXIT_CRASH;
+	case VMM_STOP_TIMEOUT:
+		return VMM_EXIT_TIMEOUT;
 	default:
 		return vm->console.signo ? 128 + vm->console.signo
 					 : VMM_EXIT_RUNTIME;

@@ -51,10 +51,18 @@ static void usage(FILE *f)
 		"/dev/null\n"
 		"  --mmio-cmdline     also list virtio-mmio devices on the "
 		"kernel command line\n"
+		"  --transport mmio|pci\n"
+		"                     how every virtio device is attached: "
+		"virtio-mmio (default) or\n"
+		"                     virtio-pci (modern, MSI-X) on a PCI host "
+		"bridge (ECAM, 0xCF8)\n"
+		"  --timeout SECONDS  stop a guest still running after "
+		"SECONDS (a watchdog; exit 5)\n"
 		"  --help, --version\n\n"
 		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
-		"reboot, 3 guest crash (triple fault), 4 VMM error, 128+n "
-		"signal n.\n");
+		"reboot, 3 guest crash (triple fault), 4 VMM error, 5 "
+		"--timeout "
+		"expired, 128+n signal n.\n");
 }
 
 int vmm_die_setup(const char *fmt, ...)
@@ -155,6 +163,8 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
 		O_NET,
+		O_TRANSPORT,
+		O_TIMEOUT,
 		O_HELP,
 		O_VERSION
 	};
@@ -170,6 +180,8 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
+		{"transport", required_argument, NULL, O_TRANSPORT},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{NULL, 0, NULL, 0},
@@ -209,6 +221,17 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		case O_MMIO_CMDLINE:
 			o->mmio_cmdline = true;
 			break;
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "pci")) {
+				o->pci = true;
+			} else if (!strcmp(optarg, "mmio")) {
+				o->pci = false;
+			} else {
+				vmm_die_setup("--transport %s: mmio or pci",
+					      optarg);
+				return -1;
+			}
+			break;
 		case O_HELP:
 			usage(stdout);
 			return 1;
@@ -234,6 +257,21 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 				return -1;
 			}
 			break;
+		case O_TIMEOUT: {
+			unsigned long t;
+
+			errno = 0;
+			t = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || optarg[0] == '-' ||
+			    t == 0 || t > 86400) {
+				vmm_die_setup("--timeout %s: must be 1..86400 "
+					      "seconds",
+					      optarg);
+				return -1;
+			}
+			o->timeout = (unsigned int)t;
+			break;
+		}
 		case O_DISK:
 			if (o->num_disks == VMM_MAX_DISKS) {
 				vmm_die_setup("at most %u --disk options",

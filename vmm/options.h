@@ -20,6 +20,7 @@ enum {
 	VMM_EXIT_REBOOT = 2,   /**< the guest asked for a reboot */
 	VMM_EXIT_CRASH = 3,    /**< triple fault or crash */
 	VMM_EXIT_RUNTIME = 4,  /**< a VMM or KVM error while the guest ran */
+	VMM_EXIT_TIMEOUT = 5,  /**< --timeout expired with the guest running */
 };
 
 #define MIB (1ull << 20)
@@ -31,7 +32,9 @@ enum {
 #define VMM_MEM_DEFAULT (512 * MIB)
 /** Always on the command line, before the user's --cmdline. */
 #define VMM_CMDLINE_BASE "console=ttyS0 panic=-1 pci=off"
-#define VMM_MAX_DISKS	 16u
+/** The same for --transport=pci (PCI stays on). */
+#define VMM_CMDLINE_BASE_PCI "console=ttyS0 panic=-1"
+#define VMM_MAX_DISKS	     16u
 
 /** One --disk PATH[,readonly][,serial=ID]. */
 struct vmm_disk_opt {
@@ -48,7 +51,9 @@ struct vmm_options {
 	const char *net;      /**< --net, or NULL */
 	uint64_t memory;      /**< bytes, a whole number of MiB */
 	unsigned int cpus;
+	unsigned int timeout; /**< --timeout seconds, 0: none */
 	bool rng, mmio_cmdline;
+	bool pci; /**< --transport=pci (virtio-pci), else virtio-mmio */
 	size_t num_disks;
 	struct vmm_disk_opt disks[VMM_MAX_DISKS];
 };
