@@ -15,7 +15,7 @@ packages=(
 	qemu-system-x86                         # real-guest integration tests (TCG)
 	kmod cpio                               # depmod + cpio for the guest initramfs
 	iproute2                                # network namespaces, taps (virtio-net tests)
-	dpdk                                    # dpdk-testpmd: the peer in bench/bench_net.sh
+	dpdk-dev                                    # dpdk-testpmd: the peer in bench/bench_net.sh
 	"$@"
 )
 
