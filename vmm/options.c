@@ -48,6 +48,11 @@ static void usage(FILE *f)
 		"TYPE,SOCKET[,num-queues=N][,config-size=BYTES]\n"
 		"                     any vhost-user back-end; TYPE is blk, "
 		"rng or a virtio device ID\n"
+		"  --net tap=IFNAME[,mac=MAC][,queue-pairs=N][,mtu=N] | "
+		"loopback[,...]\n"
+		"                     virtio-net device on an existing tap "
+		"interface\n"
+		"                     (multi_queue for N > 1) or a loopback\n"
 		"  --console stdio|FILE  COM1 output (default stdio; on a "
 		"terminal Ctrl-A x quits)\n"
 		"  --virtio-console stdio|FILE\n"
@@ -234,6 +239,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_CONSOLE,
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
+		O_NET,
 		O_TRANSPORT,
 		O_TIMEOUT,
 		O_HELP,
@@ -250,6 +256,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"vhost-user-blk", required_argument, NULL, O_VU_BLK},
 		{"vhost-user-rng", required_argument, NULL, O_VU_RNG},
 		{"vhost-user", required_argument, NULL, O_VU},
+		{"net", required_argument, NULL, O_NET},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
@@ -286,6 +293,10 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 			break;
 		case O_RNG:
 			o->rng = true;
+			break;
+		case O_NET:
+			o->net =
+				optarg; /* parsed with the device (vmm/net.c) */
 			break;
 		case O_MMIO_CMDLINE:
 			o->mmio_cmdline = true;

@@ -110,6 +110,12 @@ check vhost-user-rng-bad-option 1 "--vhost-user-rng $work/s,x: expected SOCKET" 
 	--vhost-user-rng "$work/s,x"
 check vhost-user-bad-type 1 "TYPE: blk, rng or a virtio device ID" "${k[@]}" \
 	--vhost-user "floppy,$work/s"
+check net-bad-spec 1 "bad --net" "${k[@]}" --net bogus
+check net-bad-pairs 1 "bad --net" "${k[@]}" --net loopback,queue-pairs=99
+check net-bad-mtu 1 "bad --net" "${k[@]}" --net loopback,mtu=5
+check net-bad-mac 1 "bad --net" "${k[@]}" --net loopback,mac=01:00:5e:00:00:01
+check net-bad-key 1 "bad --net" "${k[@]}" --net tap=x,speed=10
+check net-empty-tap 1 "bad --net" "${k[@]}" --net tap=
 check memory-too-small 1 "too small" "${k[@]}" --memory 1M
 check memory-zero 1 "too small" "${k[@]}" --memory 0
 check memory-too-large 1 "too large" "${k[@]}" --memory 2T
