@@ -387,7 +387,8 @@ struct vdk_vhost_user_device;
  * vhost-user-blk/-rng do (vhost-user spec; virtio 1.2 §3).
  *
  * Mapping: features = GET_FEATURES without VHOST_USER_F_PROTOCOL_FEATURES,
- * VHOST_F_LOG_ALL and VIRTIO_F_RING_PACKED (vdk's rings are split);
+ * VHOST_F_LOG_ALL, VIRTIO_F_RING_PACKED (vdk's rings are split),
+ * VIRTIO_F_NOTIFICATION_DATA and VIRTIO_F_SR_IOV;
  * configuration = GET_CONFIG at connect, kept, re-read when the back-end
  * sends VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on its channel (then a
  * configuration change notification); driver writes = SET_CONFIG;
@@ -403,9 +404,23 @@ struct vdk_vhost_user_device;
  * straight to the back-end is a later optimisation). The device needs a
  * loop (vdk_device_attach_loop()) to deliver used buffer notifications.
  *
- * The back-end is not trusted: a broken connection (bad reply, timeout,
- * back-end gone) makes activate/start_queue fail and the queues stop; the
- * guest sees no more completions, vdk-vmm keeps running.
+ * Reconnection (as QEMU's vhost-user-blk): once a loop is attached, the
+ * connection's socket is watched; when the back-end goes away (EPOLLHUP)
+ * the device tries @cfg->socket_path again every 100 ms, and a new
+ * back-end gets the negotiation, SET_FEATURES, SET_MEM_TABLE,
+ * SET_INFLIGHT_FD with the region the first one gave (GET_INFLIGHT_FD, with
+ * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD; a fresh one after each device
+ * reset) and every started ring, resumed at the used ring's index: the
+ * back-end resubmits what was in flight. Meanwhile the guest's requests
+ * wait; device ops succeed and take effect on reconnection. A new
+ * back-end that lacks a feature the driver accepted, or has fewer queues,
+ * is refused and tried again.
+ *
+ * The back-end is not trusted: replies are checked by the front-end; a
+ * request that fails (bad reply, timeout) fails the op (activate,
+ * start_queue) and the queue does not start; a back-end channel message
+ * that cannot be framed closes the channel; nothing crashes or blocks the
+ * loop beyond the reply timeout.
  *
  * Threading: the device ops may be called from the control thread while
  * the loop thread delivers notifications; a mutex orders them.

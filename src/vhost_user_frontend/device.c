@@ -108,9 +108,12 @@ static uint64_t vu_features(void *dev)
 {
 	struct vdk_vhost_user_device *d = dev;
 
+	/* Not offered: vhost-user's own bits, packed rings (vdk's queues
+	 * are split), and what the transport would have to implement
+	 * (notification data, 38; SR-IOV). */
 	return d->backend_features &
 	       ~(PF(VHOST_USER_F_PROTOCOL_FEATURES) | PF(VHOST_F_LOG_ALL_BIT) |
-		 PF(VIRTIO_F_RING_PACKED));
+		 PF(VIRTIO_F_RING_PACKED) | PF(38) | PF(VIRTIO_F_SR_IOV));
 }
 
 static void vu_read_config(void *dev, uint32_t offset, void *data, uint32_t len)
