@@ -31,6 +31,7 @@ const char vdk_tool_common_help[] =
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
 	"  -v, --verbose          more messages (twice: debug)\n"
+	"  -V, --version          print the version and exit\n"
 	"  -h, --help             this text\n";
 
 /* The program name for messages; set once by vdk_tool_log_init(). */

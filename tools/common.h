@@ -43,11 +43,15 @@ enum {
 	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
 	{"verbose", no_argument, NULL, 'v'},                                   \
+	{"version", no_argument, NULL, 'V'},                                   \
 	{"help", no_argument, NULL, 'h'}
 // clang-format on
 
 /** Help text of the common options, for a program's --help. */
 extern const char vdk_tool_common_help[];
+
+/** The short options of the common ones, for getopt_long()'s optstring. */
+#define VDK_TOOL_SHORT_OPTIONS "vVh"
 
 /**
  * vdk_tool_parse_common() - handle getopt_long() result @opt if it is a

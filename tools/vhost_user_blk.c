@@ -33,6 +33,7 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
+#include "options.h"
 
 #define PROG "vdk-vhost-user-blk"
 
@@ -84,7 +85,10 @@ static void usage(FILE *out)
 		"device ID\n"
 		"                         (at most 20 bytes; Linux shows it "
 		"in\n"
-		"                         /sys/block/vdX/serial)\n"
+		"                         /sys/block/vdX/serial); write a "
+		"comma "
+		"in IMAGE\n"
+		"                         or ID as ',,'\n"
 		"                         'direct' (or 'cache=none') opens it "
 		"O_DIRECT;\n"
 		"                         'aio=auto|sync|io_uring': reads and "
@@ -116,18 +120,19 @@ static void usage(FILE *out)
 }
 
 /* Parse "IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]" into @cfg
- * (pointing into @arg, which is modified). */
+ * (pointing into @arg, which is modified); ",," is a comma inside IMAGE or
+ * ID (QEMU's escape). */
 static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 {
-	char *save = NULL;
-	char *tok = strtok_r(arg, ",", &save);
+	char *cur = arg;
+	char *tok = vdk_tool_subopt_next(&cur);
 
 	if (!tok || !*tok) {
 		vdk_tool_msg("--disk: no image path");
 		return -EINVAL;
 	}
 	cfg->path = tok;
-	while ((tok = strtok_r(NULL, ",", &save))) {
+	while ((tok = vdk_tool_subopt_next(&cur))) {
 		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
 			cfg->read_only = true;
 		else if (!strncmp(tok, "serial=", 7))
@@ -143,7 +148,8 @@ static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 			 !strcmp(tok, "aio=async"))
 			cfg->io_mode = VDK_BLK_IO_ASYNC;
 		else {
-			vdk_tool_msg("--disk: unknown option '%s'", tok);
+			vdk_tool_msg("--disk: unknown option '%s' (see --help)",
+				     tok);
 			return -EINVAL;
 		}
 	}
@@ -194,14 +200,24 @@ static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
+	struct vdk_tool_cli cli;
 	struct vdk_blk_config cfg = {0};
 	struct vdk_blk *blk;
 	uint32_t v, poll_us = POLL_US_UNSET;
 	int opt, ret, sigfd, conn = -1;
 
+	/* The spec: --print-capabilities ignores every other option. */
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
+		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
+		printf("{\n  \"type\": \"block\",\n"
+		       "  \"features\": [\n    \"read-only\",\n"
+		       "    \"blk-file\"\n  ]\n}\n");
+		return 0;
+	}
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
-	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
-	       -1) {
+	vdk_tool_cli_init(&cli, PROG, long_options);
+	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
+					VDK_TOOL_SHORT_OPTIONS)) != -1) {
 		ret = vdk_tool_parse_common(&o, opt, optarg);
 		if (ret < 0)
 			return 1;
@@ -209,10 +225,20 @@ int main(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case OPT_DISK:
+			if (cfg.path)
+				return vdk_tool_cli_error(&cli, "give one of "
+								"--disk and "
+								"--blk-file"),
+				       1;
 			if (parse_disk(optarg, &cfg) < 0)
 				return 1;
 			break;
 		case OPT_BLK_FILE:
+			if (cfg.path)
+				return vdk_tool_cli_error(&cli, "give one of "
+								"--disk and "
+								"--blk-file"),
+				       1;
 			cfg.path = optarg;
 			break;
 		case OPT_READ_ONLY:
@@ -252,20 +278,16 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			vdk_tool_cli_version(&cli, VDK_VERSION);
+			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			return 1; /* reported by vdk_tool_cli_next() */
 		}
 	}
-	if (o.print_capabilities) {
-		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
-		printf("{\n  \"type\": \"block\",\n"
-		       "  \"features\": [\n    \"read-only\",\n"
-		       "    \"blk-file\"\n  ]\n}\n");
-		return 0;
-	}
 	if (optind < argc) {
-		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
+		vdk_tool_cli_error(&cli, "unexpected argument '%s'",
+				   argv[optind]);
 		return 1;
 	}
 	if (vdk_tool_check_common(&o) < 0)

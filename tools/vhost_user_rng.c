@@ -26,6 +26,7 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
+#include "options.h"
 
 #define PROG "vdk-vhost-user-rng"
 
@@ -59,14 +60,22 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
+	struct vdk_tool_cli cli;
 	struct vdk_rng_config cfg = {0};
 	struct vdk_rng_stats st;
 	struct vdk_rng *rng;
 	int opt, ret, sigfd, conn = -1;
 
+	/* The spec: --print-capabilities ignores every other option. */
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
+		/* vhost-user.json: "rng" has no feature list */
+		printf("{\n  \"type\": \"rng\"\n}\n");
+		return 0;
+	}
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
-	while ((opt = getopt_long(argc, argv, "vh", long_options, NULL)) !=
-	       -1) {
+	vdk_tool_cli_init(&cli, PROG, long_options);
+	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
+					VDK_TOOL_SHORT_OPTIONS)) != -1) {
 		ret = vdk_tool_parse_common(&o, opt, optarg);
 		if (ret < 0)
 			return 1;
@@ -85,18 +94,16 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			vdk_tool_cli_version(&cli, VDK_VERSION);
+			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			return 1; /* reported by vdk_tool_cli_next() */
 		}
 	}
-	if (o.print_capabilities) {
-		/* vhost-user.json: "rng" has no feature list */
-		printf("{\n  \"type\": \"rng\"\n}\n");
-		return 0;
-	}
 	if (optind < argc) {
-		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
+		vdk_tool_cli_error(&cli, "unexpected argument '%s'",
+				   argv[optind]);
 		return 1;
 	}
 	if (vdk_tool_check_common(&o) < 0)

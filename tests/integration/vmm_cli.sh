@@ -61,11 +61,16 @@ check() {
 	elif [[ $want -eq 1 && "$err" != vdk-vmm:* ]]; then
 		echo "vmm_cli: FAIL: $name: message does not start with 'vdk-vmm:'" >&2
 		failures=$((failures + 1))
+	elif [[ $want -eq 1 && $(wc -l <"$work/stderr") -ne 1 ]]; then
+		echo "vmm_cli: FAIL: $name: more than one line on stderr" >&2
+		failures=$((failures + 1))
 	fi
 }
 
 check help 0 "Usage: vdk-vmm --kernel PATH" --help
 check version 0 "vdk-vmm 0." --version
+check version-short 0 "vdk-vmm 0." -V
+check help-short 0 "Usage: vdk-vmm --kernel PATH" -h
 check no-kernel-option 1 "--kernel PATH is required"
 check kernel-missing 1 "cannot open kernel $work/nope: No such file" --kernel "$work/nope"
 check kernel-directory 1 "not a regular, non-empty file" --kernel "$work/dir"
@@ -93,9 +98,24 @@ check memory-garbage 1 "not a size" "${k[@]}" --memory lots
 check memory-partial-mib 1 "not a whole MiB" "${k[@]}" --memory 16388K
 check cpus-zero 1 "must be 1.." "${k[@]}" --cpus 0
 check cpus-garbage 1 "must be 1.." "${k[@]}" --cpus two
-check unknown-option 1 "unknown option" "${k[@]}" --bogus
-check missing-argument 1 "missing argument" --kernel
+check unknown-option 1 "unknown option '--bogus' (see --help)" "${k[@]}" --bogus
+check unknown-short-option 1 "unknown option '-x' (see --help)" "${k[@]}" -x
+check missing-argument 1 "missing argument for '--kernel'" --kernel
+check flag-with-value 1 "option '--rng=1' takes no value" "${k[@]}" --rng=1
 check extra-argument 1 "unexpected argument: extra" "${k[@]}" extra
+# A value option given twice is an error, not a silent override; --disk
+# is the one that repeats.
+check kernel-twice 1 "--kernel given more than once" "${k[@]}" "${k[@]}"
+check memory-twice 1 "--memory given more than once" "${k[@]}" --memory 64M --memory 128M
+check cpus-twice 1 "--cpus given more than once" "${k[@]}" --cpus 1 --cpus 2
+check console-twice 1 "--console given more than once" "${k[@]}" --console stdio --console x
+check disk-repeatable 1 "disk $work/nope: No such file" "${k[@]}" \
+	--disk "$work/disk.img" --disk "$work/nope"
+# ",," is a comma inside a --disk value (QEMU's escape).
+check disk-comma-escape 1 "disk $work/a,b.img: No such file" "${k[@]}" \
+	--disk "$work/a,,b.img,serial=x,,y"
+check disk-single-comma 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
+	--disk "$work/a,b.img"
 
 # An unreadable kernel: root reads anything, so drop to nobody if possible.
 chmod 000 "$work/code.bin"

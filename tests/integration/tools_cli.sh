@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# tools_cli.sh - the command lines of vdk-vhost-user-blk, vdk-vhost-user-rng
+# and vdk-blkbench (the conventions of tools/options.h).
+#
+#   - --version / -V print "PROG VERSION", exit 0;
+#   - --print-capabilities prints valid JSON and ignores every other option,
+#     unknown ones included (vhost-user spec, "Backend program conventions");
+#   - a mistake is exactly one line "PROG: ... (see --help)" on stderr, exit
+#     1, nothing on stdout (no usage dump);
+#   - a value option given twice is an error;
+#   - ",," is a comma inside a --disk value;
+#   - vdk-blkbench reports a stray argument as such, and notices at once a
+#     back-end that dies under it (it watches the socket for a hang-up).
+#
+# Environment: VDK_BUILD (default: <repo>/build).
+# Exit: 0 PASS, 1 FAIL, 77 SKIPPED (no binaries or no python3).
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${VDK_BUILD:-$repo/build}"
+blk="$build/tools/vdk-vhost-user-blk"
+rng="$build/tools/vdk-vhost-user-rng"
+bench="$build/tools/vdk-blkbench"
+
+skip() {
+	echo "tools_cli: SKIPPED: $*" >&2
+	echo "SKIPPED"
+	exit 77
+}
+for b in "$blk" "$rng" "$bench"; do
+	[[ -x "$b" ]] || skip "no $b (build it: ninja -C build, or set VDK_BUILD)"
+done
+command -v python3 >/dev/null || skip "python3 not installed (checks the JSON)"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+failures=0 cases=0
+fail() {
+	echo "tools_cli: FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+# check NAME STATUS TEXT PROGRAM ARGS...: PROGRAM ARGS must exit with
+# STATUS and print TEXT; an error (STATUS 1) is one line on stderr that
+# starts with the program's name, and nothing on stdout.
+check() {
+	local name=$1 want=$2 text=$3 prog=$4 rc out err
+	shift 4
+	cases=$((cases + 1))
+	out=$(timeout 20 "$prog" "$@" </dev/null 2>"$work/stderr")
+	rc=$?
+	err=$(<"$work/stderr")
+	printf -- '---- %s (exit %d): %s\n' "$name" "$rc" "${err:-${out%%$'\n'*}}"
+	if [[ $rc -ne $want ]]; then
+		fail "$name: exit status $rc, expected $want"
+	elif ! grep -qF -- "$text" <<<"$out$err"; then
+		fail "$name: output lacks '$text'"
+	elif [[ $want -eq 1 && -n "$out" ]]; then
+		fail "$name: printed on stdout: $out"
+	elif [[ $want -eq 1 && "$err" != "$(basename "$prog")":* ]]; then
+		fail "$name: message does not start with '$(basename "$prog"):'"
+	elif [[ $want -eq 1 && $(wc -l <"$work/stderr") -ne 1 ]]; then
+		fail "$name: more than one line on stderr"
+	fi
+}
+# json NAME PROGRAM ARGS...: stdout is valid JSON, exit 0.
+json() {
+	local name=$1
+	shift
+	cases=$((cases + 1))
+	if ! timeout 20 "$@" </dev/null 2>/dev/null | python3 -m json.tool >/dev/null; then
+		fail "$name: no valid JSON on stdout or non-zero exit"
+	else
+		echo "---- $name: valid JSON"
+	fi
+}
+
+truncate -s 1M "$work/disk.img"
+
+for p in "$blk" "$rng" "$bench"; do
+	n=$(basename "$p")
+	check "$n-version" 0 "$n 0." "$p" --version
+	check "$n-version-short" 0 "$n 0." "$p" -V
+	check "$n-help" 0 "Usage: $n" "$p" --help
+	check "$n-unknown" 1 "unknown option '--bogus' (see --help)" "$p" --bogus
+	check "$n-unknown-short" 1 "unknown option '-x' (see --help)" "$p" -x
+	check "$n-missing-arg" 1 "missing argument for '--socket-path'" "$p" --socket-path
+	check "$n-socket-twice" 1 "--socket-path given more than once" "$p" \
+		--socket-path a --socket-path=b
+	check "$n-extra" 1 "unexpected argument 'extra'" "$p" --socket-path "$work/s" extra
+done
+
+for p in "$blk" "$rng"; do
+	n=$(basename "$p")
+	json "$n-caps" "$p" --print-capabilities
+	json "$n-caps-ignores-unknown" "$p" --print-capabilities --bogus -x
+	json "$n-caps-ignores-bad-values" "$p" --fd=nope --socket-path --print-capabilities
+	check "$n-caps-type" 0 '"type"' "$p" --bogus --print-capabilities
+	check "$n-fd-twice" 1 "--fd given more than once" "$p" --fd=3 --fd=4
+	check "$n-flag-value" 1 "option '--verbose=2' takes no value" "$p" --verbose=2
+done
+
+check blk-disk-twice 1 "--disk given more than once" "$blk" --socket-path "$work/s" \
+	--disk "$work/disk.img" --disk "$work/disk.img"
+check blk-disk-and-blk-file 1 "give one of --disk and --blk-file" "$blk" \
+	--socket-path "$work/s" --disk "$work/disk.img" --blk-file "$work/disk.img"
+check blk-disk-bad-subopt 1 "--disk: unknown option 'bogus'" "$blk" --socket-path "$work/s" \
+	--disk "$work/disk.img,bogus"
+check blk-queues-twice 1 "--num-queues given more than once" "$blk" --socket-path "$work/s" \
+	--disk "$work/disk.img" --num-queues 1 --num-queues 2
+check rng-max-bytes-twice 1 "--max-bytes given more than once" "$rng" --socket-path "$work/s" \
+	--max-bytes 1 --max-bytes 2
+check bench-rw-twice 1 "--rw given more than once" "$bench" --socket-path "$work/s" \
+	--rw read --rw write
+check bench-no-socket 1 "--socket-path is required" "$bench"
+
+# ",,": the image "a,b.img" with serial "x,y" is served.
+cp "$work/disk.img" "$work/a,b.img"
+cases=$((cases + 1))
+"$blk" --socket-path "$work/comma.sock" --disk "$work/a,,b.img,serial=x,,y" -v \
+	2>"$work/comma.log" &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 100); do [[ -S "$work/comma.sock" ]] && break; sleep 0.1; done
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+echo "---- blk-disk-comma-escape: $(head -n 1 "$work/comma.log")"
+grep -qF "$work/a,b.img: 2048 sectors, serial x,y" "$work/comma.log" ||
+	fail "blk-disk-comma-escape: image 'a,b.img' with serial 'x,y' not served: $(cat "$work/comma.log")"
+
+# vdk-blkbench notices a back-end that dies: SIGKILL the back-end one second
+# into a 60 s run; blkbench must stop with an error long before the run
+# would have ended (well inside its 10 s drain timeout, which it used to
+# hit).
+cases=$((cases + 1))
+"$blk" --socket-path "$work/dead.sock" --disk "$work/disk.img" 2>"$work/dead-backend.log" &
+bpid=$!
+pids+=("$bpid")
+for _ in $(seq 100); do [[ -S "$work/dead.sock" ]] && break; sleep 0.1; done
+"$bench" --socket-path "$work/dead.sock" --runtime 60 --iodepth 4 >"$work/bench.out" \
+	2>"$work/bench.err" &
+cpid=$!
+pids+=("$cpid")
+sleep 1
+kill -KILL "$bpid"
+start=$SECONDS
+for _ in $(seq 80); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$cpid" 2>/dev/null; then
+	fail "blkbench-dead-backend: still running 8 s after the back-end died"
+else
+	wait "$cpid"
+	rc=$?
+	echo "---- blkbench-dead-backend (exit $rc after $((SECONDS - start)) s): $(tail -n 1 "$work/bench.err")"
+	[[ $rc -eq 1 ]] || fail "blkbench-dead-backend: exit status $rc, expected 1"
+	grep -q "the back-end closed the connection" "$work/bench.err" ||
+		fail "blkbench-dead-backend: no 'closed the connection' message: $(cat "$work/bench.err")"
+fi
+
+if [[ $failures -ne 0 ]]; then
+	echo "FAIL ($failures of $cases cases)"
+	exit 1
+fi
+echo "PASS ($cases cases)"
+exit 0
