@@ -14,6 +14,8 @@ packages=(
 	acpica-tools                            # iasl: checks vdk-vmm's ACPI tables
 	qemu-system-x86                         # real-guest integration tests (TCG)
 	kmod cpio                               # depmod + cpio for the guest initramfs
+	scdoc                                   # man pages (docs/man/*.scd)
+	libjson-c-dev                           # the programs' --stats-socket JSON
 	"$@"
 )
 
