@@ -223,6 +223,19 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 		{.iov_base = &hdr, .iov_len = sizeof(hdr)},
 		{.iov_base = (void *)payload, .iov_len = size},
 	};
+
+	if (vdk_log_enabled(VDK_LOG_DEBUG)) { /* the message trace */
+		char detail[40] = "";
+		uint64_t v;
+
+		if (size == sizeof(v)) {
+			memcpy(&v, payload, sizeof(v));
+			snprintf(detail, sizeof(detail), " 0x%016llx",
+				 (unsigned long long)v);
+		}
+		vdk_log(VDK_LOG_DEBUG, VU_LOG, "-> %s reply, size %u%s",
+			vdk_vhost_user_request_name(request), size, detail);
+	}
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
 	ssize_t n;
 
@@ -290,6 +303,38 @@ static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 	return 0;
 }
 
+/* The message trace (debug level, so a front-end mismatch can be diagnosed
+ * from the backend's log alone): the request's name, its queue index and
+ * the value it carries, as checked by vu_check(). Control path only. */
+static void vu_trace(const struct vdk_vhost_user *vu,
+		     const struct vu_request *row, const struct vu_msg *msg,
+		     const char *name)
+{
+	char detail[80] = "";
+
+	if (!vdk_log_enabled(VDK_LOG_DEBUG))
+		return;
+	if (row && row->index == VU_INDEX_U32 &&
+	    msg->hdr.size >= sizeof(msg->payload.state))
+		snprintf(detail, sizeof(detail), " queue %u num %u",
+			 msg->payload.state.index, msg->payload.state.num);
+	else if (row && row->index == VU_INDEX_FILE)
+		snprintf(detail, sizeof(detail), " queue %u%s",
+			 (unsigned)(msg->payload.u64 &
+				    VHOST_USER_VRING_IDX_MASK),
+			 msg->payload.u64 & VHOST_USER_VRING_NOFD_MASK
+				 ? " no fd"
+				 : "");
+	else if ((msg->hdr.request == VHOST_USER_SET_FEATURES ||
+		  msg->hdr.request == VHOST_USER_SET_PROTOCOL_FEATURES) &&
+		 msg->hdr.size >= sizeof(uint64_t))
+		snprintf(detail, sizeof(detail), " 0x%016llx",
+			 (unsigned long long)msg->payload.u64);
+	(void)vu;
+	vdk_log(VDK_LOG_DEBUG, VU_LOG, "<- %s (%u) size %u, %zu fd(s)%s", name,
+		msg->hdr.request, msg->hdr.size, msg->nfds, detail);
+}
+
 /* Check and handle one complete message, send its reply, close the fds no
  * handler took. */
 static int vu_dispatch(struct vdk_vhost_user *vu)
@@ -307,6 +352,7 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 	if (msg->hdr.size < sizeof(struct vhost_user_config))
 		memset(msg->payload.bytes + msg->hdr.size, 0,
 		       sizeof(struct vhost_user_config) - msg->hdr.size);
+	vu_trace(vu, row, msg, name);
 	if (!row)
 		ret = -EOPNOTSUPP;
 	else
