@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -40,6 +41,25 @@
 #define MOD "blk"
 
 /* ---- request completion ------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Count @r's pop-to-used latency in its histogram bucket (blk.h). */
+static void count_latency(struct blk_queue *q, const struct blk_req *r)
+{
+	uint64_t us = (now_ns() - r->start_ns) / 1000u;
+	unsigned int i = us ? 64u - (unsigned int)__builtin_clzll(us) : 0u;
+
+	if (i >= VDK_BLK_LATENCY_BUCKETS)
+		i = VDK_BLK_LATENCY_BUCKETS - 1;
+	q->latency[i]++;
+}
 
 static void count_done(struct blk_queue *q, const struct blk_req *r)
 {
@@ -85,6 +105,7 @@ static void req_complete(struct blk_queue *q, struct blk_req *r)
 
 	*r->status = r->status_val;
 	count_done(q, r);
+	count_latency(q, r);
 	/* add_used publishes the used index with release order, so the
 	 * driver sees the status byte and data before the element. It fails
 	 * only on a queue already stopped by a driver error. */
@@ -449,6 +470,7 @@ static void handle_chain(struct blk_queue *q, struct vdk_virtq_chain *c)
 	r->pending = 0;
 	r->expected = 0;
 	r->nsegs = 0;
+	r->start_ns = now_ns();
 	q->in_flight++;
 
 	if (c->readable_len < OUTHDR_SIZE) {
