@@ -4,6 +4,7 @@
  * signals, accepting the front-end and the serving loop (see common.h).
  */
 #include "common.h"
+#include "log.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -30,12 +31,18 @@ const char vdk_tool_common_help[] =
 	"                         or connected)\n"
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
-	"  -v, --verbose          more messages (twice: debug)\n"
+	"  --stats-socket=PATH    answer each connection on the Unix socket "
+	"PATH with\n"
+	"                         the statistics as one JSON document (SIGUSR1 "
+	"logs them)\n"
+	"  --log=stderr|syslog    where messages go (default stderr, with "
+	"timestamps;\n"
+	"                         syslog also reaches journald)\n"
+	"  -v, --verbose          more messages: info, debug, the vhost-user "
+	"message\n"
+	"                         trace\n"
 	"  -V, --version          print the version and exit\n"
 	"  -h, --help             this text\n";
-
-/* The program name for messages; set once by vdk_tool_log_init(). */
-static const char *prog_name = "vdk-vhost-user";
 
 void vdk_tool_msg(const char *fmt, ...)
 {
@@ -45,7 +52,7 @@ void vdk_tool_msg(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s\n", prog_name, buf);
+	vdk_tool_log_write(VDK_TOOL_LOG_NOTICE, NULL, buf);
 }
 
 int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -81,6 +88,20 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 	case VDK_TOOL_OPT_PRINT_CAPS:
 		o->print_capabilities = true;
 		return 1;
+	case VDK_TOOL_OPT_LOG: {
+		enum vdk_tool_log_target t;
+
+		if (vdk_tool_log_parse(arg, &t) < 0) {
+			vdk_tool_msg("--log: want stderr or syslog (see "
+				     "--help)");
+			return -EINVAL;
+		}
+		o->log_target = (int)t;
+		return 1;
+	}
+	case VDK_TOOL_OPT_STATS_SOCKET:
+		o->stats_socket = arg;
+		return 1;
 	case 'v':
 		o->verbosity++;
 		return 1;
@@ -111,22 +132,16 @@ int vdk_tool_check_common(const struct vdk_tool_opts *o)
 static void log_sink(void *opaque, enum vdk_log_level level, const char *module,
 		     const char *msg)
 {
-	static const char *const names[] = {"error", "warning", "info",
-					    "debug"};
-
 	(void)opaque;
-	fprintf(stderr, "%s: %s: %s: %s\n", prog_name,
-		(unsigned)level < 4 ? names[level] : "?", module, msg);
+	vdk_tool_log_write((int)level, module, msg);
 }
 
 void vdk_tool_log_init(const char *prog, int verbosity)
 {
 	enum vdk_log_level max = VDK_LOG_WARN;
 
-	prog_name = prog;
-	if (verbosity == 1)
-		max = VDK_LOG_INFO;
-	else if (verbosity > 1)
+	vdk_tool_log_set_prog(prog);
+	if (verbosity > 0)
 		max = VDK_LOG_DEBUG;
 	vdk_log_set_sink(log_sink, NULL, max);
 }

@@ -22,10 +22,12 @@
 
 /** Options every backend program takes (spec "Backend program conventions"). */
 struct vdk_tool_opts {
-	const char *socket_path; /**< --socket-path: listen here, or NULL */
-	int fd;			 /**< --fd: inherited socket, or -1 */
-	bool print_capabilities; /**< --print-capabilities */
-	int verbosity;		 /**< number of -v */
+	const char *socket_path;  /**< --socket-path: listen here, or NULL */
+	int fd;			  /**< --fd: inherited socket, or -1 */
+	bool print_capabilities;  /**< --print-capabilities */
+	int verbosity;		  /**< number of -v */
+	int log_target;		  /**< --log: enum vdk_tool_log_target */
+	const char *stats_socket; /**< --stats-socket: path, or NULL */
 };
 
 /** getopt_long() ids of the common long options (above any short option). */
@@ -33,6 +35,8 @@ enum {
 	VDK_TOOL_OPT_SOCKET_PATH = 0x100,
 	VDK_TOOL_OPT_FD,
 	VDK_TOOL_OPT_PRINT_CAPS,
+	VDK_TOOL_OPT_LOG,
+	VDK_TOOL_OPT_STATS_SOCKET,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
 };
 
@@ -42,6 +46,8 @@ enum {
 	{"socket-path", required_argument, NULL, VDK_TOOL_OPT_SOCKET_PATH},    \
 	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
+	{"log", required_argument, NULL, VDK_TOOL_OPT_LOG},                    \
+	{"stats-socket", required_argument, NULL, VDK_TOOL_OPT_STATS_SOCKET},  \
 	{"verbose", no_argument, NULL, 'v'},                                   \
 	{"version", no_argument, NULL, 'V'},                                   \
 	{"help", no_argument, NULL, 'h'}
@@ -78,8 +84,10 @@ int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max,
 		       uint32_t *out);
 
 /**
- * vdk_tool_log_init() - send library messages to stderr, prefixed with
- * @prog; verbosity 0 shows warnings and errors, 1 adds info, 2 debug.
+ * vdk_tool_log_init() - send library messages to the program's log
+ * (tools/log.h), prefixed with @prog; verbosity 0 shows warnings and
+ * errors, 1 (-v) adds info and debug messages, among them the vhost-user
+ * message trace.
  */
 void vdk_tool_log_init(const char *prog, int verbosity);
 

@@ -33,7 +33,9 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
+#include "log.h"
 #include "options.h"
+#include "stats.h"
 
 #define PROG "vdk-vhost-user-blk"
 
@@ -182,9 +184,10 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 /* Serve @blk to the front-end on @conn (taken over), with the queues'
  * completion fds in the serving loop. */
 static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
-		 uint32_t poll_us)
+		 uint32_t poll_us, struct vdk_tool_stats *st)
 {
-	struct vdk_tool_fd_handler handlers[VDK_BLK_MAX_QUEUES];
+	struct vdk_tool_fd_handler handlers[VDK_BLK_MAX_QUEUES + 2];
+	size_t n = nq;
 
 	for (uint16_t i = 0; i < nq; i++)
 		handlers[i] = (struct vdk_tool_fd_handler){
@@ -193,8 +196,9 @@ static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
 			.opaque = blk,
 			.index = i,
 		};
+	n += vdk_tool_stats_handlers(st, &handlers[nq]);
 	return vdk_tool_serve_device(vdk_blk_device(blk), conn, sigfd, handlers,
-				     nq, poll_us);
+				     n, poll_us);
 }
 
 int main(int argc, char **argv)
@@ -296,6 +300,7 @@ int main(int argc, char **argv)
 		vdk_tool_msg("--disk (or --blk-file) is required");
 		return 1;
 	}
+	vdk_tool_log_open(PROG, o.log_target);
 	vdk_tool_log_init(PROG, o.verbosity);
 	sigfd = vdk_tool_signals();
 	if (sigfd < 0) {
@@ -307,6 +312,21 @@ int main(int argc, char **argv)
 	ret = vdk_blk_new(&blk, &cfg); /* logs its own failure */
 	if (ret < 0)
 		return 1;
+	/* The device's name in log lines and statistics: its serial, else
+	 * the image's file name. */
+	const char *slash = strrchr(cfg.path, '/');
+	const char *name = cfg.serial && *cfg.serial ? cfg.serial
+			   : slash		     ? slash + 1
+						     : cfg.path;
+	struct vdk_tool_stats st = {.fn = vdk_tool_stats_blk, .opaque = blk};
+
+	vdk_tool_log_set_device(name);
+	vdk_tool_stats_init(&st.info, PROG, VDK_VERSION, name, "block");
+	if (vdk_tool_stats_start(&st, o.stats_socket) < 0) {
+		vdk_blk_free(blk);
+		close(sigfd);
+		return 1;
+	}
 	struct vdk_blk_io_info io = vdk_blk_io_info(blk);
 	if (poll_us == POLL_US_UNSET)
 		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
@@ -322,13 +342,14 @@ int main(int argc, char **argv)
 	ret = vdk_tool_accept(&o, sigfd, &conn);
 	if (ret == 0) {
 		ret = serve(blk, conn, sigfd,
-			    cfg.num_queues ? cfg.num_queues : 1, poll_us);
+			    cfg.num_queues ? cfg.num_queues : 1, poll_us, &st);
 		print_stats(blk, cfg.path);
 	} else if (ret == 1) {
 		ret = 0; /* a signal before any front-end came */
 	}
 	if (ret < 0)
 		vdk_tool_msg("error: %s", strerror(-ret));
+	vdk_tool_stats_stop(&st);
 	vdk_blk_free(blk);
 	close(sigfd);
 	return ret < 0 ? 1 : 0;

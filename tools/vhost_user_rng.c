@@ -26,7 +26,9 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
+#include "log.h"
 #include "options.h"
+#include "stats.h"
 
 #define PROG "vdk-vhost-user-rng"
 
@@ -62,7 +64,7 @@ int main(int argc, char **argv)
 	struct vdk_tool_opts o = {.fd = -1};
 	struct vdk_tool_cli cli;
 	struct vdk_rng_config cfg = {0};
-	struct vdk_rng_stats st;
+	struct vdk_rng_stats rs;
 	struct vdk_rng *rng;
 	int opt, ret, sigfd, conn = -1;
 
@@ -108,7 +110,9 @@ int main(int argc, char **argv)
 	}
 	if (vdk_tool_check_common(&o) < 0)
 		return 1;
+	vdk_tool_log_open(PROG, o.log_target);
 	vdk_tool_log_init(PROG, o.verbosity);
+	vdk_tool_log_set_device("rng");
 	sigfd = vdk_tool_signals();
 	if (sigfd < 0) {
 		vdk_tool_msg("signals: %s", strerror(-sigfd));
@@ -120,19 +124,30 @@ int main(int argc, char **argv)
 		close(sigfd);
 		return 1;
 	}
+	struct vdk_tool_stats st = {.fn = vdk_tool_stats_rng, .opaque = rng};
+	struct vdk_tool_fd_handler handlers[2];
+
+	vdk_tool_stats_init(&st.info, PROG, VDK_VERSION, "rng", "rng");
+	if (vdk_tool_stats_start(&st, o.stats_socket) < 0) {
+		vdk_rng_free(rng);
+		close(sigfd);
+		return 1;
+	}
 	ret = vdk_tool_accept(&o, sigfd, &conn);
 	if (ret == 0) {
-		ret = vdk_tool_serve_device(vdk_rng_device(rng), conn, sigfd,
-					    NULL, 0, 0);
-		st = vdk_rng_stats(rng);
+		ret = vdk_tool_serve_device(
+			vdk_rng_device(rng), conn, sigfd, handlers,
+			vdk_tool_stats_handlers(&st, handlers), 0);
+		rs = vdk_rng_stats(rng);
 		vdk_tool_msg("%llu requests, %llu random bytes",
-			     (unsigned long long)st.requests,
-			     (unsigned long long)st.bytes);
+			     (unsigned long long)rs.requests,
+			     (unsigned long long)rs.bytes);
 	} else if (ret == 1) {
 		ret = 0; /* a signal before any front-end came */
 	}
 	if (ret < 0)
 		vdk_tool_msg("error: %s", strerror(-ret));
+	vdk_tool_stats_stop(&st);
 	vdk_rng_free(rng);
 	close(sigfd);
 	return ret < 0 ? 1 : 0;
