@@ -98,6 +98,11 @@ struct blk_queue {
 	uint32_t iov_cap;
 	struct vdk_blk_stats stats;
 	uint64_t latency[VDK_BLK_LATENCY_BUCKETS]; /* vdk_blk_queue_stats */
+	/* CLOCK_MONOTONIC read once per pop batch and once per reap, so that
+	 * the latency histogram costs two clock reads per batch, not per
+	 * request; reaping: completions take reap_ns as their end time */
+	uint64_t batch_ns, reap_ns;
+	bool reaping;
 	uint64_t sync_rw;     /* IN/OUT done with preadv/pwritev */
 	uint64_t async_rw;    /* IN/OUT submitted to io_uring */
 	uint64_t buffered_rw; /* unaligned, through fd_buffered */
