@@ -223,6 +223,8 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 		{.iov_base = &hdr, .iov_len = sizeof(hdr)},
 		{.iov_base = (void *)payload, .iov_len = size},
 	};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
+	ssize_t n;
 
 	if (vdk_log_enabled(VDK_LOG_DEBUG)) { /* the message trace */
 		char detail[40] = "";
@@ -236,8 +238,6 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 		vdk_log(VDK_LOG_DEBUG, VU_LOG, "-> %s reply, size %u%s",
 			vdk_vhost_user_request_name(request), size, detail);
 	}
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
-	ssize_t n;
 
 	if (fd >= 0) {
 		mh.msg_control = control.buf;
@@ -306,8 +306,7 @@ static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 /* The message trace (debug level, so a front-end mismatch can be diagnosed
  * from the backend's log alone): the request's name, its queue index and
  * the value it carries, as checked by vu_check(). Control path only. */
-static void vu_trace(const struct vdk_vhost_user *vu,
-		     const struct vu_request *row, const struct vu_msg *msg,
+static void vu_trace(const struct vu_request *row, const struct vu_msg *msg,
 		     const char *name)
 {
 	char detail[80] = "";
@@ -330,7 +329,6 @@ static void vu_trace(const struct vdk_vhost_user *vu,
 		 msg->hdr.size >= sizeof(uint64_t))
 		snprintf(detail, sizeof(detail), " 0x%016llx",
 			 (unsigned long long)msg->payload.u64);
-	(void)vu;
 	vdk_log(VDK_LOG_DEBUG, VU_LOG, "<- %s (%u) size %u, %zu fd(s)%s", name,
 		msg->hdr.request, msg->hdr.size, msg->nfds, detail);
 }
@@ -352,7 +350,7 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 	if (msg->hdr.size < sizeof(struct vhost_user_config))
 		memset(msg->payload.bytes + msg->hdr.size, 0,
 		       sizeof(struct vhost_user_config) - msg->hdr.size);
-	vu_trace(vu, row, msg, name);
+	vu_trace(row, msg, name);
 	if (!row)
 		ret = -EOPNOTSUPP;
 	else
