@@ -201,6 +201,15 @@ static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
 				     n, poll_us);
 }
 
+static int print_capabilities(void)
+{
+	/* vhost-user.json VHostUserBackendCapabilitiesBlock */
+	printf("{\n  \"type\": \"block\",\n"
+	       "  \"features\": [\n    \"read-only\",\n"
+	       "    \"blk-file\"\n  ]\n}\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
@@ -211,13 +220,8 @@ int main(int argc, char **argv)
 	int opt, ret, sigfd, conn = -1;
 
 	/* The spec: --print-capabilities ignores every other option. */
-	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
-		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
-		printf("{\n  \"type\": \"block\",\n"
-		       "  \"features\": [\n    \"read-only\",\n"
-		       "    \"blk-file\"\n  ]\n}\n");
-		return 0;
-	}
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities"))
+		return print_capabilities();
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
 	vdk_tool_cli_init(&cli, PROG, long_options);
 	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
@@ -289,6 +293,8 @@ int main(int argc, char **argv)
 			return 1; /* reported by vdk_tool_cli_next() */
 		}
 	}
+	if (o.print_capabilities) /* abbreviated: --print-cap */
+		return print_capabilities();
 	if (optind < argc) {
 		vdk_tool_cli_error(&cli, "unexpected argument '%s'",
 				   argv[optind]);

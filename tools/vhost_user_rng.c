@@ -59,6 +59,13 @@ static void usage(FILE *out)
 		vdk_tool_common_help);
 }
 
+static int print_capabilities(void)
+{
+	/* vhost-user.json: "rng" has no feature list */
+	printf("{\n  \"type\": \"rng\"\n}\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
@@ -69,11 +76,8 @@ int main(int argc, char **argv)
 	int opt, ret, sigfd, conn = -1;
 
 	/* The spec: --print-capabilities ignores every other option. */
-	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
-		/* vhost-user.json: "rng" has no feature list */
-		printf("{\n  \"type\": \"rng\"\n}\n");
-		return 0;
-	}
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities"))
+		return print_capabilities();
 	vdk_tool_log_init(PROG, 0); /* names the program in messages */
 	vdk_tool_cli_init(&cli, PROG, long_options);
 	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
@@ -103,6 +107,8 @@ int main(int argc, char **argv)
 			return 1; /* reported by vdk_tool_cli_next() */
 		}
 	}
+	if (o.print_capabilities) /* abbreviated: --print-cap */
+		return print_capabilities();
 	if (optind < argc) {
 		vdk_tool_cli_error(&cli, "unexpected argument '%s'",
 				   argv[optind]);

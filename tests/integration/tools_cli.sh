@@ -102,6 +102,7 @@ for p in "$blk" "$rng"; do
 	json "$n-caps" "$p" --print-capabilities
 	json "$n-caps-ignores-unknown" "$p" --print-capabilities --bogus -x
 	json "$n-caps-ignores-bad-values" "$p" --fd=nope --socket-path --print-capabilities
+	json "$n-caps-abbreviated" "$p" --print-cap
 	check "$n-caps-type" 0 '"type"' "$p" --bogus --print-capabilities
 	check "$n-fd-twice" 1 "--fd given more than once" "$p" --fd=3 --fd=4
 	check "$n-flag-value" 1 "option '--verbose=2' takes no value" "$p" --verbose=2
