@@ -5,6 +5,7 @@
  */
 #include "common.h"
 #include "log.h"
+#include "socket_perm.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +30,11 @@ const char vdk_tool_common_help[] =
 	"  --fd=FDNUM             use the inherited socket FDNUM instead "
 	"(listening\n"
 	"                         or connected)\n"
+	"  --socket-group=GROUP   give the --socket-path socket to GROUP, mode "
+	"0660,\n"
+	"                         so that its members may connect (default: "
+	"the umask\n"
+	"                         decides)\n"
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
 	"  --stats-socket=PATH    answer each connection on the Unix socket "
@@ -102,6 +108,9 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 	case VDK_TOOL_OPT_STATS_SOCKET:
 		o->stats_socket = arg;
 		return 1;
+	case VDK_TOOL_OPT_SOCKET_GROUP:
+		o->socket_group = arg;
+		return 1;
 	case 'v':
 		o->verbosity++;
 		return 1;
@@ -123,6 +132,23 @@ int vdk_tool_check_common(const struct vdk_tool_opts *o)
 		vdk_tool_msg("--socket-path: path too long: '%s'",
 			     o->socket_path);
 		return -EINVAL;
+	}
+	if (o->socket_group) {
+		gid_t gid;
+		int r = vdk_tool_group_id(o->socket_group, &gid);
+
+		if (!o->socket_path) {
+			vdk_tool_msg("--socket-group needs --socket-path (with "
+				     "--fd, whoever made the socket sets its "
+				     "permissions)");
+			return -EINVAL;
+		}
+		if (r < 0) {
+			vdk_tool_msg("--socket-group=%s: %s", o->socket_group,
+				     r == -ENOENT ? "no such group"
+						  : strerror(-r));
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -222,6 +248,23 @@ static int listen_at(const char *path)
 	return fd;
 }
 
+/* --socket-group: the group may connect (socket_perm.h). */
+static int share_socket(const struct vdk_tool_opts *o)
+{
+	gid_t gid;
+	int ret;
+
+	if (!o->socket_group)
+		return 0;
+	ret = vdk_tool_group_id(o->socket_group, &gid);
+	if (ret == 0)
+		ret = vdk_tool_socket_share(o->socket_path, gid);
+	if (ret < 0)
+		vdk_tool_msg("--socket-group=%s: %s: %s", o->socket_group,
+			     o->socket_path, strerror(-ret));
+	return ret;
+}
+
 /* Wait for a connection on @lfd or a signal on @sigfd. */
 static int accept_one(int lfd, int sigfd, int *conn)
 {
@@ -290,6 +333,12 @@ int vdk_tool_accept(const struct vdk_tool_opts *o, int sigfd, int *conn)
 		lfd = listen_at(o->socket_path);
 		if (lfd < 0)
 			return lfd;
+		ret = share_socket(o);
+		if (ret < 0) {
+			close(lfd);
+			(void)unlink(o->socket_path);
+			return ret;
+		}
 		vdk_tool_msg("listening on %s", o->socket_path);
 	}
 	ret = accept_one(lfd, sigfd, conn);

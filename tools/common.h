@@ -28,6 +28,7 @@ struct vdk_tool_opts {
 	int verbosity;		  /**< number of -v */
 	int log_target;		  /**< --log: enum vdk_tool_log_target */
 	const char *stats_socket; /**< --stats-socket: path, or NULL */
+	const char *socket_group; /**< --socket-group, or NULL */
 };
 
 /** getopt_long() ids of the common long options (above any short option). */
@@ -37,6 +38,7 @@ enum {
 	VDK_TOOL_OPT_PRINT_CAPS,
 	VDK_TOOL_OPT_LOG,
 	VDK_TOOL_OPT_STATS_SOCKET,
+	VDK_TOOL_OPT_SOCKET_GROUP,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
 };
 
@@ -48,6 +50,7 @@ enum {
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
 	{"log", required_argument, NULL, VDK_TOOL_OPT_LOG},                    \
 	{"stats-socket", required_argument, NULL, VDK_TOOL_OPT_STATS_SOCKET},  \
+	{"socket-group", required_argument, NULL, VDK_TOOL_OPT_SOCKET_GROUP},  \
 	{"verbose", no_argument, NULL, 'v'},                                   \
 	{"version", no_argument, NULL, 'V'},                                   \
 	{"help", no_argument, NULL, 'h'}

@@ -122,6 +122,25 @@ check bench-rw-twice 1 "--rw given more than once" "$bench" --socket-path "$work
 	--rw read --rw write
 check bench-no-socket 1 "--socket-path is required" "$bench"
 
+check rng-group-unknown 1 "--socket-group=no-such-group-vdk: no such group" "$rng" \
+	--socket-path "$work/s" --socket-group=no-such-group-vdk
+check rng-group-with-fd 1 "--socket-group needs --socket-path" "$rng" --fd=3 --socket-group=0
+
+# --socket-group: the socket is GROUP's, mode 0660 (another group if we may
+# chown to it, i.e. as root; else our own).
+grp=$(id -gn)
+[[ $(id -u) -eq 0 ]] && getent group nogroup >/dev/null && grp=nogroup
+cases=$((cases + 1))
+"$rng" --socket-path "$work/grp.sock" --socket-group="$grp" 2>"$work/grp.log" &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 100); do [[ -S "$work/grp.sock" ]] && break; sleep 0.1; done
+perm=$(stat -c '%a %G' "$work/grp.sock" 2>/dev/null)
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+echo "---- rng-socket-group: $perm"
+[[ "$perm" == "660 $grp" ]] || fail "rng-socket-group: socket is '$perm', expected '660 $grp': $(cat "$work/grp.log")"
+
 # ",,": the image "a,b.img" with serial "x,y" is served.
 cp "$work/disk.img" "$work/a,b.img"
 cases=$((cases + 1))
