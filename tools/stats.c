@@ -167,9 +167,25 @@ int vdk_tool_stats_rng(void *opaque, struct json_object *root)
 
 	if (r < 0)
 		return r;
+	struct vdk_virtq_stats vq;
+	struct json_object *queues = json_object_new_array();
+	struct json_object *q = json_object_new_object();
+	bool started = vdk_rng_queue_stats(opaque, &vq);
+
 	r |= add_u64(dev, "requests", s.requests);
 	r |= add_u64(dev, "bytes", s.bytes);
-	r |= add(root, "queues", json_object_new_array());
+	if (!q || !queues || json_object_array_add(queues, q) < 0) {
+		json_object_put(q);
+		json_object_put(queues);
+		return -ENOMEM;
+	}
+	r |= add(root, "queues", queues);
+	r |= add_u64(q, "index", 0);
+	r |= add(q, "started", json_object_new_boolean(started));
+	r |= add_u64(q, "used", vq.used);
+	r |= add_u64(q, "used_bytes", vq.used_bytes);
+	r |= add_u64(q, "notify_sent", vq.notify_sent);
+	r |= add_u64(q, "notify_suppressed", vq.notify_suppressed);
 	return r ? -ENOMEM : 0;
 }
 

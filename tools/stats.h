@@ -56,8 +56,9 @@ typedef int vdk_tool_stats_fn(void *opaque, struct json_object *root);
 /** vdk_tool_stats_blk() - a vdk_tool_stats_fn for a struct vdk_blk. */
 int vdk_tool_stats_blk(void *blk, struct json_object *root);
 
-/** vdk_tool_stats_rng() - a vdk_tool_stats_fn for a struct vdk_rng
- * (device counters only). */
+/** vdk_tool_stats_rng() - a vdk_tool_stats_fn for a struct vdk_rng (the
+ * device's counters, and its one queue's virtqueue counters: call it on
+ * the thread serving the queue). */
 int vdk_tool_stats_rng(void *rng, struct json_object *root);
 
 /**

@@ -81,6 +81,16 @@ struct vdk_device *vdk_rng_device(struct vdk_rng *rng);
 /** vdk_rng_stats() - copy of the device's counters. */
 struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
 
+/**
+ * vdk_rng_queue_stats() - copy the running request queue's counters
+ * (struct vdk_virtq_stats, <vdk/virtq.h>) into @out; zeroes when the queue
+ * does not run. Call it on the thread that serves the queue (the device
+ * takes no lock).
+ * Return: true if the queue runs.
+ */
+bool vdk_rng_queue_stats(const struct vdk_rng *rng,
+			 struct vdk_virtq_stats *out);
+
 #ifdef __cplusplus
 }
 #endif
