@@ -77,6 +77,7 @@
 #include <linux/virtio_blk.h>
 
 #include <vdk/device.h>
+#include <vdk/virtq.h>
 
 #ifdef __cplusplus
 extern "C" {

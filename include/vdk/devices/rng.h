@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include <vdk/device.h>
+#include <vdk/virtq.h>
 
 #ifdef __cplusplus
 extern "C" {
