@@ -7,9 +7,14 @@
  *   u8  control: bits 0-1 number of fds (0-3), bit 2 call handle_kick
  *       after the message, bit 3 send the header flags raw (else version 1
  *       plus the input's REPLY/NEED_REPLY bits), bits 4-7 queue to kick
- *   u8  per fd: its kind (eventfd, the guest memfd, a pipe's read end
- *       holding the next bytes of input, a pipe's write end with no reader,
- *       a socket whose peer is closed)
+ *   u8  per fd: its kind, real fds of every kind a front-end can send
+ *       (a non-blocking eventfd, the guest memfd, a pipe's read end
+ *       holding the next bytes of input, a pipe's write end with no
+ *       reader, a socket whose peer is closed, a blocking eventfd, an
+ *       eventfd at its maximum count, a full pipe whose reader stays, a
+ *       socket with SO_RCVLOWAT 8 and one byte queued, /dev/null, a
+ *       regular file, an unsealed memfd that is shrunk to 0 right after
+ *       the message is handled)
  *   u8  request (mod VHOST_USER_MAX + 2), u8 flags, u16 payload size
  *   the payload: that many bytes of input (fewer at the end: a truncated
  *   message)
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,13 +185,31 @@ static const struct vdk_vhost_user_backend_ops fdev_ops = {
 
 /* ---- the front-end: vu_frontend.h, and fds of every kind -------------- */
 
-/* Make one fd of @kind for the back-end; the harness keeps no copy that
- * matters (closed right after sending). */
-static int make_fd(uint8_t kind, int memfd, struct input *in)
-{
-	int p[2], fd = -1;
+/* Fds the harness keeps until the connection ends: the other end of a
+ * full pipe or a socket, a memfd it shrinks after sending it. */
+struct keep {
+	int fd[64];
+	size_t n;
+	int shrink[3]; /* memfds to shrink once the message is sent */
+	size_t nshrink;
+};
 
-	switch (kind % 5) {
+static void keep_fd(struct keep *k, int fd)
+{
+	if (k->n < sizeof(k->fd) / sizeof(k->fd[0]))
+		k->fd[k->n++] = fd;
+	else
+		close(fd);
+}
+
+/* Make one fd of @kind for the back-end; the harness keeps no copy that
+ * matters (closed right after sending) except the ones in @k. */
+static int make_fd(uint8_t kind, int memfd, struct input *in, struct keep *k)
+{
+	const uint64_t max = 0xfffffffffffffffeull;
+	int p[2], fd = -1, lowat = 8;
+
+	switch (kind % 12) {
 	case 0:
 		return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	case 1:
@@ -206,11 +230,57 @@ static int make_fd(uint8_t kind, int memfd, struct input *in)
 			return -1;
 		close(p[0]);
 		return p[1];
-	default:
+	case 4: /* a socket whose peer is closed */
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
 			return -1;
 		close(p[1]);
 		fd = p[0];
+		return fd;
+	case 5: /* a blocking eventfd */
+		return eventfd(0, EFD_CLOEXEC);
+	case 6: /* a non-blocking eventfd at its maximum count */
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0)
+			(void)!write(fd, &max, sizeof(max));
+		return fd;
+	case 7: /* write end of a full pipe whose reader stays */
+		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+			return -1;
+		while (write(p[1], &max, sizeof(max)) > 0)
+			;
+		keep_fd(k, p[0]);
+		return p[1];
+	case 8: /* readable to poll(), read() would wait (SO_RCVLOWAT) */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+			return -1;
+		(void)setsockopt(p[0], SOL_SOCKET, SO_RCVLOWAT, &lowat,
+				 sizeof(lowat));
+		(void)!write(p[1], "\x82", 1);
+		keep_fd(k, p[1]);
+		return p[0];
+	case 9:
+		return open("/dev/null", O_RDWR | O_CLOEXEC);
+	case 10: { /* a regular file the size of guest RAM, holding input */
+		uint8_t buf[64];
+		size_t n = take(in, buf, take8(in) % sizeof(buf));
+
+		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd >= 0 && (ftruncate(fd, RAM_SIZE) < 0 ||
+				(n && pwrite(fd, buf, n, 0) < 0))) {
+			close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	default: /* a memfd the front-end shrinks once it is sent */
+		fd = memfd_create("fuzz-shrink", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, RAM_SIZE) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		if (k->nshrink < 3)
+			k->shrink[k->nshrink++] = dup(fd);
 		return fd;
 	}
 }
@@ -225,6 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fdev dev = {0};
 	void *be = &dev;
 	struct vu_fe fe;
+	struct keep keep = {.n = 0};
 
 	vdk_log_set_sink(vu_fe_quiet_log, NULL, VDK_LOG_ERROR);
 	if (vu_fe_init(&fe, &cfg, NULL) < 0)
@@ -232,8 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (take8(&in) & 1) {
 		if (vdk_rng_new(&rng, NULL) < 0)
 			abort();
-		if (vdk_vhost_user_backend_from_device(&ad, vdk_rng_device(rng),
-						       &ops) < 0)
+		if (vu_adapter_init(&ad, vdk_rng_device(rng), &ops) < 0)
 			abort();
 		be = &ad;
 	}
@@ -250,7 +320,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint16_t psize;
 
 		for (size_t i = 0; i < nfds; i++)
-			fds[i] = make_fd(take8(&in), fe.memfd, &in);
+			fds[i] = make_fd(take8(&in), fe.memfd, &in, &keep);
 		h.request = take8(&in) % (VHOST_USER_MAX + 2);
 		h.flags = take8(&in);
 		if (!(ctl & 8))
@@ -270,7 +340,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    MSG_DONTWAIT);
 		for (size_t i = 0; i < valid; i++)
 			close(fds[i]);
+		/* a SIGBUS here would be guest RAM or an inflight region that
+		 * was mapped unsealed */
 		(void)vdk_vhost_user_process_message(fe.vu);
+		for (size_t i = 0; i < keep.nshrink; i++) {
+			if (keep.shrink[i] >= 0 &&
+			    ftruncate(keep.shrink[i], 0) < 0)
+				abort();
+			if (keep.shrink[i] >= 0)
+				close(keep.shrink[i]);
+		}
+		keep.nshrink = 0;
 		vu_fe_drain(fe.sock);
 		if (ctl & 4)
 			(void)vdk_vhost_user_handle_kick(fe.vu,
@@ -283,6 +363,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vu_fe_disconnect(&fe);
 	if (rng)
 		vdk_rng_free(rng);
+	for (size_t i = 0; i < keep.n; i++)
+		close(keep.fd[i]);
 	if (vu_fe_fini(&fe) != 0)
 		abort(); /* an fd leaked */
 	return 0;

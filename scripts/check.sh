@@ -3,8 +3,10 @@
 #   1. install missing Debian packages (scripts/install-deps.sh)
 #   2. format check (.clang-format)
 #   3. normal build (build/, debugoptimized, -Werror) and its unit tests;
-#      compile-only release and debug builds (build-release/, build-debug/:
-#      no tests, fuzzers or test guest: the library, the programs, bench/)
+#      public API hygiene (scripts/check-api.sh: only vdk_* exported, headers
+#      compile as C++17); compile-only release and debug builds
+#      (build-release/, build-debug/: no tests, fuzzers or test guest: the
+#      library, the programs, bench/)
 #   4. ASan+UBSan build (build-san/) and the same tests under it
 #   5. libFuzzer build (build-fuzz/, clang) and a short smoke run of each target
 #   6. integration tests (tests/integration/*.sh): each prints PASS, FAIL or SKIPPED
@@ -55,6 +57,9 @@ step "build (gcc, debugoptimized, -Werror)"
 [ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
 meson configure build -Dwerror=true >/dev/null
 if ninja -C build; then ok; meson_tests build "unit"; else bad "build"; fi
+
+step "public API: exported symbols, headers as C11 and C++17"
+if scripts/check-api.sh build; then ok; else bad "public API hygiene"; fi
 
 # What a distributor builds: every build type must compile warning-free
 # (GCC at -O3 sees through inlining what -O2 does not). Compile only, and

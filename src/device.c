@@ -12,6 +12,7 @@
  * envelope has been validated and the device has accepted its part.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cbor.h>
@@ -269,6 +270,90 @@ void vdk_device_queue_notify(struct vdk_device *dev, uint16_t index)
 		dev->ops->queue_notify(dev->impl, index);
 }
 
+int vdk_device_attach_loop(struct vdk_device *dev, struct vdk_loop *loop)
+{
+	int ret;
+
+	if (!loop)
+		return -EINVAL;
+	if (dev->loop || dev->state == VDK_DEVICE_ACTIVE)
+		return refuse(dev, "attach_loop", -EBUSY);
+	if (dev->ops->attach_loop) {
+		ret = dev->ops->attach_loop(dev->impl, loop);
+		if (ret < 0) {
+			vdk_log(VDK_LOG_ERROR, MOD, "%s: attach_loop: %s",
+				dev_name(dev), strerror(-ret));
+			return ret;
+		}
+	}
+	dev->loop = loop;
+	return 0;
+}
+
+/* The checks start_queue and stop_queue share. */
+static int queue_op_check(struct vdk_device *dev, const char *what,
+			  uint16_t index)
+{
+	if (dev->state != VDK_DEVICE_ACTIVE || dev->asleep)
+		return refuse(dev, what, -EBUSY);
+	if (index >= dev->num_queues) {
+		vdk_log(VDK_LOG_WARN, MOD, "%s: %s of queue %u of %u",
+			dev_name(dev), what, index, dev->num_queues);
+		return -ERANGE;
+	}
+	if (!dev->ops->start_queue || !dev->ops->stop_queue)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+int vdk_device_start_queue(struct vdk_device *dev, uint16_t index,
+			   struct vdk_virtq *q)
+{
+	int ret = queue_op_check(dev, "start_queue", index);
+
+	if (ret < 0)
+		return ret;
+	if (!q)
+		return -EINVAL;
+	if (dev->queues[index]) {
+		vdk_log(VDK_LOG_WARN, MOD, "%s: queue %u already started",
+			dev_name(dev), index);
+		return -EBUSY;
+	}
+	ret = dev->ops->start_queue(dev->impl, index, q);
+	if (ret < 0) {
+		vdk_log(VDK_LOG_ERROR, MOD, "%s: start of queue %u: %s",
+			dev_name(dev), index, strerror(-ret));
+		return ret;
+	}
+	dev->queues[index] = q;
+	return 0;
+}
+
+int vdk_device_stop_queue(struct vdk_device *dev, uint16_t index,
+			  struct vdk_virtq **q)
+{
+	struct vdk_virtq *got;
+	int ret = queue_op_check(dev, "stop_queue", index);
+
+	if (q)
+		*q = NULL;
+	if (ret < 0)
+		return ret;
+	if (!dev->queues[index])
+		return -ENOENT;
+	got = dev->ops->stop_queue(dev->impl, index);
+	if (got != dev->queues[index])
+		vdk_log(VDK_LOG_WARN, MOD,
+			"%s: stop_queue %u handed back %p, not the queue it "
+			"was given",
+			dev_name(dev), index, (void *)got);
+	if (q)
+		*q = dev->queues[index];
+	dev->queues[index] = NULL;
+	return 0;
+}
+
 int vdk_device_sleep(struct vdk_device *dev)
 {
 	int ret;
@@ -357,6 +442,8 @@ int vdk_device_wake(struct vdk_device *dev, const struct vdk_mem *act_mem,
 int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 {
 	cbor_item_t *map, *inner = NULL;
+	uint8_t *bytes = NULL;
+	size_t nbytes = 0;
 	bool ok;
 	int ret;
 
@@ -364,15 +451,19 @@ int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out)
 	if (!dev->asleep)
 		return refuse(dev, "snapshot", -EBUSY);
 	if (dev->ops->snapshot) {
-		ret = dev->ops->snapshot(dev->impl, &inner);
+		ret = dev->ops->snapshot(dev->impl, &bytes, &nbytes);
 		if (ret < 0) {
 			vdk_log(VDK_LOG_ERROR, MOD, "%s: snapshot failed: %s",
 				dev_name(dev), strerror(-ret));
 			return ret;
 		}
-	}
-	if (!inner)
+		/* The device's bytes travel as one byte string. */
+		inner = cbor_build_bytestring(bytes ? bytes : (uint8_t *)"",
+					      nbytes);
+		free(bytes);
+	} else {
 		inner = cbor_new_null();
+	}
 	if (!inner)
 		return -ENOMEM;
 	map = cbor_new_definite_map(ENV_KEYS);
@@ -488,6 +579,14 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 			(unsigned long long)(features & ~offered));
 		return -EINVAL;
 	}
+	if (!cbor_is_null(env[ENV_DEVICE]) &&
+	    (!cbor_isa_bytestring(env[ENV_DEVICE]) ||
+	     !cbor_bytestring_is_definite(env[ENV_DEVICE]))) {
+		vdk_log(VDK_LOG_WARN, MOD,
+			"%s: restore: device state is not a byte string",
+			dev_name(dev));
+		return -EINVAL;
+	}
 	if (!dev->ops->restore && !cbor_is_null(env[ENV_DEVICE])) {
 		vdk_log(VDK_LOG_WARN, MOD,
 			"%s: restore: snapshot has device state, device has "
@@ -500,7 +599,13 @@ int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item)
 	if (dev->ops->ack_features)
 		dev->ops->ack_features(dev->impl, features);
 	if (dev->ops->restore) {
-		ret = dev->ops->restore(dev->impl, env[ENV_DEVICE]);
+		const cbor_item_t *d = env[ENV_DEVICE];
+		bool none = cbor_is_null(d);
+
+		ret = dev->ops->restore(
+			dev->impl,
+			none ? NULL : cbor_bytestring_handle((cbor_item_t *)d),
+			none ? 0 : cbor_bytestring_length(d));
 		if (ret < 0) {
 			if (dev->ops->ack_features)
 				dev->ops->ack_features(dev->impl,

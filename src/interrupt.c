@@ -9,7 +9,7 @@
  * Eventfds can be replaced while device workers signal through them
  * (vdk_interrupt_set_queue_fd()): each slot has a guard counting the
  * signallers that may hold its fd, and a replaced fd is handed back only
- * once none can (the rule is in <vdk/device.h>).
+ * once none can (the rule is in <vdk/interrupt.h>).
  */
 #include <errno.h>
 #include <sched.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <vdk/device.h>
+#include <vdk/interrupt.h>
 #include <vdk/log.h>
 
 #define MOD "interrupt"
@@ -55,7 +55,7 @@ int vdk_interrupt_init_eventfd(struct vdk_interrupt *irq, const int *queue_fds,
 	return 0;
 }
 
-/* ---- replacing an eventfd under signallers (see <vdk/device.h>) ------- */
+/* ---- replacing an eventfd under signallers (see <vdk/interrupt.h>) ------- */
 
 /*
  * A guard word: bit 31 is the epoch; bits 0-14 count the signallers that
@@ -141,6 +141,11 @@ int vdk_interrupt_set_config_fd(struct vdk_interrupt *irq, int fd, int *old_fd)
  * already pending and nothing is lost. Other failures are counted; the
  * first is logged (the fd may come from another process, and this runs on
  * the data path).
+ *
+ * The write is never retried on EINTR: a non-blocking eventfd (what the
+ * vhost-user connection accepts, see <vdk/vhost_user.h>) never waits, so
+ * EINTR means the file was made blocking behind our back and a signal
+ * ended the wait; retrying would wait again for whoever owns it.
  */
 static void eventfd_write_one(struct vdk_interrupt *irq, int fd,
 			      const char *what)
@@ -148,9 +153,7 @@ static void eventfd_write_one(struct vdk_interrupt *irq, int fd,
 	const uint64_t one = 1;
 	ssize_t n;
 
-	do {
-		n = write(fd, &one, sizeof(one));
-	} while (n < 0 && errno == EINTR);
+	n = write(fd, &one, sizeof(one));
 	if (n == (ssize_t)sizeof(one) || (n < 0 && errno == EAGAIN))
 		return;
 	if (__atomic_fetch_add(&irq->signal_errors, 1, __ATOMIC_RELAXED) != 0)

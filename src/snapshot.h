@@ -122,4 +122,36 @@ VDK_HIDDEN bool vdk_snapshot_get_uint(const cbor_item_t *map, const char *key,
 VDK_HIDDEN bool vdk_snapshot_get_bool(const cbor_item_t *map, const char *key,
 				      bool *out);
 
+/**
+ * VDK_SNAPSHOT_BYTES_OPS() - define the byte-level snapshot/restore ops of
+ * struct vdk_device_ops, @prefix##_snapshot and @prefix##_restore, over a
+ * device's CBOR item functions @prefix##_snapshot_item(void *dev,
+ * cbor_item_t **out) and @prefix##_restore_item(void *dev, const
+ * cbor_item_t *item): the bytes are the item's encoding; bytes that are not
+ * one well-bounded CBOR item are refused with -EINVAL.
+ */
+#define VDK_SNAPSHOT_BYTES_OPS(prefix)                                         \
+	static int prefix##_snapshot(void *dev, uint8_t **buf, size_t *len)    \
+	{                                                                      \
+		cbor_item_t *item = NULL;                                      \
+		int r = prefix##_snapshot_item(dev, &item);                    \
+                                                                               \
+		if (r == 0) {                                                  \
+			r = vdk_snapshot_serialize(item, buf, len);            \
+			cbor_decref(&item);                                    \
+		}                                                              \
+		return r;                                                      \
+	}                                                                      \
+	static int prefix##_restore(void *dev, const uint8_t *buf, size_t len) \
+	{                                                                      \
+		cbor_item_t *item;                                             \
+		int r = vdk_snapshot_load(buf, len, &item);                    \
+                                                                               \
+		if (r < 0)                                                     \
+			return r == -ENOMEM ? r : -EINVAL;                     \
+		r = prefix##_restore_item(dev, item);                          \
+		cbor_decref(&item);                                            \
+		return r;                                                      \
+	}
+
 #endif /* VDK_SNAPSHOT_H */

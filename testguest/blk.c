@@ -18,6 +18,7 @@
  * <role> is "rw", or "ro" when the device offers VIRTIO_BLK_F_RO.
  */
 #include <asm-generic/errno.h>
+#include <linux/virtio_ring.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 

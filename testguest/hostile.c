@@ -36,6 +36,7 @@
  * shows the VMM kept running; the scripts check that it exits normally.
  */
 #include <asm-generic/errno.h>
+#include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 

@@ -8,6 +8,7 @@
  *                             (no VIRTIO_CONSOLE_F_MULTIPORT: port 0 only)
  */
 #include <asm-generic/errno.h>
+#include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
 
 #include "guest.h"

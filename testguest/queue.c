@@ -6,6 +6,8 @@
  */
 #include <asm-generic/errno.h>
 
+#include <linux/virtio_ring.h>
+
 #include "guest.h"
 
 /** Largest queue the guest sets up (one request in flight is enough). */

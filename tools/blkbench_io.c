@@ -8,6 +8,7 @@
  * histogram.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -152,8 +153,12 @@ int blkbench_ram_create(struct bench *b)
 		(size_t)o->queue_size * (MAX_SEGS + 2) * 16 + PAGE +
 		(size_t)o->iodepth * (bs + 64) + 2 * PAGE;
 	b->ram_size = (per_q * o->num_queues + 0x1fffff) & ~(size_t)0x1fffff;
-	b->memfd = memfd_create("vdk-blkbench", MFD_CLOEXEC);
-	if (b->memfd < 0 || ftruncate(b->memfd, (off_t)b->ram_size) < 0)
+	/* sealed like QEMU's memory-backend-memfd: back-ends may refuse
+	 * guest RAM that could shrink under them */
+	b->memfd =
+		memfd_create("vdk-blkbench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (b->memfd < 0 || ftruncate(b->memfd, (off_t)b->ram_size) < 0 ||
+	    fcntl(b->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
 		return -errno;
 	b->ram = mmap(NULL, b->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      b->memfd, 0);

@@ -5,7 +5,9 @@
  */
 #include "common.h"
 #include "log.h"
+#include "options.h"
 #include "socket_perm.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,12 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <vdk/log.h>
@@ -37,6 +34,18 @@ const char vdk_tool_common_help[] =
 	"                         decides)\n"
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
+	"  --once                 exit when the first front-end disconnects "
+	"(default:\n"
+	"                         serve front-ends one after the other, "
+	"reconnects and\n"
+	"                         VM restarts, until SIGINT/SIGTERM/SIGHUP; "
+	"the same\n"
+	"                         as --keep-listening)\n"
+	"  --allow-unsealed-memory  map guest RAM files not sealed with\n"
+	"                         F_SEAL_SHRINK (memory-backend-file); a "
+	"front-end\n"
+	"                         that truncates one can then kill this "
+	"program\n"
 	"  --stats-socket=PATH    answer each connection on the Unix socket "
 	"PATH with\n"
 	"                         the statistics as one JSON document (SIGUSR1 "
@@ -76,6 +85,18 @@ int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+int vdk_tool_parse_opt(const char *name, const char *arg, uint32_t min,
+		       uint32_t max, bool pow2, uint32_t *out)
+{
+	if (vdk_tool_parse_u32(arg, min, max, out) < 0 ||
+	    (pow2 && (*out & (*out - 1)))) {
+		vdk_tool_msg("--%s: want %s%u..%u", name,
+			     pow2 ? "a power of two " : "", min, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 {
 	uint32_t fd;
@@ -93,6 +114,14 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 		return 1;
 	case VDK_TOOL_OPT_PRINT_CAPS:
 		o->print_capabilities = true;
+		return 1;
+	case VDK_TOOL_OPT_KEEP_LISTENING: /* the default */
+		return 1;
+	case VDK_TOOL_OPT_ONCE:
+		o->once = true;
+		return 1;
+	case VDK_TOOL_OPT_ALLOW_UNSEALED:
+		o->allow_unsealed = true;
 		return 1;
 	case VDK_TOOL_OPT_LOG: {
 		enum vdk_tool_log_target t;
@@ -121,9 +150,14 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 
 int vdk_tool_check_common(const struct vdk_tool_opts *o)
 {
-	if (!o->socket_path == (o->fd < 0)) {
-		vdk_tool_msg("give exactly one of --socket-path and --fd "
+	if (o->socket_path && o->fd >= 0) {
+		vdk_tool_msg("give one of --socket-path and --fd "
 			     "(--help for usage)");
+		return -EINVAL;
+	}
+	if (!o->socket_path && o->fd < 0 && !getenv("LISTEN_FDS")) {
+		vdk_tool_msg("give --socket-path or --fd, or start under "
+			     "systemd socket activation (--help for usage)");
 		return -EINVAL;
 	}
 	if (o->socket_path &&
@@ -172,89 +206,117 @@ void vdk_tool_log_init(const char *prog, int verbosity)
 	vdk_log_set_sink(log_sink, NULL, max);
 }
 
-/* ---- signals and the front-end socket ----------------------------------- */
+/* ---- serving: one loop, signals on it, the library's server ------------- */
 
-int vdk_tool_signals(void)
+/*
+ * SIGINT/SIGTERM/SIGHUP: the handler stops the loop (vdk_loop_epoll_stop()
+ * is async-signal-safe: the graceful path, the connection is freed and the
+ * device flushed) and arms a 1 s alarm whose handler ends the process. So
+ * the program stops within a second whatever any thread is waiting on: the
+ * loop may be stuck in a write to a front-end's fd that was made blocking
+ * behind our back (see <vdk/vhost_user.h>), where a signalfd on that loop
+ * would never be read. No SA_RESTART: the thread the signal lands on leaves
+ * a waiting system call with EINTR.
+ */
+static struct vdk_loop *stop_loop;
+static volatile sig_atomic_t stop_signo;
+
+static void on_stop_signal(int signo)
 {
-	sigset_t set;
-	int fd;
+	int saved = errno;
 
+	if (!stop_signo) {
+		stop_signo = signo;
+		alarm(1);
+	}
+	if (stop_loop)
+		vdk_loop_epoll_stop(stop_loop);
+	errno = saved;
+}
+
+static void on_alarm(int signo)
+{
+	static const char msg[] = "vdk: shutdown did not finish within 1 s "
+				  "of the signal; exiting\n";
+
+	(void)signo;
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(128 + (stop_signo ? stop_signo : SIGTERM));
+}
+
+int vdk_tool_start(struct vdk_tool *t)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	struct sigaction al = {.sa_handler = on_alarm};
+	static const int stops[] = {SIGINT, SIGTERM, SIGHUP};
+	sigset_t set;
+	int ret;
+
+	t->result = 0;
+	/* A write to a front-end's pipe whose reader went away is EPIPE. */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		return -errno;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	return fd < 0 ? -errno : fd;
-}
-
-/* Read one pending signal; return its number (0 if none). */
-static int take_signal(int sigfd)
-{
-	struct signalfd_siginfo si;
-
-	if (read(sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-		return 0;
-	return (int)si.ssi_signo;
-}
-
-static int listen_at(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, ret;
-
-	/* A socket left by an earlier run is replaced; any other file is
-	 * refused rather than deleted. */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			vdk_tool_msg("%s exists and is not a socket", path);
-			return -EEXIST;
-		}
-		if (unlink(path) < 0) {
-			ret = -errno;
-			vdk_tool_msg("cannot remove stale socket %s: %s", path,
-				     strerror(-ret));
-			return ret;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Bind to a temporary name and rename it once listening, so that
-	 * the socket never appears at @path before it accepts connections
-	 * (a front-end that connects as soon as the file exists would get
-	 * ECONNREFUSED); paths too long for that are bound directly. */
-	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d.tmp", path,
-			 (int)getpid());
-	bool tmp = n > 0 && (size_t)n < sizeof(sa.sun_path);
-
-	if (!tmp)
-		memcpy(sa.sun_path, path,
-		       strlen(path) + 1); /* length checked */
-	else
-		(void)unlink(sa.sun_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 1) < 0 || (tmp && rename(sa.sun_path, path) < 0)) {
-		ret = -errno;
-		vdk_tool_msg("cannot listen on %s: %s", path, strerror(-ret));
-		if (tmp)
-			(void)unlink(sa.sun_path);
-		close(fd);
+	t->loop = vdk_loop_epoll_new(&ret);
+	if (!t->loop)
 		return ret;
+	stop_loop = t->loop;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&al.sa_mask);
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+		sigaddset(&sa.sa_mask, stops[i]);
+		sigaddset(&set, stops[i]);
 	}
-	return fd;
+	sigaddset(&set, SIGALRM);
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		if (sigaction(stops[i], &sa, NULL) < 0)
+			return -errno;
+	if (sigaction(SIGALRM, &al, NULL) < 0 ||
+	    sigprocmask(SIG_UNBLOCK, &set, NULL) < 0)
+		return -errno;
+	return 0;
 }
 
-/* --socket-group: the group may connect (socket_perm.h). */
+void vdk_tool_end(struct vdk_tool *t)
+{
+	stop_loop = NULL;
+	vdk_loop_epoll_free(t->loop);
+	t->loop = NULL;
+}
+
+static void on_server_event(void *opaque, enum vdk_vhost_user_server_event ev,
+			    int err)
+{
+	struct vdk_tool *t = opaque;
+
+	switch (ev) {
+	case VDK_VHOST_USER_SERVER_CONNECTED:
+		vdk_tool_msg("front-end connected");
+		break;
+	case VDK_VHOST_USER_SERVER_DISCONNECTED:
+		if (err) {
+			vdk_tool_msg("front-end connection failed: %s",
+				     strerror(-err));
+			t->result = err;
+		} else {
+			vdk_tool_msg("front-end disconnected");
+		}
+		break;
+	case VDK_VHOST_USER_SERVER_DONE:
+		vdk_loop_epoll_stop(t->loop);
+		break;
+	}
+}
+
+/* --socket-group: the group may connect (socket_perm.h). The socket is
+ * listening already; a member of the group trying before this is refused
+ * and retries (QEMU's reconnect), nobody else gains access meanwhile. */
 static int share_socket(const struct vdk_tool_opts *o)
 {
 	gid_t gid;
 	int ret;
 
-	if (!o->socket_group)
+	if (!o->socket_group || !o->socket_path)
 		return 0;
 	ret = vdk_tool_group_id(o->socket_group, &gid);
 	if (ret == 0)
@@ -265,272 +327,180 @@ static int share_socket(const struct vdk_tool_opts *o)
 	return ret;
 }
 
-/* Wait for a connection on @lfd or a signal on @sigfd. */
-static int accept_one(int lfd, int sigfd, int *conn)
+int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
+		   struct vdk_device *dev)
 {
-	struct epoll_event ev = {.events = EPOLLIN};
-	int ep, ret = 0;
+	const struct vdk_vhost_user_server_config cfg = {
+		.socket_path = o->socket_path,
+		.fd = o->fd,
+		.max_connections = o->once ? 1 : 0,
+		.allow_unsealed = o->allow_unsealed,
+		.event = on_server_event,
+		.opaque = t,
+	};
+	struct vdk_vhost_user_server *srv;
+	int ret;
 
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		return -errno;
-	ev.data.fd = lfd;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
-		goto err;
-	ev.data.fd = sigfd;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, sigfd, &ev) < 0)
-		goto err;
-	for (;;) {
-		int n = epoll_wait(ep, &ev, 1, -1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto err;
-		if (ev.data.fd == sigfd) {
-			if (take_signal(sigfd)) {
-				ret = 1;
-				break;
-			}
-			continue;
-		}
-		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (c >= 0) {
-			*conn = c;
-			break;
-		}
-		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
-			goto err;
+	srv = vdk_vhost_user_server_new(&cfg, dev, t->loop, &ret);
+	if (!srv) {
+		if (ret == -EADDRINUSE)
+			vdk_tool_msg("cannot serve: %s: another process "
+				     "serves this socket",
+				     o->socket_path);
+		else if (ret == -EEXIST)
+			vdk_tool_msg("cannot serve: %s exists and is not a "
+				     "socket",
+				     o->socket_path);
+		else
+			vdk_tool_msg("cannot serve: %s", strerror(-ret));
+		return ret;
 	}
-	close(ep);
-	return ret;
-err:
-	ret = -errno;
-	close(ep);
-	return ret;
-}
-
-int vdk_tool_accept(const struct vdk_tool_opts *o, int sigfd, int *conn)
-{
-	int lfd, listening = 0, ret;
-	socklen_t len = sizeof(listening);
-
-	if (o->fd >= 0) {
-		if (getsockopt(o->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
-			       &len) < 0) {
-			ret = -errno;
-			vdk_tool_msg("--fd=%d: not a socket: %s", o->fd,
-				     strerror(-ret));
-			return ret;
-		}
-		if (!listening) {
-			*conn = o->fd;
-			return 0;
-		}
-		lfd = o->fd;
-	} else {
-		lfd = listen_at(o->socket_path);
-		if (lfd < 0)
-			return lfd;
-		ret = share_socket(o);
-		if (ret < 0) {
-			close(lfd);
-			(void)unlink(o->socket_path);
-			return ret;
-		}
-		vdk_tool_msg("listening on %s", o->socket_path);
+	ret = share_socket(o);
+	if (ret < 0) {
+		vdk_vhost_user_server_free(srv); /* removes the socket */
+		return ret;
 	}
-	ret = accept_one(lfd, sigfd, conn);
-	if (ret < 0)
-		vdk_tool_msg("accept: %s", strerror(-ret));
-	close(lfd);
 	if (o->socket_path)
-		(void)unlink(o->socket_path);
-	return ret;
+		vdk_tool_msg("listening on %s", o->socket_path);
+	ret = vdk_loop_epoll_run(t->loop);
+	if (stop_signo)
+		vdk_tool_msg("%s: shutting down", strsignal((int)stop_signo));
+	/* Ends the connection (the device drains and resets) and removes
+	 * the socket file. */
+	vdk_vhost_user_server_free(srv);
+	return ret < 0 ? ret : t->result;
 }
 
-/* ---- the serving loop --------------------------------------------------- */
+/* ---- the program ---------------------------------------------------------- */
 
-/* epoll tags: kind in the upper 32 bits, queue or handler index below. */
-#define TAG_SOCKET (1ull << 32)
-#define TAG_SIGNAL (2ull << 32)
-#define TAG_KICK   (3ull << 32)
-#define TAG_EXTRA  (4ull << 32)
-#define TAG_KIND   (0xffffffffull << 32)
+static const struct option common_options[] = {VDK_TOOL_LONG_OPTIONS};
 
-static int watch_add(void *opaque, int fd, uint16_t queue)
+static void usage(const struct vdk_tool_program *p, FILE *out)
 {
-	struct epoll_event ev = {.events = EPOLLIN,
-				 .data.u64 = TAG_KICK | queue};
+	fprintf(out,
+		"Usage: %s (--socket-path=PATH | --fd=FDNUM) %s [-v]\n"
+		"       %s --print-capabilities\n"
+		"       %s --version\n\n",
+		p->name, p->synopsis, p->name, p->name);
+	if (p->usage)
+		p->usage(out);
+	else
+		fputs(p->help, out);
+	fputs(vdk_tool_common_help, out);
+}
+#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
 
-	if (epoll_ctl(*(int *)opaque, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return -errno;
+/* Parse the command line into @o; 1: exit 0 (--help, --version), 0: go on,
+ * -EINVAL: exit 1 (reported). */
+static int parse_args(const struct vdk_tool_program *p, struct option *all,
+		      struct vdk_tool_opts *o, int argc, char **argv)
+{
+	struct vdk_tool_cli cli;
+	int opt, ret;
+
+	vdk_tool_cli_init(&cli, p->name, all);
+	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
+					VDK_TOOL_SHORT_OPTIONS)) != -1) {
+		ret = vdk_tool_parse_common(o, opt, optarg);
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(p, stdout);
+			return 1;
+		case 'V':
+			vdk_tool_cli_version(&cli, VDK_VERSION);
+			return 1;
+		default:
+			if (opt < VDK_TOOL_OPT_FIRST_PRIVATE)
+				return -EINVAL; /* reported by cli_next */
+			ret = p->parse(opt, optarg);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	if (o->print_capabilities) /* abbreviated: --print-cap */
+		return 0;
+	if (optind < argc)
+		return vdk_tool_cli_error(&cli, "unexpected argument '%s'",
+					  argv[optind]);
 	return 0;
 }
 
-static void watch_remove(void *opaque, int fd, uint16_t queue)
+/* Serve @dev with the statistics (SIGUSR1, --stats-socket) on the same
+ * loop, so that they are answered with or without a front-end. */
+static int serve_with_stats(const struct vdk_tool_program *p,
+			    struct vdk_tool *t, const struct vdk_tool_opts *o,
+			    struct vdk_device *dev)
 {
-	(void)queue;
-	(void)epoll_ctl(*(int *)opaque, EPOLL_CTL_DEL, fd, NULL);
-}
-
-static const struct vdk_vhost_user_watch_ops watch_ops = {
-	.add = watch_add,
-	.remove = watch_remove,
-};
-
-/* Kick every ring that has no kick fd (polling mode); true if one of them
- * runs, so the loop must come back within a millisecond. */
-static bool poll_rings(struct vdk_vhost_user *vu)
-{
-	bool polled = false;
-
-	for (uint16_t i = 0; i < vdk_vhost_user_num_queues(vu); i++) {
-		if (vdk_vhost_user_is_broken(vu))
-			break;
-		if (vdk_vhost_user_kick_fd(vu, i) != -ENOENT)
-			continue;
-		if (vdk_vhost_user_handle_kick(vu, i) == 1)
-			polled = true;
-	}
-	return polled;
-}
-
-static int add_fd(int ep, int fd, uint64_t tag)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
-
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Wait for events: first spin for up to @poll_ns without sleeping, then
- * block (for at most 1 ms if @polled rings need a visit). */
-static int wait_events(int ep, struct epoll_event *evs, int max,
-		       uint64_t poll_ns, bool polled)
-{
-	if (poll_ns) {
-		uint64_t end = now_ns() + poll_ns;
-
-		do {
-			int nev = epoll_wait(ep, evs, max, 0);
-
-			if (nev != 0)
-				return nev;
-		} while (now_ns() < end);
-	}
-	return epoll_wait(ep, evs, max, polled ? 1 : -1);
-}
-
-int vdk_tool_serve(struct vdk_vhost_user *vu, int sigfd,
-		   const struct vdk_tool_fd_handler *extra, size_t n)
-{
-	return vdk_tool_serve_poll(vu, sigfd, extra, n, 0);
-}
-
-int vdk_tool_serve_poll(struct vdk_vhost_user *vu, int sigfd,
-			const struct vdk_tool_fd_handler *extra, size_t n,
-			uint32_t poll_us)
-{
-	bool polled = false, stop = false;
-	uint64_t poll_ns = (uint64_t)poll_us * 1000u;
-	int ep, ret;
-
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		return -errno;
-	ret = add_fd(ep, vdk_vhost_user_socket_fd(vu), TAG_SOCKET);
-	if (ret == 0)
-		ret = add_fd(ep, sigfd, TAG_SIGNAL);
-	for (size_t i = 0; i < n && ret == 0; i++)
-		ret = add_fd(ep, extra[i].fd, TAG_EXTRA | i);
-	if (ret == 0)
-		ret = vdk_vhost_user_set_watch(vu, &watch_ops, &ep);
-	while (ret == 0 && !stop && !vdk_vhost_user_is_broken(vu)) {
-		struct epoll_event evs[16];
-		int nev = wait_events(ep, evs, 16, poll_ns, polled);
-
-		if (nev < 0 && errno == EINTR)
-			continue;
-		if (nev < 0) {
-			ret = -errno;
-			break;
-		}
-		for (int k = 0; k < nev && !vdk_vhost_user_is_broken(vu); k++) {
-			uint64_t tag = evs[k].data.u64;
-			uint32_t idx = (uint32_t)tag;
-
-			switch (tag & TAG_KIND) {
-			case TAG_SOCKET: {
-				/* Request errors are logged by the library;
-				 * a fatal one breaks the connection. */
-				int r = vdk_vhost_user_process_message(vu);
-
-				/* The front-end going away, politely or
-				 * not (a reset), is a disconnect. */
-				if (vdk_vhost_user_is_broken(vu))
-					ret = r == -ENOTCONN || r == -ECONNRESET
-						      ? 0
-						      : r;
-				break;
-			}
-			case TAG_SIGNAL:
-				if (take_signal(sigfd)) {
-					vdk_tool_msg("signal: shutting down");
-					stop = true;
-				}
-				break;
-			case TAG_KICK:
-				(void)vdk_vhost_user_handle_kick(vu,
-								 (uint16_t)idx);
-				break;
-			case TAG_EXTRA:
-				if (idx < n)
-					extra[idx].fn(extra[idx].opaque,
-						      extra[idx].index);
-				break;
-			}
-		}
-		polled = poll_rings(vu);
-	}
-	(void)vdk_vhost_user_set_watch(vu, NULL, NULL);
-	close(ep);
-	return ret;
-}
-
-int vdk_tool_serve_device(struct vdk_device *dev, int conn, int sigfd,
-			  const struct vdk_tool_fd_handler *extra, size_t n,
-			  uint32_t poll_us)
-{
-	struct vdk_vhost_user_device_adapter ad;
-	const struct vdk_vhost_user_backend_ops *ops;
-	struct vdk_vhost_user *vu;
+	const char *name = t->device_name ? t->device_name : p->type;
+	struct vdk_tool_stats st = {.fn = p->stats, .opaque = t->stats_opaque};
 	int ret;
 
-	ret = vdk_vhost_user_backend_from_device(&ad, dev, &ops);
-	if (ret < 0) {
-		close(conn);
+	vdk_tool_log_set_device(name);
+	vdk_tool_stats_init(&st.info, p->name, VDK_VERSION, name, p->type);
+	ret = vdk_tool_stats_start(&st, o->stats_socket);
+	if (ret < 0)
 		return ret;
+	ret = vdk_tool_stats_attach(&st, t->loop);
+	if (ret == 0) {
+		ret = vdk_tool_serve(t, o, dev);
+		vdk_tool_stats_detach(&st, t->loop);
 	}
-	vu = vdk_vhost_user_new(conn, ops, &ad, &ret);
-	if (!vu) {
-		close(conn);
-		return ret;
-	}
-	vdk_tool_msg("front-end connected");
-	ret = vdk_tool_serve_poll(vu, sigfd, extra, n, poll_us);
-	if (ret == 0 && vdk_vhost_user_is_broken(vu))
-		vdk_tool_msg("front-end disconnected");
-	/* Stops every ring (a device drains its in-flight requests) and
-	 * resets the device before the connection goes. */
-	vdk_vhost_user_free(vu);
+	vdk_tool_stats_stop(&st);
 	return ret;
+}
+
+int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
+{
+	struct vdk_tool_opts o = {.fd = -1};
+	struct option *all;
+	struct vdk_device *dev;
+	struct vdk_tool t = {0};
+	size_t n = 0;
+	int ret;
+
+	/* The spec: --print-capabilities ignores every other option. */
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
+		fputs(p->capabilities, stdout);
+		return 0;
+	}
+	vdk_tool_log_init(p->name, 0); /* names the program in messages */
+	while (p->options[n].name)
+		n++;
+	all = calloc(N_COMMON + n + 1, sizeof(*all));
+	if (!all)
+		return 1;
+	memcpy(all, common_options, sizeof(common_options));
+	memcpy(all + N_COMMON, p->options, n * sizeof(*all));
+	ret = parse_args(p, all, &o, argc, argv);
+	free(all);
+	if (ret != 0)
+		return ret > 0 ? 0 : 1;
+	if (o.print_capabilities) {
+		fputs(p->capabilities, stdout);
+		return 0;
+	}
+	if (vdk_tool_check_common(&o) < 0)
+		return 1;
+	vdk_tool_log_open(p->name, (enum vdk_tool_log_target)o.log_target);
+	vdk_tool_log_init(p->name, o.verbosity);
+	ret = vdk_tool_start(&t);
+	if (ret < 0) {
+		vdk_tool_msg("signals and loop: %s", strerror(-ret));
+	} else {
+		dev = p->create(&t);
+		if (!dev) {
+			ret = -EINVAL;
+		} else {
+			ret = serve_with_stats(p, &t, &o, dev);
+			if (ret < 0)
+				vdk_tool_msg("error: %s", strerror(-ret));
+			p->finish(dev); /* before the loop it is attached to */
+		}
+	}
+	vdk_tool_end(&t);
+	return ret < 0 ? 1 : 0;
 }

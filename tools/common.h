@@ -2,14 +2,11 @@
 /*
  * What every vdk vhost-user backend program shares: the command line of the
  * vhost-user spec's "Backend program conventions" (--socket-path, --fd,
- * --print-capabilities), logging to stderr, SIGINT/SIGTERM, accepting the
- * one front-end, and the event loop that serves it.
- *
- * The event loop is the program's own epoll loop on top of the library's
- * hooks (vdk_vhost_user_set_watch() for kick fds,
- * vdk_vhost_user_process_message() for the socket), so that a device can add
- * fds of its own (virtio-blk's io_uring completion eventfds) and a signal
- * ends the loop; vdk_vhost_user_run() offers neither.
+ * --print-capabilities), logging (tools/log.h), live statistics
+ * (tools/stats.h) and serving: one epoll loop
+ * (<vdk/loop.h>) with the signals on it, and the library's vhost-user
+ * server over the program's device, which registers its own fds there. A
+ * program is an option table and a device constructor.
  */
 #ifndef VDK_TOOLS_COMMON_H
 #define VDK_TOOLS_COMMON_H
@@ -17,14 +14,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include <getopt.h>
+
+#include <vdk/loop.h>
 #include <vdk/vhost_user.h>
+
+struct json_object;
 
 /** Options every backend program takes (spec "Backend program conventions"). */
 struct vdk_tool_opts {
 	const char *socket_path;  /**< --socket-path: listen here, or NULL */
 	int fd;			  /**< --fd: inherited socket, or -1 */
 	bool print_capabilities;  /**< --print-capabilities */
+	bool once;		  /**< --once: exit after one front-end */
+	bool allow_unsealed;	  /**< --allow-unsealed-memory */
 	int verbosity;		  /**< number of -v */
 	int log_target;		  /**< --log: enum vdk_tool_log_target */
 	const char *stats_socket; /**< --stats-socket: path, or NULL */
@@ -36,6 +41,9 @@ enum {
 	VDK_TOOL_OPT_SOCKET_PATH = 0x100,
 	VDK_TOOL_OPT_FD,
 	VDK_TOOL_OPT_PRINT_CAPS,
+	VDK_TOOL_OPT_KEEP_LISTENING,
+	VDK_TOOL_OPT_ONCE,
+	VDK_TOOL_OPT_ALLOW_UNSEALED,
 	VDK_TOOL_OPT_LOG,
 	VDK_TOOL_OPT_STATS_SOCKET,
 	VDK_TOOL_OPT_SOCKET_GROUP,
@@ -48,6 +56,10 @@ enum {
 	{"socket-path", required_argument, NULL, VDK_TOOL_OPT_SOCKET_PATH},    \
 	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
+	{"keep-listening", no_argument, NULL, VDK_TOOL_OPT_KEEP_LISTENING},    \
+	{"once", no_argument, NULL, VDK_TOOL_OPT_ONCE},                        \
+	{"allow-unsealed-memory", no_argument, NULL,                           \
+	 VDK_TOOL_OPT_ALLOW_UNSEALED},                                         \
 	{"log", required_argument, NULL, VDK_TOOL_OPT_LOG},                    \
 	{"stats-socket", required_argument, NULL, VDK_TOOL_OPT_STATS_SOCKET},  \
 	{"socket-group", required_argument, NULL, VDK_TOOL_OPT_SOCKET_GROUP},  \
@@ -64,7 +76,9 @@ extern const char vdk_tool_common_help[];
 
 /**
  * vdk_tool_parse_common() - handle getopt_long() result @opt if it is a
- * common option (--socket-path, --fd, --print-capabilities, -v).
+ * common option (--socket-path, --fd, --print-capabilities, --once,
+ * --keep-listening, --allow-unsealed-memory, --log, --stats-socket,
+ * --socket-group, -v).
  * @arg: optarg.
  *
  * Return: 1 if @opt was a common option, 0 if not, -EINVAL for a bad value
@@ -73,8 +87,9 @@ extern const char vdk_tool_common_help[];
 int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg);
 
 /**
- * vdk_tool_check_common() - after parsing: exactly one of --socket-path
- * and --fd. Prints a message on error.
+ * vdk_tool_check_common() - after parsing: one of --socket-path and --fd,
+ * or LISTEN_FDS in the environment; --socket-group only with
+ * --socket-path, naming a group that exists. Prints a message on error.
  * Return: 0 or -EINVAL.
  */
 int vdk_tool_check_common(const struct vdk_tool_opts *o);
@@ -87,6 +102,14 @@ int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max,
 		       uint32_t *out);
 
 /**
+ * vdk_tool_parse_opt() - vdk_tool_parse_u32() for option --@name, printing
+ * "--@name: want @min..@max" (or "a power of two" if @pow2) on error.
+ * Return: 0 and *@out, or -EINVAL.
+ */
+int vdk_tool_parse_opt(const char *name, const char *arg, uint32_t min,
+		       uint32_t max, bool pow2, uint32_t *out);
+
+/**
  * vdk_tool_log_init() - send library messages to the program's log
  * (tools/log.h), prefixed with @prog; verbosity 0 shows warnings and
  * errors, 1 (-v) adds info and debug messages, among them the vhost-user
@@ -94,83 +117,87 @@ int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max,
  */
 void vdk_tool_log_init(const char *prog, int verbosity);
 
-/** vdk_tool_msg() - print "@prog: message" to stderr. */
+/** vdk_tool_msg() - log the program's own message (always shown,
+ * tools/log.h). */
 void vdk_tool_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/**
- * vdk_tool_signals() - block SIGINT and SIGTERM and return a signalfd for
- * them (owned by the caller); SIGPIPE is ignored (a closed socket is seen
- * as EPIPE).
- * Return: the fd, or -errno.
- */
-int vdk_tool_signals(void);
-
-/**
- * vdk_tool_accept() - get the connected front-end socket.
- * With --socket-path: create a listening AF_UNIX socket at that path
- * (replacing a stale socket file, refusing to replace anything else), wait
- * for one connection, then close and unlink the listener, so that no second
- * front-end can connect. With --fd: the fd is taken over; a listening socket
- * (SO_ACCEPTCONN) is accepted on once, a connected one used as it is.
- * @sigfd: from vdk_tool_signals(); a signal while waiting ends the wait.
- * @conn:  set to the connected socket (caller's).
- *
- * Return: 0; 1 if a signal came first (*@conn untouched); -errno.
- */
-int vdk_tool_accept(const struct vdk_tool_opts *o, int sigfd, int *conn);
-
-/**
- * struct vdk_tool_fd_handler - an extra fd the serving loop watches for
- * POLLIN; @fn(@opaque, @index) runs on the loop thread when it is readable
- * and must consume what made it readable.
- */
-struct vdk_tool_fd_handler {
-	int fd;
-	void (*fn)(void *opaque, uint16_t index);
-	void *opaque;
-	uint16_t index;
+/** struct vdk_tool - the program's loop. */
+struct vdk_tool {
+	struct vdk_loop *loop;	 /**< epoll loop everything runs on */
+	int result;		 /**< error of a failed connection, or 0 */
+	const char *device_name; /**< set by create(): logs and statistics */
+	void *stats_opaque;	 /**< set by create(): for program.stats */
 };
 
 /**
- * vdk_tool_serve() - serve @vu until the front-end disconnects, a signal
- * arrives on @sigfd, or the connection breaks: the socket, every ring's
- * kick fd (through vdk_vhost_user_set_watch()), @sigfd and the @n @extra
- * fds are watched with epoll; rings started without a kick fd are polled
- * every millisecond. A request that fails is logged by the library and
- * serving goes on.
- *
- * Return: 0 on a disconnect between messages (or a connection reset) or a
- * signal; the fatal error
- * (see vdk_vhost_user_process_message()) or -errno from epoll otherwise.
+ * vdk_tool_start() - ignore SIGPIPE (a closed socket is seen as EPIPE),
+ * make the epoll loop, and catch SIGINT, SIGTERM and SIGHUP: one stops the
+ * loop, and the process ends itself 1 s later if it has not exited by then,
+ * whatever its threads wait on. Call vdk_tool_end() after the device (which
+ * registers its fds on the loop) is freed, also on failure.
+ * Return: 0 or -errno.
  */
-int vdk_tool_serve(struct vdk_vhost_user *vu, int sigfd,
-		   const struct vdk_tool_fd_handler *extra, size_t n);
+int vdk_tool_start(struct vdk_tool *t);
+
+/** vdk_tool_end() - free the loop. */
+void vdk_tool_end(struct vdk_tool *t);
 
 /**
- * vdk_tool_serve_poll() - vdk_tool_serve() that busy-polls: after handling
- * events, the loop keeps checking its fds without sleeping (epoll_wait()
- * with a zero timeout) for up to @poll_us microseconds before it blocks, so
- * that a kick or completion arriving soon is handled without a wake-up of
- * the thread (as QEMU's AioContext polling does). 0 never polls. Costs CPU
- * time while the front-end is busy.
+ * vdk_tool_serve() - serve @dev over vhost-user as the options say
+ * (vdk_vhost_user_server_new(): --socket-path, --fd, or systemd's
+ * LISTEN_FDS; front-ends one after the other, or only one with --once;
+ * --socket-group) on the tool's loop until a signal (or, with --once, the
+ * front-end disconnected); then end the connection (the device drains and
+ * is reset) and remove the socket file.
  *
- * Return: as vdk_tool_serve().
+ * Return: 0; the error of a connection that failed (not a disconnect);
+ * -errno if serving cannot start.
  */
-int vdk_tool_serve_poll(struct vdk_vhost_user *vu, int sigfd,
-			const struct vdk_tool_fd_handler *extra, size_t n,
-			uint32_t poll_us);
+int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
+		   struct vdk_device *dev);
 
 /**
- * vdk_tool_serve_device() - serve the in-process device @dev to the
- * front-end on @conn through the library's device adapter
- * (vdk_vhost_user_backend_from_device()), with vdk_tool_serve_poll(), then
- * free the connection (every ring stops, the device is reset).
- * @conn: the connected socket; taken over (closed on every path).
- *
- * Return: as vdk_tool_serve(); -errno if the connection cannot be set up.
+ * struct vdk_tool_program - a backend program: its options and its device.
+ * Everything else (common options, logging, signals, serving) is
+ * vdk_tool_main()'s.
  */
-int vdk_tool_serve_device(struct vdk_device *dev, int conn, int sigfd,
-			  const struct vdk_tool_fd_handler *extra, size_t n,
-			  uint32_t poll_us);
+struct vdk_tool_program {
+	/** for messages: "vdk-vhost-user-blk" */
+	const char *name;
+	/** its options, for the usage line */
+	const char *synopsis;
+	/** its own options, {NULL}-terminated */
+	const struct option *options;
+	/** --help: what it does and its options (the usage line and the
+	 * common options are printed around it) */
+	void (*usage)(FILE *out);
+	/** or the same as a fixed text, if @usage is NULL */
+	const char *help;
+	/** --print-capabilities JSON */
+	const char *capabilities;
+	/** statistics document "type" ("block", "rng") */
+	const char *type;
+	/** the device's members of the statistics document, called with
+	 * vdk_tool.stats_opaque (tools/stats.h) */
+	int (*stats)(void *opaque, struct json_object *root);
+	/** Handle one of its options: 0, or -EINVAL (message printed). */
+	int (*parse)(int opt, const char *arg);
+	/** After parsing: check the options, create the device (it may set
+	 * the loop's busy-polling). NULL after printing why. */
+	struct vdk_device *(*create)(struct vdk_tool *t);
+	/** After serving: print its statistics and free the device. */
+	void (*finish)(struct vdk_device *dev);
+};
+
+/**
+ * vdk_tool_main() - the whole program: parse the command line (the common
+ * options and @p's, tools/options.h conventions), then --help, --version
+ * or --print-capabilities (which ignores every other option), or create
+ * the device and serve it (vdk_tool_serve()) with its statistics on the
+ * same loop (SIGUSR1, --stats-socket) until a signal or, with --once, the
+ * front-end left.
+ * Return: the exit status: 0, or 1 on an error.
+ */
+int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv);
 
 #endif /* VDK_TOOLS_COMMON_H */

@@ -422,35 +422,46 @@ void vdk_tool_stats_stop(struct vdk_tool_stats *st)
 	st->sigfd = -1;
 }
 
-static void on_signal(void *opaque, uint16_t index)
+static void on_signal(void *opaque, int fd, uint32_t events)
 {
 	struct vdk_tool_stats *st = opaque;
 
-	(void)index;
+	(void)fd;
+	(void)events;
 	(void)vdk_tool_stats_on_signal(st->sigfd, &st->info, st->fn,
 				       st->opaque);
 }
 
-static void on_socket(void *opaque, uint16_t index)
+static void on_socket(void *opaque, int fd, uint32_t events)
 {
 	struct vdk_tool_stats *st = opaque;
 
-	(void)index;
+	(void)fd;
+	(void)events;
 	(void)vdk_tool_stats_server_handle(st->srv);
 }
 
-size_t vdk_tool_stats_handlers(struct vdk_tool_stats *st,
-			       struct vdk_tool_fd_handler *out)
+int vdk_tool_stats_attach(struct vdk_tool_stats *st, struct vdk_loop *loop)
 {
-	size_t n = 0;
+	int ret = 0;
 
 	if (st->sigfd >= 0)
-		out[n++] = (struct vdk_tool_fd_handler){
-			.fd = st->sigfd, .fn = on_signal, .opaque = st};
+		ret = vdk_loop_add(loop, st->sigfd, VDK_LOOP_IN, on_signal, st);
+	if (ret == 0 && st->srv) {
+		ret = vdk_loop_add(loop, vdk_tool_stats_server_fd(st->srv),
+				   VDK_LOOP_IN, on_socket, st);
+		if (ret < 0 && st->sigfd >= 0)
+			(void)vdk_loop_remove(loop, st->sigfd);
+	}
+	if (ret < 0)
+		vdk_tool_msg("statistics: cannot watch: %s", strerror(-ret));
+	return ret;
+}
+
+void vdk_tool_stats_detach(struct vdk_tool_stats *st, struct vdk_loop *loop)
+{
 	if (st->srv)
-		out[n++] = (struct vdk_tool_fd_handler){
-			.fd = vdk_tool_stats_server_fd(st->srv),
-			.fn = on_socket,
-			.opaque = st};
-	return n;
+		(void)vdk_loop_remove(loop, vdk_tool_stats_server_fd(st->srv));
+	if (st->sigfd >= 0)
+		(void)vdk_loop_remove(loop, st->sigfd);
 }

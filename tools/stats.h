@@ -119,7 +119,7 @@ int vdk_tool_stats_on_signal(int sigfd, const struct vdk_tool_stats_info *info,
 
 /* ---- one bundle for a program ------------------------------------------ */
 
-struct vdk_tool_fd_handler;
+struct vdk_loop;
 
 /** struct vdk_tool_stats - a program's statistics: document, SIGUSR1 and
  * the optional socket (vdk_tool_stats_start()). */
@@ -143,11 +143,15 @@ int vdk_tool_stats_start(struct vdk_tool_stats *st, const char *socket_path);
 void vdk_tool_stats_stop(struct vdk_tool_stats *st);
 
 /**
- * vdk_tool_stats_handlers() - the serving-loop handlers (common.h) of
- * @st: SIGUSR1's signalfd and the socket, if any, into @out (room for 2).
- * Return: how many were written.
+ * vdk_tool_stats_attach() - watch @st's SIGUSR1 signalfd and its socket (if
+ * any) on @loop, so that statistics are served from the program's loop
+ * whether or not a front-end is connected. Logs an error.
+ * Return: 0 or -errno of vdk_loop_add() (nothing left added).
  */
-size_t vdk_tool_stats_handlers(struct vdk_tool_stats *st,
-			       struct vdk_tool_fd_handler *out);
+int vdk_tool_stats_attach(struct vdk_tool_stats *st, struct vdk_loop *loop);
+
+/** vdk_tool_stats_detach() - undo vdk_tool_stats_attach() (before
+ * vdk_tool_stats_stop() closes the fds). */
+void vdk_tool_stats_detach(struct vdk_tool_stats *st, struct vdk_loop *loop);
 
 #endif /* VDK_TOOLS_STATS_H */

@@ -11,16 +11,16 @@
  *     -chardev socket,id=blk0,path=/tmp/blk.sock \
  *     -device vhost-user-blk-pci,chardev=blk0
  *
- * One front-end is served, then the program exits: 0 when the front-end
- * disconnects or on SIGINT/SIGTERM, 1 on an error. Command line and
+ * Front-ends are served one after the other (QEMU's reconnect, a VM
+ * restart; --once: only one) until SIGINT/SIGTERM/SIGHUP: exit 0, 1 on an
+ * error. Statistics: SIGUSR1, --stats-socket (tools/stats.h). Command line and
  * --print-capabilities follow the vhost-user spec's "Backend program
  * conventions" (features "read-only" and "blk-file").
  *
- * The device is served through the library's device adapter
- * (vdk_vhost_user_backend_from_device()); the serving loop (common.c) also
- * watches each queue's io_uring completion eventfd and calls
- * vdk_blk_process_completions() when it fires, so requests complete on the
- * same thread that pops them, without a thread per queue.
+ * The program is its options and the device; serving is the library's
+ * (vdk_tool_serve(): one loop, the vhost-user server). The device puts its
+ * io_uring completion eventfds on that loop itself, so requests complete
+ * on the same thread that pops them, without a thread per queue.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,7 +33,6 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
-#include "log.h"
 #include "options.h"
 #include "stats.h"
 
@@ -57,7 +56,6 @@ enum {
 #define POLL_US_UNSET	UINT32_MAX
 
 static const struct option long_options[] = {
-	VDK_TOOL_LONG_OPTIONS,
 	{"disk", required_argument, NULL, OPT_DISK},
 	{"blk-file", required_argument, NULL, OPT_BLK_FILE},
 	{"read-only", no_argument, NULL, OPT_READ_ONLY},
@@ -71,11 +69,6 @@ static const struct option long_options[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: " PROG " (--socket-path=PATH | --fd=FDNUM) "
-		"--disk=IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]\n"
-		"       [--num-queues=N] [--queue-size=N] [--poll-us=N] [-v]\n"
-		"       " PROG " --print-capabilities\n"
-		"\n"
 		"Serve a virtio-blk device backed by IMAGE (a file or a block "
 		"device)\nto one vhost-user front-end, e.g. QEMU's "
 		"vhost-user-blk-pci.\n"
@@ -114,11 +107,10 @@ static void usage(FILE *out)
 		"sleeping,\n"
 		"                         0..1000000 (default %u with "
 		"synchronous reads\n"
-		"                         and writes, 0 with io_uring)\n"
-		"%s",
+		"                         and writes, 0 with "
+		"io_uring)\n",
 		VDK_BLK_MAX_QUEUES, VDK_BLK_MAX_QUEUE_SIZE,
-		VDK_BLK_DEFAULT_QUEUE_SIZE, DEFAULT_POLL_US,
-		vdk_tool_common_help);
+		VDK_BLK_DEFAULT_QUEUE_SIZE, DEFAULT_POLL_US);
 }
 
 /* Parse "IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]" into @cfg
@@ -158,11 +150,6 @@ static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 	return 0;
 }
 
-static void on_completion(void *opaque, uint16_t queue)
-{
-	(void)vdk_blk_process_completions(opaque, queue);
-}
-
 static void print_stats(struct vdk_blk *blk, const char *path)
 {
 	struct vdk_blk_stats s = vdk_blk_stats(blk);
@@ -181,161 +168,79 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 		(unsigned long long)s.unsupported);
 }
 
-/* Serve @blk to the front-end on @conn (taken over), with the queues'
- * completion fds in the serving loop. */
-static int serve(struct vdk_blk *blk, int conn, int sigfd, uint16_t nq,
-		 uint32_t poll_us, struct vdk_tool_stats *st)
+/* The program's options (static: this is a program). */
+static struct vdk_blk_config cfg;
+static uint32_t poll_us = POLL_US_UNSET;
+static struct vdk_blk *blk;
+
+static int parse(int opt, const char *arg)
 {
-	struct vdk_tool_fd_handler handlers[VDK_BLK_MAX_QUEUES + 2];
-	size_t n = nq;
+	static char disk[4096];
+	uint32_t v = 0;
+	int ret;
 
-	for (uint16_t i = 0; i < nq; i++)
-		handlers[i] = (struct vdk_tool_fd_handler){
-			.fd = vdk_blk_completion_fd(blk, i),
-			.fn = on_completion,
-			.opaque = blk,
-			.index = i,
-		};
-	n += vdk_tool_stats_handlers(st, &handlers[nq]);
-	return vdk_tool_serve_device(vdk_blk_device(blk), conn, sigfd, handlers,
-				     n, poll_us);
-}
-
-static int print_capabilities(void)
-{
-	/* vhost-user.json VHostUserBackendCapabilitiesBlock */
-	printf("{\n  \"type\": \"block\",\n"
-	       "  \"features\": [\n    \"read-only\",\n"
-	       "    \"blk-file\"\n  ]\n}\n");
-	return 0;
-}
-
-int main(int argc, char **argv)
-{
-	struct vdk_tool_opts o = {.fd = -1};
-	struct vdk_tool_cli cli;
-	struct vdk_blk_config cfg = {0};
-	struct vdk_blk *blk;
-	uint32_t v, poll_us = POLL_US_UNSET;
-	int opt, ret, sigfd, conn = -1;
-
-	/* The spec: --print-capabilities ignores every other option. */
-	if (vdk_tool_cli_has(argc, argv, "print-capabilities"))
-		return print_capabilities();
-	vdk_tool_log_init(PROG, 0); /* names the program in messages */
-	vdk_tool_cli_init(&cli, PROG, long_options);
-	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
-					VDK_TOOL_SHORT_OPTIONS)) != -1) {
-		ret = vdk_tool_parse_common(&o, opt, optarg);
-		if (ret < 0)
-			return 1;
-		if (ret > 0)
-			continue;
-		switch (opt) {
-		case OPT_DISK:
-			if (cfg.path)
-				return vdk_tool_cli_error(&cli, "give one of "
-								"--disk and "
-								"--blk-file"),
-				       1;
-			if (parse_disk(optarg, &cfg) < 0)
-				return 1;
-			break;
-		case OPT_BLK_FILE:
-			if (cfg.path)
-				return vdk_tool_cli_error(&cli, "give one of "
-								"--disk and "
-								"--blk-file"),
-				       1;
-			cfg.path = optarg;
-			break;
-		case OPT_READ_ONLY:
-			cfg.read_only = true;
-			break;
-		case OPT_SERIAL:
-			cfg.serial = optarg;
-			break;
-		case OPT_NUM_QUEUES:
-			if (vdk_tool_parse_u32(optarg, 1, VDK_BLK_MAX_QUEUES,
-					       &v) < 0) {
-				vdk_tool_msg("--num-queues: want 1..%u",
-					     VDK_BLK_MAX_QUEUES);
-				return 1;
-			}
-			cfg.num_queues = (uint16_t)v;
-			break;
-		case OPT_QUEUE_SIZE:
-			if (vdk_tool_parse_u32(optarg, 4,
-					       VDK_BLK_MAX_QUEUE_SIZE,
-					       &v) < 0 ||
-			    (v & (v - 1))) {
-				vdk_tool_msg("--queue-size: want a power of "
-					     "two 4..%u",
-					     VDK_BLK_MAX_QUEUE_SIZE);
-				return 1;
-			}
-			cfg.queue_size = (uint16_t)v;
-			break;
-		case OPT_POLL_US:
-			if (vdk_tool_parse_u32(optarg, 0, 1000000, &poll_us) <
-			    0) {
-				vdk_tool_msg("--poll-us: want 0..1000000");
-				return 1;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			vdk_tool_cli_version(&cli, VDK_VERSION);
-			return 0;
-		default:
-			return 1; /* reported by vdk_tool_cli_next() */
+	if ((opt == OPT_DISK || opt == OPT_BLK_FILE) && cfg.path) {
+		vdk_tool_msg("give one of --disk and --blk-file (see --help)");
+		return -EINVAL;
+	}
+	switch (opt) {
+	case OPT_DISK:
+		if (strlen(arg) >= sizeof(disk)) {
+			vdk_tool_msg("--disk: too long");
+			return -EINVAL;
 		}
+		strcpy(disk, arg);
+		return parse_disk(disk, &cfg);
+	case OPT_BLK_FILE:
+		cfg.path = arg;
+		return 0;
+	case OPT_READ_ONLY:
+		cfg.read_only = true;
+		return 0;
+	case OPT_SERIAL:
+		cfg.serial = arg;
+		return 0;
+	case OPT_NUM_QUEUES:
+		ret = vdk_tool_parse_opt("num-queues", arg, 1,
+					 VDK_BLK_MAX_QUEUES, false, &v);
+		cfg.num_queues = (uint16_t)v;
+		return ret;
+	case OPT_QUEUE_SIZE:
+		ret = vdk_tool_parse_opt("queue-size", arg, 4,
+					 VDK_BLK_MAX_QUEUE_SIZE, true, &v);
+		cfg.queue_size = (uint16_t)v;
+		return ret;
+	case OPT_POLL_US:
+		return vdk_tool_parse_opt("poll-us", arg, 0, 1000000, false,
+					  &poll_us);
 	}
-	if (o.print_capabilities) /* abbreviated: --print-cap */
-		return print_capabilities();
-	if (optind < argc) {
-		vdk_tool_cli_error(&cli, "unexpected argument '%s'",
-				   argv[optind]);
-		return 1;
-	}
-	if (vdk_tool_check_common(&o) < 0)
-		return 1;
+	return -EINVAL;
+}
+
+static struct vdk_device *create(struct vdk_tool *t)
+{
+	struct vdk_blk_io_info io;
+
 	if (!cfg.path) {
 		vdk_tool_msg("--disk (or --blk-file) is required");
-		return 1;
+		return NULL;
 	}
-	vdk_tool_log_open(PROG, o.log_target);
-	vdk_tool_log_init(PROG, o.verbosity);
-	sigfd = vdk_tool_signals();
-	if (sigfd < 0) {
-		vdk_tool_msg("signals: %s", strerror(-sigfd));
-		return 1;
-	}
-	/* queue_notify and completions both run on the serving loop */
+	/* queue_notify and completions both run on the loop's thread */
 	cfg.single_thread = true;
-	ret = vdk_blk_new(&blk, &cfg); /* logs its own failure */
-	if (ret < 0)
-		return 1;
+	if (vdk_blk_new(&blk, &cfg) < 0) /* logs its own failure */
+		return NULL;
+	io = vdk_blk_io_info(blk);
+	if (poll_us == POLL_US_UNSET)
+		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
+	vdk_loop_epoll_set_poll(t->loop, poll_us);
 	/* The device's name in log lines and statistics: its serial, else
 	 * the image's file name. */
 	const char *slash = strrchr(cfg.path, '/');
-	const char *name = cfg.serial && *cfg.serial ? cfg.serial
-			   : slash		     ? slash + 1
-						     : cfg.path;
-	struct vdk_tool_stats st = {.fn = vdk_tool_stats_blk, .opaque = blk};
 
-	vdk_tool_log_set_device(name);
-	vdk_tool_stats_init(&st.info, PROG, VDK_VERSION, name, "block");
-	if (vdk_tool_stats_start(&st, o.stats_socket) < 0) {
-		vdk_blk_free(blk);
-		close(sigfd);
-		return 1;
-	}
-	struct vdk_blk_io_info io = vdk_blk_io_info(blk);
-	if (poll_us == POLL_US_UNSET)
-		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
+	t->device_name = cfg.serial && *cfg.serial ? cfg.serial
+			 : slash		   ? slash + 1
+						   : cfg.path;
+	t->stats_opaque = blk;
 	vdk_tool_msg("%s: %llu sectors%s%s%s, %u queue(s), %s reads and "
 		     "writes%s, poll %u us",
 		     cfg.path, (unsigned long long)vdk_blk_capacity(blk),
@@ -345,18 +250,36 @@ int main(int argc, char **argv)
 		     cfg.num_queues ? cfg.num_queues : 1,
 		     io.mode == VDK_BLK_IO_SYNC ? "synchronous" : "io_uring",
 		     io.direct ? ", O_DIRECT" : "", poll_us);
-	ret = vdk_tool_accept(&o, sigfd, &conn);
-	if (ret == 0) {
-		ret = serve(blk, conn, sigfd,
-			    cfg.num_queues ? cfg.num_queues : 1, poll_us, &st);
-		print_stats(blk, cfg.path);
-	} else if (ret == 1) {
-		ret = 0; /* a signal before any front-end came */
-	}
-	if (ret < 0)
-		vdk_tool_msg("error: %s", strerror(-ret));
-	vdk_tool_stats_stop(&st);
+	return vdk_blk_device(blk);
+}
+
+static void finish(struct vdk_device *dev)
+{
+	(void)dev;
+	print_stats(blk, cfg.path);
 	vdk_blk_free(blk);
-	close(sigfd);
-	return ret < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct vdk_tool_program prog = {
+		.name = PROG,
+		.synopsis = "--disk=IMAGE[,readonly][,serial=ID][,direct]"
+			    "[,aio=MODE]\n"
+			    "       [--num-queues=N] [--queue-size=N] "
+			    "[--poll-us=N]",
+		.options = long_options,
+		.usage = usage,
+		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
+		.capabilities = "{\n  \"type\": \"block\",\n"
+				"  \"features\": [\n    \"read-only\",\n"
+				"    \"blk-file\"\n  ]\n}\n",
+		.type = "block",
+		.stats = vdk_tool_stats_blk,
+		.parse = parse,
+		.create = create,
+		.finish = finish,
+	};
+
+	return vdk_tool_main(&prog, argc, argv);
 }

@@ -2,55 +2,65 @@
 /*
  * virtio-mmio devices and their event loop (see devices.h).
  *
- * epoll keys: the device index in bits 63:32, the event kind in 31:16 and
- * the queue index in 15:0, so the loop needs no lookup table.
+ * One struct vdk_loop (the library's epoll loop) on one device thread
+ * carries every event source: the queues' ioeventfds (→ vdk_mmio_notify()),
+ * stdin for the console that reads it, and whatever each device registered
+ * itself through vdk_device_attach_loop() (virtio-blk's io_uring completion
+ * eventfds, virtio-console's output readiness). Nothing here knows a
+ * device's type or its private fds.
  */
 #include "devices.h"
 
-#include <endian.h>
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <linux/virtio_ids.h>
 #include <linux/virtio_mmio.h>
 
-#include <vdk/devices/rng.h>
 #include <vdk/log.h>
+#include <vdk/loop.h>
 #include <vdk/mmio.h>
 
 #define MOD "devices"
 
-enum ev_kind {
-	EV_STOP = 1,	   /* the stop eventfd */
-	EV_NOTIFY = 2,	   /* a queue's ioeventfd */
-	EV_COMPLETION = 3, /* a virtio-blk queue's completion eventfd */
-	EV_OUTPUT = 4,	   /* a virtio-console's output fd is writable */
+struct vdev;
+
+/* One queue's ioeventfd on the loop. */
+struct vqueue {
+	struct vdev *v;
+	uint16_t index;
+	int fd;	      /* eventfd, or -1 */
+	bool bound;   /* assigned with KVM_IOEVENTFD */
+	bool on_loop; /* added to the loop */
 };
 
 /* One virtio device and its transport. */
 struct vdev {
 	struct vmm_devices *owner;
-	struct vdk_device *dev;	     /* owned through blk or rng */
-	struct vdk_blk *blk;	     /* if virtio-blk */
-	struct vdk_rng *rng;	     /* if virtio-rng */
-	struct vdk_console *console; /* if virtio-console */
-	int out_fd;		     /* its output fd (not owned), or -1 */
-	bool out_in_epoll;	     /* out_fd added to the epoll set */
-	struct vdk_mmio *transport;  /* owned */
+	struct vdk_device *dev;	    /* owned: vdk_device_fini() */
+	struct vdk_mmio *transport; /* owned */
 	struct vmm_mmio_device_info info;
 	bool on_bus;	  /* registered on the MMIO bus */
 	bool irqfd_bound; /* irq_fd assigned with KVM_IRQFD */
 	int irq_fd;	  /* eventfd, or -1 */
 	uint16_t num_queues;
-	int notify_fd[VDK_DEVICE_MAX_QUEUES]; /* eventfds, or -1 */
-	bool ioeventfd_bound[VDK_DEVICE_MAX_QUEUES];
+	struct vqueue q[VDK_DEVICE_MAX_QUEUES];
+};
+
+/* stdin feeding a console: read into @buf, pushed as the guest takes it. */
+struct stdin_feed {
+	struct vdk_console *con; /* or NULL */
+	bool on_loop;		 /* stdin added to the loop (else polled) */
+	int timer;		 /* timerfd: retry while the input is full */
+	bool timer_on_loop;
+	uint8_t buf[256];
+	size_t off, len;
+	bool eof;
 };
 
 struct vmm_devices {
@@ -58,28 +68,13 @@ struct vmm_devices {
 	const struct vdk_mem *mem;
 	struct vdk_bus *bus;
 	struct vmm_mmio_manager *mgr;
-	int epoll_fd;
-	int stop_fd;
+	struct vdk_loop *loop;
 	pthread_t thread;
 	bool running;
-	struct vdev *stdin_console; /* fed by the stdin thread, or NULL */
-	pthread_t stdin_thread;
-	bool stdin_running;
+	struct stdin_feed in;
 	size_t num;
 	struct vdev devs[VMM_DEVICES_MAX];
 };
-
-static uint64_t ev_key(size_t dev, enum ev_kind kind, uint16_t queue)
-{
-	return (uint64_t)dev << 32 | (uint64_t)kind << 16 | queue;
-}
-
-static int epoll_add(struct vmm_devices *d, int fd, uint64_t key)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
-
-	return epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
 
 struct vmm_devices *vmm_devices_new(struct vmm_kvm *kvm,
 				    const struct vdk_mem *mem,
@@ -97,18 +92,8 @@ struct vmm_devices *vmm_devices_new(struct vmm_kvm *kvm,
 	d->mem = mem;
 	d->bus = mmio_bus;
 	d->mgr = mgr;
-	d->stop_fd = -1;
-	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epoll_fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->stop_fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = epoll_add(d, d->stop_fd, ev_key(0, EV_STOP, 0));
+	d->in.timer = -1;
+	d->loop = vdk_loop_epoll_new(&r);
 out:
 	if (r < 0) {
 		vmm_devices_free(d);
@@ -131,11 +116,25 @@ static void vdev_irq(void *opaque, bool level)
 			v->info.id);
 }
 
-/* Create the transport, place it, and bind its irqfd and ioeventfds. */
-static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
-		       const char *id, const char **errmsg)
+/* A queue's ioeventfd fired: the driver notified it (virtio 1.2 §4.2.3.3).
+ * Through the transport, whose lock orders it against a reset or
+ * QueueReset from a vCPU. */
+static void on_notify(void *opaque, int fd, uint32_t events)
 {
-	size_t index = (size_t)(v - d->devs);
+	struct vqueue *q = opaque;
+	uint64_t v;
+
+	(void)events;
+	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		;
+	vdk_mmio_notify(q->v->transport, q->index);
+}
+
+/* Create the transport, place it, bind its irqfd and ioeventfds and put
+ * them on the loop. */
+static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
+		       const char **errmsg)
+{
 	struct vdk_mmio_config mc = {
 		.device = v->dev,
 		.mem = d->mem,
@@ -144,6 +143,11 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 	};
 	int r;
 
+	r = vdk_device_attach_loop(v->dev, d->loop);
+	if (r < 0) {
+		*errmsg = "the device cannot use the event loop";
+		return r;
+	}
 	v->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (v->irq_fd < 0) {
 		*errmsg = "eventfd() failed";
@@ -155,7 +159,7 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 		return r;
 	}
 	r = vmm_mmio_manager_register(
-		d->mgr, type, id, d->bus,
+		d->mgr, v->dev->ops->device_type, id, d->bus,
 		(struct vdk_bus_device){&vdk_mmio_bus_ops, v->transport},
 		&v->info, errmsg);
 	if (r < 0)
@@ -168,270 +172,164 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, uint32_t type,
 	}
 	v->irqfd_bound = true;
 
-	v->num_queues = v->dev->ops->num_queues(v->dev->impl);
-	if (v->num_queues > VDK_DEVICE_MAX_QUEUES)
-		v->num_queues = VDK_DEVICE_MAX_QUEUES;
-	for (uint16_t q = 0; q < v->num_queues; q++) {
-		v->notify_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (v->notify_fd[q] < 0) {
+	v->num_queues = v->dev->num_queues;
+	for (uint16_t i = 0; i < v->num_queues; i++) {
+		struct vqueue *q = &v->q[i];
+
+		q->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->fd < 0) {
 			*errmsg = "eventfd() failed";
 			return -errno;
 		}
-		r = vmm_kvm_ioeventfd(d->kvm, v->notify_fd[q],
+		r = vmm_kvm_ioeventfd(d->kvm, q->fd,
 				      v->info.base + VIRTIO_MMIO_QUEUE_NOTIFY,
-				      4, q, true);
+				      4, i, true);
 		if (r < 0) {
 			*errmsg = "KVM_IOEVENTFD failed";
 			return r;
 		}
-		v->ioeventfd_bound[q] = true;
-		r = epoll_add(d, v->notify_fd[q], ev_key(index, EV_NOTIFY, q));
+		q->bound = true;
+		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
 		if (r < 0) {
-			*errmsg = "epoll_ctl() failed";
+			*errmsg = "cannot watch the ioeventfd";
 			return r;
 		}
-		if (v->blk) {
-			r = epoll_add(d, vdk_blk_completion_fd(v->blk, q),
-				      ev_key(index, EV_COMPLETION, q));
-			if (r < 0) {
-				*errmsg = "epoll_ctl() failed";
-				return r;
-			}
-		}
+		q->on_loop = true;
 	}
 	return 0;
 }
 
-/* The next free slot, with every fd marked absent. */
-static struct vdev *vdev_alloc(struct vmm_devices *d)
+int vmm_devices_add(struct vmm_devices *d, const char *id,
+		    struct vdk_device *dev, const char **errmsg)
 {
+	const char *msg = "too many devices";
 	struct vdev *v;
+	int r = -ENOSPC;
 
-	if (d->num == VMM_DEVICES_MAX)
-		return NULL;
+	if (d->num == VMM_DEVICES_MAX) {
+		vdk_device_fini(dev);
+		goto out;
+	}
 	v = &d->devs[d->num++];
 	memset(v, 0, sizeof(*v));
 	v->owner = d;
+	v->dev = dev;
 	v->irq_fd = -1;
-	v->out_fd = -1;
-	for (size_t q = 0; q < VDK_DEVICE_MAX_QUEUES; q++)
-		v->notify_fd[q] = -1;
-	return v;
-}
-
-int vmm_devices_add_blk(struct vmm_devices *d, const char *id,
-			const struct vdk_blk_config *cfg, const char **errmsg)
-{
-	const char *msg = NULL;
-	struct vdev *v = vdev_alloc(d);
-	int r;
-
-	if (!v) {
-		msg = "too many devices";
-		r = -ENOSPC;
-		goto out;
+	for (size_t i = 0; i < VDK_DEVICE_MAX_QUEUES; i++) {
+		v->q[i].v = v;
+		v->q[i].index = (uint16_t)i;
+		v->q[i].fd = -1;
 	}
-	r = vdk_blk_new(&v->blk, cfg);
-	if (r < 0) {
-		msg = "cannot open the disk image";
-		goto out;
-	}
-	v->dev = vdk_blk_device(v->blk);
-	r = vdev_attach(d, v, VIRTIO_ID_BLOCK, id, &msg);
+	r = vdev_attach(d, v, id, &msg);
 out:
 	if (r < 0 && errmsg)
 		*errmsg = msg;
 	return r;
 }
 
-int vmm_devices_add_rng(struct vmm_devices *d, const char *id,
-			const char **errmsg)
-{
-	const char *msg = NULL;
-	struct vdev *v = vdev_alloc(d);
-	int r;
+/* ---- stdin into a console ------------------------------------------------ */
 
-	if (!v) {
-		msg = "too many devices";
-		r = -ENOSPC;
-		goto out;
+static void stdin_timer(struct vmm_devices *d, bool on)
+{
+	struct stdin_feed *in = &d->in;
+	struct itimerspec its = {0};
+
+	if (on && !in->timer_on_loop)
+		in->timer_on_loop =
+			vdk_loop_modify(d->loop, in->timer, VDK_LOOP_IN) == 0;
+	else if (!on && in->timer_on_loop)
+		in->timer_on_loop = vdk_loop_modify(d->loop, in->timer, 0) < 0;
+	if (on) {
+		its.it_interval.tv_nsec = 5000000; /* 5 ms */
+		its.it_value.tv_nsec = 5000000;
 	}
-	r = vdk_rng_new(&v->rng, NULL);
-	if (r < 0) {
-		msg = "cannot create the virtio-rng device";
-		goto out;
-	}
-	v->dev = vdk_rng_device(v->rng);
-	r = vdev_attach(d, v, VIRTIO_ID_RNG, id, &msg);
-out:
-	if (r < 0 && errmsg)
-		*errmsg = msg;
-	return r;
+	(void)timerfd_settime(in->timer, 0, &its, NULL);
 }
 
-int vmm_devices_add_console(struct vmm_devices *d, const char *id,
-			    const struct vdk_console_config *cfg,
-			    bool stdin_input, const char **errmsg)
+/* Read stdin if nothing waits, push what waits; pause stdin and retry from
+ * the timer while the console's input buffer is full. */
+static void stdin_pump(struct vmm_devices *d)
 {
-	const char *msg = NULL;
-	struct vdev *v = NULL;
+	struct stdin_feed *in = &d->in;
+	ssize_t n;
 	int r;
 
-	if (stdin_input && d->stdin_console) {
-		msg = "only one console can read stdin";
-		r = -EBUSY;
-		goto out;
-	}
-	v = vdev_alloc(d);
-	if (!v) {
-		msg = "too many devices";
-		r = -ENOSPC;
-		goto out;
-	}
-	r = vdk_console_new(&v->console, cfg);
-	if (r < 0) {
-		msg = "cannot create the virtio-console device";
-		goto out;
-	}
-	v->dev = vdk_console_device(v->console);
-	v->out_fd = cfg->output_fd;
-	r = vdev_attach(d, v, VIRTIO_ID_CONSOLE, id, &msg);
-	if (r == 0 && stdin_input)
-		d->stdin_console = v;
-out:
-	if (r < 0 && errmsg)
-		*errmsg = msg;
-	return r;
-}
-
-/* ---- the console's stdin thread ---------------------------------------------- */
-
-/* Read stdin and push it into the console, waiting (5 ms steps) while the
- * device's input buffer is full; end at EOF, a read error, or stop. */
-static void *stdin_thread(void *arg)
-{
-	struct vmm_devices *d = arg;
-	struct vdk_console *con = d->stdin_console->console;
-	struct pollfd fds[2] = {
-		{.fd = STDIN_FILENO, .events = POLLIN},
-		{.fd = d->stop_fd, .events = POLLIN},
-	};
-	uint8_t buf[256];
-
-	for (;;) {
-		ssize_t n;
-
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return NULL;
-		}
-		if (fds[1].revents)
-			return NULL;
-		n = read(STDIN_FILENO, buf, sizeof(buf));
+	if (in->off == in->len && !in->eof) {
+		n = read(STDIN_FILENO, in->buf, sizeof(in->buf));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return NULL; /* EOF: the guest just gets no more input */
-		for (size_t off = 0; off < (size_t)n;) {
-			int r = vdk_console_push_input(con, buf + off,
-						       (size_t)n - off);
-
-			if (r < 0)
-				return NULL;
-			off += (size_t)r;
-			if (off < (size_t)n && poll(&fds[1], 1, 5) != 0)
-				return NULL;
+			return;
+		if (n <= 0) { /* EOF or error: the guest gets no more */
+			in->eof = true;
+			if (in->on_loop)
+				(void)vdk_loop_remove(d->loop, STDIN_FILENO);
+			in->on_loop = false;
+			stdin_timer(d, false);
+			return;
 		}
+		in->off = 0;
+		in->len = (size_t)n;
 	}
+	while (in->off < in->len) {
+		r = vdk_console_push_input(in->con, in->buf + in->off,
+					   in->len - in->off);
+		if (r <= 0)
+			break;
+		in->off += (size_t)r;
+	}
+	if (in->on_loop)
+		(void)vdk_loop_modify(d->loop, STDIN_FILENO,
+				      in->off < in->len ? 0 : VDK_LOOP_IN);
+	/* full: retry; a stdin that cannot be polled is read on each tick */
+	stdin_timer(d, !in->eof && (in->off < in->len || !in->on_loop));
+}
+
+static void on_stdin(void *opaque, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	stdin_pump(opaque);
+}
+
+static void on_stdin_timer(void *opaque, int fd, uint32_t events)
+{
+	uint64_t ticks;
+
+	(void)events;
+	(void)!read(fd, &ticks, sizeof(ticks));
+	stdin_pump(opaque);
+}
+
+int vmm_devices_feed_stdin(struct vmm_devices *d, struct vdk_console *con)
+{
+	struct stdin_feed *in = &d->in;
+	int r;
+
+	if (in->con)
+		return -EBUSY;
+	in->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (in->timer < 0)
+		return -errno;
+	r = vdk_loop_add(d->loop, in->timer, 0, on_stdin_timer, d);
+	if (r < 0)
+		return r;
+	in->con = con;
+	r = vdk_loop_add(d->loop, STDIN_FILENO, VDK_LOOP_IN, on_stdin, d);
+	in->on_loop = r == 0;
+	if (r == -EPERM) /* a regular file: read it on the timer */
+		stdin_timer(d, true);
+	else if (r < 0)
+		return r;
+	return 0;
 }
 
 /* ---- the device thread ---------------------------------------------------- */
 
-static void drain(int fd)
-{
-	uint64_t v;
-
-	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-		;
-}
-
-/* While a console's output waits for its fd, have epoll report the fd
- * writable (once); a regular file never blocks and cannot be polled. */
-static void console_watch_output(struct vmm_devices *d, struct vdev *v,
-				 size_t index)
-{
-	struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT,
-				 .data.u64 = ev_key(index, EV_OUTPUT, 0)};
-
-	if (v->out_fd < 0 || !vdk_console_output_blocked(v->console))
-		return;
-	if (epoll_ctl(d->epoll_fd,
-		      v->out_in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-		      v->out_fd, &ev) < 0) {
-		vdk_log(VDK_LOG_WARN, MOD, "%s: cannot poll the output: %s",
-			v->info.id, strerror(errno));
-		return;
-	}
-	v->out_in_epoll = true;
-}
-
-static void handle_event(struct vmm_devices *d, uint64_t key)
-{
-	size_t index = key >> 32;
-	enum ev_kind kind = (enum ev_kind)((key >> 16) & 0xffff);
-	uint16_t q = key & 0xffff;
-	struct vdev *v;
-	uint32_t le;
-
-	if (index >= d->num)
-		return;
-	v = &d->devs[index];
-	switch (kind) {
-	case EV_NOTIFY:
-		drain(v->notify_fd[q]);
-		/* Through the transport: its lock orders this against a
-		 * reset from a vCPU (virtio 1.2 §4.2.2, QueueNotify). */
-		le = htole32(q);
-		vdk_mmio_write(v->transport, VIRTIO_MMIO_QUEUE_NOTIFY, &le,
-			       sizeof(le));
-		break;
-	case EV_COMPLETION:
-		if (v->blk)
-			vdk_blk_process_completions(v->blk, q);
-		break;
-	case EV_OUTPUT:
-		if (v->console)
-			vdk_console_flush_output(v->console);
-		break;
-	default:
-		break;
-	}
-	if (v->console)
-		console_watch_output(d, v, index);
-}
-
 static void *device_thread(void *arg)
 {
 	struct vmm_devices *d = arg;
-	struct epoll_event ev[32];
 
-	for (;;) {
-		int n = epoll_wait(d->epoll_fd, ev, 32, -1);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			vdk_log(VDK_LOG_ERROR, MOD, "epoll_wait: %s",
-				strerror(errno));
-			return NULL;
-		}
-		for (int i = 0; i < n; i++) {
-			if (((ev[i].data.u64 >> 16) & 0xffff) == EV_STOP)
-				return NULL;
-			handle_event(d, ev[i].data.u64);
-		}
-	}
+	(void)vdk_loop_epoll_run(d->loop); /* logs its failure */
+	return NULL;
 }
 
 int vmm_devices_start(struct vmm_devices *d)
@@ -441,25 +339,23 @@ int vmm_devices_start(struct vmm_devices *d)
 	if (r)
 		return -r;
 	d->running = true;
-	if (d->stdin_console) {
-		r = pthread_create(&d->stdin_thread, NULL, stdin_thread, d);
-		if (r)
-			return -r;
-		d->stdin_running = true;
-	}
 	return 0;
 }
 
 static void vdev_free(struct vmm_devices *d, struct vdev *v)
 {
-	for (uint16_t q = 0; q < VDK_DEVICE_MAX_QUEUES; q++) {
-		if (v->ioeventfd_bound[q])
-			vmm_kvm_ioeventfd(d->kvm, v->notify_fd[q],
+	for (uint16_t i = 0; i < VDK_DEVICE_MAX_QUEUES; i++) {
+		struct vqueue *q = &v->q[i];
+
+		if (q->on_loop)
+			(void)vdk_loop_remove(d->loop, q->fd);
+		if (q->bound)
+			vmm_kvm_ioeventfd(d->kvm, q->fd,
 					  v->info.base +
 						  VIRTIO_MMIO_QUEUE_NOTIFY,
-					  4, q, false);
-		if (v->notify_fd[q] >= 0)
-			close(v->notify_fd[q]);
+					  4, i, false);
+		if (q->fd >= 0)
+			close(q->fd);
 	}
 	if (v->irqfd_bound)
 		vmm_kvm_irqfd(d->kvm, v->irq_fd, v->info.irq, false);
@@ -469,34 +365,26 @@ static void vdev_free(struct vmm_devices *d, struct vdev *v)
 	vdk_mmio_free(v->transport);
 	if (v->irq_fd >= 0)
 		close(v->irq_fd);
-	if (v->blk)
-		vdk_blk_free(v->blk);
-	if (v->rng)
-		vdk_rng_free(v->rng);
-	if (v->out_in_epoll)
-		epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, v->out_fd, NULL);
-	if (v->console)
-		vdk_console_free(v->console);
+	/* The device takes its own fds off the loop. */
+	vdk_device_fini(v->dev);
 }
 
 void vmm_devices_free(struct vmm_devices *d)
 {
-	uint64_t one = 1;
-
 	if (!d)
 		return;
 	if (d->running) {
-		if (write(d->stop_fd, &one, sizeof(one)) != sizeof(one))
-			vdk_log(VDK_LOG_ERROR, MOD, "cannot stop the thread");
+		vdk_loop_epoll_stop(d->loop);
 		pthread_join(d->thread, NULL);
 	}
-	if (d->stdin_running) /* stop_fd stays readable: it sees it too */
-		pthread_join(d->stdin_thread, NULL);
+	if (d->in.on_loop)
+		(void)vdk_loop_remove(d->loop, STDIN_FILENO);
+	if (d->in.timer >= 0) {
+		(void)vdk_loop_remove(d->loop, d->in.timer);
+		close(d->in.timer);
+	}
 	for (size_t i = 0; i < d->num; i++)
 		vdev_free(d, &d->devs[i]);
-	if (d->stop_fd >= 0)
-		close(d->stop_fd);
-	if (d->epoll_fd >= 0)
-		close(d->epoll_fd);
+	vdk_loop_epoll_free(d->loop);
 	free(d);
 }

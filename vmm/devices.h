@@ -1,25 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * virtio-mmio devices of vdk-vmm (virtio 1.2 §4.2): each libvdk device
- * (virtio-blk, virtio-rng, virtio-console) behind a struct vdk_mmio transport, placed by
- * the MMIO device manager (a 4 KiB window and a GSI each), and served by
- * one device thread:
+ * (any struct vdk_device) behind a struct vdk_mmio transport, placed by the
+ * MMIO device manager (a 4 KiB window and a GSI each), and served by one
+ * device thread running one event loop (<vdk/loop.h>):
  *
  *  - queue notifications: a KVM ioeventfd per queue on the QueueNotify
  *    register (datamatch = queue index), so a driver's notification costs
- *    no exit to userspace; the device thread hands it to the device through
- *    the transport (vdk_mmio_write() of QueueNotify, which serialises it
- *    against resets under the transport lock and ends in
- *    vdk_device_queue_notify());
- *  - virtio-blk I/O completions: vdk_blk_completion_fd() of each queue,
- *    answered with vdk_blk_process_completions();
+ *    no exit to userspace; the loop hands it to the transport
+ *    (vdk_mmio_notify(), which serialises it against resets under the
+ *    transport lock and ends in vdk_device_queue_notify());
+ *  - the devices' own event sources (virtio-blk's io_uring completions,
+ *    virtio-console's output readiness): each device registers them on the
+ *    loop it is given (vdk_device_attach_loop()); nothing here knows them;
+ *  - stdin for one console (vmm_devices_feed_stdin());
  *  - interrupts: the transport's irq callback writes an eventfd bound to
  *    the device's GSI with KVM_IRQFD when the line rises; the ACPI tables
  *    describe the line as edge-triggered, active high. (The virtio-mmio
  *    driver acknowledges InterruptStatus before it looks at the rings, so
  *    one edge per rise loses nothing.)
  *
- * Lifecycle: vmm_devices_new(), vmm_devices_add_*() while the VM is set up
+ * Lifecycle: vmm_devices_new(), vmm_devices_add() while the VM is set up
  * (before vCPUs run), vmm_devices_start(), and vmm_devices_free() after the
  * vCPUs have stopped.
  */
@@ -29,7 +30,6 @@
 #include <stdbool.h>
 
 #include <vdk/bus.h>
-#include <vdk/devices/blk.h>
 #include <vdk/devices/console.h>
 #include <vdk/mem.h>
 
@@ -55,54 +55,41 @@ struct vmm_devices *vmm_devices_new(struct vmm_kvm *kvm,
 				    struct vmm_mmio_manager *mgr, int *err);
 
 /**
- * vmm_devices_add_blk() - add a virtio-blk device (virtio 1.2 §5.2).
+ * vmm_devices_add() - add a virtio device (any struct vdk_device: blk, rng,
+ * console, ...) behind a virtio-mmio transport: a window and a GSI from the
+ * manager, an irqfd, an ioeventfd per queue; the device gets the event loop
+ * (vdk_device_attach_loop()) and registers its own fds there.
  * @id:  manager key, e.g. "disk0"; copied.
- * @cfg: image path and options (<vdk/devices/blk.h>); not kept.
+ * @dev: an initialised device, NEW; owned from now on (even on failure),
+ *       freed by vdk_device_fini() in vmm_devices_free().
  * @errmsg: if not NULL, set on failure to a static reason.
  * Return: 0; -ENOSPC if VMM_DEVICES_MAX devices exist or IRQs ran out;
- * vdk_blk_new()'s error (e.g. -ENOENT, -EACCES for the image);
- * vmm_mmio_manager_register()'s error; -errno of eventfd() or the KVM
- * irqfd/ioeventfd ioctls. A failed device stays in the set, inert, until
- * vmm_devices_free().
+ * vmm_mmio_manager_register()'s error; -errno of eventfd(), the loop or
+ * the KVM irqfd/ioeventfd ioctls. A failed device stays in the set, inert,
+ * until vmm_devices_free().
  */
-int vmm_devices_add_blk(struct vmm_devices *d, const char *id,
-			const struct vdk_blk_config *cfg, const char **errmsg);
+int vmm_devices_add(struct vmm_devices *d, const char *id,
+		    struct vdk_device *dev, const char **errmsg);
 
 /**
- * vmm_devices_add_rng() - add a virtio-rng device (virtio 1.2 §5.4).
- * Return and @id, @errmsg: as vmm_devices_add_blk().
+ * vmm_devices_feed_stdin() - feed @con (added with vmm_devices_add()) from
+ * stdin on the device thread's loop: bytes go to vdk_console_push_input();
+ * while the device's input buffer is full (the guest has not posted
+ * receive buffers) stdin is paused and the rest retried every 5 ms; EOF
+ * ends it. A stdin that cannot be polled (a regular file) is read every
+ * 5 ms.
+ * Return: 0; -EBUSY for a second console; -errno of timerfd or the loop.
  */
-int vmm_devices_add_rng(struct vmm_devices *d, const char *id,
-			const char **errmsg);
+int vmm_devices_feed_stdin(struct vmm_devices *d, struct vdk_console *con);
 
 /**
- * vmm_devices_add_console() - add a virtio-console device with one port,
- * port 0 (virtio 1.2 §5.3; Linux names it hvc0).
- * @cfg:   output fd (not owned: it must stay open until vmm_devices_free())
- *         and options (<vdk/devices/console.h>); not kept.
- * @stdin_input: feed port 0 from stdin: a thread started by
- *         vmm_devices_start() reads stdin and hands the bytes to
- *         vdk_console_push_input(), waiting while the device's input buffer
- *         is full (the guest has not posted receive buffers); it ends at EOF.
- *         At most one console may read stdin.
- * When the output fd would block (EAGAIN), the device thread waits for it
- * to become writable (EPOLLOUT) and calls vdk_console_flush_output().
- * Return and @id, @errmsg: as vmm_devices_add_blk(); -EBUSY for a second
- * console reading stdin.
- */
-int vmm_devices_add_console(struct vmm_devices *d, const char *id,
-			    const struct vdk_console_config *cfg,
-			    bool stdin_input, const char **errmsg);
-
-/**
- * vmm_devices_start() - start the device thread (and the console's stdin
- * thread, if any).
+ * vmm_devices_start() - start the device thread, which runs the loop.
  * Return: 0 or -errno of pthread_create.
  */
 int vmm_devices_start(struct vmm_devices *d);
 
 /**
- * vmm_devices_free() - stop the device and stdin threads, unbind the eventfds from
+ * vmm_devices_free() - stop the device thread, unbind the eventfds from
  * KVM, deregister and free every transport (which resets its device) and
  * device. Call after the vCPUs have stopped. NULL is fine.
  */

@@ -39,6 +39,9 @@
 #include <unistd.h>
 
 #include <vdk/bus.h>
+#include <vdk/devices/blk.h>
+#include <vdk/devices/console.h>
+#include <vdk/devices/rng.h>
 #include <vdk/log.h>
 #include <vdk/mem.h>
 #include <vdk/mmio.h>
@@ -188,6 +191,7 @@ static int setup_vconsole(struct vm *vm)
 	struct vdk_console_config cc = {.output_fd = STDOUT_FILENO};
 	bool stdio = vm->opt.vconsole && !strcmp(vm->opt.vconsole, "stdio");
 	const char *msg = NULL;
+	struct vdk_console *con;
 	struct winsize ws;
 	int r;
 
@@ -211,11 +215,22 @@ static int setup_vconsole(struct vm *vm)
 			       -errno;
 		cc.output_fd = vm->vconsole_fd;
 	}
-	r = vmm_devices_add_console(vm->devices, "console0", &cc, stdio, &msg);
+	r = vdk_console_new(&con, &cc);
+	if (r < 0)
+		return vmm_die_setup("virtio-console: %s", strerror(-r)), r;
+	r = vmm_devices_add(vm->devices, "console0", vdk_console_device(con),
+			    &msg);
 	if (r < 0)
 		return vmm_die_setup("virtio-console: %s: %s", msg,
 				     strerror(-r)),
 		       r;
+	if (stdio) {
+		r = vmm_devices_feed_stdin(vm->devices, con);
+		if (r < 0)
+			return vmm_die_setup("virtio-console: stdin: %s",
+					     strerror(-r)),
+			       r;
+	}
 	return 0;
 }
 
@@ -243,15 +258,27 @@ static int setup_devices(struct vm *vm)
 			.serial = d->serial,
 		};
 
+		struct vdk_blk *blk;
+
 		snprintf(id, sizeof(id), "disk%zu", i);
-		r = vmm_devices_add_blk(vm->devices, id, &bc, &msg);
+		r = vdk_blk_new(&blk, &bc);
+		msg = "cannot open the disk image";
+		if (r == 0)
+			r = vmm_devices_add(vm->devices, id,
+					    vdk_blk_device(blk), &msg);
 		if (r < 0)
 			return vmm_die_setup("disk %s: %s: %s", d->path, msg,
 					     strerror(-r)),
 			       r;
 	}
 	if (vm->opt.rng) {
-		r = vmm_devices_add_rng(vm->devices, "rng0", &msg);
+		struct vdk_rng *rng;
+
+		r = vdk_rng_new(&rng, NULL);
+		msg = "cannot create the virtio-rng device";
+		if (r == 0)
+			r = vmm_devices_add(vm->devices, "rng0",
+					    vdk_rng_device(rng), &msg);
 		if (r < 0)
 			return vmm_die_setup("rng: %s: %s", msg, strerror(-r)),
 			       r;

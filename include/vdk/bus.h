@@ -27,6 +27,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Which address space a bus decodes. */
 enum vdk_bus_kind {
 	VDK_BUS_PIO,  /**< x86 port I/O: 16-bit addresses (0..0xffff) */
@@ -160,6 +163,8 @@ int vdk_io_manager_register_resources(struct vdk_io_manager *mgr,
 size_t vdk_io_manager_deregister_resources(struct vdk_io_manager *mgr,
 					   const struct vdk_resource *res,
 					   size_t n);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

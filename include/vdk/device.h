@@ -10,15 +10,21 @@
  *            activate            reset
  *     NEW ─────────────▶ ACTIVE ─────────▶ RESET ──activate──▶ ACTIVE ...
  *
+ *   While ACTIVE and awake, one queue may start or stop while the others
+ *   run (vdk_device_start_queue(), vdk_device_stop_queue()): virtio-mmio
+ *   QueueReset, vhost-user ring start/stop. activate/reset are for the
+ *   whole device; sleep/wake/snapshot/restore for suspend and snapshots.
+ *
  *   sleep/wake from any of the three: sleep → asleep (an ACTIVE device hands
  *   its queues back), wake → awake (an ACTIVE device takes them back).
  *   Sleeping while asleep or waking while awake: -EBUSY.
  *   snapshot and restore: only while asleep.
  *
- * Snapshots are CBOR (libcbor): the framework wraps the device's own item in
- * an envelope { "format": "vdk-device", "version": 1, "device_type": N,
- * "state": "new"|"active"|"reset", "acked_features": F, "device": <item> } and
- * refuses to restore an envelope of another device type or version.
+ * Snapshots cross the API as bytes. The framework wraps the device's own
+ * bytes (its snapshot op) in a CBOR envelope { "format": "vdk-device",
+ * "version": 2, "device_type": N, "state": "new"|"active"|"reset",
+ * "acked_features": F, "device": <byte string, or null> } and refuses to
+ * restore an envelope of another device type or version.
  *
  * Threading: the vdk_device_*() calls are made by one control thread (the
  * transport's); the device may run its own workers between activate and
@@ -31,8 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cbor.h>
-
+#include <vdk/interrupt.h>
+#include <vdk/loop.h>
 #include <vdk/mem.h>
 #include <vdk/virtq.h>
 
@@ -40,148 +46,12 @@
 extern "C" {
 #endif
 
-/** Most queues one device may have. */
-#define VDK_DEVICE_MAX_QUEUES 64
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
-/** Version of the snapshot envelope this library writes and reads. */
-#define VDK_DEVICE_SNAPSHOT_VERSION 1
-
-/* ---- interrupt ------------------------------------------------------- */
-
-/**
- * struct vdk_interrupt_ops - how a transport delivers a device's
- * notifications to the driver. Every member may be NULL (then the event is
- * dropped).
- */
-struct vdk_interrupt_ops {
-	/** Used buffer notification for queue @queue (virtio 1.2 §2.3). */
-	void (*signal_used_queue)(void *opaque, uint16_t queue);
-	/** Configuration change notification (virtio 1.2 §2.3, §2.5.1). */
-	void (*signal_config_changed)(void *opaque);
-	/** The device hit an error it cannot recover from: the transport sets
-	 * DEVICE_NEEDS_RESET and sends a configuration change notification
-	 * (virtio 1.2 §2.1.2). */
-	void (*set_needs_reset)(void *opaque);
-};
-
-/**
- * struct vdk_interrupt_guard - private to src/interrupt.c: the signallers
- * of one eventfd slot that may still be writing to it (see "Replacing an
- * eventfd" below). One 32-bit word, padded to 64 bytes so that workers of
- * different queues do not write to the same cache line.
- */
-struct vdk_interrupt_guard {
-	uint32_t word; /* bit 31 epoch; bits 0-14, 16-30: signallers of
-			* epoch 0, 1 */
-	uint8_t pad[60];
-};
-
-/**
- * struct vdk_interrupt - the object a device signals through. Either
- * callback-backed (vdk_interrupt_init_callback()) or eventfd-backed
- * (vdk_interrupt_init_eventfd(), as vhost-user call fds and KVM irqfds are).
- *
- * Threading: the vdk_interrupt_signal_*() and vdk_interrupt_needs_reset()
- * calls may be made from any thread, several at once (a device's workers).
- * The control thread may replace an eventfd while they do, only through
- * vdk_interrupt_set_queue_fd() / vdk_interrupt_set_config_fd().
- *
- * Replacing an eventfd (the rule for whoever owns the fds): a signaller
- * loads the slot's fd inside a guarded section (an atomic count in the
- * slot's struct vdk_interrupt_guard, taken before the load and dropped
- * after its one write()). vdk_interrupt_set_queue_fd() publishes the new fd,
- * then waits until every signaller that could have loaded the old one has
- * left (RCU-like: it flips the guard's epoch and waits for the old epoch's
- * count to drain; signallers that enter meanwhile count in the new epoch
- * and read the new fd), and only then hands the old fd back. So the old fd
- * may be closed as soon as it is handed back: no write can reach it, or
- * another file that reuses its number, afterwards. Signallers never wait.
- * An fd must not be closed while it is installed.
- */
-struct vdk_interrupt {
-	const struct vdk_interrupt_ops *ops; /**< NULL for eventfd backing */
-	void *opaque;
-	/** eventfds, -1 if none; read atomically by signallers, changed only
-	 * by vdk_interrupt_set_queue_fd() once signallers may run */
-	int queue_fd[VDK_DEVICE_MAX_QUEUES];
-	int config_fd;	  /**< eventfd, -1 if none; same rules */
-	bool needs_reset; /**< set by needs_reset() */
-	/** eventfd writes that failed (other than a full counter); atomic.
-	 * Only the first is logged: a front-end's fd must not flood the log. */
-	uint32_t signal_errors;
-	/** private: guard[q] for queue_fd[q], guard[VDK_DEVICE_MAX_QUEUES]
-	 * for config_fd */
-	struct vdk_interrupt_guard guard[VDK_DEVICE_MAX_QUEUES + 1];
-};
-
-/**
- * vdk_interrupt_init_callback() - back @irq with @ops / @opaque (not owned).
- * Not to be called while another thread signals through @irq.
- */
-void vdk_interrupt_init_callback(struct vdk_interrupt *irq,
-				 const struct vdk_interrupt_ops *ops,
-				 void *opaque);
-
-/**
- * vdk_interrupt_init_eventfd() - back @irq with eventfds.
- * @queue_fds: @n eventfds, one per queue, -1 for none (not owned; the
- *             caller closes them after the device stops, or once
- *             vdk_interrupt_set_queue_fd() handed them back).
- * @n:         at most VDK_DEVICE_MAX_QUEUES.
- * @config_fd: eventfd for configuration changes, or -1.
- *
- * Not to be called while another thread signals through @irq.
- *
- * Return: 0, or -EINVAL if @n is too large.
- */
-int vdk_interrupt_init_eventfd(struct vdk_interrupt *irq, const int *queue_fds,
-			       size_t n, int config_fd);
-
-/**
- * vdk_interrupt_set_queue_fd() - replace the eventfd of queue @queue of an
- * eventfd-backed @irq while devices may be signalling through it (vhost-user
- * SET_VRING_CALL on a running ring; virtio 1.2 §2.3 notifications).
- * @fd:     the new eventfd, or -1 for none (not owned; it must stay open
- *          until it is handed back by a later call, or the device stopped).
- * @old_fd: set to the fd it replaces (-1 if none). No signaller can write
- *          to it any more: the caller may close it at once.
- *
- * Locking: waits (yielding the CPU) for the signallers that may have loaded
- * the old fd to finish their write; each is one write() of 8 bytes, so the
- * wait is short unless that write blocks (a full pipe, or an eventfd counter
- * at its maximum: only the reader of the fd can cause that). Calls for one
- * @irq must not run concurrently with each other (one control thread).
- *
- * Return: 0; -EINVAL if @queue >= VDK_DEVICE_MAX_QUEUES or @irq is
- * callback-backed (nothing is changed then).
- */
-int vdk_interrupt_set_queue_fd(struct vdk_interrupt *irq, uint16_t queue,
-			       int fd, int *old_fd);
-
-/**
- * vdk_interrupt_set_config_fd() - the same for the configuration change
- * eventfd (virtio 1.2 §2.3, §2.5.1); same rules and errors (-EINVAL only
- * for a callback-backed @irq).
- */
-int vdk_interrupt_set_config_fd(struct vdk_interrupt *irq, int fd, int *old_fd);
-
-/**
- * vdk_interrupt_signal_used_queue() - send a used buffer notification for
- * @queue: the callback, or a write of 1 to the queue's eventfd (one write()
- * and two atomic operations on the queue's guard). Any thread.
- */
-void vdk_interrupt_signal_used_queue(struct vdk_interrupt *irq, uint16_t queue);
-
-/** vdk_interrupt_signal_config_changed() - configuration change. Any
- * thread. */
-void vdk_interrupt_signal_config_changed(struct vdk_interrupt *irq);
-
-/**
- * vdk_interrupt_needs_reset() - report a fatal device error: records it
- * (irq->needs_reset), then calls set_needs_reset or, for eventfd backing,
- * signals the config eventfd. Any thread.
- */
-void vdk_interrupt_needs_reset(struct vdk_interrupt *irq);
+/** Version of the snapshot envelope this library writes and reads (2: the
+ * device's state is a byte string). */
+#define VDK_DEVICE_SNAPSHOT_VERSION 2
 
 /* ---- device ops ------------------------------------------------------- */
 
@@ -234,14 +104,43 @@ struct vdk_device_ops {
 	 * irq and queues when the device is active, else all NULL. */
 	int (*wake)(void *dev, const struct vdk_mem *mem,
 		    struct vdk_interrupt *irq, struct vdk_virtq **queues);
-	/** Optional: the device's state as a new CBOR item (caller decrefs).
-	 * NULL means the device has no state beyond the envelope. */
-	int (*snapshot)(void *dev, cbor_item_t **out);
-	/** Optional: load state from @item (borrowed). Return -EINVAL if it is
-	 * malformed. */
-	int (*restore)(void *dev, const cbor_item_t *item);
+	/** Optional: the device's state as bytes of its own format (vdk's
+	 * devices: CBOR): *@buf malloc()ed, the caller frees it; *@len bytes.
+	 * Only called while asleep. NULL means the device has no state beyond
+	 * the envelope. Return 0 or -errno. */
+	int (*snapshot)(void *dev, uint8_t **buf, size_t *len);
+	/** Optional: load state from @len bytes at @buf (borrowed; untrusted:
+	 * check everything), NULL/0 if the snapshot carried none. Return
+	 * -EINVAL if they are malformed. */
+	int (*restore)(void *dev, const uint8_t *buf, size_t len);
 	/** Optional: free the device (vdk_device_fini()). */
 	void (*destroy)(void *dev);
+	/**
+	 * Optional (needed for per-queue reset, vhost-user, multiqueue): queue
+	 * @index starts while the device is ACTIVE and awake; @q is activated
+	 * (areas checked against guest memory). The device uses it until
+	 * stop_queue(@index), reset() or sleep(), and processes what is
+	 * already available. Return 0 or -errno (the queue is not started).
+	 * virtio 1.2 §2.6.1 (queue reset), kvmtool's init_vq,
+	 * libvhost-user's queue_set_started.
+	 */
+	int (*start_queue)(void *dev, uint16_t index, struct vdk_virtq *q);
+	/**
+	 * Optional (with start_queue): queue @index stops while the others
+	 * run. The device finishes or gives back its in-flight chains, stops
+	 * touching the queue, and returns it with next_avail/next_used intact
+	 * (NULL if it was not started).
+	 */
+	struct vdk_virtq *(*stop_queue)(void *dev, uint16_t index);
+	/**
+	 * Optional: the host gives the device its event loop, once, before
+	 * the first activate. The device adds and removes its own fds
+	 * (io_uring completion eventfds, output readiness, timers) on @loop
+	 * whenever it likes, from the control thread or from its callbacks,
+	 * and removes them all in destroy(). @loop outlives the device.
+	 * Return 0 or -errno.
+	 */
+	int (*attach_loop)(void *dev, struct vdk_loop *loop);
 };
 
 /** Lifecycle state of a device (see the diagram above). */
@@ -261,10 +160,12 @@ struct vdk_device {
 	enum vdk_device_state state;
 	bool asleep;
 	uint64_t acked_features;
-	const struct vdk_mem *mem;			 /**< while ACTIVE */
-	struct vdk_interrupt *irq;			 /**< while ACTIVE */
-	struct vdk_virtq *queues[VDK_DEVICE_MAX_QUEUES]; /**< while ACTIVE */
+	const struct vdk_mem *mem; /**< while ACTIVE */
+	struct vdk_interrupt *irq; /**< while ACTIVE */
+	/** while ACTIVE: the started queues, NULL for the others */
+	struct vdk_virtq *queues[VDK_DEVICE_MAX_QUEUES];
 	uint16_t num_queues;
+	struct vdk_loop *loop; /**< from vdk_device_attach_loop(), or NULL */
 };
 
 /**
@@ -320,6 +221,45 @@ int vdk_device_reset(struct vdk_device *dev);
 void vdk_device_queue_notify(struct vdk_device *dev, uint16_t index);
 
 /**
+ * vdk_device_attach_loop() - give the device the event loop it registers its
+ * own fds on (struct vdk_device_ops.attach_loop), once, before the first
+ * activate. A device without the op needs no loop (0). @loop is not owned
+ * and must outlive the device (vdk_device_fini()).
+ *
+ * Return: 0; -EINVAL for a NULL @loop; -EBUSY if a loop is already attached
+ * or the device is ACTIVE; the device's error.
+ */
+int vdk_device_attach_loop(struct vdk_device *dev, struct vdk_loop *loop);
+
+/**
+ * vdk_device_start_queue() - start queue @index of an ACTIVE, awake device
+ * while its other queues run (virtio 1.2 §2.6.1 re-enabling a queue after
+ * queue reset; vhost-user "Ring states": a ring started and enabled).
+ * @q: activated queue (vdk_virtq_activate()); not owned, it must stay valid
+ *     until vdk_device_stop_queue(), reset or sleep.
+ *
+ * Return: 0; -EBUSY if not ACTIVE, asleep, or the queue is already started;
+ * -ERANGE if @index >= num_queues; -EINVAL for a NULL @q; -EOPNOTSUPP if
+ * the device has no start_queue/stop_queue ops; the device's error.
+ */
+int vdk_device_start_queue(struct vdk_device *dev, uint16_t index,
+			   struct vdk_virtq *q);
+
+/**
+ * vdk_device_stop_queue() - stop queue @index of an ACTIVE, awake device
+ * while its others run (virtio 1.2 §2.6.1 queue reset; vhost-user
+ * GET_VRING_BASE). The device finishes or gives back its in-flight chains
+ * first.
+ * @q: set to the queue, handed back with next_avail/next_used intact.
+ *
+ * Return: 0; -EBUSY if not ACTIVE or asleep; -ERANGE if @index >=
+ * num_queues; -ENOENT if the queue is not started; -EOPNOTSUPP if the
+ * device lacks the ops.
+ */
+int vdk_device_stop_queue(struct vdk_device *dev, uint16_t index,
+			  struct vdk_virtq **q);
+
+/**
  * vdk_device_sleep() - awake → asleep; an ACTIVE device hands its queues
  * back (vdk_device_sleep_queues() lists them).
  * Return: 0; -EBUSY if already asleep; the device's error.
@@ -354,12 +294,6 @@ int vdk_device_wake(struct vdk_device *dev, const struct vdk_mem *act_mem,
 int vdk_device_snapshot(struct vdk_device *dev, uint8_t **buf, size_t *len);
 
 /**
- * vdk_device_snapshot_item() - the same as a CBOR item (for embedding in a
- * transport's snapshot); the caller decrefs it.
- */
-int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out);
-
-/**
  * vdk_device_restore() - load a snapshot into a sleeping device.
  * Return: 0; -EBUSY if awake or ACTIVE (a device is restored fresh, NEW or
  * RESET); -EINVAL if @buf is not a vdk device snapshot, is of another
@@ -367,11 +301,10 @@ int vdk_device_snapshot_item(struct vdk_device *dev, cbor_item_t **out);
  */
 int vdk_device_restore(struct vdk_device *dev, const uint8_t *buf, size_t len);
 
-/** vdk_device_restore_item() - the same from a CBOR item (borrowed). */
-int vdk_device_restore_item(struct vdk_device *dev, const cbor_item_t *item);
-
 /** vdk_device_state_name() - "new", "active" or "reset". */
 const char *vdk_device_state_name(enum vdk_device_state state);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

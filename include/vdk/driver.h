@@ -38,11 +38,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <linux/virtio_ring.h>
+/* The split ring's structures (struct vring_desc, vring_avail, vring_used)
+ * are those of <linux/virtio_ring.h>; this header only points to them, so
+ * that it compiles as C++ too (that uapi header does not). */
+struct vring_desc;
+struct vring_avail;
+struct vring_used;
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- transport -------------------------------------------------------- */
 
@@ -432,6 +440,8 @@ uint16_t vdk_driver_virtq_num_free(const struct vdk_driver_virtq *q);
 
 /** vdk_driver_virtq_is_broken() - whether the device broke the queue. */
 bool vdk_driver_virtq_is_broken(const struct vdk_driver_virtq *q);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

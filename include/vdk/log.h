@@ -22,6 +22,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Severity of a message; lower is more severe. */
 enum vdk_log_level {
 	VDK_LOG_ERROR = 0, /**< an operation failed or a device stopped */
@@ -110,6 +113,8 @@ bool vdk_ratelimit_ok(struct vdk_ratelimit *rl);
 	do {                                                                   \
 	} while (0)
 #endif
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Most regions one map holds (vhost-user's GET_MAX_MEM_SLOTS answer). */
 #define VDK_MEM_MAX_REGIONS 509
 
@@ -319,6 +322,8 @@ static inline void vdk_le16_store(void *p, uint16_t v)
 #endif
 	__atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED);
 }
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -45,6 +45,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** QueueReset register (virtio 1.2 §4.2.2); not in older uapi headers. */
 #ifndef VIRTIO_MMIO_QUEUE_RESET
 #define VIRTIO_MMIO_QUEUE_RESET 0x0c0
@@ -87,6 +90,16 @@ struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err);
 
 /** vdk_mmio_free() - reset the device if active and free the transport. */
 void vdk_mmio_free(struct vdk_mmio *t);
+
+/**
+ * vdk_mmio_notify() - an inbound queue notification for @queue that did not
+ * come through a QueueNotify write (a KVM ioeventfd on QueueNotify fired;
+ * virtio 1.2 §4.2.3.3): forwarded to the device (vdk_device_queue_notify())
+ * under the transport's lock, so it is ordered against a reset or
+ * QueueReset from a vCPU. Ignored (logged, rate-limited) for an index out
+ * of range or while asleep. Any thread; the notify callback is not called.
+ */
+void vdk_mmio_notify(struct vdk_mmio *t, uint16_t queue);
 
 /** Bus ops: the opaque pointer is the struct vdk_mmio. */
 extern const struct vdk_bus_device_ops vdk_mmio_bus_ops;
@@ -141,6 +154,8 @@ int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len);
  * vdk_device_restore(); -EFAULT if a restored queue is outside memory.
  */
 int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -5,14 +5,28 @@
  * docs/interop/vhost-user.rst ("the vhost-user spec" below).
  *
  * The wire format (message header, payloads, request ids, feature bits) is
- * in <vdk/spec/vhost_user.h>, included here. Two parts:
- *   - struct vdk_vhost_user_backend_ops: what a device implements to be
- *     served (semantics of crosvm's VhostUserDevice / DeviceRequestHandler),
- *     plus an adapter that serves any in-process struct vdk_device;
- *   - struct vdk_vhost_user: one connection. The library owns no event loop:
- *     it exposes the socket fd and the per-ring kick fds, and the caller
- *     calls vdk_vhost_user_process_message() / vdk_vhost_user_handle_kick()
- *     when they are readable, or lets vdk_vhost_user_run() do it with epoll.
+ * in <vdk/spec/vhost_user.h>, included here. Two parts, over the one device
+ * interface of <vdk/device.h> and the loop of <vdk/loop.h>:
+ *   - struct vdk_vhost_user: one connection serving one struct vdk_device.
+ *     It registers its socket and the rings' kick fds on the struct
+ *     vdk_loop it is given, and the caller runs the loop; the device
+ *     registers its own fds there (vdk_device_attach_loop()).
+ *   - struct vdk_vhost_user_server: listens on a Unix socket path or uses an
+ *     inherited socket (systemd's LISTEN_FDS included), serves one front-end
+ *     at a time and, when it disconnects, resets the device and waits for
+ *     the next (QEMU's reconnect, a VM restart).
+ *
+ * How a ring maps onto the device (spec "Ring states"): the first ring to
+ * run activates the device (vdk_device_activate(), with the acked features
+ * and that queue alone); later rings start and stop with
+ * vdk_device_start_queue() / vdk_device_stop_queue() while the others run;
+ * a kick is vdk_device_queue_notify(); when every ring has stopped the
+ * device is suspended (asleep, holding no memory map: the front-end may
+ * change it) and the next ring wakes it; SET_FEATURES that changes the
+ * features of an activated device (a new driver: firmware, then the OS)
+ * resets it; the end of the connection resets it. A device without the
+ * per-queue ops is put to sleep and woken with the new queue set instead. So a driver may use any subset of the queues (Linux uses
+ * min(num-queues, vCPUs); SeaBIOS only queue 0).
  *
  * The front-end is not trusted. Every request is checked against one table
  * (request id, payload size, file descriptors allowed, queue index) before
@@ -23,8 +37,8 @@
  * Ring states (spec "Ring states"): a ring is started by SET_VRING_KICK and
  * stopped by GET_VRING_BASE; it is enabled by SET_VRING_ENABLE, or from
  * SET_FEATURES on if VHOST_USER_F_PROTOCOL_FEATURES was not negotiated. The
- * backend's start_queue() runs when a ring is started, enabled and guest
- * memory is known; stop_queue() when any of the three stops being true.
+ * device's queue starts when a ring is started, enabled and guest memory is
+ * known, and stops when any of the three stops being true.
  *
  * Also served: the back-end channel (SET_BACKEND_REQ_FD; a device's
  * configuration change becomes VHOST_USER_BACKEND_CONFIG_CHANGE_MSG), the
@@ -32,35 +46,63 @@
  * for every backend through the queues' track hook, and on a restart the
  * chains left in flight are handed out again by vdk_virtq_pop() before new
  * available ones, see src/vhost_user/inflight.c), device state transfer
- * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE, the backend's CBOR snapshot
- * moved by a worker thread) and GET_SHMEM_CONFIG (no regions).
+ * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE, the device's snapshot moved
+ * by a worker thread) and GET_SHMEM_CONFIG (no regions).
  *
- * Threading: one connection is used by one thread (process_message,
- * handle_kick, run). The backend may run its own workers between
- * start_queue() and stop_queue(); they may signal used buffers and
- * configuration changes through the struct vdk_interrupt they were given,
- * from any thread, for any queue, at any time until the connection is
- * freed.
+ * Threading: one connection is used by one thread, the loop's (its
+ * callbacks, and process_message/handle_kick/run if the caller drives it).
+ * The device may run its own workers between starting and stopping a
+ * queue; they may signal used buffers and configuration changes through
+ * the struct vdk_interrupt they were given, from any thread, for any queue,
+ * at any time until the connection is freed.
  *
- * Signals: the front-end chooses what the call, kick and error fds are; a
- * pipe whose reader went away makes a write raise SIGPIPE. A program using
- * this library must ignore SIGPIPE (the vdk-vhost-user-* tools do).
+ * File descriptors the front-end chooses (the rule): they may be of any
+ * kind and shared with the front-end, and the library never blocks on one
+ * nor changes its flags.
+ *   - call, kick and error fds (SET_VRING_CALL/KICK/ERR) must be eventfds
+ *     with O_NONBLOCK set (EFD_NONBLOCK; QEMU, libvhost-user front-ends,
+ *     crosvm, Cloud Hypervisor and DPDK create them so). Anything else (a
+ *     blocking eventfd, a pipe, a socket, a regular file, /dev/null, a
+ *     memfd) is refused: the request fails with -EINVAL, the error log
+ *     names the kind, and the ring keeps its previous fd. The kind is read
+ *     from /proc/self/fd; without /proc any anonymous-inode fd passes.
+ *     A kick is read with RWF_NOWAIT (never waits, even if the front-end
+ *     drains the counter itself or clears O_NONBLOCK later); a call or
+ *     error write to a full counter gives EAGAIN (a signal is pending
+ *     anyway). A front-end that clears O_NONBLOCK on its own call fd
+ *     after handing it over and fills the counter can still make that
+ *     ring's write wait (Linux offers no non-blocking eventfd write on a
+ *     blocking file: RWF_NOWAIT gives EOPNOTSUPP, /proc reopen ENXIO);
+ *     the write is interrupted by any signal and never retried, so a
+ *     program that stops on SIGTERM/SIGINT still does (the tools also end
+ *     themselves 1 s after the signal whatever a thread waits on).
+ *   - the device-state fd (SET_DEVICE_STATE_FD) may be a pipe, a socket, a
+ *     regular file or any non-blocking file: the transfer worker waits in
+ *     poll() with a cancel eventfd and moves bytes with RWF_NOWAIT (plain
+ *     I/O only for regular files and files that are non-blocking), so a
+ *     cancel or the end of the connection always joins it at once.
+ *   - the inflight fd (SET_INFLIGHT_FD) must carry F_SEAL_SHRINK, and so
+ *     must guest RAM (SET_MEM_TABLE, ADD_MEM_REG) unless the program
+ *     allows unsealed memory: see vdk_vhost_user_set_allow_unsealed().
+ *
+ * Signals: a pipe whose reader went away makes a write raise SIGPIPE (the
+ * state transfer writes to the front-end's pipe). A program using this
+ * library must ignore SIGPIPE (the vdk-vhost-user-* tools do).
  *
  * File descriptors the front-end replaces while rings run (the rule):
  *   - call fd (SET_VRING_CALL, also dropped by GET_VRING_BASE and
  *     RESET_DEVICE): written by device workers. The library publishes the
  *     new fd, waits until every worker that may have loaded the old one has
  *     finished its write (a per-ring guard count, RCU-like; see
- *     vdk_interrupt_set_queue_fd() in <vdk/device.h>), and only then closes
+ *     vdk_interrupt_set_queue_fd() in <vdk/interrupt.h>), and only then closes
  *     the old fd. A notification therefore goes to the old or the new call
  *     fd, never to a closed fd or to another file that reuses its number.
  *     Workers never wait; a notification costs one eventfd write.
  *   - kick fd (SET_VRING_KICK) and error fd (SET_VRING_ERR): used only on
  *     the connection's thread (vdk_vhost_user_handle_kick()), so they are
- *     replaced between two uses, never during one. A caller's event loop is
- *     told to stop watching a kick fd (struct vdk_vhost_user_watch_ops
- *     remove) before it is closed and must identify kicks by queue index,
- *     not by fd; it must call handle_kick on the connection's thread.
+ *     replaced between two uses, never during one. A kick fd is removed
+ *     from the loop (vdk_loop_remove(): its callback cannot run any more)
+ *     before it is closed.
  */
 #ifndef VDK_VHOST_USER_H
 #define VDK_VHOST_USER_H
@@ -69,9 +111,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cbor.h>
-
 #include <vdk/device.h>
+#include <vdk/loop.h>
 #include <vdk/mem.h>
 #include <vdk/spec/vhost_user.h>
 #include <vdk/virtq.h>
@@ -79,6 +120,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- library limits ---------------------------------------------------- */
 
@@ -92,158 +136,76 @@ extern "C" {
 /** Largest device state (CBOR bytes) SET_DEVICE_STATE_FD loads. */
 #define VDK_VHOST_USER_MAX_STATE (16u << 20)
 
-/* ---- backend interface ------------------------------------------------- */
-
-/**
- * struct vdk_vhost_user_backend_ops - what a device served over vhost-user
- * implements. @be is the pointer given to vdk_vhost_user_new(). Members
- * marked optional may be NULL (the default is described per member).
- */
-struct vdk_vhost_user_backend_ops {
-	/** Short name for messages ("rng", "blk"). */
-	const char *name;
-	/** Number of queues; 1..VDK_DEVICE_MAX_QUEUES (GET_QUEUE_NUM). */
-	uint16_t (*num_queues)(void *be);
-	/** Largest size of queue @index; a power of two ≤ 32768. */
-	uint16_t (*queue_max_size)(void *be, uint16_t index);
-	/** Virtio feature bits offered (GET_FEATURES); the library adds
-	 * VHOST_USER_F_PROTOCOL_FEATURES. */
-	uint64_t (*features)(void *be);
-	/** Optional: the front-end acked @features (without bit 30). */
-	void (*ack_features)(void *be, uint64_t features);
-	/** Optional: protocol features the device allows; the library offers
-	 * the intersection with what it implements. NULL: all of those. */
-	uint64_t (*protocol_features)(void *be);
-	/** Bytes of device configuration space (0: no GET/SET_CONFIG). */
-	uint32_t config_size;
-	/** Optional: read @len bytes of configuration at @offset; the library
-	 * has checked offset + len ≤ config_size. Return 0 or -errno. */
-	int (*read_config)(void *be, uint32_t offset, void *data, uint32_t len);
-	/** Optional: write configuration; same checks. NULL refuses writes. */
-	int (*write_config)(void *be, uint32_t offset, const void *data,
-			    uint32_t len);
-	/**
-	 * Start processing queue @index. @q is activated (its areas checked
-	 * against @mem); @irq signals used buffers through the ring's call fd
-	 * (vdk_interrupt_signal_used_queue(irq, index); from any thread, and
-	 * safe while the front-end replaces the call fd, see "Threading"
-	 * above). @q and @mem stay valid until stop_queue(@index) returns;
-	 * @irq until the connection is freed. Return 0 or -errno.
-	 */
-	int (*start_queue)(void *be, uint16_t index, struct vdk_virtq *q,
-			   const struct vdk_mem *mem,
-			   struct vdk_interrupt *irq);
-	/**
-	 * Stop queue @index: finish or give back in-flight chains, stop
-	 * touching the queue and guest memory. Returns the queue handed to
-	 * start_queue() (ownership goes back to the library), or NULL if the
-	 * queue was not started. With an inflight region, chains given back
-	 * (popped, never returned) are handed out again by vdk_virtq_pop()
-	 * when the ring next starts, in this process or a new one. Chains
-	 * given back leave the queue's in_flight count when the ring stops
-	 * (vdk_virtq_set_resubmit()), and re-enter it once each when popped
-	 * again, so in_flight stays exact across restarts.
-	 */
-	struct vdk_virtq *(*stop_queue)(void *be, uint16_t index);
-	/** Optional: the front-end notified queue @index (a kick). */
-	void (*queue_notify)(void *be, uint16_t index);
-	/** Forget the negotiated state (RESET_DEVICE, connection end); every
-	 * queue is already stopped. Return 0 or -errno. */
-	int (*reset)(void *be);
-	/** Optional: every ring is stopped (spec "Suspended device state");
-	 * the device must not touch guest memory until a queue starts. */
-	int (*enter_suspended_state)(void *be);
-	/** Optional: the device's state as a new CBOR item (caller decrefs);
-	 * only called while suspended. */
-	int (*snapshot)(void *be, cbor_item_t **out);
-	/** Optional: load state from @item (borrowed) while suspended. */
-	int (*restore)(void *be, const cbor_item_t *item);
-	/**
-	 * Ignored; kept for source compatibility. Every backend's queues are
-	 * tracked (the library installs a vdk_virtq_set_track() hook on the
-	 * queue it hands to start_queue()), so
-	 * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD is offered to all; a backend
-	 * that does not want it masks it with protocol_features().
-	 */
-	bool tracks_inflight;
-};
-
-/**
- * struct vdk_vhost_user_device_adapter - serves an in-process struct
- * vdk_device as a vhost-user backend (caller's storage; see
- * vdk_vhost_user_backend_from_device()). The first ring to start activates
- * the device with that queue alone (the others NULL); when another ring
- * starts or stops, the device is put to sleep and woken with the new queue
- * set; when the last ring stops it stays asleep with its state. A feature
- * change between stop and start resets it first. A kick is
- * vdk_device_queue_notify(). So a driver may use any subset of the queues
- * (Linux uses min(num-queues, vCPUs); SeaBIOS only queue 0).
- */
-struct vdk_vhost_user_device_adapter {
-	struct vdk_vhost_user_backend_ops ops; /**< this adapter's table */
-	struct vdk_device *dev;		       /**< not owned */
-	struct vdk_virtq *queues[VDK_DEVICE_MAX_QUEUES]; /**< started ones */
-	const struct vdk_mem *mem;
-	struct vdk_interrupt *irq;
-	uint64_t features; /**< acked by the front-end */
-	uint16_t num_queues;
-	uint16_t num_started;
-};
-
-/**
- * vdk_vhost_user_backend_from_device() - set up @ad to serve @dev.
- * @ad:  caller's storage; must outlive the connection using it.
- * @dev: an initialised device (vdk_device_init()), NEW or RESET, awake; not
- *       owned.
- * @ops: set to the backend ops (&@ad->ops, with the device's config_size)
- *       to pass to vdk_vhost_user_new() with @ad.
- *
- * Return: 0, or -EINVAL if @dev is NULL, ACTIVE or asleep.
- */
-int vdk_vhost_user_backend_from_device(
-	struct vdk_vhost_user_device_adapter *ad, struct vdk_device *dev,
-	const struct vdk_vhost_user_backend_ops **ops);
-
 /* ---- connection -------------------------------------------------------- */
 
 /** struct vdk_vhost_user - one front-end connection; opaque. */
 struct vdk_vhost_user;
 
 /**
- * struct vdk_vhost_user_watch_ops - event-loop hooks for a caller that runs
- * its own loop (libvhost-user's set_watch/remove_watch). Called when a
- * ring's kick fd appears or goes away.
- */
-struct vdk_vhost_user_watch_ops {
-	/** Watch @fd for readability; call vdk_vhost_user_handle_kick(@queue)
-	 * when it is. Return 0 or -errno. */
-	int (*add)(void *opaque, int fd, uint16_t queue);
-	/** Stop watching @fd (it is closed right after the call). */
-	void (*remove)(void *opaque, int fd, uint16_t queue);
-};
-
-/**
- * vdk_vhost_user_new() - create the backend side of a connection.
+ * vdk_vhost_user_new() - create the backend side of a connection serving
+ * device @dev.
  * @sock_fd: a connected AF_UNIX SOCK_STREAM socket; owned by the connection
  *           on success (closed by vdk_vhost_user_free()), left to the
  *           caller on failure. Its O_NONBLOCK flag does not matter: the
  *           library never blocks on it.
- * @ops:     backend ops; must outlive the connection.
- * @be:      passed to every op; not owned.
- * @err:     set to 0, -EINVAL (bad @ops or num_queues), or -ENOMEM.
+ * @dev:     an initialised device (vdk_device_init()), NEW or RESET, awake;
+ *           not owned, it must outlive the connection. Attach it to @loop
+ *           first (vdk_device_attach_loop()) if it has fds of its own
+ *           (virtio-blk's io_uring completions); the server does that.
+ * @loop:    the loop the connection registers its socket and kick fds on
+ *           (not owned; it must outlive the connection), or NULL: then
+ *           the caller drives it with vdk_vhost_user_run() or
+ *           vdk_vhost_user_process_message()/vdk_vhost_user_handle_kick().
+ * @err:     set to 0; -EINVAL (bad @sock_fd, @dev NULL, ACTIVE or asleep);
+ *           -ENOMEM; -errno of vdk_loop_add().
  *
  * Return: the connection, or NULL.
  */
-struct vdk_vhost_user *
-vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
-		   void *be, int *err);
+struct vdk_vhost_user *vdk_vhost_user_new(int sock_fd, struct vdk_device *dev,
+					  struct vdk_loop *loop, int *err);
 
 /**
- * vdk_vhost_user_free() - stop every running queue, reset the backend,
- * unmap guest memory, close the socket and every fd received. NULL is
- * accepted.
+ * vdk_vhost_user_closed_fn - the connection on @loop ended (the front-end
+ * closed the socket, or a fatal protocol error, @err: 0 for a disconnect
+ * between messages or a connection reset, else as
+ * vdk_vhost_user_process_message()). Its fds are already off the loop; the
+ * callback may free @vu (and must not use it after that).
+ */
+typedef void vdk_vhost_user_closed_fn(void *opaque, struct vdk_vhost_user *vu,
+				      int err);
+
+/**
+ * vdk_vhost_user_on_close() - call @fn(@opaque, @vu, err) on the loop's
+ * thread when a connection created with a loop ends (NULL: nothing is
+ * called; the caller checks vdk_vhost_user_is_broken()).
+ */
+void vdk_vhost_user_on_close(struct vdk_vhost_user *vu,
+			     vdk_vhost_user_closed_fn *fn, void *opaque);
+
+/**
+ * vdk_vhost_user_free() - take the connection's fds off its loop, stop every
+ * running queue, reset the device, unmap guest memory, close the socket
+ * and every fd received. NULL is accepted. On the loop's thread (or with
+ * the loop not running).
  */
 void vdk_vhost_user_free(struct vdk_vhost_user *vu);
+
+/**
+ * vdk_vhost_user_set_allow_unsealed() - the guest memory policy.
+ *
+ * Guest RAM is shared with the front-end, which keeps its fd: a file it
+ * shrinks after SET_MEM_TABLE / ADD_MEM_REG would make the next access to
+ * the lost pages raise SIGBUS and kill the process. By default (@allow
+ * false) a region's file must therefore be sealed with F_SEAL_SHRINK
+ * (fcntl(F_ADD_SEALS); QEMU's memory-backend-memfd is, seal=on being its
+ * default; a hugetlbfs memfd can be); any other file is refused: the
+ * request fails with -EPERM and the log says why. With @allow true any
+ * regular file of the right size is mapped (QEMU memory-backend-file on
+ * /dev/shm or hugetlbfs), and the program accepts that a front-end that
+ * truncates it can kill it. Applies to the regions added after the call.
+ * The inflight fd (SET_INFLIGHT_FD) must always be sealed (-EPERM).
+ */
+void vdk_vhost_user_set_allow_unsealed(struct vdk_vhost_user *vu, bool allow);
 
 /** vdk_vhost_user_socket_fd() - the protocol socket, to poll for input. */
 int vdk_vhost_user_socket_fd(const struct vdk_vhost_user *vu);
@@ -292,24 +254,17 @@ int vdk_vhost_user_kick_fd(const struct vdk_vhost_user *vu, uint16_t queue);
 int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue);
 
 /**
- * vdk_vhost_user_set_watch() - install event-loop hooks (NULL removes
- * them). The current kick fds are reported to @ops->add at once.
- * Return: 0, or the first error of @ops->add.
- */
-int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
-			     const struct vdk_vhost_user_watch_ops *ops,
-			     void *opaque);
-
-/**
- * vdk_vhost_user_run() - serve the connection with an epoll loop until it
- * ends: the socket and every kick fd are watched; a kick never waits for a
- * slow message (messages are read without blocking) and a message is never
- * stuck behind kicks. Request errors are logged and serving goes on.
- * Replaces any watch hooks while it runs.
+ * vdk_vhost_user_run() - serve a connection created without a loop until it
+ * ends, on a private epoll loop (vdk_loop_epoll_new()) that watches the
+ * socket and every kick fd; a kick never waits for a slow message (messages
+ * are read without blocking) and a message is never stuck behind kicks.
+ * Request errors are logged and serving goes on. The device's own fds are
+ * not watched (it was not attached to this loop): use a loop of your own
+ * and vdk_vhost_user_new() with it for such devices.
  *
  * Return: 0 when the front-end closed the connection between messages; the
- * fatal error otherwise (see vdk_vhost_user_process_message()), or -errno
- * from epoll.
+ * fatal error otherwise (see vdk_vhost_user_process_message()); -EBUSY if
+ * the connection has a loop; -errno from epoll.
  */
 int vdk_vhost_user_run(struct vdk_vhost_user *vu);
 
@@ -379,11 +334,99 @@ int vdk_vhost_user_inflight_pending(const struct vdk_vhost_user *vu,
 				    uint16_t index, uint16_t *heads,
 				    size_t max);
 
+/* ---- server ------------------------------------------------------------ */
+
+/** struct vdk_vhost_user_server - listens and serves; opaque. */
+struct vdk_vhost_user_server;
+
+/** What happened to a server (struct vdk_vhost_user_server_config.event). */
+enum vdk_vhost_user_server_event {
+	/** a front-end connected and is being served */
+	VDK_VHOST_USER_SERVER_CONNECTED,
+	/** it disconnected (err 0) or its connection failed (err -errno, as
+	 * vdk_vhost_user_process_message()); the device was reset */
+	VDK_VHOST_USER_SERVER_DISCONNECTED,
+	/** no more front-ends will be served: max_connections reached, or
+	 * the inherited connected socket closed. Typically: stop the loop. */
+	VDK_VHOST_USER_SERVER_DONE,
+};
+
+/** vdk_vhost_user_server_event_fn - called on the loop's thread. */
+typedef void
+vdk_vhost_user_server_event_fn(void *opaque,
+			       enum vdk_vhost_user_server_event event, int err);
+
+/**
+ * struct vdk_vhost_user_server_config - where the front-ends come from.
+ * Exactly one of @socket_path and @fd; with neither, systemd socket
+ * activation (LISTEN_PID = this process, LISTEN_FDS = 1: fd 3).
+ */
+struct vdk_vhost_user_server_config {
+	/** Listen here. A socket file nobody answers on (left by a crashed
+	 * run) is replaced; a socket a live process accepts on is refused
+	 * (-EADDRINUSE), any other file too (-EEXIST). The file is removed
+	 * by vdk_vhost_user_server_free(). */
+	const char *socket_path;
+	/** Or an inherited socket (owned by the server from then on): a
+	 * listening one (SO_ACCEPTCONN) is accepted on, a connected one served
+	 * as the only connection. -1 if none. */
+	int fd;
+	/** Front-ends to serve one after the other; 0 means no limit. A
+	 * connection that closes before its first message (a liveness probe)
+	 * does not count. After the last one the listening socket is closed
+	 * and its file removed. */
+	unsigned max_connections;
+	/** vdk_vhost_user_set_allow_unsealed() for every connection. */
+	bool allow_unsealed;
+	vdk_vhost_user_server_event_fn *event; /**< optional */
+	void *opaque;			       /**< for @event */
+};
+
+/**
+ * vdk_vhost_user_server_new() - serve @dev over vhost-user on @loop: accept
+ * one front-end, serve it (vdk_vhost_user_new()), and when it disconnects
+ * reset the device and accept the next, until vdk_vhost_user_server_free().
+ * A front-end that connects while another is served waits in the listen
+ * backlog (the listening socket stays open, paused). Logs each connection and disconnection (INFO) and errors.
+ * @dev:  initialised device, NEW or RESET and awake; not owned, must
+ *        outlive the server. Attached to @loop here
+ *        (vdk_device_attach_loop()) unless it has a loop already.
+ * @loop: not owned; must outlive the server. Everything runs on its
+ *        thread.
+ * @err:  0; -EINVAL (no or two sources, a path too long for sun_path, @dev
+ *        not NEW/RESET); -EADDRINUSE, -EEXIST (see @socket_path);
+ *        -ENOTSOCK (@fd not a socket); -ENOMEM; -errno of socket calls or
+ *        the loop.
+ *
+ * Return: the server, or NULL (an inherited @fd is then left open).
+ */
+struct vdk_vhost_user_server *
+vdk_vhost_user_server_new(const struct vdk_vhost_user_server_config *cfg,
+			  struct vdk_device *dev, struct vdk_loop *loop,
+			  int *err);
+
+/**
+ * vdk_vhost_user_server_free() - end the connection (its queues stop and
+ * the device is reset), stop listening, remove the socket file the server
+ * created and take its fds off the loop. NULL accepted. On the loop's
+ * thread, or with the loop not running.
+ */
+void vdk_vhost_user_server_free(struct vdk_vhost_user_server *srv);
+
+/**
+ * vdk_vhost_user_server_connections() - front-ends served to the end so far
+ * (connections that sent at least one message and closed).
+ */
+unsigned
+vdk_vhost_user_server_connections(const struct vdk_vhost_user_server *srv);
+
 /**
  * vdk_vhost_user_request_name() - "VHOST_USER_SET_MEM_TABLE" etc., or
  * "unknown".
  */
 const char *vdk_vhost_user_request_name(uint32_t request);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /* ---- front-end connection ---------------------------------------------- */
 
 /** How long a reply may take by default (milliseconds). */
@@ -315,6 +318,8 @@ void vdk_vhost_user_driver_fini(struct vdk_vhost_user_driver *d);
  */
 int vdk_vhost_user_driver_call_fd(const struct vdk_vhost_user_driver *d,
 				  uint16_t queue);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,12 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include <linux/virtio_ring.h>
+/* The split ring's structures (struct vring_desc, vring_avail, vring_used)
+ * are those of <linux/virtio_ring.h>; this header only points to them, so
+ * that it compiles as C++ too (that uapi header does not). */
+struct vring_desc;
+struct vring_avail;
+struct vring_used;
 
 #include <vdk/log.h>
 #include <vdk/mem.h>
@@ -40,6 +45,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /** Largest split queue size (virtio 1.2 §2.7: Queue Size ≤ 32768). */
 #define VDK_VIRTQ_MAX_SIZE 32768
@@ -403,6 +411,8 @@ size_t vdk_virtq_chain_copy_from(const struct vdk_virtq_chain *chain,
  */
 size_t vdk_virtq_chain_copy_to(const struct vdk_virtq_chain *chain,
 			       size_t offset, const void *buf, size_t len);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

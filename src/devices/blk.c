@@ -133,12 +133,60 @@ static void blk_queue_notify(void *dev, uint16_t index)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* Per-queue lifecycle (virtio 1.2 §2.6.1; vhost-user ring start/stop). */
+static int blk_start_queue(void *dev, uint16_t index, struct vdk_virtq *vq)
+{
+	struct vdk_blk *blk = dev;
+
+	queue_start(&blk->queues[index], vq, true);
+	blk_queue_notify(blk, index); /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *blk_stop_queue(void *dev, uint16_t index)
+{
+	struct blk_queue *q = &((struct vdk_blk *)dev)->queues[index];
+	struct vdk_virtq *vq = q->vq;
+
+	queue_stop(q); /* waits for the requests in flight */
+	return vq;
+}
+
+/* A queue's io_uring completion eventfd fired (on the loop's thread). */
+static void on_completion(void *opaque, int fd, uint32_t events)
+{
+	struct blk_queue *q = opaque;
+
+	(void)fd;
+	(void)events;
+	(void)vdk_blk_process_completions(q->blk, q->index);
+}
+
+static int blk_attach_loop(void *dev, struct vdk_loop *loop)
+{
+	struct vdk_blk *blk = dev;
+	int ret;
+
+	for (uint16_t i = 0; i < blk->num_queues; i++) {
+		ret = vdk_loop_add(loop, blk->queues[i].efd, VDK_LOOP_IN,
+				   on_completion, &blk->queues[i]);
+		if (ret < 0) {
+			while (i--)
+				(void)vdk_loop_remove(loop, blk->queues[i].efd);
+			return ret;
+		}
+	}
+	blk->loop = loop;
+	return 0;
+}
+
 static int blk_sleep(void *dev)
 {
 	struct vdk_blk *blk = dev;
 
 	for (uint16_t i = 0; i < blk->num_queues; i++)
 		queue_stop(&blk->queues[i]);
+	blk->mem = NULL; /* may be freed before wake() gives the next one */
 	return 0;
 }
 
@@ -187,7 +235,7 @@ static void snap_values(struct vdk_blk *blk, uint64_t v[SNAP_KEYS])
 	memcpy(v, vals, sizeof(vals));
 }
 
-static int blk_snapshot(void *dev, cbor_item_t **out)
+static int blk_snapshot_item(void *dev, cbor_item_t **out)
 {
 	uint64_t v[SNAP_KEYS];
 	cbor_item_t *map = cbor_new_definite_map(SNAP_KEYS);
@@ -207,7 +255,7 @@ static int blk_snapshot(void *dev, cbor_item_t **out)
 	return 0;
 }
 
-static int blk_restore(void *dev, const cbor_item_t *item)
+static int blk_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_blk *blk = dev;
 	uint64_t mine[SNAP_KEYS], got[SNAP_KEYS];
@@ -256,6 +304,8 @@ static void blk_destroy(void *dev)
 {
 	struct vdk_blk *blk = dev;
 
+	for (uint16_t i = 0; blk->loop && i < blk->num_queues; i++)
+		(void)vdk_loop_remove(blk->loop, blk->queues[i].efd);
 	for (uint16_t i = 0; i < blk->num_queues; i++) {
 		struct blk_queue *q = &blk->queues[i];
 
@@ -282,6 +332,8 @@ static void blk_destroy(void *dev)
 	free(blk);
 }
 
+VDK_SNAPSHOT_BYTES_OPS(blk)
+
 static const struct vdk_device_ops blk_ops = {
 	.device_type = VIRTIO_ID_BLOCK,
 	.name = "blk",
@@ -298,6 +350,9 @@ static const struct vdk_device_ops blk_ops = {
 	.snapshot = blk_snapshot,
 	.restore = blk_restore,
 	.destroy = blk_destroy,
+	.start_queue = blk_start_queue,
+	.stop_queue = blk_stop_queue,
+	.attach_loop = blk_attach_loop,
 };
 
 /* ---- construction ------------------------------------------------------ */

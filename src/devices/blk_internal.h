@@ -136,6 +136,7 @@ struct vdk_blk {
 	struct iovec zero_iov[ZERO_IOVS]; /* all point at zero_buf */
 	const struct vdk_mem *mem;
 	struct vdk_interrupt *irq;
+	struct vdk_loop *loop; /* attach_loop(): the completion fds are on it */
 	struct blk_queue queues[];
 };
 

@@ -146,6 +146,73 @@ static void con_queue_notify(void *dev, uint16_t index)
 		vdk_console_tx_kick(dev);
 }
 
+/* Per-queue lifecycle (virtio 1.2 §2.6.1; vhost-user ring start/stop). */
+static int con_start_queue(void *dev, uint16_t index, struct vdk_virtq *q)
+{
+	struct vdk_console *con = dev;
+
+	lock_both(con);
+	if (index == VDK_CONSOLE_RECEIVEQ) {
+		con->rxq = q;
+		con->rx_broken = false;
+	} else {
+		con->txq = q;
+		con->tx_broken = false;
+	}
+	unlock_both(con);
+	con_queue_notify(con, index); /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *con_stop_queue(void *dev, uint16_t index)
+{
+	struct vdk_console *con = dev;
+	struct vdk_virtq *q;
+
+	lock_both(con);
+	if (index == VDK_CONSOLE_RECEIVEQ) {
+		q = con->rxq;
+		con->rxq = NULL;
+	} else {
+		/* The rest of a chain being written moves to out_buf. */
+		vdk_console_tx_retire(con);
+		q = con->txq;
+		con->txq = NULL;
+	}
+	unlock_both(con);
+	return q;
+}
+
+/* The output fd became writable (on the loop's thread). */
+static void on_output(void *opaque, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	(void)vdk_console_flush_output(opaque);
+}
+
+static int con_attach_loop(void *dev, struct vdk_loop *loop)
+{
+	struct vdk_console *con = dev;
+	int r;
+
+	pthread_mutex_lock(&con->tx_lock);
+	con->loop = loop;
+	if (con->out_fd >= 0) {
+		/* Added paused; watched while output is blocked. */
+		r = vdk_loop_add(loop, con->out_fd, 0, on_output, con);
+		con->out_on_loop = r == 0;
+		if (r < 0)
+			vdk_log(VDK_LOG_INFO, MOD,
+				"output fd %d not on the loop (%s): output "
+				"is retried at each transmit",
+				con->out_fd, strerror(-r));
+	}
+	vdk_console_out_watch(con);
+	pthread_mutex_unlock(&con->tx_lock);
+	return 0;
+}
+
 static int con_sleep(void *dev)
 {
 	struct vdk_console *con = dev;
@@ -185,7 +252,7 @@ static void stats_to(const struct vdk_console_stats *s, uint64_t v[6])
 	memcpy(v, vals, sizeof(vals));
 }
 
-static int con_snapshot(void *dev, cbor_item_t **out)
+static int con_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct vdk_console *con = dev;
 	cbor_item_t *map = cbor_new_definite_map(SNAP_KEYS);
@@ -236,7 +303,7 @@ static bool bytes_value(const cbor_item_t *item, size_t max, size_t *len)
 	return true;
 }
 
-static int con_restore(void *dev, const cbor_item_t *item)
+static int con_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct vdk_console *con = dev;
 	const cbor_item_t *vals[SNAP_KEYS];
@@ -297,6 +364,8 @@ static void con_destroy(void *dev)
 {
 	struct vdk_console *con = dev;
 
+	if (con->out_on_loop)
+		(void)vdk_loop_remove(con->loop, con->out_fd);
 	pthread_mutex_destroy(&con->rx_lock);
 	pthread_mutex_destroy(&con->tx_lock);
 	free(con->in_buf);
@@ -305,6 +374,8 @@ static void con_destroy(void *dev)
 	free(con->tx_iov);
 	free(con);
 }
+
+VDK_SNAPSHOT_BYTES_OPS(con)
 
 static const struct vdk_device_ops console_ops = {
 	.device_type = VIRTIO_ID_CONSOLE,
@@ -323,6 +394,9 @@ static const struct vdk_device_ops console_ops = {
 	.snapshot = con_snapshot,
 	.restore = con_restore,
 	.destroy = con_destroy,
+	.start_queue = con_start_queue,
+	.stop_queue = con_stop_queue,
+	.attach_loop = con_attach_loop,
 };
 
 /* ---- public API -------------------------------------------------------- */

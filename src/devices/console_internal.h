@@ -32,6 +32,10 @@
 
 #define CONSOLE_MOD "console"
 
+/* Watch out_fd for writability exactly while output is blocked (tx_lock
+ * held); console_io.c. */
+VDK_HIDDEN void vdk_console_out_watch(struct vdk_console *con);
+
 struct vdk_console {
 	struct vdk_device vdev;
 	uint16_t queue_max_size;
@@ -68,6 +72,12 @@ struct vdk_console {
 	struct vdk_ratelimit tx_rl;
 
 	struct vdk_console_stats stats; /* input_* rx_lock, the rest tx_lock */
+
+	/* attach_loop(): out_fd is on @loop, watched for writability while
+	 * output is blocked (tx_lock) */
+	struct vdk_loop *loop;
+	bool out_on_loop; /* out_fd added (a regular file cannot be) */
+	bool out_watched; /* VDK_LOOP_OUT asked for */
 };
 
 static inline void lock_both(struct vdk_console *con)

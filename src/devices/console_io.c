@@ -203,9 +203,19 @@ static void tx_process(struct vdk_console *con)
 	}
 	if (!con->running || !q || con->tx_broken)
 		goto out;
-	for (;;) {
+	for (uint32_t budget = con->queue_max_size;; budget--) {
 		int r;
 
+		/* At most a queue's worth per wake-up: a driver refilling
+		 * transmitq as fast as it is served must not hold the
+		 * calling thread. Stopping as if the output were blocked
+		 * makes the program call vdk_console_flush_output() again
+		 * once the fd is writable, which it is at once. (Output
+		 * discarded, with no fd to poll, is not worth a stop.) */
+		if (budget == 0 && con->out_fd >= 0) {
+			con->blocked = true;
+			break;
+		}
 		con->tx_chain = (struct vdk_virtq_chain){
 			.iov = con->tx_iov, .iov_cap = con->iov_cap};
 		r = vdk_virtq_pop(q, &con->tx_chain);
@@ -347,10 +357,26 @@ void vdk_console_rx_kick(struct vdk_console *con)
 	pthread_mutex_unlock(&con->rx_lock);
 }
 
+void vdk_console_out_watch(struct vdk_console *con)
+{
+	bool want = con->blocked || con->out_len > con->out_off;
+	int r;
+
+	if (!con->out_on_loop || want == con->out_watched)
+		return;
+	r = vdk_loop_modify(con->loop, con->out_fd, want ? VDK_LOOP_OUT : 0);
+	if (r < 0)
+		VDK_LOG_RL(&con->tx_rl, VDK_LOG_WARN, MOD,
+			   "cannot watch the output fd: %s", strerror(-r));
+	else
+		con->out_watched = want;
+}
+
 void vdk_console_tx_kick(struct vdk_console *con)
 {
 	pthread_mutex_lock(&con->tx_lock);
 	tx_process(con);
+	vdk_console_out_watch(con);
 	pthread_mutex_unlock(&con->tx_lock);
 }
 
@@ -367,6 +393,7 @@ void vdk_console_emerg_write(struct vdk_console *con, uint8_t byte)
 		out_buf_append(con, &byte, 1);
 	else if (w == 0)
 		con->stats.output_dropped++;
+	vdk_console_out_watch(con);
 	pthread_mutex_unlock(&con->tx_lock);
 }
 
@@ -418,6 +445,7 @@ int vdk_console_flush_output(struct vdk_console *con)
 	pthread_mutex_lock(&con->tx_lock);
 	tx_process(con);
 	blocked = con->blocked;
+	vdk_console_out_watch(con);
 	pthread_mutex_unlock(&con->tx_lock);
 	return blocked ? 1 : 0;
 }

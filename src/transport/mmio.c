@@ -128,25 +128,38 @@ static void fail_device(struct vdk_mmio *t, const char *why, int err)
 }
 
 /*
- * Change the queues a running device uses (QueueReset, and re-enabling after
- * it; virtio 1.2 §2.6.1): the device sleeps so that no worker touches the
- * queues, queue @idx becomes @nq (NULL: reset it), the device wakes with
- * t->active.
+ * Start or stop one queue of a running device while its others run
+ * (QueueReset, and re-enabling after it; virtio 1.2 §2.6.1): queue @idx
+ * becomes @nq (NULL: stop and reset it). A device without per-queue ops is
+ * put to sleep and woken with the new set of queues instead.
  */
 static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
 {
-	int r = vdk_device_sleep(t->dev);
+	struct vdk_virtq *old;
+	int r;
 
-	if (r < 0) {
-		fail_device(t, "sleep for queue reset failed", r);
+	if (nq)
+		r = vdk_device_start_queue(t->dev, idx, nq);
+	else
+		r = vdk_device_stop_queue(t->dev, idx, &old);
+	if (r == -EOPNOTSUPP) {
+		r = vdk_device_sleep(t->dev);
+		if (r < 0) {
+			fail_device(t, "sleep for queue reset failed", r);
+			return;
+		}
+		t->active[idx] = nq;
+		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
+		if (r < 0)
+			fail_device(t, "wake after queue reset failed", r);
+	} else if (r < 0) {
+		fail_device(t, nq ? "queue start failed" : "queue stop failed",
+			    r);
 		return;
 	}
+	t->active[idx] = nq;
 	if (!nq)
 		vdk_virtq_reset(&t->queues[idx]);
-	t->active[idx] = nq;
-	r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
-	if (r < 0)
-		fail_device(t, "wake after queue reset failed", r);
 }
 
 /* ---- device status (virtio 1.2 §2.1, §3.1.1) -------------------------- */
@@ -635,6 +648,26 @@ void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
 	pthread_mutex_unlock(&t->lock);
 	if (notify >= 0 && t->notify)
 		t->notify(t->notify_opaque, (uint16_t)notify);
+}
+
+void vdk_mmio_notify(struct vdk_mmio *t, uint16_t queue)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	/* Under the lock, so that it cannot race a reset or QueueReset from
+	 * a vCPU (virtio 1.2 §4.2.2, QueueNotify). */
+	if (t->asleep)
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: notify of queue %u while asleep ignored",
+			   t->dev->ops->name, queue);
+	else if (queue >= t->num_queues)
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: notify of queue %u of %u ignored",
+			   t->dev->ops->name, queue, t->num_queues);
+	else
+		vdk_device_queue_notify(t->dev, queue);
+	pthread_mutex_unlock(&t->lock);
 }
 
 static void bus_read(void *opaque, uint64_t base, uint64_t offset, void *data,

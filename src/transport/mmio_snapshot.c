@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "../device_internal.h"
 #include "../snapshot.h"
 #include "mmio_internal.h"
 

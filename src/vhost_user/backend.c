@@ -16,9 +16,10 @@
  * starts, so a new memory table moves them with it.
  */
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -46,22 +47,6 @@ static uint64_t vu_offered_protocol_features(const struct vdk_vhost_user *vu)
 	if (!vu->ops->snapshot || !vu->ops->restore)
 		pf &= ~PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE);
 	return pf;
-}
-
-static void vu_watch_add(struct vdk_vhost_user *vu, int fd, uint16_t i)
-{
-	if (fd < 0 || !vu->watch || !vu->watch->add)
-		return;
-	int ret = vu->watch->add(vu->watch_opaque, fd, i);
-	if (ret < 0)
-		vdk_log(VDK_LOG_ERROR, VU_LOG,
-			"queue %u: cannot watch kick: %s", i, strerror(-ret));
-}
-
-static void vu_watch_remove(struct vdk_vhost_user *vu, int fd, uint16_t i)
-{
-	if (fd >= 0 && vu->watch && vu->watch->remove)
-		vu->watch->remove(vu->watch_opaque, fd, i);
 }
 
 /* Front-end virtual addresses of the ring → guest-physical, for the ring's
@@ -123,6 +108,11 @@ static int ring_run(struct vdk_vhost_user *vu, uint16_t i)
 	}
 	r->running = true;
 	r->err_signalled = false;
+	/* One used-buffer notification when a ring starts, as libvhost-user
+	 * gives when the call fd is set: a driver that waited across a
+	 * back-end restart looks at its used ring again (a spurious
+	 * notification is always allowed, virtio 1.2 §2.7.10). */
+	vdk_interrupt_signal_used_queue(&vu->calls, i);
 	/* Buffers may have been made available before the ring ran. */
 	if (vu->ops->queue_notify)
 		vu->ops->queue_notify(vu->be, i);
@@ -349,14 +339,60 @@ int vu_reset_device(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		ring_halt(vu, i);
 		ring_close_fds(vu, i);
 		vdk_virtq_reset(&r->q);
-		r->started = r->enabled = r->addr_set = false;
+		r->started = r->enabled = r->addr_set = r->stopped = false;
 	}
 	vu_state_xfer_stop(&vu->xfer);
 	vu->acked_features = 0;
+	__atomic_store_n(&vu->irq.needs_reset, false, __ATOMIC_RELEASE);
 	return vu->ops->reset(vu->be);
 }
 
 /* ---- rings ------------------------------------------------------------- */
+
+/*
+ * The front-end configures ring @i again (SET_VRING_NUM, ADDR or BASE after
+ * GET_VRING_BASE): QEMU does so when the driver reset the device and set it
+ * up again with the same features, with neither RESET_DEVICE nor a feature
+ * change. The ring starts clean: a driver error that stopped its queue is
+ * forgotten (size and indices are what the front-end sends now), and a
+ * device that reported DEVICE_NEEDS_RESET is reset while every ring is
+ * stopped, keeping the acked features (it activates afresh when a ring
+ * starts). A plain stop and restart with no error in between changes
+ * nothing.
+ */
+static void ring_reconfigure(struct vdk_vhost_user *vu, uint16_t i)
+{
+	const uint64_t pf_bit = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	struct vu_ring *r = &vu->rings[i];
+
+	if (!r->stopped)
+		return;
+	r->stopped = false;
+	if (vdk_virtq_is_broken(&r->q)) {
+		uint16_t size = r->q.size;
+
+		vdk_virtq_reset(&r->q);
+		(void)vdk_virtq_set_size(&r->q, size);
+		vdk_log(VDK_LOG_INFO, VU_LOG,
+			"queue %u configured again: its driver error is "
+			"cleared",
+			i);
+	}
+	if (__atomic_load_n(&vu->irq.needs_reset, __ATOMIC_ACQUIRE) &&
+	    !vu_any_ring_started(vu)) {
+		int ret = vu->ops->reset(vu->be);
+
+		if (ret == 0 && vu->ops->ack_features)
+			vu->ops->ack_features(vu->be,
+					      vu->acked_features & ~pf_bit);
+		__atomic_store_n(&vu->irq.needs_reset, false, __ATOMIC_RELEASE);
+		vdk_log(ret < 0 ? VDK_LOG_ERROR : VDK_LOG_INFO, VU_LOG,
+			"rings configured again after a device error: "
+			"device reset%s%s",
+			ret < 0 ? " failed: " : "",
+			ret < 0 ? strerror(-ret) : "");
+	}
+}
 
 int vu_set_vring_num(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		     struct vu_reply *reply)
@@ -369,6 +405,7 @@ int vu_set_vring_num(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		return -EBUSY;
 	if (s.num > VDK_VIRTQ_MAX_SIZE)
 		return -EINVAL;
+	ring_reconfigure(vu, (uint16_t)s.index);
 	return vdk_virtq_set_size(&r->q, (uint16_t)s.num);
 }
 
@@ -394,6 +431,8 @@ int vu_set_vring_addr(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	    r->used_user_addr == a.used_user_addr)
 		return 0;
 	ring_halt(vu, (uint16_t)a.index);
+	if (!r->started)
+		ring_reconfigure(vu, (uint16_t)a.index);
 	r->desc_user_addr = a.desc_user_addr;
 	r->avail_user_addr = a.avail_user_addr;
 	r->used_user_addr = a.used_user_addr;
@@ -413,6 +452,7 @@ int vu_set_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		return -EBUSY;
 	if (s.num > UINT16_MAX)
 		return -EINVAL;
+	ring_reconfigure(vu, (uint16_t)s.index);
 	vdk_virtq_set_next_avail(&r->q, (uint16_t)s.num);
 	vdk_virtq_set_next_used(&r->q, (uint16_t)s.num);
 	return 0;
@@ -428,6 +468,7 @@ int vu_get_vring_base(struct vdk_vhost_user *vu, struct vu_msg *msg,
 
 	ring_halt(vu, (uint16_t)i);
 	r->started = false;
+	r->stopped = true;
 	ring_close_fds(vu, (uint16_t)i);
 	reply->payload.state.index = i;
 	reply->payload.state.num = vdk_virtq_next_avail(&r->q);
@@ -448,6 +489,8 @@ int vu_set_vring_kick(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	struct vu_ring *r = &vu->rings[i];
 
 	(void)reply;
+	if (msg->nfds && vu_check_notify_fd(msg->fds[0], "kick", i) < 0)
+		return -EINVAL;
 	/* Only handle_kick reads kick_fd, on this thread: not mid-read now.
 	 * The caller's loop stops watching it before it is closed. */
 	vu_watch_remove(vu, r->kick_fd, i);
@@ -468,6 +511,8 @@ int vu_set_vring_call(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	int fd = msg->nfds ? msg->fds[0] : -1, old = -1;
 
 	(void)reply;
+	if (msg->nfds && vu_check_notify_fd(fd, "call", i) < 0)
+		return -EINVAL;
 	if (msg->nfds)
 		msg->fds[0] = -1;
 	/*
@@ -489,6 +534,8 @@ int vu_set_vring_err(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	struct vu_ring *r = &vu->rings[i];
 
 	(void)reply;
+	if (msg->nfds && vu_check_notify_fd(msg->fds[0], "error", i) < 0)
+		return -EINVAL;
 	/* Only handle_kick writes err_fd, on this thread: not in use now. */
 	vu_close_fd(&r->err_fd);
 	if (msg->nfds) {
@@ -563,9 +610,43 @@ int vu_set_config(struct vdk_vhost_user *vu, struct vu_msg *msg,
 
 /* ---- connection -------------------------------------------------------- */
 
+struct vdk_vhost_user *vdk_vhost_user_new(int sock_fd, struct vdk_device *dev,
+					  struct vdk_loop *loop, int *err)
+{
+	const struct vdk_vhost_user_backend_ops *ops;
+	struct vdk_vhost_user_device_adapter *ad;
+	struct vdk_vhost_user *vu;
+	int ret;
+
+	if (sock_fd < 0) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	ad = calloc(1, sizeof(*ad));
+	if (!ad) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = vu_adapter_init(ad, dev, &ops);
+	if (ret == 0) {
+		vu = vu_backend_new(sock_fd, ops, ad, loop, &ret);
+		if (vu) {
+			vu->own_adapter = ad;
+			if (err)
+				*err = 0;
+			return vu;
+		}
+	}
+	free(ad);
+fail:
+	if (err)
+		*err = ret;
+	return NULL;
+}
+
 struct vdk_vhost_user *
-vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
-		   void *be, int *err)
+vu_backend_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
+	       void *be, struct vdk_loop *loop, int *err)
 {
 	struct vdk_vhost_user *vu;
 	int ret = -EINVAL;
@@ -609,6 +690,17 @@ vdk_vhost_user_new(int sock_fd, const struct vdk_vhost_user_backend_ops *ops,
 	pthread_mutex_init(&vu->backend_lock, NULL);
 	vdk_interrupt_init_callback(&vu->irq, &vu_irq_ops, vu);
 	(void)vdk_interrupt_init_eventfd(&vu->calls, NULL, 0, -1);
+	vu->poll_timer = -1;
+	for (uint16_t i = 0; i < nq; i++)
+		vu->kick_ctx[i] = (struct vu_kick_ctx){vu, i};
+	if (loop) {
+		ret = vu_loop_attach(vu, loop);
+		if (ret < 0) {
+			vu->sock = -1; /* left to the caller */
+			vdk_vhost_user_free(vu);
+			goto fail;
+		}
+	}
 	if (err)
 		*err = 0;
 	return vu;
@@ -622,6 +714,7 @@ void vdk_vhost_user_free(struct vdk_vhost_user *vu)
 {
 	if (!vu)
 		return;
+	vu_loop_detach(vu);
 	vu_state_xfer_fini(&vu->xfer);
 	vu_stop_all_rings(vu);
 	for (uint16_t i = 0; i < vu->num_queues; i++)
@@ -633,7 +726,11 @@ void vdk_vhost_user_free(struct vdk_vhost_user *vu)
 	vdk_mem_free(vu->mem);
 	for (size_t i = 0; i < vu->rx.msg.nfds; i++)
 		vu_close_fd(&vu->rx.msg.fds[i]);
-	close(vu->sock);
+	if (vu->sock >= 0)
+		close(vu->sock);
+	if (vu->poll_timer >= 0)
+		close(vu->poll_timer);
+	free(vu->own_adapter);
 	free(vu);
 }
 
@@ -660,6 +757,32 @@ int vdk_vhost_user_kick_fd(const struct vdk_vhost_user *vu, uint16_t queue)
 					     : -ENOENT;
 }
 
+/*
+ * Take the kick eventfd's counter without ever waiting. The file's status
+ * flags are the front-end's (it may clear O_NONBLOCK, or drain the counter
+ * itself between a poll and our read), so the read asks for RWF_NOWAIT
+ * (eventfd reads honour it since Linux 5.11); a kernel without it gets a
+ * plain read only while the file is non-blocking.
+ */
+static void kick_consume(struct vdk_vhost_user *vu, struct vu_ring *r,
+			 uint16_t queue)
+{
+	uint64_t v;
+	struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
+	ssize_t n = preadv2(r->kick_fd, &iov, 1, -1, RWF_NOWAIT);
+
+	if (n < 0 && errno == EOPNOTSUPP) {
+		int fl = fcntl(r->kick_fd, F_GETFL);
+
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			n = read(r->kick_fd, &v, sizeof(v));
+	}
+	if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EOPNOTSUPP)
+		VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
+			   "queue %u: kick fd read: %s", queue,
+			   strerror(errno));
+}
+
 int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 {
 	struct vu_ring *r;
@@ -667,23 +790,8 @@ int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 	if (queue >= vu->num_queues)
 		return -ERANGE;
 	r = &vu->rings[queue];
-	if (r->kick_fd >= 0) {
-		struct pollfd p = {.fd = r->kick_fd, .events = POLLIN};
-		uint64_t v;
-
-		/* The eventfd is shared with the front-end: never change its
-		 * flags, read only when poll says a value is there. */
-		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
-			(void)!read(r->kick_fd, &v, sizeof(v));
-		/* A kick fd that hangs up (a pipe whose writer closed) would
-		 * be reported ready forever: drop it, the ring is polled. */
-		if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) {
-			VDK_LOG_RL(&vu->rl, VDK_LOG_WARN, VU_LOG,
-				   "queue %u: kick fd hung up; polling", queue);
-			vu_watch_remove(vu, r->kick_fd, queue);
-			vu_close_fd(&r->kick_fd);
-		}
-	}
+	if (r->kick_fd >= 0)
+		kick_consume(vu, r, queue);
 	if (!r->running)
 		return 0;
 	if (vu->ops->queue_notify)
@@ -691,24 +799,12 @@ int vdk_vhost_user_handle_kick(struct vdk_vhost_user *vu, uint16_t queue)
 	if (vdk_virtq_is_broken(&r->q) && !r->err_signalled && r->err_fd >= 0) {
 		uint64_t one = 1;
 
+		/* A non-blocking eventfd (vu_check_notify_fd()): EAGAIN means
+		 * a signal is pending already. Never retried: EINTR can only
+		 * come from a write that waited, on a file whose O_NONBLOCK
+		 * the front-end cleared since. */
 		(void)!write(r->err_fd, &one, sizeof(one));
 		r->err_signalled = true;
 	}
 	return 1;
-}
-
-int vdk_vhost_user_set_watch(struct vdk_vhost_user *vu,
-			     const struct vdk_vhost_user_watch_ops *ops,
-			     void *opaque)
-{
-	vu->watch = ops;
-	vu->watch_opaque = opaque;
-	for (uint16_t i = 0; ops && ops->add && i < vu->num_queues; i++) {
-		if (vu->rings[i].kick_fd < 0)
-			continue;
-		int ret = ops->add(opaque, vu->rings[i].kick_fd, i);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
 }

@@ -18,19 +18,29 @@
  * waits. CHECK_DEVICE_STATE waits (bounded) for the worker, then for a load
  * decodes the bytes and calls restore() on the control thread, and answers
  * 0 or 1. A worker still running at RESET_DEVICE, a new SET_DEVICE_STATE_FD
- * or the end of the connection is cancelled through an eventfd and joined.
+ * or the end of the connection is cancelled through an eventfd and joined:
+ * the worker waits only in poll() (xfer_io() never lets a read or write
+ * wait), so the join is bounded by one chunk's copy. The loaded bytes are
+ * decoded by the bounded vdk_snapshot_load(); CHECK_DEVICE_STATE of a load
+ * is refused (-EBUSY) while a ring is started.
  *
  * The back-end never offers an fd of its own (reply bit 8 set).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../snapshot.h"
 #include "internal.h"
 
 /* Bytes moved per write; a pipe takes PIPE_BUF once poll says POLLOUT. */
@@ -107,6 +117,59 @@ static int xfer_wait(struct vu_state_xfer *x, short events)
 	}
 }
 
+/*
+ * Move bytes without ever waiting in the kernel: the fd is the front-end's
+ * (its flags are not ours to change) and may be anything. RWF_NOWAIT makes
+ * pipes, sockets (even with SO_RCVLOWAT), eventfd reads and /dev/null
+ * answer EAGAIN instead of waiting. Where the kernel refuses the flag
+ * (EOPNOTSUPP: regular files and memfds, character devices, eventfd
+ * writes, and pipes before Linux 6.x):
+ *   - a socket is read and written with MSG_DONTWAIT;
+ *   - a pipe is reopened through /proc/self/fd with O_NONBLOCK: a new open
+ *     file description of the same pipe, with flags of our own (it
+ *     replaces the received fd, so closing it still ends the state);
+ *   - a regular file, or a file the front-end made non-blocking, gets
+ *     plain I/O;
+ *   - anything else is refused (-EOPNOTSUPP).
+ * So the worker only ever waits in poll(), which the cancel eventfd ends.
+ */
+static ssize_t xfer_io(struct vu_state_xfer *x, void *buf, size_t len,
+		       bool save)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	char path[40];
+	struct stat st;
+	ssize_t n;
+	int fl, fd;
+
+	n = save ? pwritev2(x->fd, &iov, 1, -1, RWF_NOWAIT)
+		 : preadv2(x->fd, &iov, 1, -1, RWF_NOWAIT);
+	if (n >= 0 || errno != EOPNOTSUPP)
+		return n;
+	if (fstat(x->fd, &st) < 0 || (fl = fcntl(x->fd, F_GETFL)) < 0)
+		return -1;
+	if (S_ISSOCK(st.st_mode))
+		return save ? send(x->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+			    : recv(x->fd, buf, len, MSG_DONTWAIT);
+	if (S_ISFIFO(st.st_mode) && !(fl & O_NONBLOCK)) {
+		(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", x->fd);
+		fd = open(path, (save ? O_WRONLY : O_RDONLY) | O_NONBLOCK |
+					O_CLOEXEC);
+		if (fd < 0) {
+			errno = EOPNOTSUPP;
+			return -1;
+		}
+		close(x->fd);
+		x->fd = fd;
+		fl |= O_NONBLOCK;
+	}
+	if (!S_ISREG(st.st_mode) && !(fl & O_NONBLOCK)) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return save ? write(x->fd, buf, len) : read(x->fd, buf, len);
+}
+
 static int xfer_save(struct vu_state_xfer *x)
 {
 	size_t off = 0;
@@ -117,8 +180,9 @@ static int xfer_save(struct vu_state_xfer *x)
 
 		if (ret < 0)
 			return ret;
-		ssize_t n = write(x->fd, x->buf + off,
-				  want < XFER_CHUNK ? want : XFER_CHUNK);
+		ssize_t n =
+			xfer_io(x, x->buf + off,
+				want < XFER_CHUNK ? want : XFER_CHUNK, true);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
@@ -148,7 +212,7 @@ static int xfer_load(struct vu_state_xfer *x)
 		int ret = xfer_wait(x, POLLIN);
 		if (ret < 0)
 			return ret;
-		ssize_t n = read(x->fd, x->buf + x->len, x->cap - x->len);
+		ssize_t n = xfer_io(x, x->buf + x->len, x->cap - x->len, false);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
@@ -266,21 +330,18 @@ static int xfer_finish(struct vu_state_xfer *x)
 	return ret;
 }
 
+/* Untrusted bytes: the bounded loader (src/snapshot.h), never cbor_load(). */
 static int load_state(struct vdk_vhost_user *vu, const uint8_t *buf, size_t len)
 {
-	struct cbor_load_result res;
-	cbor_item_t *item;
+	cbor_item_t *item = NULL;
 	int ret;
 
 	if (len == 0)
 		return -ENODATA;
-	item = cbor_load(buf, len, &res);
-	if (!item)
-		return -EINVAL;
-	if (res.read != len)
-		ret = -EINVAL; /* trailing bytes */
-	else
-		ret = vu->ops->restore(vu->be, item);
+	ret = vdk_snapshot_load(buf, len, &item);
+	if (ret < 0)
+		return ret;
+	ret = vu->ops->restore(vu->be, item);
 	cbor_decref(&item);
 	return ret;
 }
@@ -294,6 +355,16 @@ int vu_check_device_state(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	(void)msg;
 	if (!x->active)
 		return -ENOENT; /* no transfer to check */
+	/* Phase "stopped": a ring started since SET_DEVICE_STATE_FD runs the
+	 * device; loading state under it would stop it. Refused; the loaded
+	 * bytes wait for a check once every ring is stopped again. */
+	if (x->direction == VHOST_TRANSFER_STATE_DIRECTION_LOAD &&
+	    vu_any_ring_started(vu)) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"CHECK_DEVICE_STATE refused: a ring was started "
+			"after SET_DEVICE_STATE_FD (load)");
+		return -EBUSY;
+	}
 	ret = xfer_finish(x);
 	if (ret == 0 && x->direction == VHOST_TRANSFER_STATE_DIRECTION_LOAD)
 		ret = load_state(vu, x->buf, x->len);

@@ -178,6 +178,16 @@ int vu_set_inflight_fd(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < end)
 		return -EINVAL;
+	/* ...and so would a file shrunk after it was mapped: the front-end
+	 * may keep the fd, so it must be sealed against that (the region
+	 * GET_INFLIGHT_FD hands out is). */
+	int seals = fcntl(msg->fds[0], F_GET_SEALS);
+
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"inflight fd refused: not sealed with F_SEAL_SHRINK");
+		return -EPERM;
+	}
 	delta = in.mmap_offset & (uint64_t)(page - 1);
 	len = need + delta;
 	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, msg->fds[0],

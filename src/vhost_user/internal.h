@@ -3,7 +3,7 @@
  * vhost-user backend internals shared by message.c (wire, fds, request table,
  * dispatcher, back-end channel, event loop), backend.c (handlers, rings,
  * the connection), memory.c (memory table), inflight.c (inflight region),
- * device_state.c (state transfer) and device_adapter.c.
+ * device_state.c (state transfer), device_adapter.c and connection_loop.c.
  */
 #ifndef VDK_VHOST_USER_INTERNAL_H
 #define VDK_VHOST_USER_INTERNAL_H
@@ -14,7 +14,10 @@
 #include <stdint.h>
 
 #include <vdk/log.h>
+#include <vdk/loop.h>
 #include <vdk/vhost_user.h>
+
+#include "backend_ops.h"
 
 #define VU_LOG "vhost-user"
 
@@ -76,6 +79,8 @@ struct vu_ring {
 	bool running;  /**< the backend's start_queue() succeeded */
 	bool addr_set; /**< SET_VRING_ADDR accepted */
 	bool err_signalled;
+	bool stopped; /**< GET_VRING_BASE seen, no SET_VRING_NUM/ADDR/BASE
+			  since: the next one configures the ring again */
 	uint64_t desc_user_addr, avail_user_addr, used_user_addr;
 	/* inflight tracking (inflight.c), bound while the ring runs; the
 	 * queue's track hook keeps it, on the thread using the queue */
@@ -120,7 +125,9 @@ struct vdk_vhost_user {
 	void *be;
 	uint16_t num_queues;
 	bool broken;
-	bool owner; /**< SET_OWNER seen */
+	bool allow_unsealed;	/* vdk_vhost_user_set_allow_unsealed() */
+	bool owner;		/**< SET_OWNER seen */
+	unsigned long messages; /**< complete messages dispatched */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
 	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
@@ -131,8 +138,18 @@ struct vdk_vhost_user {
 	 * when no worker can still be writing to it. */
 	struct vdk_interrupt calls;
 	struct vu_ring rings[VDK_DEVICE_MAX_QUEUES];
-	const struct vdk_vhost_user_watch_ops *watch;
-	void *watch_opaque;
+	/* the event loop (connection_loop.c); NULL: the caller drives */
+	struct vdk_loop *loop;
+	struct vu_kick_ctx {
+		struct vdk_vhost_user *vu;
+		uint16_t index;
+	} kick_ctx[VDK_DEVICE_MAX_QUEUES];
+	int poll_timer;	 /**< timerfd for rings without a kick fd, or -1 */
+	bool poll_armed; /**< poll_timer on the loop and ticking */
+	vdk_vhost_user_closed_fn *closed_fn;
+	void *closed_opaque;
+	/** the device adapter vdk_vhost_user_new() made, freed with us */
+	struct vdk_vhost_user_device_adapter *own_adapter;
 	struct vu_rx rx;
 	struct vdk_ratelimit rl;
 	/* back-end channel (VHOST_USER_SET_BACKEND_REQ_FD) */
@@ -174,6 +191,9 @@ struct vu_request {
 const struct vu_request *vu_request_lookup(uint32_t request);
 uint64_t vu_supported_protocol_features(void);
 void vu_close_fd(int *fd);
+/* 0 if @fd may be a ring's call, kick or error fd (a non-blocking
+ * eventfd), else -EINVAL (logged, naming @what and @queue) or -EBADF */
+int vu_check_notify_fd(int fd, const char *what, uint16_t queue);
 
 /* backend.c and memory.c: handlers named after their requests */
 vu_handler_fn vu_get_features, vu_set_features, vu_set_owner, vu_reset_owner,
@@ -191,6 +211,14 @@ bool vu_any_ring_running(const struct vdk_vhost_user *vu);
 /* stop the running rings around a memory map change; restart them after */
 uint64_t vu_rings_pause(struct vdk_vhost_user *vu);
 void vu_rings_resume(struct vdk_vhost_user *vu, uint64_t was);
+
+/* connection_loop.c: the socket, kick fds and polled rings on vu->loop */
+int vu_loop_attach(struct vdk_vhost_user *vu, struct vdk_loop *loop);
+void vu_loop_detach(struct vdk_vhost_user *vu);
+void vu_watch_add(struct vdk_vhost_user *vu, int fd, uint16_t i);
+void vu_watch_remove(struct vdk_vhost_user *vu, int fd, uint16_t i);
+/* after the rings may have changed: tick while a ring runs without kick */
+void vu_poll_update(struct vdk_vhost_user *vu);
 
 /* message.c: the back-end channel */
 vu_handler_fn vu_set_backend_req_fd;

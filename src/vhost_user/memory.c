@@ -12,9 +12,14 @@
  * the regions already mapped, and a backing file too short for it (a
  * mapping past the end of a file raises SIGBUS when touched), before
  * anything is mapped. A front-end that truncates a file after it was mapped
- * can still cause SIGBUS; memfds should be sealed (F_SEAL_SHRINK).
+ * would make the next access raise SIGBUS and kill the process, so a
+ * region's file must be sealed with F_SEAL_SHRINK (QEMU's
+ * memory-backend-memfd is, seal=on by default) unless the program allowed
+ * unsealed memory (vdk_vhost_user_set_allow_unsealed()): then it accepts
+ * that risk, e.g. for memory-backend-file on hugetlbfs or /dev/shm.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -52,16 +57,29 @@ static int region_check(const struct vdk_mem *mem,
 	return 0;
 }
 
-/* The fd is a regular file (memfd, shm, hugetlbfs) holding the region. */
-static int region_fd_check(int fd, const struct vhost_user_memory_region *reg)
+/* The fd is a regular file (memfd, shm, hugetlbfs) holding the region,
+ * sealed against shrinking unless the program allows unsealed memory. */
+static int region_fd_check(const struct vdk_vhost_user *vu, int fd,
+			   const struct vhost_user_memory_region *reg)
 {
 	struct stat st;
+	int seals;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size < reg->mmap_offset + reg->memory_size)
 		return -EINVAL;
+	seals = fcntl(fd, F_GET_SEALS);
+	if ((seals < 0 || !(seals & F_SEAL_SHRINK)) && !vu->allow_unsealed) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"guest memory at 0x%llx refused: its file is not "
+			"sealed with F_SEAL_SHRINK (a front-end could shrink "
+			"it under us); use a sealed memfd (QEMU "
+			"memory-backend-memfd) or allow unsealed memory",
+			(unsigned long long)reg->guest_phys_addr);
+		return -EPERM;
+	}
 	return 0;
 }
 
@@ -86,7 +104,7 @@ int vu_set_mem_table(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	for (uint32_t i = 0; i < n; i++) {
 		ret = region_check(map, &regs[i]);
 		if (ret == 0)
-			ret = region_fd_check(msg->fds[i], &regs[i]);
+			ret = region_fd_check(vu, msg->fds[i], &regs[i]);
 		if (ret == 0)
 			ret = vdk_mem_add_fd(map, regs[i].guest_phys_addr,
 					     regs[i].memory_size, msg->fds[i],
@@ -130,7 +148,7 @@ int vu_add_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	}
 	ret = region_check(vu->mem, &reg);
 	if (ret == 0)
-		ret = region_fd_check(msg->fds[0], &reg);
+		ret = region_fd_check(vu, msg->fds[0], &reg);
 	if (ret < 0)
 		return ret;
 	uint64_t was = vu_rings_pause(vu);
@@ -165,4 +183,9 @@ int vu_rem_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
 	int ret = vdk_mem_remove(vu->mem, reg.guest_phys_addr, reg.memory_size);
 	vu_rings_resume(vu, was);
 	return ret;
+}
+
+void vdk_vhost_user_set_allow_unsealed(struct vdk_vhost_user *vu, bool allow)
+{
+	vu->allow_unsealed = allow;
 }

@@ -15,15 +15,16 @@
  *
  * Also here, as the other halves of the socket I/O: the back-end channel
  * (VHOST_USER_SET_BACKEND_REQ_FD: messages the back-end sends, and their
- * acks), and vdk_vhost_user_run(), an epoll loop over the socket and the
- * kick fds.
+ * acks). The connection's place on an event loop is connection_loop.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +130,53 @@ uint64_t vu_supported_protocol_features(void)
 	       PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
 	       PF(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |
 	       PF(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+}
+
+/*
+ * The rule for ring notification fds (call, kick, error; see "File
+ * descriptors the front-end chooses" in <vdk/vhost_user.h>): an eventfd
+ * with O_NONBLOCK set. Only such a file answers a read with EAGAIN and a
+ * write with EAGAIN instead of waiting: a pipe or socket can be full, a
+ * socket with SO_RCVLOWAT is readable to poll() yet blocks read(), a
+ * blocking eventfd waits at a full or empty counter. An eventfd cannot be
+ * reopened with flags of our own (its /proc/self/fd link gives ENXIO) and
+ * RWF_NOWAIT does not apply to eventfd writes (EOPNOTSUPP up to at least
+ * Linux 6.18), so the flag must be the front-end's. It is named through
+ * /proc/self/fd ("anon_inode:[eventfd]"); without /proc, any anonymous
+ * inode (eventfd, timerfd, signalfd, ...: none blocks when non-blocking).
+ */
+int vu_check_notify_fd(int fd, const char *what, uint16_t queue)
+{
+	char path[40], link[64];
+	struct stat st;
+	ssize_t n;
+	int fl;
+
+	if (fstat(fd, &st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0)
+		return -EBADF;
+	(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n >= 0) {
+		link[n] = '\0';
+	} else {
+		(void)snprintf(link, sizeof(link), "%s",
+			       (st.st_mode & S_IFMT) ? "not an anonymous inode"
+						     : "anon_inode:[eventfd]");
+	}
+	if (strcmp(link, "anon_inode:[eventfd]") != 0) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"queue %u: %s fd refused: %s is not an eventfd", queue,
+			what, link);
+		return -EINVAL;
+	}
+	if (!(fl & O_NONBLOCK)) {
+		vdk_log(VDK_LOG_ERROR, VU_LOG,
+			"queue %u: %s fd refused: a blocking eventfd (the "
+			"front-end must create it with EFD_NONBLOCK)",
+			queue, what);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void vu_close_fd(int *fd)
@@ -258,6 +306,18 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 	return 0;
 }
 
+/* A ring index beyond the device's queues: the front-end was configured
+ * with more queues than the device has. Say so plainly, once. */
+static int too_many_queues(struct vdk_vhost_user *vu, uint32_t index)
+{
+	VDK_LOG_RL(&vu->rl, VDK_LOG_ERROR, VU_LOG,
+		   "the front-end uses queue %u but the device has %u "
+		   "queue(s): configure the front-end with at most %u "
+		   "(QEMU: num-queues=%u) or give the device more",
+		   index, vu->num_queues, vu->num_queues, vu->num_queues);
+	return -ERANGE;
+}
+
 /* The checks every request passes before its handler runs. */
 static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 		    const struct vu_msg *msg, const struct vu_rx *rx)
@@ -284,7 +344,7 @@ static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 		break;
 	case VU_INDEX_U32:
 		if (msg->payload.state.index >= vu->num_queues)
-			return -ERANGE;
+			return too_many_queues(vu, msg->payload.state.index);
 		break;
 	case VU_INDEX_FILE: {
 		uint64_t v = msg->payload.u64;
@@ -294,7 +354,8 @@ static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 				    VHOST_USER_VRING_NOFD_MASK))
 			return -EINVAL;
 		if ((v & VHOST_USER_VRING_IDX_MASK) >= vu->num_queues)
-			return -ERANGE;
+			return too_many_queues(
+				vu, (uint32_t)(v & VHOST_USER_VRING_IDX_MASK));
 		if (msg->nfds != (nofd ? 0u : 1u))
 			return -EINVAL;
 		break;
@@ -344,6 +405,8 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 		   (vu->acked_protocol_features &
 		    PF(VHOST_USER_PROTOCOL_F_REPLY_ACK));
 	struct vu_reply reply = {.size = 0, .fd = -1};
+
+	vu->messages++;
 	int ret, sent;
 
 	/* Handlers see zeros, never an earlier message, past the payload. */
@@ -618,91 +681,4 @@ int vdk_vhost_user_send_config_change(struct vdk_vhost_user *vu)
 	}
 	return vu_backend_send(vu, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, NULL,
 			       0);
-}
-
-/* ---- ready-made event loop --------------------------------------------- */
-
-#define RUN_SOCKET_TAG UINT64_MAX
-
-static int run_add(void *opaque, int fd, uint16_t queue)
-{
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = queue};
-
-	if (epoll_ctl(*(int *)opaque, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return -errno;
-	return 0;
-}
-
-static void run_remove(void *opaque, int fd, uint16_t queue)
-{
-	(void)queue;
-	(void)epoll_ctl(*(int *)opaque, EPOLL_CTL_DEL, fd, NULL);
-}
-
-static const struct vdk_vhost_user_watch_ops run_watch = {
-	.add = run_add,
-	.remove = run_remove,
-};
-
-/* Rings started without a kick fd are polled every millisecond. */
-static bool any_polled_ring(const struct vdk_vhost_user *vu)
-{
-	for (uint16_t i = 0; i < vu->num_queues; i++)
-		if (vu->rings[i].running && vu->rings[i].kick_fd < 0)
-			return true;
-	return false;
-}
-
-int vdk_vhost_user_run(struct vdk_vhost_user *vu)
-{
-	const struct vdk_vhost_user_watch_ops *saved = vu->watch;
-	void *saved_opaque = vu->watch_opaque;
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = RUN_SOCKET_TAG};
-	int ep, ret = 0;
-
-	if (vu->broken)
-		return -EIO;
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		return -errno;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, vu->sock, &ev) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ret = vdk_vhost_user_set_watch(vu, &run_watch, &ep);
-	if (ret < 0)
-		goto out;
-	while (!vu->broken) {
-		struct epoll_event evs[16];
-		int n = epoll_wait(ep, evs, 16, any_polled_ring(vu) ? 1 : -1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			break;
-		}
-		for (int k = 0; k < n && !vu->broken; k++) {
-			if (evs[k].data.u64 != RUN_SOCKET_TAG) {
-				(void)vdk_vhost_user_handle_kick(
-					vu, (uint16_t)evs[k].data.u64);
-				continue;
-			}
-			ret = vdk_vhost_user_process_message(vu);
-			/* request errors are logged; serving goes on */
-		}
-		for (uint16_t i = 0; i < vu->num_queues && !vu->broken; i++)
-			if (vu->rings[i].running && vu->rings[i].kick_fd < 0)
-				(void)vdk_vhost_user_handle_kick(vu, i);
-	}
-	if (vu->broken)
-		ret = ret == -ENOTCONN ? 0 : ret;
-out:
-	vu->watch = NULL;
-	for (uint16_t i = 0; i < vu->num_queues; i++)
-		if (vu->rings[i].kick_fd >= 0)
-			run_remove(&ep, vu->rings[i].kick_fd, i);
-	(void)vdk_vhost_user_set_watch(vu, saved, saved_opaque);
-	close(ep);
-	return ret;
 }

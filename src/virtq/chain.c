@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <linux/virtio_ring.h>
+
 #include <vdk/virtq.h>
 
 #include "virtq_internal.h"

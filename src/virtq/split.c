@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/virtio_ring.h>
 #include <linux/virtio_config.h>
 
 #include <vdk/virtq.h>

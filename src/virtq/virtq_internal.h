@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <linux/virtio_ring.h>
+
 #include <vdk/virtq.h>
 
 #define VDK_HIDDEN	__attribute__((visibility("hidden")))

@@ -35,6 +35,12 @@
  *   restore_refusals               other device type (-ENODEV), version
  *                                  (-EPROTO), malformed input (-EINVAL);
  *                                  a refused restore changes nothing
+ *   queue_stop_start               each queue stops while the others run
+ *                                  (their requests complete), is handed
+ *                                  back with the same indices, ignores
+ *                                  requests while stopped, and after the
+ *                                  restart completes them on the next
+ *                                  slot; -ENOENT/-EBUSY/-ERANGE refusals
  */
 #ifndef VDK_TESTS_CONFORMANCE_H
 #define VDK_TESTS_CONFORMANCE_H
@@ -126,6 +132,7 @@ void vdk_conformance_snapshot_restore_fresh(void **state);
 void vdk_conformance_restore_discards_changes(void **state);
 void vdk_conformance_lifecycle_refusals(void **state);
 void vdk_conformance_restore_refusals(void **state);
+void vdk_conformance_queue_stop_start(void **state);
 int vdk_conformance_setup(void **state);
 int vdk_conformance_teardown(void **state);
 
@@ -149,6 +156,8 @@ int vdk_conformance_teardown(void **state);
 			vdk_conformance_restore_discards_changes, suite),      \
 		VDK_CONFORMANCE_TEST_(vdk_conformance_lifecycle_refusals,      \
 				      suite),                                  \
-		VDK_CONFORMANCE_TEST_(vdk_conformance_restore_refusals, suite)
+		VDK_CONFORMANCE_TEST_(vdk_conformance_restore_refusals,        \
+				      suite),                                  \
+		VDK_CONFORMANCE_TEST_(vdk_conformance_queue_stop_start, suite)
 
 #endif /* VDK_TESTS_CONFORMANCE_H */

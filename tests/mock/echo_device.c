@@ -15,6 +15,7 @@
 #include <vdk/virtq.h>
 
 #include "echo_device.h"
+#include "snapshot.h"
 
 #define MOD "echo"
 
@@ -228,6 +229,25 @@ static void echo_queue_notify(void *dev, uint16_t index)
 		echo_process(dev, index);
 }
 
+static int echo_start_queue(void *dev, uint16_t index, struct vdk_virtq *q)
+{
+	struct echo_device *e = dev;
+
+	e->queues[index] = q;
+	echo_process(e, index); /* buffers made available before */
+	return 0;
+}
+
+static struct vdk_virtq *echo_stop_queue(void *dev, uint16_t index)
+{
+	struct echo_device *e = dev;
+	struct vdk_virtq *q = e->queues[index];
+
+	/* Synchronous: nothing is in flight between calls. */
+	e->queues[index] = NULL;
+	return q;
+}
+
 static int echo_sleep(void *dev)
 {
 	struct echo_device *e = dev;
@@ -279,7 +299,7 @@ static bool put(cbor_item_t *map, const char *key, cbor_item_t *value)
 	return ok;
 }
 
-static int echo_snapshot(void *dev, cbor_item_t **out)
+static int echo_snapshot_item(void *dev, cbor_item_t **out)
 {
 	struct echo_device *e = dev;
 	cbor_item_t *m = cbor_new_definite_map(SNAP_KEYS);
@@ -327,7 +347,7 @@ static bool get_uint(const cbor_item_t *map, const char *key, uint64_t max,
 	return true;
 }
 
-static int echo_restore(void *dev, const cbor_item_t *item)
+static int echo_restore_item(void *dev, const cbor_item_t *item)
 {
 	struct echo_device *e = dev;
 	uint64_t counter, settable, ec, eb, sc, sb;
@@ -364,6 +384,8 @@ static void echo_destroy(void *dev)
 	free(dev);
 }
 
+VDK_SNAPSHOT_BYTES_OPS(echo)
+
 static const struct vdk_device_ops echo_ops = {
 	.device_type = ECHO_DEVICE_ID,
 	.name = "echo",
@@ -382,6 +404,8 @@ static const struct vdk_device_ops echo_ops = {
 	.snapshot = echo_snapshot,
 	.restore = echo_restore,
 	.destroy = echo_destroy,
+	.start_queue = echo_start_queue,
+	.stop_queue = echo_stop_queue,
 };
 
 /* ---- public helpers ---------------------------------------------------- */

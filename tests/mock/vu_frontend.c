@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -199,8 +200,12 @@ int vu_fe_init(struct vu_fe *fe, const struct vu_fe_config *cfg,
 	fe->fds_before = vu_fe_count_fds();
 	if (fe->fds_before < 0)
 		return fe->fds_before;
-	fe->memfd = memfd_create("vu-frontend", MFD_CLOEXEC);
-	if (fe->memfd < 0 || ftruncate(fe->memfd, (off_t)cfg->ram_size) < 0)
+	/* sealed as QEMU's memory-backend-memfd is (the back-end refuses
+	 * guest RAM that could shrink) */
+	fe->memfd =
+		memfd_create("vu-frontend", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fe->memfd < 0 || ftruncate(fe->memfd, (off_t)cfg->ram_size) < 0 ||
+	    fcntl(fe->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK) < 0)
 		goto fail_errno;
 	fe->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		       fe->memfd, 0);
@@ -248,8 +253,9 @@ int vu_fe_fini(struct vu_fe *fe)
 	return vu_fe_count_fds() - fe->fds_before;
 }
 
-int vu_fe_connect(struct vu_fe *fe,
-		  const struct vdk_vhost_user_backend_ops *ops, void *be)
+static int fe_connect(struct vu_fe *fe,
+		      const struct vdk_vhost_user_backend_ops *ops, void *be,
+		      struct vdk_device *dev)
 {
 	int sv[2], err = 0;
 
@@ -257,7 +263,8 @@ int vu_fe_connect(struct vu_fe *fe,
 		return -EBUSY;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	fe->vu = vdk_vhost_user_new(sv[1], ops, be, &err);
+	fe->vu = dev ? vdk_vhost_user_new(sv[1], dev, NULL, &err)
+		     : vu_backend_new(sv[1], ops, be, NULL, &err);
 	if (!fe->vu) {
 		close(sv[0]);
 		close(sv[1]);
@@ -265,6 +272,17 @@ int vu_fe_connect(struct vu_fe *fe,
 	}
 	fe->sock = sv[0];
 	return 0;
+}
+
+int vu_fe_connect(struct vu_fe *fe,
+		  const struct vdk_vhost_user_backend_ops *ops, void *be)
+{
+	return fe_connect(fe, ops, be, NULL);
+}
+
+int vu_fe_connect_device(struct vu_fe *fe, struct vdk_device *dev)
+{
+	return fe_connect(fe, NULL, NULL, dev);
 }
 
 void vu_fe_disconnect(struct vu_fe *fe)

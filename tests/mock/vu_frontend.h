@@ -45,6 +45,9 @@
 #include <vdk/mem.h>
 #include <vdk/vhost_user.h>
 
+/* the library's private backend interface (src/vhost_user) */
+#include "vhost_user/backend_ops.h"
+
 #include "guest_ring.h"
 
 /** Most rings a struct vu_fe keeps eventfds and a guest_ring for. */
@@ -156,11 +159,18 @@ int vu_fe_fini(struct vu_fe *fe);
 
 /**
  * vu_fe_connect() - makes a socketpair and a back-end on one end,
- * vdk_vhost_user_new(end, @ops, @be); fe->sock is the other end.
+ * vu_backend_new(end, @ops, @be, NULL) (the library's private backend
+ * interface); fe->sock is the other end.
  * Return: 0, -EBUSY if already connected, or -errno.
  */
 int vu_fe_connect(struct vu_fe *fe,
 		  const struct vdk_vhost_user_backend_ops *ops, void *be);
+
+/**
+ * vu_fe_connect_device() - the same through the public API:
+ * vdk_vhost_user_new(end, @dev, NULL).
+ */
+int vu_fe_connect_device(struct vu_fe *fe, struct vdk_device *dev);
 
 /** vu_fe_disconnect() - vdk_vhost_user_free() and close our end. */
 void vu_fe_disconnect(struct vu_fe *fe);

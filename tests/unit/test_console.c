@@ -31,6 +31,7 @@
 
 #include <vdk/device.h>
 #include <vdk/devices/console.h>
+#include <vdk/loop.h>
 #include <vdk/log.h>
 #include <vdk/mem.h>
 #include <vdk/virtq.h>
@@ -325,6 +326,38 @@ static void test_output_to_pipe(void **state)
 	vdk_device_queue_notify(t->dev, 2);
 }
 
+static int setup_small_queue(void **state)
+{
+	return setup_cfg(state,
+			 (struct vdk_console_config){.queue_max_size = QSIZE},
+			 true);
+}
+
+/* At most queue_max_size transmit chains per wake-up: past that the
+ * device stops as if the output were blocked, and the program's next
+ * vdk_console_flush_output() (the fd is writable at once) goes on. */
+static void test_output_budget_per_wakeup(void **state)
+{
+	struct env *t = *state;
+	char out[QSIZE + 8];
+
+	activate(t);
+	for (int i = 0; i < QSIZE; i++)
+		assert_true(send_str(t, 0x20000 + 0x100 * (uint64_t)i, "x") >=
+			    0);
+	vdk_device_queue_notify(t->dev, TX);
+	assert_int_equal(vdk_console_stats(t->con).output_chains, QSIZE);
+	assert_true(vdk_console_output_blocked(t->con));
+	/* the driver refilled meanwhile */
+	for (int i = 0; i < 3; i++)
+		assert_true(send_str(t, 0x20000 + 0x100 * (uint64_t)i, "y") >=
+			    0);
+	assert_int_equal(vdk_console_flush_output(t->con), 0);
+	assert_int_equal(vdk_console_stats(t->con).output_chains, QSIZE + 3);
+	assert_false(vdk_console_output_blocked(t->con));
+	assert_int_equal(drain(t, out, sizeof(out)), QSIZE + 3);
+}
+
 static void test_output_eagain_keeps_chain(void **state)
 {
 	struct env *t = *state;
@@ -396,6 +429,58 @@ static void test_output_eagain_keeps_chain(void **state)
 	assert_int_equal(s.output_bytes, sizeof(big) + 6 + 1);
 	assert_int_equal(s.emerg_bytes, 1);
 	assert_int_equal(s.output_dropped, 0);
+}
+
+/* The device watches its own output fd on the loop it was given: blocked
+ * output is flushed by the loop when the fd becomes writable, nobody calls
+ * vdk_console_flush_output(). */
+static void test_output_readiness_on_loop(void **state)
+{
+	struct env *t = *state;
+	static char big[6000], out[16384];
+	char fill[4096];
+	size_t filled = 0, total = 0;
+	struct vdk_loop *loop;
+	int err;
+
+	loop = vdk_loop_epoll_new(&err);
+	assert_non_null(loop);
+	assert_int_equal(vdk_device_attach_loop(t->dev, loop), 0);
+	assert_int_equal(vdk_device_attach_loop(t->dev, loop), -EBUSY);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	activate(t);
+	memset(fill, '#', sizeof(fill));
+	for (;;) {
+		ssize_t n = write(t->pipe_wr, fill, sizeof(fill));
+
+		if (n <= 0)
+			break;
+		filled += (size_t)n;
+	}
+	put(t, 0x20000, big, sizeof(big));
+	struct guest_buf b = {0x20000, sizeof(big), false};
+	assert_true(guest_ring_add_chain(&t->gr[TX], &b, 1) >= 0);
+	vdk_device_queue_notify(t->dev, TX);
+	assert_true(vdk_console_output_blocked(t->con));
+	/* nothing writable yet: the loop has nothing to do */
+	assert_int_equal(vdk_loop_epoll_run_once(loop, 0), 0);
+	for (int round = 0; round < 20 && total < filled + sizeof(big);
+	     round++) {
+		total += drain(t, out + total, sizeof(out) - total);
+		(void)vdk_loop_epoll_run_once(loop, 100);
+	}
+	total += drain(t, out + total, sizeof(out) - total);
+	assert_int_equal(total, filled + sizeof(big));
+	assert_memory_equal(out + filled, big, sizeof(big));
+	assert_false(vdk_console_output_blocked(t->con));
+	assert_int_equal(guest_ring_used_idx(&t->gr[TX]), 1);
+	/* output flowing: the fd is not watched, the loop stays idle */
+	assert_int_equal(vdk_loop_epoll_run_once(loop, 0), 0);
+	/* the device leaves the loop when it is freed (teardown) */
+	vdk_console_free(t->con);
+	t->con = NULL;
+	vdk_loop_epoll_free(loop);
 }
 
 static void test_output_error_drops(void **state)
@@ -820,8 +905,13 @@ static cbor_item_t *state_map(size_t input_len, uint64_t cols, uint64_t rows,
 
 static int restore_with(struct env *t, cbor_item_t *m)
 {
-	int r = t->dev->ops->restore(t->dev->impl, m);
+	unsigned char *buf = NULL;
+	size_t cap = 0, len = cbor_serialize_alloc(m, &buf, &cap);
+	int r;
 
+	assert_true(len > 0);
+	r = t->dev->ops->restore(t->dev->impl, buf, len);
+	free(buf);
 	cbor_decref(&m);
 	return r;
 }
@@ -1003,9 +1093,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_budget_per_wakeup,
+						setup_small_queue, teardown),
 		cmocka_unit_test_setup_teardown(test_output_to_pipe, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_eagain_keeps_chain,
+						setup_nonblock, teardown),
+		cmocka_unit_test_setup_teardown(test_output_readiness_on_loop,
 						setup_nonblock, teardown),
 		cmocka_unit_test_setup_teardown(test_output_error_drops, setup,
 						teardown),

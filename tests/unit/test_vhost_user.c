@@ -152,7 +152,8 @@ static void test_ring_kick_call(void **state)
 	memcpy(data, vu_fe_host(fe, DATA_GPA), sizeof(data));
 	for (size_t i = 0; i < sizeof(data); i++)
 		assert_int_equal(data[i], 0xa5);
-	assert_int_equal(eventfd_take(fe->call[0]), 1);
+	/* one notification when the ring started, one for the buffer */
+	assert_int_equal(eventfd_take(fe->call[0]), 2);
 	/* the kick was consumed */
 	assert_int_equal(eventfd_take(fe->kick[0]), 0);
 
@@ -312,17 +313,18 @@ static void test_no_protocol_features_rings_enabled(void **state)
 	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
 	assert_int_equal(guest_ring_used_idx(&fe->gr[0]), 1);
 
-	/* a kick fd that hangs up is dropped, the ring is then polled */
+	/* a pipe is not a kick fd (the rule in <vdk/vhost_user.h>): refused,
+	 * the ring keeps its eventfd */
 	int pfd[2];
 	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
 	assert_int_equal(
-		vu_fe_req_u64(fe, VHOST_USER_SET_VRING_KICK, 0, pfd[0]), 1);
+		vu_fe_req_u64(fe, VHOST_USER_SET_VRING_KICK, 0, pfd[0]),
+		-EINVAL);
 	close(pfd[0]);
 	close(pfd[1]);
 	assert_true(vdk_vhost_user_kick_fd(fe->vu, 0) >= 0);
 	vu_fe_post_kick(fe, 0, DATA_GPA);
 	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
-	assert_int_equal(vdk_vhost_user_kick_fd(fe->vu, 0), -ENOENT);
 	assert_int_equal(guest_ring_used_idx(&fe->gr[0]), 2);
 
 	/* polling mode requested by the front-end: no kick fd */
@@ -361,6 +363,51 @@ static void test_protocol_features_rings_start_disabled(void **state)
 	assert_int_equal(f->td.resets, 1);
 }
 
+/* QEMU 7.2 after the guest broke a ring rule, reset the device and set it
+ * up again with the same features: GET_VRING_BASE, SET_FEATURES (same),
+ * SET_MEM_TABLE, then SET_VRING_NUM/BASE/ADDR/CALL/KICK/ENABLE, with
+ * neither RESET_DEVICE nor a feature change. The ring starts clean. */
+static void test_ring_reconfigured_after_error(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	struct vdk_vhost_user_device_adapter ad;
+	struct vdk_rng *rng = fx_connect_rng(fe, &ad, NULL);
+	struct vdk_device *dev = vdk_rng_device(rng);
+	const uint64_t features = F_VERSION_1 | F_VU_PROTOCOL;
+
+	fe_negotiate(fe, true);
+	assert_int_equal(vu_fe_mem_table(fe, GPA_BASE, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(fe, 0, 0, RING_NEW);
+	rng_request(fe, rng, DATA_GPA, 1);
+	/* the driver breaks a rule: a head out of range */
+	assert_int_equal(guest_ring_push(&fe->gr[0], QSIZE + 3), 0);
+	vu_fe_kick(fe, 0);
+	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
+	uint16_t used = guest_ring_used_idx(&fe->gr[0]);
+	vu_fe_post_kick(fe, 0, DATA_GPA);
+	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
+	assert_int_equal(guest_ring_used_idx(&fe->gr[0]), used); /* stopped */
+
+	/* the guest resets and sets the device up again: QEMU's sequence */
+	(void)vu_fe_get_vring_base(fe, 0);
+	assert_int_equal(
+		vu_fe_req_u64(fe, VHOST_USER_SET_FEATURES, features, -1), 1);
+	assert_int_equal(vu_fe_mem_table(fe, GPA_BASE, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(fe, 0, 0, RING_NEW);
+	assert_int_equal(dev->state, VDK_DEVICE_ACTIVE);
+	assert_false(dev->asleep);
+	rng_request(fe, rng, DATA_GPA, 2);
+	rng_request(fe, rng, DATA_GPA + 0x100, 3);
+
+	/* a plain stop and restart (no error) keeps the device as it is */
+	uint32_t next = vu_fe_get_vring_base(fe, 0);
+	vu_fe_start_ring(fe, 0, next, RING_RESTART);
+	rng_request(fe, rng, DATA_GPA + 0x200, 4);
+	vu_fe_disconnect(fe);
+	vdk_rng_free(rng);
+}
+
 /* ---- the rng device through the adapter -------------------------------- */
 
 static void test_rng_adapter(void **state)
@@ -382,10 +429,11 @@ static void test_rng_adapter(void **state)
 	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
 	assert_int_equal(guest_ring_get_used(&fe->gr[0], &id, &len), 1);
 	assert_int_equal(len, 64);
-	assert_int_equal(eventfd_take(fe->call[0]), 1);
+	assert_int_equal(eventfd_take(fe->call[0]), 2); /* start + used */
 	assert_int_equal(vdk_rng_stats(rng).requests, 1);
 
-	/* GET_VRING_BASE puts the device to sleep; restart wakes it */
+	/* GET_VRING_BASE of the last ring suspends the device (asleep); the
+	 * restart wakes it */
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 1);
 	assert_true(vdk_rng_device(rng)->asleep);
 	assert_int_equal(vu_fe_req_state(fe, VHOST_USER_SET_VRING_BASE, 0, 1),
@@ -454,6 +502,10 @@ static void test_run_loop(void **state)
 	s.num = 1;
 	fe_acked(fe, VHOST_USER_SET_VRING_ENABLE, &s, sizeof(s), NULL, 0);
 
+	/* the ring's start notification */
+	struct pollfd p0 = {.fd = fe->call[0], .events = POLLIN};
+	assert_int_equal(poll(&p0, 1, 2000), 1);
+	assert_int_equal(eventfd_take(fe->call[0]), 1);
 	/* kicks are served by the loop: wait for the call eventfd */
 	for (int i = 0; i < 5; i++) {
 		vu_fe_post_kick(fe, 0, DATA_GPA + 0x100 * i);
@@ -503,6 +555,9 @@ int main(void)
 			fx_setup_tdev, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_rng_adapter, fx_setup_tdev,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ring_reconfigured_after_error, fx_setup_tdev,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_run_loop, fx_setup_tdev,
 						fx_teardown),
 	};

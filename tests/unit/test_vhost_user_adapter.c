@@ -29,6 +29,8 @@
 #include "echo_device.h"
 #include "guest_ring.h"
 #include "vu_frontend.h"
+/* the connection's adapter (its memory map) */
+#include "vhost_user/internal.h"
 
 #define RAM_GPA	  0x100000ull
 #define RAM_SIZE  0x40000ull
@@ -43,7 +45,6 @@ struct fx {
 	struct vu_fe fe;
 	struct echo_device *echo;
 	struct vdk_device *dev;
-	struct vdk_vhost_user_device_adapter ad;
 };
 
 static void fail_fn(const char *msg)
@@ -55,7 +56,6 @@ static int setup(void **state)
 {
 	const struct vu_fe_config cfg = {RAM_GPA, RAM_SIZE, ECHO_NUM_QUEUES,
 					 QSIZE};
-	const struct vdk_vhost_user_backend_ops *ops;
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (!f || vu_fe_init(&f->fe, &cfg, fail_fn) < 0)
@@ -64,8 +64,7 @@ static int setup(void **state)
 	if (!f->echo)
 		return -1;
 	f->dev = echo_device_vdk(f->echo);
-	if (vdk_vhost_user_backend_from_device(&f->ad, f->dev, &ops) < 0 ||
-	    vu_fe_connect(&f->fe, ops, &f->ad) < 0)
+	if (vu_fe_connect_device(&f->fe, f->dev) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -81,6 +80,16 @@ static int teardown(void **state)
 	echo_device_free(f->echo);
 	free(f);
 	return 0;
+}
+
+/* Queues the device runs with. */
+static int started(const struct fx *f)
+{
+	int n = 0;
+
+	for (int i = 0; i < ECHO_NUM_QUEUES; i++)
+		n += f->dev->queues[i] != NULL;
+	return n;
 }
 
 /* SET_FEATURES @features (with protocol features) and expect @ret. */
@@ -152,7 +161,7 @@ static void test_queue_subset(void **state)
 	assert_false(f->dev->asleep);
 	assert_non_null(f->dev->queues[ECHO_QUEUE_ECHO]);
 	assert_null(f->dev->queues[ECHO_QUEUE_SINK]);
-	assert_int_equal(f->ad.num_started, 1);
+	assert_int_equal(started(f), 1);
 	assert_echoed(f, DATA_GPA, false);
 
 	/* Made available before its ring starts: served when it does. */
@@ -187,11 +196,12 @@ static void test_queue_subset(void **state)
 			 0);
 	assert_int_equal(echo_device_stats(f->echo).sink_chains, 2);
 
-	/* The last ring stops: the device sleeps, state kept; the first ring
-	 * to start again wakes it. */
+	/* The last ring stops: the device is suspended (asleep, state kept);
+	 * the first ring to start again wakes it. */
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 3);
 	assert_true(f->dev->asleep);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
+	assert_int_equal(started(f), 0);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 2, VU_FE_RING_ENABLE);
 	assert_false(f->dev->asleep);
 	assert_null(f->dev->queues[ECHO_QUEUE_ECHO]);
@@ -210,11 +220,11 @@ static void test_ring_disable_enable(void **state)
 	vu_fe_setup(&f->fe, 0);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 0, RING_NEW);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_SINK, 0, RING_NEW);
-	assert_int_equal(f->ad.num_started, 2);
+	assert_int_equal(started(f), 2);
 	assert_int_equal(vu_fe_req_state(&f->fe, VHOST_USER_SET_VRING_ENABLE,
 					 ECHO_QUEUE_ECHO, 0),
 			 1);
-	assert_int_equal(f->ad.num_started, 1);
+	assert_int_equal(started(f), 1);
 	assert_false(f->dev->asleep);
 	assert_null(f->dev->queues[ECHO_QUEUE_ECHO]);
 	sink_post(f, DATA_GPA + 0x1000);
@@ -251,6 +261,7 @@ static void test_features_change_between_stop_and_start(void **state)
 	/* stop, same features, start: woken, not reset */
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 1);
 	assert_true(f->dev->asleep);
+	assert_int_equal(started(f), 0);
 	set_features(f, F_VERSION, 1);
 	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
 	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 1, VU_FE_RING_ENABLE);
@@ -274,8 +285,8 @@ static void test_features_change_between_stop_and_start(void **state)
 	assert_echoed(f, DATA_GPA + 0x400, true);
 }
 
-/* RESET_DEVICE of a sleeping device, then a new session: it starts
- * afresh with the features of that session. */
+/* RESET_DEVICE of a sleeping device (every ring stopped), then a new
+ * session: it starts afresh with the features of that session. */
 static void test_reset_device_while_asleep(void **state)
 {
 	struct fx *f = *state;
@@ -286,6 +297,8 @@ static void test_reset_device_while_asleep(void **state)
 	assert_true(echo_device_inverting(f->echo));
 	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_SINK), 0);
 	assert_true(f->dev->asleep);
+	assert_int_equal(f->dev->state, VDK_DEVICE_ACTIVE);
+	assert_int_equal(started(f), 0);
 	assert_int_equal(
 		vu_fe_req(&f->fe, VHOST_USER_RESET_DEVICE, 0, NULL, 0, NULL, 0),
 		1);
@@ -298,6 +311,31 @@ static void test_reset_device_while_asleep(void **state)
 	assert_echoed(f, DATA_GPA, false);
 }
 
+/* Every ring stopped: neither the adapter nor the device keeps a pointer
+ * to the memory map, which the front-end may replace meanwhile (the old
+ * one is freed); the next start runs on the new one. */
+static void test_mem_table_replaced_while_asleep(void **state)
+{
+	struct fx *f = *state;
+
+	vu_fe_setup(&f->fe, 0);
+	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 0, RING_NEW);
+	assert_non_null(f->dev->mem);
+	assert_echoed(f, DATA_GPA, false);
+	assert_int_equal(vu_fe_get_vring_base(&f->fe, ECHO_QUEUE_ECHO), 1);
+	assert_true(f->dev->asleep);
+	assert_null(f->dev->mem);
+	assert_null(f->fe.vu->own_adapter->mem);
+	/* a new table: the map the device ran with is freed */
+	assert_int_equal(vu_fe_mem_table(&f->fe, RAM_GPA, RAM_SIZE, 0), 1);
+	vu_fe_start_ring(&f->fe, ECHO_QUEUE_ECHO, 1, VU_FE_RING_ENABLE);
+	assert_false(f->dev->asleep);
+	assert_non_null(f->dev->mem);
+	assert_true(f->dev->mem == f->fe.vu->own_adapter->mem);
+	assert_echoed(f, DATA_GPA + 0x100, false);
+	assert_int_equal(echo_device_stats(f->echo).activations, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +346,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_features_change_between_stop_and_start, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_mem_table_replaced_while_asleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_device_while_asleep,
 						setup, teardown),
 	};

@@ -44,7 +44,6 @@
 
 struct backend {
 	struct vdk_blk *blk;
-	struct vdk_vhost_user_device_adapter ad;
 	struct vdk_vhost_user *vu;
 	int stop_fd;
 	pthread_t th;
@@ -89,7 +88,6 @@ static void *backend_main(void *arg)
 /* Start a back-end on a fresh image; return the front-end's socket end. */
 static int backend_start(struct backend *b)
 {
-	const struct vdk_vhost_user_backend_ops *ops;
 	struct vdk_blk_config cfg = {0};
 	int sv[2], fd, err;
 
@@ -100,12 +98,9 @@ static int backend_start(struct backend *b)
 	close(fd);
 	cfg.path = b->path;
 	assert_int_equal(vdk_blk_new(&b->blk, &cfg), 0);
-	assert_int_equal(vdk_vhost_user_backend_from_device(
-				 &b->ad, vdk_blk_device(b->blk), &ops),
-			 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
-	b->vu = vdk_vhost_user_new(sv[1], ops, &b->ad, &err);
+	b->vu = vdk_vhost_user_new(sv[1], vdk_blk_device(b->blk), NULL, &err);
 	assert_non_null(b->vu);
 	b->stop_fd = eventfd(0, EFD_CLOEXEC);
 	assert_true(b->stop_fd >= 0);
@@ -156,9 +151,11 @@ static int env_setup(void **state)
 	int err;
 
 	assert_non_null(e);
-	e->memfd = memfd_create("test-fe", MFD_CLOEXEC);
+	e->memfd = memfd_create("test-fe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(e->memfd >= 0);
 	assert_int_equal(ftruncate(e->memfd, RAM_SIZE), 0);
+	assert_int_equal(
+		fcntl(e->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
 	e->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 		      e->memfd, 0);
 	assert_true(e->ram != MAP_FAILED);

@@ -22,9 +22,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vdk/devices/rng.h>
@@ -340,6 +343,174 @@ static void test_device_state_stuck_front_end(void **state)
 	close(p[0]);
 }
 
+/* A call that would wait forever fails the test instead of hanging it. */
+static void on_alarm(int sig)
+{
+	static const char msg[] = "test_vhost_user_state: a call blocked\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Load from an fd whose read() would block although poll() says readable
+ * (an AF_UNIX socket with SO_RCVLOWAT 8 and one byte queued), and save
+ * into a socket nobody reads: a new transfer, RESET_DEVICE and the end of
+ * the connection each cancel the worker at once. */
+static void test_device_state_blocking_fds(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	uint64_t answer;
+	int s[2], lowat = 8;
+
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	vu_fe_setup(fe, PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
+				PF(VHOST_USER_PROTOCOL_F_RESET_DEVICE));
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(
+			socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s),
+			0);
+		assert_int_equal(setsockopt(s[0], SOL_SOCKET, SO_RCVLOWAT,
+					    &lowat, sizeof(lowat)),
+				 0);
+		assert_int_equal(write(s[1], "\x82", 1), 1);
+		assert_int_equal(
+			fe_set_state_fd(fe, VHOST_TRANSFER_STATE_DIRECTION_LOAD,
+					0, s[0], &answer),
+			1);
+		close(s[0]);
+		usleep(20000); /* let the worker reach its read */
+		double t0 = now_s();
+		if (round == 0) /* a new transfer replaces it */
+			assert_int_equal(
+				fe_set_state_fd(
+					fe, VHOST_TRANSFER_STATE_DIRECTION_LOAD,
+					0, s[1], &answer),
+				1);
+		else if (round == 1)
+			assert_int_equal(vu_fe_req_fd(fe,
+						      VHOST_USER_RESET_DEVICE,
+						      NULL, 0, -1),
+					 1);
+		else
+			vu_fe_disconnect(fe);
+		if (now_s() - t0 > 1.0)
+			fail_msg("cancel took %.2f s", now_s() - t0);
+		close(s[1]);
+		if (round == 1)
+			vu_fe_features_and_memory(
+				fe,
+				PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE) |
+					PF(VHOST_USER_PROTOCOL_F_RESET_DEVICE));
+	}
+	/* save into a socket nobody reads, with the connection ended */
+	fx_reconnect_sdev(f);
+	vu_fe_setup(fe, PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE));
+	f->sd.state_len = BIG_STATE;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s),
+			 0);
+	assert_int_equal(fe_set_state_fd(fe,
+					 VHOST_TRANSFER_STATE_DIRECTION_SAVE, 0,
+					 s[0], &answer),
+			 1);
+	close(s[0]);
+	usleep(20000);
+	vu_fe_disconnect(fe);
+	close(s[1]);
+	alarm(0);
+}
+
+/* A state blob whose CBOR claims more items than it has bytes is refused
+ * without allocating for the claim (libcbor would allocate 2^24 and more
+ * pointers up front), and the connection stays usable. */
+static void test_device_state_bounded_load(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	/* array(2^24); array(2^32) of map(2^32); 2^31 nested arrays of 1 */
+	static const uint8_t claims[][27] = {
+		{0x9a, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
+		{0x9b, 0, 0, 0, 1, 0, 0, 0, 0, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0},
+		{0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81,
+		 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81,
+		 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81},
+	};
+	static const size_t lens[] = {9, 18, 27};
+	struct rusage ru0, ru1;
+	uint64_t answer;
+	int p[2];
+
+	vu_fe_setup(fe, PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE));
+	getrusage(RUSAGE_SELF, &ru0);
+	for (size_t k = 0; k < 3; k++) {
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		assert_int_equal(
+			fe_set_state_fd(fe, VHOST_TRANSFER_STATE_DIRECTION_LOAD,
+					0, p[0], &answer),
+			1);
+		close(p[0]);
+		assert_int_equal(write(p[1], claims[k], lens[k]),
+				 (ssize_t)lens[k]);
+		close(p[1]);
+		assert_int_equal(fe_check_state(fe, &answer), -EINVAL);
+		assert_int_equal(answer, 1);
+	}
+	getrusage(RUSAGE_SELF, &ru1);
+	/* ru_maxrss in KiB: no claim was honoured */
+	if (ru1.ru_maxrss - ru0.ru_maxrss > 16 * 1024)
+		fail_msg("loading the claims grew RSS by %ld KiB",
+			 ru1.ru_maxrss - ru0.ru_maxrss);
+	assert_int_equal(vu_fe_get_u64(fe, VHOST_USER_GET_QUEUE_NUM), NQ);
+}
+
+/* CHECK_DEVICE_STATE of a load while a ring runs is refused, and the ring
+ * goes on being served (the adapter's device is not left asleep). */
+static void test_device_state_check_while_running(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	const uint64_t pf = PF(VHOST_USER_PROTOCOL_F_DEVICE_STATE);
+	struct vdk_vhost_user_device_adapter ad;
+	struct vdk_rng *rng = fx_connect_rng(fe, &ad, NULL);
+	struct vdk_device *dev = vdk_rng_device(rng);
+	uint64_t answer;
+	int p[2];
+
+	vu_fe_setup(fe, pf);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(fe_set_state_fd(fe,
+					 VHOST_TRANSFER_STATE_DIRECTION_LOAD, 0,
+					 p[0], &answer),
+			 1);
+	close(p[0]);
+	assert_int_equal(write(p[1], "\xa0", 1), 1); /* an empty map */
+	close(p[1]);
+	vu_fe_start_ring(fe, 0, 0, RING_NEW);
+	assert_int_equal(dev->state, VDK_DEVICE_ACTIVE);
+	assert_int_equal(fe_check_state(fe, &answer), -EBUSY);
+	assert_int_equal(answer, 1);
+	assert_false(dev->asleep);
+	rng_request(fe, rng, DATA_GPA, 1);
+	/* a failed restore through the adapter leaves a running device awake */
+	cbor_item_t *junk = cbor_new_definite_map(0);
+	assert_true(ad.ops.restore(&ad, junk) < 0);
+	cbor_decref(&junk);
+	assert_false(dev->asleep);
+	rng_request(fe, rng, DATA_GPA + 0x100, 2);
+	vu_fe_disconnect(fe);
+	vdk_rng_free(rng);
+}
+
 static void test_shmem_config(void **state)
 {
 	struct fx *f = *state;
@@ -384,7 +555,8 @@ static void test_lifecycle_rng(void **state)
 	vu_fe_start_ring(fe, 0, 0, RING_NEW);
 	assert_int_equal(dev->state, VDK_DEVICE_ACTIVE);
 	rng_request(fe, rng, DATA_GPA, 2);
-	/* sleep: GET_VRING_BASE */
+	/* suspended (spec "Suspended device state"): GET_VRING_BASE of the
+	 * last ring puts the device to sleep */
 	assert_int_equal(vu_fe_get_vring_base(fe, 0), 1);
 	assert_true(dev->asleep);
 	/* save */
@@ -449,6 +621,13 @@ int main(void)
 						fx_setup_sdev, fx_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_device_state_stuck_front_end, fx_setup_sdev,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_state_blocking_fds,
+						fx_setup_sdev, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_device_state_bounded_load,
+						fx_setup_sdev, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_device_state_check_while_running, fx_setup_sdev,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_shmem_config,
 						fx_setup_sdev, fx_teardown),

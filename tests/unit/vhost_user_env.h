@@ -382,9 +382,7 @@ fx_connect_rng(struct vu_fe *fe, struct vdk_vhost_user_device_adapter *ad,
 
 	vu_fe_disconnect(fe);
 	assert_int_equal(vdk_rng_new(&rng, cfg), 0);
-	assert_int_equal(vdk_vhost_user_backend_from_device(
-				 ad, vdk_rng_device(rng), &ops),
-			 0);
+	assert_int_equal(vu_adapter_init(ad, vdk_rng_device(rng), &ops), 0);
 	assert_int_equal(vu_fe_connect(fe, ops, ad), 0);
 	return rng;
 }

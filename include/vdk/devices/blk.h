@@ -83,6 +83,9 @@
 extern "C" {
 #endif
 
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
+
 /** Default and largest queue size (a power of two). */
 #define VDK_BLK_DEFAULT_QUEUE_SIZE 256
 #define VDK_BLK_MAX_QUEUE_SIZE	   1024
@@ -299,6 +302,8 @@ struct vdk_blk_stats vdk_blk_stats(struct vdk_blk *blk);
  * Locking: takes each queue's mutex in turn.
  */
 struct vdk_blk_io_info vdk_blk_io_info(struct vdk_blk *blk);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,10 @@
  * the fd says EAGAIN the chain being written is kept (not returned to the
  * driver, not dropped) and transmitq processing stops; the program polls
  * the fd for POLLOUT while vdk_console_output_blocked() is true and calls
- * vdk_console_flush_output(). Any other write error (EPIPE, EIO, ...)
+ * vdk_console_flush_output(). With an output fd, processing also stops
+ * that way after queue_max_size chains in one call (a per-wake-up budget,
+ * so a driver refilling transmitq cannot hold the calling thread); the fd
+ * is then writable at once and the program's flush goes on. Any other write error (EPIPE, EIO, ...)
  * means the output is gone: the bytes are counted in output_dropped and
  * the chain is returned. At sleep, the unwritten rest of a kept chain is
  * copied into a host buffer (part of the snapshot) and the chain returned,
@@ -62,6 +65,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /** Queue indices of port 0 (virtio 1.2 §5.3.2). */
 #define VDK_CONSOLE_RECEIVEQ  0
@@ -177,6 +183,8 @@ int vdk_console_set_size(struct vdk_console *con, uint16_t cols, uint16_t rows);
 
 /** vdk_console_stats() - copy of the counters. Thread-safe. */
 struct vdk_console_stats vdk_console_stats(struct vdk_console *con);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -14,8 +14,10 @@
  *
  * Processing is synchronous: the queue_notify op drains requestq on the
  * calling thread (a VMM or vhost-user backend calls it from its own device
- * thread), with available buffer notifications suppressed meanwhile and
- * asked for again (avail_event moved) before it returns. A driver error in the queue makes the device report
+ * thread), at most queue_max_size requests per call (then it goes on from
+ * the loop it was given, see vdk_rng_resume_fd()), with available buffer
+ * notifications suppressed meanwhile and asked for again (avail_event
+ * moved) before it returns. A driver error in the queue makes the device report
  * DEVICE_NEEDS_RESET (vdk_interrupt_needs_reset()) and stop until reset.
  *
  * Snapshot: the device's request counters ({"requests": n, "bytes": n}).
@@ -31,6 +33,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /** Index of requestq (virtio 1.2 §5.4.2). */
 #define VDK_RNG_REQUESTQ 0
@@ -79,6 +84,20 @@ void vdk_rng_free(struct vdk_rng *rng);
  */
 struct vdk_device *vdk_rng_device(struct vdk_rng *rng);
 
+/**
+ * vdk_rng_resume_fd() - an eventfd (owned by @rng) that becomes readable
+ * (POLLIN) when a wake-up stopped at its budget with requests still
+ * available: the device serves at most queue_max_size requests per
+ * queue_notify, so that a driver refilling requestq as fast as it is served
+ * cannot hold the calling thread. A device given a loop
+ * (vdk_device_attach_loop()) watches it itself and serves on from the
+ * loop's thread (under its own lock); a host without a loop watches it and,
+ * when it is readable, calls vdk_device_queue_notify(vdk_rng_device(@rng),
+ * 0) on the thread that notifies the device (which empties it). Spurious
+ * calls are harmless.
+ */
+int vdk_rng_resume_fd(const struct vdk_rng *rng);
+
 /** vdk_rng_stats() - copy of the device's counters. */
 struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
 
@@ -91,6 +110,8 @@ struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
  */
 bool vdk_rng_queue_stats(const struct vdk_rng *rng,
 			 struct vdk_virtq_stats *out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -28,11 +28,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef __cplusplus
 #include <linux/vhost_types.h>
+#else
+/* <linux/vhost_types.h> does not compile as C++ (its <linux/virtio_ring.h>
+ * converts void pointers implicitly), so C++ gets the three payloads this
+ * header uses from it, with the uapi's layout (checked by the static
+ * asserts of the C build). */
+struct vhost_vring_state {
+	unsigned int index;
+	unsigned int num;
+};
+struct vhost_vring_addr {
+	unsigned int index;
+	unsigned int flags;
+	uint64_t desc_user_addr;
+	uint64_t used_user_addr;
+	uint64_t avail_user_addr;
+	uint64_t log_guest_addr;
+};
+struct vhost_iotlb_msg {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uaddr;
+	uint8_t perm;
+	uint8_t type;
+};
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Exported from libvdk (built with -fvisibility=hidden). */
+#pragma GCC visibility push(default)
 
 /* ---- request ids --------------------------------------------------------- */
 
@@ -442,6 +471,8 @@ _Static_assert(sizeof(struct vhost_user_queue_region_packed) == 32, "region");
 _Static_assert(sizeof(struct vhost_user_transfer_device_state) == 8, "state");
 _Static_assert(offsetof(struct vhost_user_msg, payload) == 12, "msg");
 #endif
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
