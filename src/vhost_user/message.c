@@ -205,6 +205,25 @@ static int vu_fatal(struct vdk_vhost_user *vu, int err, const char *why)
 	return err;
 }
 
+/*
+ * A front-end that leaves right after GET_QUEUE_NUM has most likely refused
+ * the device's queue count (QEMU: "The maximum number of queues supported
+ * by the backend is N" when its num-queues, by default the vCPU count for
+ * vhost-user-blk-pci, is larger). Say so on this side too, so that the
+ * backend's log alone explains the disconnect.
+ */
+static void queue_num_refused(const struct vdk_vhost_user *vu)
+{
+	if (vu->broken || vu->last_request != VHOST_USER_GET_QUEUE_NUM)
+		return;
+	vdk_log(VDK_LOG_ERROR, VU_LOG,
+		"the front-end disconnected right after asking the number of "
+		"queues (%u): it probably wants more; configure it with at "
+		"most %u (QEMU: num-queues=%u) or give the backend more "
+		"queues",
+		vu->num_queues, vu->num_queues, vu->num_queues);
+}
+
 /* Take the fds of every SCM_RIGHTS message; keep at most VHOST_USER_MAX_FDS
  * per vhost-user message and close the rest. */
 static void rx_take_fds(struct vu_rx *rx, struct msghdr *mh)
@@ -407,6 +426,7 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 	struct vu_reply reply = {.size = 0, .fd = -1};
 
 	vu->messages++;
+	vu->last_request = msg->hdr.request;
 	int ret, sent;
 
 	/* Handlers see zeros, never an earlier message, past the payload. */
@@ -495,9 +515,11 @@ int vdk_vhost_user_process_message(struct vdk_vhost_user *vu)
 		if (n < 0)
 			return vu_fatal(vu, (int)n, "socket error");
 		if (n == 0) {
-			if (rx->have == 0 && rx->msg.nfds == 0)
+			if (rx->have == 0 && rx->msg.nfds == 0) {
+				queue_num_refused(vu);
 				return vu_fatal(vu, -ENOTCONN,
 						"front-end disconnected");
+			}
 			return vu_fatal(vu, -EPROTO, "truncated message");
 		}
 		rx->have += (size_t)n;

@@ -11,7 +11,13 @@
 #   - a value option given twice is an error;
 #   - ",," is a comma inside a --disk value;
 #   - vdk-blkbench reports a stray argument as such, and notices at once a
-#     back-end that dies under it (it watches the socket for a hang-up).
+#     back-end that dies under it (it watches the socket for a hang-up);
+#   - a backend keeps listening after a front-end leaves (--once: it exits);
+#     a second backend on a live --socket-path exits 1 with a clear message
+#     and leaves the socket alone, a stale socket file is replaced; SIGHUP is
+#     a clean stop (exit 0, socket removed); a front-end leaving right after
+#     GET_QUEUE_NUM (QEMU refusing the queue count) is explained in the
+#     backend's log.
 #
 # Environment: VDK_BUILD (default: <repo>/build).
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED (no binaries or no python3).
@@ -181,6 +187,97 @@ else
 	[[ $rc -eq 1 ]] || fail "blkbench-dead-backend: exit status $rc, expected 1"
 	grep -q "the back-end closed the connection" "$work/bench.err" ||
 		fail "blkbench-dead-backend: no 'closed the connection' message: $(cat "$work/bench.err")"
+fi
+
+# Keep listening, one live socket, SIGHUP.
+cases=$((cases + 1))
+live="$work/live.sock"
+"$blk" --socket-path "$live" --disk "$work/disk.img" 2>"$work/live.log" &
+lpid=$!
+pids+=("$lpid")
+for _ in $(seq 100); do [[ -S "$live" ]] && break; sleep 0.1; done
+for run in 1 2; do
+	"$bench" --socket-path "$live" --runtime 1 >"$work/live-bench.out" 2>&1 ||
+		fail "keep-listening: front-end $run failed: $(cat "$work/live-bench.out")"
+done
+sleep 0.2
+if kill -0 "$lpid" 2>/dev/null && [[ -S "$live" ]]; then
+	echo "---- keep-listening: still serving after 2 front-ends"
+else
+	fail "keep-listening: the backend or its socket is gone after a front-end left: $(cat "$work/live.log")"
+fi
+cases=$((cases + 1))
+ino=$(stat -c %i "$live")
+timeout 10 "$blk" --socket-path "$live" --disk "$work/disk.img" 2>"$work/second.log"
+rc=$?
+echo "---- second-backend-live-socket (exit $rc): $(grep 'cannot serve' "$work/second.log")"
+[[ $rc -eq 1 ]] || fail "second-backend-live-socket: exit $rc, expected 1"
+grep -q "another process serves this socket" "$work/second.log" ||
+	fail "second-backend-live-socket: no clear message: $(cat "$work/second.log")"
+[[ "$(stat -c %i "$live" 2>/dev/null)" == "$ino" ]] ||
+	fail "second-backend-live-socket: the first backend's socket was replaced"
+cases=$((cases + 1))
+python3 - "$live" <<'PY' || fail "queue-num-refusal: the front-end script failed"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<III", 17, 1, 0))  # VHOST_USER_GET_QUEUE_NUM, version 1
+rep = b""
+while len(rep) < 20:
+    b = s.recv(20 - len(rep))
+    if not b:
+        sys.exit("no reply")
+    rep += b
+s.close()  # as QEMU does when num-queues exceeds the answer
+PY
+for _ in $(seq 50); do grep -q "right after asking the number of queues" "$work/live.log" && break; sleep 0.1; done
+echo "---- queue-num-refusal: $(grep -o 'the front-end disconnected right after.*' "$work/live.log" | head -n 1)"
+grep -q "right after asking the number of queues (1).*num-queues=1" "$work/live.log" ||
+	fail "queue-num-refusal: no clear backend log line: $(cat "$work/live.log")"
+cases=$((cases + 1))
+kill -HUP "$lpid"
+for _ in $(seq 50); do kill -0 "$lpid" 2>/dev/null || break; sleep 0.1; done
+wait "$lpid"
+rc=$?
+echo "---- sighup-clean-stop (exit $rc): $(grep -o 'Hangup.*' "$work/live.log")"
+[[ $rc -eq 0 ]] || fail "sighup-clean-stop: exit $rc, expected 0: $(cat "$work/live.log")"
+[[ ! -e "$live" ]] || fail "sighup-clean-stop: the socket was left behind"
+
+# A stale socket file (nobody listens) is replaced.
+cases=$((cases + 1))
+stale="$work/stale.sock"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$stale"
+ino=$(stat -c %i "$stale")
+"$rng" --socket-path "$stale" 2>"$work/stale.log" &
+spid=$!
+pids+=("$spid")
+for _ in $(seq 100); do
+	[[ -S "$stale" && "$(stat -c %i "$stale")" != "$ino" ]] && break
+	sleep 0.1
+done
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$stale" 2>/dev/null
+crc=$?
+kill -HUP "$spid"
+wait "$spid"
+rc=$?
+echo "---- stale-socket-replaced (connect $crc, exit $rc)"
+[[ $crc -eq 0 && $rc -eq 0 ]] || fail "stale-socket-replaced: connect $crc, exit $rc: $(cat "$work/stale.log")"
+
+# --once: exit 0 when the first front-end leaves.
+cases=$((cases + 1))
+"$blk" --socket-path "$work/once.sock" --disk "$work/disk.img" --once 2>"$work/once.log" &
+opid=$!
+pids+=("$opid")
+for _ in $(seq 100); do [[ -S "$work/once.sock" ]] && break; sleep 0.1; done
+"$bench" --socket-path "$work/once.sock" --runtime 1 >/dev/null 2>&1
+for _ in $(seq 50); do kill -0 "$opid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$opid" 2>/dev/null; then
+	fail "once: still running 5 s after its front-end left"
+else
+	wait "$opid"
+	rc=$?
+	echo "---- once (exit $rc)"
+	[[ $rc -eq 0 && ! -e "$work/once.sock" ]] || fail "once: exit $rc or socket left: $(cat "$work/once.log")"
 fi
 
 if [[ $failures -ne 0 ]]; then
