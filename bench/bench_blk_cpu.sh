@@ -40,8 +40,12 @@ fi
 one_run() { # dir rw bs qd -> prints "cpu_us_per_io"
 	local dir=$1 rw=$2 bs=$3 qd=$4 pid bytes
 	rm -f "$sock"
+	# Exit after the one front-end: --once where the build has it (it keeps
+	# listening by default), which older builds did anyway.
+	local once=()
+	"$dir/tools/vdk-vhost-user-blk" --help | grep -q -- --once && once=(--once)
 	/usr/bin/time -f "%U %S" -o "$tfile" "$dir/tools/vdk-vhost-user-blk" \
-		--socket-path="$sock" --disk="$img" >/dev/null 2>&1 &
+		--socket-path="$sock" --disk="$img" "${once[@]}" >/dev/null 2>&1 &
 	pid=$!
 	for _ in $(seq 200); do [[ -S "$sock" ]] && break; sleep 0.05; done
 	bytes=$((ios * ${bs%k} * 1024))

@@ -70,7 +70,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Serve a virtio-blk device backed by IMAGE (a file or a block "
-		"device)\nto one vhost-user front-end, e.g. QEMU's "
+		"device)\nto vhost-user front-ends, e.g. QEMU's "
 		"vhost-user-blk-pci.\n"
 		"\n"
 		"  --disk=IMAGE[,readonly][,serial=ID]\n"

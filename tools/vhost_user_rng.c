@@ -80,8 +80,8 @@ int main(int argc, char **argv)
 		.name = PROG,
 		.synopsis = "[--max-bytes=N]",
 		.options = long_options,
-		.help = "Serve a virtio-rng device to one vhost-user "
-			"front-end, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
+		.help = "Serve a virtio-rng device to vhost-user "
+			"front-ends, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
 			"  --max-bytes=N          at most N random bytes per "
 			"request (default: fill\n"
 			"                         the whole buffer)\n",
