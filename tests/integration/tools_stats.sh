@@ -5,6 +5,8 @@
 #   - --stats-socket answers each connection with one JSON document whose
 #     per-device and per-queue counters match the traffic (reads, bytes,
 #     used chains, the latency histogram) and grow while it runs;
+#   - the socket answers also before any front-end connected and after it
+#     left (served from the program's loop; no queue started then);
 #   - SIGUSR1 logs the same document as one line;
 #   - every log line carries a UTC timestamp and the device's name;
 #   - -v logs the vhost-user message trace (request names, queue indices,
@@ -60,11 +62,6 @@ rc=$?
 	fail "live --stats-socket not refused (exit $rc): $out"
 [[ -S "$work/stats.sock" ]] || fail "the refused backend removed the live stats socket"
 
-"$bench" --socket-path "$work/blk.sock" --rw randread --iodepth 4 --num-queues 2 \
-	--runtime 60 >"$work/bench.out" 2>&1 & # stopped by SIGINT below
-cpid=$!
-pids+=("$cpid")
-
 query() { # query OUTFILE: one document from the stats socket
 	python3 - "$work/stats.sock" "$1" <<'PY'
 import json, socket, sys
@@ -80,6 +77,14 @@ while True:
 json.dump(json.loads(data), open(sys.argv[2], "w"))
 PY
 }
+# Served from the program's loop before any front-end connected.
+query "$work/q0.json" 2>"$work/q0.err" || fail "stats query without a front-end failed: $(cat "$work/q0.err")"
+
+"$bench" --socket-path "$work/blk.sock" --rw randread --iodepth 4 --num-queues 2 \
+	--runtime 60 >"$work/bench.out" 2>&1 & # stopped by SIGINT below
+cpid=$!
+pids+=("$cpid")
+
 sleep 1
 query "$work/q1.json" 2>"$work/q1.err" || fail "first stats query failed: $(cat "$work/q1.err")"
 sleep 1
@@ -88,6 +93,19 @@ kill -USR1 "$bpid"
 sleep 0.5
 kill -INT "$cpid" # ends the run cleanly, with its report
 wait "$cpid" || fail "vdk-blkbench failed: $(cat "$work/bench.out")"
+# ... and after the front-end left (the backend keeps listening).
+sleep 0.3
+query "$work/q3.json" 2>"$work/q3.err" || fail "stats query after the front-end left failed: $(cat "$work/q3.err")"
+python3 - "$work/q0.json" "$work/q2.json" "$work/q3.json" <<'PY' || fail "statistics without a front-end wrong"
+import json, sys
+z, b, c = (json.load(open(p)) for p in sys.argv[1:4])
+ok = (z["device"]["reads"] == 0 and not any(q["started"] for q in z["queues"])
+      and not any(q["started"] for q in c["queues"])
+      and c["device"]["reads"] >= b["device"]["reads"] > 0 and c["device"]["in_flight"] == 0)
+print("---- stats without a front-end: before %d reads, after %d reads, no queue started" % (
+    z["device"]["reads"], c["device"]["reads"]))
+sys.exit(0 if ok else 1)
+PY
 
 python3 - "$work/q1.json" "$work/q2.json" <<'PY' || fail "statistics document wrong"
 import json, sys
