@@ -7,9 +7,9 @@
  *   - --stats-socket=PATH: a Unix socket answering each connection with
  *     that document, then closing it (`socat - UNIX-CONNECT:PATH`);
  *   - SIGUSR1: the same document, compact, as one log line.
- * Self-contained: a program watches vdk_tool_stats_server_fd() and
- * vdk_tool_stats_signal_fd() for POLLIN in its event loop and calls the
- * matching handler on that loop's thread.
+ * Self-contained: vdk_tool_stats_attach() puts the SIGUSR1 signalfd and the
+ * socket on the program's loop (<vdk/loop.h>), whose thread then answers,
+ * whether or not a front-end is connected.
  *
  * Document (version 1):
  *   {"version": 1, "program": "...", "program_version": "...",
