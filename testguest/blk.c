@@ -130,7 +130,7 @@ static const char *status_name(int s)
 /* §3.1.1 from scratch: features, queue 0, capacity, DRIVER_OK. */
 static int blk_init(struct blk *b)
 {
-	struct vdk_driver_transport *t = &b->d->mmio.transport;
+	struct vdk_driver_transport *t = b->d->t;
 	const uint64_t want = 1ull << VIRTIO_F_VERSION_1 |
 			      1ull << VIRTIO_BLK_F_RO |
 			      1ull << VIRTIO_BLK_F_FLUSH |
@@ -190,7 +190,7 @@ static void check_get_id(struct blk *b, const char *expect, const char *nm)
 
 static void run_rw(struct blk *b, const char *serial)
 {
-	struct vdk_driver_transport *t = &b->d->mmio.transport;
+	struct vdk_driver_transport *t = b->d->t;
 	bool flush = b->features & (1ull << VIRTIO_BLK_F_FLUSH);
 	int s, ret;
 

@@ -100,6 +100,19 @@ static inline void cpu_relax(void)
 }
 
 /** Time-stamp counter (for rough timings in the report). */
+/* PCI configuration mechanism #1 (ports 0xCF8/0xCFC), bus 0, function 0. */
+static inline uint32_t pci_cfg_read32(uint32_t slot, uint16_t off)
+{
+	outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
+	return inl(0xcfc);
+}
+
+static inline void pci_cfg_write32(uint32_t slot, uint16_t off, uint32_t v)
+{
+	outl(0xcf8, 0x80000000u | slot << 11 | (off & 0xfc));
+	outl(0xcfc, v);
+}
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -189,9 +202,14 @@ extern const struct vdk_driver_hal guest_hal;
 
 /** A probed virtio-mmio device. */
 struct guest_dev {
+	struct vdk_driver_transport
+		*t;	    /**< &mmio.transport or &pci.transport */
+	uint32_t device_id; /**< virtio device type */
 	struct vdk_driver_mmio mmio;
-	struct mmio_window win;
-	unsigned int index; /**< order of discovery, for the report */
+	struct vdk_driver_pci pci;
+	unsigned int pci_slot;	/**< PCI device number (pci only) */
+	struct mmio_window win; /**< virtio-mmio only */
+	unsigned int index;	/**< order of discovery, for the report */
 };
 
 /**

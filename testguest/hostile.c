@@ -239,8 +239,8 @@ static void check_recovery(const char *name, struct guest_dev *d, struct gq *g,
 	int ret, got = -1, requests = 0;
 	uint8_t status;
 
-	ret = vdk_driver_reset(&d->mmio.transport);
-	status = d->mmio.transport.ops->get_status(d->mmio.transport.ctx);
+	ret = vdk_driver_reset(d->t);
+	status = d->t->ops->get_status(d->t->ctx);
 	if (ret == 0)
 		ret = simple_init(d, g, 1);
 	if (ret == 0) {
@@ -275,7 +275,7 @@ static void check_broken_chain(const char *name, struct guest_dev *d,
 			       const struct vring_desc *bad, uint16_t n,
 			       bool may_serve)
 {
-	struct vdk_driver_transport *t = &d->mmio.transport;
+	struct vdk_driver_transport *t = d->t;
 	struct vring_desc good = {
 		.addr = (uintptr_t)buf, .len = 16, .flags = VRING_DESC_F_WRITE};
 	uint16_t used0 = used_idx(g), used1, used2;
@@ -327,7 +327,7 @@ static void check_broken_chain(const char *name, struct guest_dev *d,
 static void check_repeat(struct guest_dev *d, struct gq *g, uint8_t *buf,
 			 const struct vring_desc *bad, uint16_t n)
 {
-	struct vdk_driver_transport *t = &d->mmio.transport;
+	struct vdk_driver_transport *t = d->t;
 	unsigned int stopped = 0, rounds = 0;
 	int ret = 0, got = -1, requests = 0;
 	uint64_t t0 = rdtsc();
@@ -403,11 +403,11 @@ static void check_others(struct guest_dev *devs, unsigned int ndev)
 	unsigned int disks = 0, good = 0;
 
 	for (unsigned int i = 0; i < ndev; i++) {
-		struct vdk_driver_transport *t = &devs[i].mmio.transport;
+		struct vdk_driver_transport *t = devs[i].t;
 		bool pattern;
 		int s;
 
-		if (devs[i].mmio.device_id != VIRTIO_ID_BLOCK)
+		if (devs[i].device_id != VIRTIO_ID_BLOCK)
 			continue;
 		disks++;
 		s = blk_read0_again(&devs[i], &pattern);
@@ -421,6 +421,113 @@ static void check_others(struct guest_dev *devs, unsigned int ndev)
 	check("hostile.others-alive", disks > 0 && good == disks,
 	      "%u of %u virtio-blk disks read sector 0 after the rng broke",
 	      good, disks);
+}
+
+/* ---- PCI (vdk-vmm --transport=pci) ------------------------------------------ */
+
+/*
+ * hostile.pci.absent     every slot without a function reads all-ones
+ * hostile.pci.read-only  all-ones written over each virtio function's
+ *                        identity (vendor/device, class, header type,
+ *                        capability pointer) changes nothing
+ * hostile.pci.cfg-window the VIRTIO_PCI_CAP_PCI_CFG window pointed at a BAR
+ *                        that does not exist, past the BAR, with a bad
+ *                        length: reads give 0
+ * hostile.pci.bar-sizing BAR 0 sized (all-ones, decoding off) and put
+ *                        back: the size is the BAR's, the device still
+ *                        works (hostile.others-alive)
+ */
+static void hostile_pci(struct guest_dev *devs, unsigned int ndev)
+{
+	unsigned int absent = 0, bad = 0, ro_bad = 0, win_bad = 0, npci = 0;
+	unsigned int size_bad = 0;
+	uint32_t used = 0;
+
+	for (unsigned int i = 0; i < ndev; i++)
+		if (devs[i].t == &devs[i].pci.transport)
+			used |= 1u << devs[i].pci_slot;
+	for (uint32_t slot = 0; slot < 32; slot++) {
+		if (used & (1u << slot))
+			continue;
+		absent++;
+		for (uint16_t off = 0; off < 64; off += 4)
+			bad += pci_cfg_read32(slot, off) != 0xffffffffu;
+		pci_cfg_write32(slot, 4, 0xffffffffu);
+	}
+	check("hostile.pci.absent", bad == 0, "%u empty slots, %u odd dwords",
+	      absent, bad);
+
+	for (unsigned int i = 0; i < ndev; i++) {
+		struct guest_dev *d = &devs[i];
+		uint32_t slot = d->pci_slot, before[4], cap = 0;
+
+		if (d->t != &d->pci.transport)
+			continue;
+		npci++;
+		before[0] = pci_cfg_read32(slot, 0x00);
+		before[1] = pci_cfg_read32(slot, 0x08);
+		before[2] = pci_cfg_read32(slot, 0x0c) & 0x00ff0000u;
+		before[3] = pci_cfg_read32(slot, 0x34);
+		pci_cfg_write32(slot, 0x00, 0xffffffffu);
+		pci_cfg_write32(slot, 0x08, 0xffffffffu);
+		pci_cfg_write32(slot, 0x34, 0xffffffffu);
+		ro_bad += pci_cfg_read32(slot, 0x00) != before[0];
+		ro_bad += pci_cfg_read32(slot, 0x08) != before[1];
+		ro_bad +=
+			(pci_cfg_read32(slot, 0x0c) & 0x00ff0000u) != before[2];
+		ro_bad += pci_cfg_read32(slot, 0x34) != before[3];
+
+		/* Find the PCI_CFG capability (type 5), bounded walk. */
+		uint8_t p = (uint8_t)before[3];
+		for (unsigned int hops = 0; p && hops < 48; hops++) {
+			uint32_t dw = pci_cfg_read32(slot, p);
+
+			if ((dw & 0xff) == 0x09 && (dw >> 24) == 5) {
+				cap = p;
+				break;
+			}
+			p = (uint8_t)(dw >> 8);
+		}
+		if (!cap) {
+			win_bad++;
+			continue;
+		}
+		const uint32_t tries[3][3] = {
+			{5, 0, 4},	  /* no BAR 5 */
+			{0, 0x100000, 4}, /* past BAR 0 */
+			{0, 0x14, 3},	  /* bad length */
+		};
+		for (unsigned int k = 0; k < 3; k++) {
+			pci_cfg_write32(slot, (uint16_t)(cap + 4), tries[k][0]);
+			pci_cfg_write32(slot, (uint16_t)(cap + 8), tries[k][1]);
+			pci_cfg_write32(slot, (uint16_t)(cap + 12),
+					tries[k][2]);
+			win_bad +=
+				pci_cfg_read32(slot, (uint16_t)(cap + 16)) != 0;
+			pci_cfg_write32(slot, (uint16_t)(cap + 16),
+					0xffffffffu);
+		}
+
+		/* Size BAR 0 (64-bit) with decoding off, put it back. */
+		uint32_t cmd = pci_cfg_read32(slot, 4) & 0xffff;
+		uint32_t lo = pci_cfg_read32(slot, 0x10);
+		uint32_t hi = pci_cfg_read32(slot, 0x14);
+		pci_cfg_write32(slot, 4, cmd & ~2u);
+		pci_cfg_write32(slot, 0x10, 0xffffffffu);
+		pci_cfg_write32(slot, 0x14, 0xffffffffu);
+		uint64_t mask = (uint64_t)pci_cfg_read32(slot, 0x14) << 32 |
+				(pci_cfg_read32(slot, 0x10) & ~0xfu);
+		pci_cfg_write32(slot, 0x10, lo);
+		pci_cfg_write32(slot, 0x14, hi);
+		pci_cfg_write32(slot, 4, cmd);
+		size_bad += ~mask + 1 != d->pci.bar_size[0];
+	}
+	check("hostile.pci.read-only", npci && ro_bad == 0,
+	      "%u functions, %u changed fields", npci, ro_bad);
+	check("hostile.pci.cfg-window", npci && win_bad == 0,
+	      "%u functions, %u odd window reads", npci, win_bad);
+	check("hostile.pci.bar-sizing", npci && size_bad == 0,
+	      "%u functions, %u BARs sized wrong", npci, size_bad);
 }
 
 /* ---- entry ------------------------------------------------------------------- */
@@ -443,9 +550,15 @@ void hostile_run(const struct mmio_window *win, size_t nwin,
 	/* After the MMIO checks: vdk-vmm rate-limits its unclaimed-access
 	 * messages per vCPU, MMIO and port I/O together. */
 	check_pio();
+	for (unsigned int i = 0; i < ndev; i++) {
+		if (devs[i].t == &devs[i].pci.transport) {
+			hostile_pci(devs, ndev);
+			break;
+		}
+	}
 
 	for (unsigned int i = 0; i < ndev && !rng; i++) {
-		if (devs[i].mmio.device_id == VIRTIO_ID_RNG)
+		if (devs[i].device_id == VIRTIO_ID_RNG)
 			rng = &devs[i];
 	}
 	if (!rng) {

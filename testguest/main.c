@@ -232,12 +232,75 @@ static unsigned int probe_all(const struct mmio_window *w, size_t n,
 			continue;
 		}
 		d->win = w[i];
+		d->t = &d->mmio.transport;
+		d->device_id = d->mmio.device_id;
 		d->index = found++;
 		info("device %u at 0x%lx irq %u: %s (id %u, vendor 0x%x)",
 		     d->index, w[i].base, w[i].irq,
 		     type_name(d->mmio.device_id), d->mmio.device_id,
 		     d->mmio.vendor_id);
 		switch (d->mmio.device_id) {
+		case VIRTIO_ID_BLOCK:
+			counts[0]++;
+			break;
+		case VIRTIO_ID_RNG:
+			counts[1]++;
+			break;
+		case VIRTIO_ID_CONSOLE:
+			counts[2]++;
+			break;
+		default:
+			counts[3]++;
+			break;
+		}
+	}
+	return found;
+}
+
+/* ---- virtio-pci: bus 0 through ports 0xCF8/0xCFC ------------------------ */
+
+static uint32_t cf8_read32(void *opaque, uint16_t off)
+{
+	return pci_cfg_read32((uint32_t)(uintptr_t)opaque, off);
+}
+
+static void cf8_write32(void *opaque, uint16_t off, uint32_t v)
+{
+	pci_cfg_write32((uint32_t)(uintptr_t)opaque, off, v);
+}
+
+static const struct vdk_driver_pci_cfg_access cf8_access = {
+	.read32 = cf8_read32, .write32 = cf8_write32};
+
+/* Every virtio function on bus 0, its BARs as the firmware (the VMM)
+ * placed them. */
+static unsigned int probe_pci(unsigned int found, unsigned int counts[4])
+{
+	for (uint32_t slot = 0; slot < 32 && found < MAX_DEVICES; slot++) {
+		void *op = (void *)(uintptr_t)slot;
+		uint32_t id = cf8_read32(op, 0);
+		struct guest_dev *d = &devs[found];
+		int ret;
+
+		if ((id & 0xffff) != 0x1af4)
+			continue;
+		ret = vdk_driver_pci_init(&d->pci, &cf8_access, op,
+					  &vdk_driver_mmio_volatile, NULL,
+					  NULL);
+		if (ret < 0) {
+			check("probe", false, "pci 00:%02x.0 (%04x:%04x): %d",
+			      slot, id & 0xffff, id >> 16, ret);
+			continue;
+		}
+		d->t = &d->pci.transport;
+		d->device_id = d->pci.device_type;
+		d->pci_slot = slot;
+		d->index = found++;
+		info("device %u at pci 00:%02x.0 bar 0x%lx: %s (id %u, "
+		     "%u MSI-X vectors)",
+		     d->index, slot, d->pci.common, type_name(d->device_id),
+		     d->device_id, d->pci.msix_vectors);
+		switch (d->device_id) {
 		case VIRTIO_ID_BLOCK:
 			counts[0]++;
 			break;
@@ -272,7 +335,7 @@ static void check_expected(const unsigned int counts[4])
 static void run_devices(unsigned int n, const char *serial)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		switch (devs[i].mmio.device_id) {
+		switch (devs[i].device_id) {
 		case VIRTIO_ID_BLOCK:
 			blk_run(&devs[i], serial);
 			break;
@@ -297,7 +360,7 @@ void guest_main(uint32_t start_info_paddr);
 void guest_main(uint32_t start_info_paddr)
 {
 	struct mmio_window windows[MAX_DEVICES], from_cmdline[MAX_DEVICES];
-	unsigned int counts[4] = {0}, found;
+	unsigned int counts[4] = {0}, found, npci;
 	struct hvm_start_info si = {0};
 	size_t n_acpi = 0, n_cmd, n;
 	char serial[32] = "", hostile[8] = "";
@@ -340,10 +403,13 @@ void guest_main(uint32_t start_info_paddr)
 	n_cmd = cmdline_devices(cmdline, from_cmdline, MAX_DEVICES);
 	n = add_windows(windows, 0, acpi.windows, n_acpi);
 	n = add_windows(windows, n, from_cmdline, n_cmd);
-	check("discovery", n > 0, "%zu windows (acpi %zu, cmdline %zu)", n,
-	      n_acpi, n_cmd);
-
 	found = probe_all(windows, n, counts);
+	npci = probe_pci(found, counts) - found;
+	found += npci;
+	check("discovery", found > 0,
+	      "%zu windows (acpi %zu, cmdline %zu), %u pci", n, n_acpi, n_cmd,
+	      npci);
+
 	check_expected(counts);
 	run_devices(found, serial);
 	if (hostile[0] == '1' && hostile[1] == '\0')

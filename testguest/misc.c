@@ -19,7 +19,7 @@
 
 int simple_init(struct guest_dev *d, struct gq *qs, uint16_t nq)
 {
-	struct vdk_driver_transport *t = &d->mmio.transport;
+	struct vdk_driver_transport *t = d->t;
 	uint64_t features;
 	int ret;
 

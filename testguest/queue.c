@@ -21,7 +21,7 @@
 int gq_setup(struct gq *g, struct guest_dev *d, uint16_t index, uint16_t want,
 	     uint64_t features)
 {
-	struct vdk_driver_transport *t = &d->mmio.transport;
+	struct vdk_driver_transport *t = d->t;
 	struct vdk_driver_virtq_config cfg = {0};
 	uint16_t max = t->ops->max_queue_size(t->ctx, index);
 	uint16_t size = want > GQ_MAX_SIZE ? GQ_MAX_SIZE : want;

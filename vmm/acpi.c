@@ -89,8 +89,12 @@
 #define SLP_TYP_MASK  0x7u
 #define SLP_EN	      (1u << 5)
 
-#define XSDT_ENTRIES  2 /* FADT, MADT */
-#define TABLE_ALIGN   16u
+#define XSDT_ENTRIES  3 /* FADT, MADT, MCFG (if PCI) */
+
+/* MCFG, PCI Firmware 3.2 §4.1.2 (Tables 4-2, 4-3). */
+#define MCFG_LEN    (SDT_HEADER_LEN + 8 + 16)
+#define MCFG_ENTRY  (SDT_HEADER_LEN + 8)
+#define TABLE_ALIGN 16u
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -173,6 +177,23 @@ static int validate(const struct vmm_acpi_config *cfg)
 	if (cfg->sleep_reg == 0 ||
 	    (!cfg->sleep_reg_mmio && cfg->sleep_reg > 0xffff))
 		return -EINVAL;
+	if (cfg->pci) {
+		const struct vmm_acpi_pci *p = cfg->pci;
+		uint64_t end;
+
+		if ((p->ecam_base & ((1u << 20) - 1)) ||
+		    p->ecam_base > UINT32_MAX - (1u << 20) + 1 ||
+		    (p->mem32_size &&
+		     (uint64_t)p->mem32_base + p->mem32_size - 1 >
+			     UINT32_MAX) ||
+		    (p->mem64_size &&
+		     __builtin_add_overflow(p->mem64_base, p->mem64_size - 1,
+					    &end)))
+			return -EINVAL;
+		for (unsigned int s = 0; s < VMM_ACPI_PCI_SLOTS; s++)
+			if (p->slot_gsi[s] >= VMM_ACPI_IOAPIC_PINS)
+				return -EINVAL;
+	}
 	if (cfg->serial)
 		used |= 1u << VMM_ACPI_COM1_IRQ;
 	for (size_t i = 0; i < cfg->num_devices; i++) {
@@ -209,20 +230,37 @@ static void build_rsdp(uint8_t *p, uint64_t xsdt)
 	p[RSDP_EXT_CHECKSUM] = vmm_acpi_checksum(p, RSDP_LEN);
 }
 
-static void build_xsdt(uint8_t *t, uint64_t fadt, uint64_t madt)
+static void build_xsdt(uint8_t *t, uint64_t fadt, uint64_t madt, uint64_t mcfg)
 {
-	uint32_t len = SDT_HEADER_LEN + 8 * XSDT_ENTRIES;
+	uint32_t len = SDT_HEADER_LEN + 8 * (mcfg ? 3 : 2);
 
 	sdt_header(t, "XSDT", len, 1, "VDKXSDT ");
 	put64(t + SDT_HEADER_LEN, fadt);
 	put64(t + SDT_HEADER_LEN + 8, madt);
+	if (mcfg)
+		put64(t + SDT_HEADER_LEN + 16, mcfg);
 	sdt_seal(t, len);
+}
+
+/* One ECAM range: segment 0, buses 0..0. */
+static void build_mcfg(uint8_t *t, const struct vmm_acpi_pci *pci)
+{
+	sdt_header(t, "MCFG", MCFG_LEN, 1, "VDKMCFG ");
+	put64(t + MCFG_ENTRY, pci->ecam_base);
+	put16(t + MCFG_ENTRY + 8, 0); /* PCI segment group */
+	t[MCFG_ENTRY + 10] = 0;	      /* start bus */
+	t[MCFG_ENTRY + 11] = 0;	      /* end bus */
+	sdt_seal(t, MCFG_LEN);
 }
 
 static void build_fadt(uint8_t *t, const struct vmm_acpi_config *cfg,
 		       uint64_t dsdt)
 {
-	uint16_t boot_arch = IAPC_VGA_NOT_PRESENT | IAPC_MSI_NOT_SUPP;
+	uint16_t boot_arch = IAPC_VGA_NOT_PRESENT;
+
+	/* MSI works only through PCI devices, which exist only with one. */
+	if (!cfg->pci)
+		boot_arch |= IAPC_MSI_NOT_SUPP;
 
 	if (!cfg->cmos_rtc)
 		boot_arch |= IAPC_CMOS_RTC_ABSENT;
@@ -302,6 +340,72 @@ static void build_madt(uint8_t *t, const struct vmm_acpi_config *cfg)
 	sdt_seal(t, len);
 }
 
+/*
+ * The PCI host bridge (PCI Firmware 3.2 §4.1.1, ACPI 6.4 §6.1.5): PCI0
+ * with _HID PNP0A08 (PCI Express), _CID PNP0A03, segment and bus 0, a _CRS
+ * with the bus range, the 0xCF8 ports and the BAR windows, and a _PRT
+ * routing each device's INTA to its GSI. The ECAM window is reserved by a
+ * PNP0C02 motherboard resource, as Linux wants before it uses MMCONFIG.
+ */
+static void dsdt_pci(struct vmm_aml_builder *b, const struct vmm_acpi_pci *pci)
+{
+	unsigned int n = 0;
+
+	vmm_aml_device_open(b, "PCI0");
+	vmm_aml_name_begin(b, "_HID");
+	vmm_aml_eisaid(b, "PNP0A08");
+	vmm_aml_name_begin(b, "_CID");
+	vmm_aml_eisaid(b, "PNP0A03");
+	vmm_aml_name_begin(b, "_SEG");
+	vmm_aml_integer(b, 0);
+	vmm_aml_name_begin(b, "_BBN");
+	vmm_aml_integer(b, 0);
+	vmm_aml_name_begin(b, "_UID");
+	vmm_aml_integer(b, 0);
+	vmm_aml_name_begin(b, "_CRS");
+	vmm_aml_buffer_open(b);
+	vmm_aml_res_word_bus(b, 0, 0);
+	vmm_aml_res_io(b, 0xcf8, 1, 8);
+	if (pci->mem32_size)
+		vmm_aml_res_dword_memory(b, false, pci->mem32_base,
+					 pci->mem32_size);
+	if (pci->mem64_size)
+		vmm_aml_res_qword_memory(b, true, pci->mem64_base,
+					 pci->mem64_size);
+	vmm_aml_res_end(b);
+	vmm_aml_buffer_close(b);
+	for (unsigned int s = 0; s < VMM_ACPI_PCI_SLOTS; s++)
+		n += pci->slot_gsi[s] != 0;
+	/* _PRT: {address (device << 16 | 0xffff), pin (0 = INTA), source
+	 * (0: a GSI), source index (the GSI)} per device (ACPI 6.4 §6.2.13). */
+	vmm_aml_name_begin(b, "_PRT");
+	vmm_aml_package_open(b, n);
+	for (unsigned int s = 0; s < VMM_ACPI_PCI_SLOTS; s++) {
+		if (!pci->slot_gsi[s])
+			continue;
+		vmm_aml_package_open(b, 4);
+		vmm_aml_integer(b, (uint64_t)s << 16 | 0xffff);
+		vmm_aml_integer(b, 0);
+		vmm_aml_integer(b, 0);
+		vmm_aml_integer(b, pci->slot_gsi[s]);
+		vmm_aml_close(b);
+	}
+	vmm_aml_close(b);
+	vmm_aml_close(b);
+
+	vmm_aml_device_open(b, "MRES");
+	vmm_aml_name_begin(b, "_HID");
+	vmm_aml_eisaid(b, "PNP0C02");
+	vmm_aml_name_begin(b, "_UID");
+	vmm_aml_integer(b, 1);
+	vmm_aml_name_begin(b, "_CRS");
+	vmm_aml_buffer_open(b);
+	vmm_aml_res_memory32_fixed(b, true, (uint32_t)pci->ecam_base, 1u << 20);
+	vmm_aml_res_end(b);
+	vmm_aml_buffer_close(b);
+	vmm_aml_close(b);
+}
+
 /* The AML body of the DSDT (after its header). */
 static void dsdt_body(struct vmm_aml_builder *b,
 		      const struct vmm_acpi_config *cfg)
@@ -343,6 +447,8 @@ static void dsdt_body(struct vmm_aml_builder *b,
 		vmm_aml_buffer_close(b);
 		vmm_aml_close(b);
 	}
+	if (cfg->pci)
+		dsdt_pci(b, cfg->pci);
 	vmm_aml_close(b);
 
 	/* \_S5: SLP_TYPa, SLP_TYPb, reserved, reserved (ACPI 6.4 §7.4.2). */
@@ -417,7 +523,8 @@ int vmm_acpi_build(const struct vmm_acpi_config *cfg, void *buf, size_t size,
 	size_t xsdt = align_up(rsdp + RSDP_LEN);
 	size_t fadt = align_up(xsdt + SDT_HEADER_LEN + 8 * XSDT_ENTRIES);
 	size_t madt = align_up(fadt + FADT_LEN);
-	size_t dsdt = align_up(madt + madt_len(cfg));
+	size_t mcfg = align_up(madt + madt_len(cfg));
+	size_t dsdt = cfg->pci ? align_up(mcfg + MCFG_LEN) : mcfg;
 
 	if (dsdt > size)
 		return -ENOSPC;
@@ -431,10 +538,13 @@ int vmm_acpi_build(const struct vmm_acpi_config *cfg, void *buf, size_t size,
 	out->fadt = gpa + fadt;
 	out->madt = gpa + madt;
 	out->dsdt = gpa + dsdt;
+	out->mcfg = cfg->pci ? gpa + mcfg : 0;
 	out->total = dsdt + (size_t)ret;
 
 	build_rsdp(p + rsdp, out->xsdt);
-	build_xsdt(p + xsdt, out->fadt, out->madt);
+	build_xsdt(p + xsdt, out->fadt, out->madt, out->mcfg);
+	if (cfg->pci)
+		build_mcfg(p + mcfg, cfg->pci);
 	build_fadt(p + fadt, cfg, out->dsdt);
 	build_madt(p + madt, cfg);
 	return 0;

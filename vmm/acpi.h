@@ -66,6 +66,24 @@ struct vmm_acpi_mmio_device {
 	bool level;    /**< level-triggered (else edge); active high */
 };
 
+/** Devices of the PCI host bridge's bus 0. */
+#define VMM_ACPI_PCI_SLOTS 32u
+
+/**
+ * struct vmm_acpi_pci - a PCI host bridge (PNP0A08, bus 0 only) for the
+ * DSDT, its ECAM window for the MCFG table (PCI Firmware 3.2 §4.1.2).
+ */
+struct vmm_acpi_pci {
+	uint64_t ecam_base;  /**< 1 MiB aligned, bus 0: 1 MiB, below 4 GiB */
+	uint32_t mem32_base; /**< 32-bit BAR window, or size 0 */
+	uint32_t mem32_size;
+	uint64_t mem64_base; /**< 64-bit BAR window, or size 0 */
+	uint64_t mem64_size;
+	/** INTA of device s goes to GSI slot_gsi[s] (level, active low, as
+	 * PCI interrupts are); 0: no INTx for the device. */
+	uint32_t slot_gsi[VMM_ACPI_PCI_SLOTS];
+};
+
 /** struct vmm_acpi_config - what the tables describe. */
 struct vmm_acpi_config {
 	uint32_t num_vcpus; /**< 1..VMM_ACPI_MAX_VCPUS; APIC IDs 0..n-1 */
@@ -80,13 +98,17 @@ struct vmm_acpi_config {
 	uint64_t sleep_reg;
 	bool sleep_reg_mmio; /**< the register is MMIO rather than port I/O */
 	bool cmos_rtc;	     /**< an RTC at ports 0x70-0x71 exists */
+	/** A PCI host bridge (MCFG, PNP0A08 with _CRS and _PRT, MSI allowed
+	 * in the FADT), or NULL. Not owned. */
+	const struct vmm_acpi_pci *pci;
 };
 
 /** struct vmm_acpi_layout - where vmm_acpi_build() put things. */
 struct vmm_acpi_layout {
 	uint64_t rsdp; /**< guest-physical address of the RSDP (= @gpa) */
 	uint64_t xsdt, fadt, madt, dsdt; /**< guest-physical, each table */
-	size_t total; /**< bytes written from @gpa (tables and padding) */
+	uint64_t mcfg; /**< guest-physical MCFG, 0 without cfg->pci */
+	size_t total;  /**< bytes written from @gpa (tables and padding) */
 };
 
 /**

@@ -35,6 +35,15 @@
 #define RES_END_TAG	   0x79 /* small item 0x0f, length 1 */
 #define RES_MEMORY32_FIXED 0x86 /* large item 0x06 */
 #define RES_EXT_INTERRUPT  0x89 /* large item 0x09 */
+#define RES_DWORD_ADDRESS  0x87 /* large item 0x07 */
+#define RES_WORD_ADDRESS   0x88 /* large item 0x08 */
+#define RES_QWORD_ADDRESS  0x8a /* large item 0x0a */
+/* Address space descriptor fields (ACPI 6.4 §6.4.3.5.1-3). */
+#define ADDR_TYPE_MEMORY 0
+#define ADDR_TYPE_BUS	 2
+#define ADDR_MIF_MAF	 0x0c /* MinFixed, MaxFixed; producer, pos decode */
+#define ADDR_MEM_RW	 0x01
+#define ADDR_MEM_CACHE	 0x02 /* Cacheable (bits 2:1 = 1) */
 
 static void set_err(struct vmm_aml_builder *b, int err)
 {
@@ -446,4 +455,44 @@ void vmm_aml_res_end(struct vmm_aml_builder *b)
 	uint8_t end[2] = {RES_END_TAG, 0};
 
 	vmm_aml_bytes(b, end, sizeof(end));
+}
+
+/* The common head of an address space descriptor, then the five fields
+ * (granularity, min, max, translation, length) of @w bytes each. */
+static void res_address(struct vmm_aml_builder *b, uint8_t tag, size_t w,
+			uint8_t type, uint8_t tflags, uint64_t min,
+			uint64_t max, uint64_t len)
+{
+	put8(b, tag);
+	put_le(b, 3 + 5 * w, 2);
+	put8(b, type);
+	put8(b, ADDR_MIF_MAF);
+	put8(b, tflags);
+	put_le(b, 0, w); /* granularity */
+	put_le(b, min, w);
+	put_le(b, max, w);
+	put_le(b, 0, w); /* translation */
+	put_le(b, len, w);
+}
+
+void vmm_aml_res_word_bus(struct vmm_aml_builder *b, uint16_t min, uint16_t max)
+{
+	res_address(b, RES_WORD_ADDRESS, 2, ADDR_TYPE_BUS, 0, min, max,
+		    (uint64_t)max - min + 1);
+}
+
+void vmm_aml_res_dword_memory(struct vmm_aml_builder *b, bool cacheable,
+			      uint32_t base, uint32_t len)
+{
+	res_address(b, RES_DWORD_ADDRESS, 4, ADDR_TYPE_MEMORY,
+		    ADDR_MEM_RW | (cacheable ? ADDR_MEM_CACHE : 0), base,
+		    (uint64_t)base + len - 1, len);
+}
+
+void vmm_aml_res_qword_memory(struct vmm_aml_builder *b, bool cacheable,
+			      uint64_t base, uint64_t len)
+{
+	res_address(b, RES_QWORD_ADDRESS, 8, ADDR_TYPE_MEMORY,
+		    ADDR_MEM_RW | (cacheable ? ADDR_MEM_CACHE : 0), base,
+		    base + len - 1, len);
 }

@@ -153,6 +153,25 @@ void vmm_aml_res_io(struct vmm_aml_builder *b, uint16_t port, uint8_t align,
 /** IRQNoFlags() {@irq}: ISA IRQ 0-15 (edge, active high), 3 bytes. */
 void vmm_aml_res_irq_noflags(struct vmm_aml_builder *b, unsigned int irq);
 
+/**
+ * WordBusNumber(ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, @min,
+ * @max, 0, @max - @min + 1): the bus range a PCI host bridge decodes
+ * (ACPI 6.4 §6.4.3.5.3), 16 bytes.
+ */
+void vmm_aml_res_word_bus(struct vmm_aml_builder *b, uint16_t min,
+			  uint16_t max);
+
+/**
+ * DWordMemory / QWordMemory(ResourceProducer, PosDecode, MinFixed,
+ * MaxFixed, Cacheable or NonCacheable, ReadWrite, 0, @base, @base + @len
+ * - 1, 0, @len): a memory window a bridge forwards (ACPI 6.4 §6.4.3.5.1,
+ * §6.4.3.5.2), 26 / 46 bytes. @len is not 0.
+ */
+void vmm_aml_res_dword_memory(struct vmm_aml_builder *b, bool cacheable,
+			      uint32_t base, uint32_t len);
+void vmm_aml_res_qword_memory(struct vmm_aml_builder *b, bool cacheable,
+			      uint64_t base, uint64_t len);
+
 /** End Tag with a zero checksum ("treat as valid"), 2 bytes. */
 void vmm_aml_res_end(struct vmm_aml_builder *b);
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,6 +26,7 @@
 #include <vdk/log.h>
 #include <vdk/loop.h>
 #include <vdk/mmio.h>
+#include <vdk/virtio_pci.h>
 
 #define MOD "devices"
 
@@ -43,7 +45,10 @@ struct vqueue {
 struct vdev {
 	struct vmm_devices *owner;
 	struct vdk_device *dev;	    /* owned: vdk_device_fini() */
-	struct vdk_mmio *transport; /* owned */
+	struct vdk_mmio *transport; /* owned (virtio-mmio) */
+	struct vdk_virtio_pci *pci; /* owned (virtio-pci), else NULL */
+	uint64_t bar;		    /* virtio-pci: where the ioeventfds are */
+	unsigned int slot;	    /* virtio-pci: device number */
 	struct vmm_mmio_device_info info;
 	bool on_bus;	  /* registered on the MMIO bus */
 	bool irqfd_bound; /* irq_fd assigned with KVM_IRQFD */
@@ -68,6 +73,7 @@ struct vmm_devices {
 	const struct vdk_mem *mem;
 	struct vdk_bus *bus;
 	struct vmm_mmio_manager *mgr;
+	struct vmm_pci_bus *pci_bus; /* vmm_devices_use_pci(), or NULL */
 	struct vdk_loop *loop;
 	pthread_t thread;
 	bool running;
@@ -127,7 +133,119 @@ static void on_notify(void *opaque, int fd, uint32_t events)
 	(void)events;
 	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 		;
-	vdk_mmio_notify(q->v->transport, q->index);
+	if (q->v->pci)
+		vdk_virtio_pci_notify(q->v->pci, q->index);
+	else
+		vdk_mmio_notify(q->v->transport, q->index);
+}
+
+void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci)
+{
+	d->pci_bus = pci;
+}
+
+/* virtio-pci: an MSI-X message of the function (under its interrupt lock,
+ * any thread). */
+static void vdev_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vdev *v = opaque;
+
+	vmm_pci_bus_msi(v->owner->kvm, addr, data);
+}
+
+/* virtio-pci without MSI-X: the INTA pin (under the function's interrupt
+ * lock, any thread). */
+static void vdev_intx(void *opaque, bool level)
+{
+	struct vdev *v = opaque;
+
+	vmm_pci_bus_intx(v->owner->pci_bus, v->slot, level);
+}
+
+/* (De)assign the queues' ioeventfds at the notification addresses of a
+ * BAR at @bar (virtio 1.2 §4.1.4.4; 2-byte writes of the queue index). */
+static void vdev_pci_ioeventfds(struct vdev *v, uint64_t bar, bool assign)
+{
+	for (uint16_t i = 0; i < v->num_queues; i++) {
+		struct vqueue *q = &v->q[i];
+		int64_t off = vdk_virtio_pci_notify_offset(v->pci, i);
+
+		if (q->fd < 0 || off < 0 || q->bound == assign)
+			continue;
+		if (vmm_kvm_ioeventfd(v->owner->kvm, q->fd, bar + (uint64_t)off,
+				      2, i, assign) == 0)
+			q->bound = assign;
+		else
+			vdk_log(VDK_LOG_WARN, MOD,
+				"%s: KVM_IOEVENTFD at %#llx failed; queue %u "
+				"notifications exit to the VMM",
+				v->info.id,
+				(unsigned long long)(bar + (uint64_t)off), i);
+	}
+	v->bar = bar;
+}
+
+/* virtio-pci: the function's BAR started or stopped decoding (firmware or
+ * the guest placed it); the ioeventfds follow. From inside a
+ * configuration write, under the transport lock. */
+static void vdev_bar_map(void *opaque, unsigned int bar, uint64_t addr,
+			 uint64_t size, bool mapped)
+{
+	struct vdev *v = opaque;
+
+	(void)size;
+	if (bar == VDK_VIRTIO_PCI_BAR)
+		vdev_pci_ioeventfds(v, mapped ? addr : v->bar, mapped);
+}
+
+/* virtio-pci: the transport, eventfds on the loop, then the function on
+ * the bus (which places the BAR and so binds the ioeventfds). */
+static int vdev_attach_pci(struct vmm_devices *d, struct vdev *v,
+			   const char *id, const char **errmsg)
+{
+	struct vdk_virtio_pci_config pc = {
+		.device = v->dev,
+		.mem = d->mem,
+		.msi = vdev_msi,
+		.intx = vdev_intx,
+		.bar_map = vdev_bar_map,
+		.opaque = v,
+	};
+	unsigned int slot;
+	int r;
+
+	v->num_queues = v->dev->num_queues;
+	snprintf(v->info.id, sizeof(v->info.id), "%s", id);
+	v->info.type = v->dev->ops->device_type;
+	for (uint16_t i = 0; i < v->num_queues; i++) {
+		struct vqueue *q = &v->q[i];
+
+		q->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->fd < 0) {
+			*errmsg = "eventfd() failed";
+			return -errno;
+		}
+		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
+		if (r < 0) {
+			*errmsg = "cannot watch the ioeventfd";
+			return r;
+		}
+		q->on_loop = true;
+	}
+	v->pci = vdk_virtio_pci_new(&pc, &r);
+	if (!v->pci) {
+		*errmsg = "cannot create the virtio-pci transport";
+		return r;
+	}
+	r = vmm_pci_bus_add(d->pci_bus, v->pci, &slot);
+	if (r < 0) {
+		*errmsg = "no room on the PCI bus";
+		return r;
+	}
+	v->slot = slot;
+	vdk_log(VDK_LOG_INFO, MOD, "%s: virtio-pci at 00:%02x.0, BAR %#llx", id,
+		slot, (unsigned long long)v->bar);
+	return 0;
 }
 
 /* Create the transport, place it, bind its irqfd and ioeventfds and put
@@ -148,6 +266,8 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 		*errmsg = "the device cannot use the event loop";
 		return r;
 	}
+	if (d->pci_bus)
+		return vdev_attach_pci(d, v, id, errmsg);
 	v->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (v->irq_fd < 0) {
 		*errmsg = "eventfd() failed";
@@ -349,7 +469,13 @@ static void vdev_free(struct vmm_devices *d, struct vdev *v)
 
 		if (q->on_loop)
 			(void)vdk_loop_remove(d->loop, q->fd);
-		if (q->bound)
+		if (q->bound && v->pci)
+			vmm_kvm_ioeventfd(
+				d->kvm, q->fd,
+				v->bar + (uint64_t)vdk_virtio_pci_notify_offset(
+						 v->pci, i),
+				2, i, false);
+		else if (q->bound)
 			vmm_kvm_ioeventfd(d->kvm, q->fd,
 					  v->info.base +
 						  VIRTIO_MMIO_QUEUE_NOTIFY,
@@ -363,6 +489,7 @@ static void vdev_free(struct vmm_devices *d, struct vdev *v)
 		vdk_bus_deregister(d->bus, v->info.base, NULL);
 	/* Resets an active device: no more interrupts after this. */
 	vdk_mmio_free(v->transport);
+	vdk_virtio_pci_free(v->pci);
 	if (v->irq_fd >= 0)
 		close(v->irq_fd);
 	/* The device takes its own fds off the loop. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * virtio-mmio devices of vdk-vmm (virtio 1.2 §4.2): each libvdk device
+ * virtio devices of vdk-vmm (virtio 1.2 §4.2, or §4.1 with
+ * vmm_devices_use_pci()): each libvdk device
  * (any struct vdk_device) behind a struct vdk_mmio transport, placed by the
  * MMIO device manager (a 4 KiB window and a GSI each), and served by one
  * device thread running one event loop (<vdk/loop.h>):
@@ -35,6 +36,7 @@
 
 #include "kvm.h"
 #include "mmio_manager.h"
+#include "pci_bus.h"
 
 /** Most virtio devices one VM gets (IRQs 5..23 without 4). */
 #define VMM_DEVICES_MAX 24u
@@ -70,6 +72,18 @@ struct vmm_devices *vmm_devices_new(struct vmm_kvm *kvm,
  */
 int vmm_devices_add(struct vmm_devices *d, const char *id,
 		    struct vdk_device *dev, const char **errmsg);
+
+/**
+ * vmm_devices_use_pci() - attach the devices added from now on through
+ * virtio-pci (virtio 1.2 §4.1) on @pci instead of virtio-mmio: a function
+ * on the bus with its BAR placed in the window, MSI-X messages injected
+ * with KVM_SIGNAL_MSI, and an ioeventfd per queue on its notification
+ * address (2-byte writes of the queue index, as Linux's virtio-pci
+ * writes), moved with the BAR when the guest moves it. Without MSI-X the
+ * function's INTA drives a shared level GSI (vmm_pci_bus_intx()). @pci is
+ * not owned; free it after vmm_devices_free().
+ */
+void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci);
 
 /**
  * vmm_devices_feed_stdin() - feed @con (added with vmm_devices_add()) from

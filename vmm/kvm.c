@@ -220,3 +220,17 @@ int vmm_kvm_ioeventfd(struct vmm_kvm *k, int fd, uint64_t addr, uint32_t len,
 		return -EINVAL;
 	return ioctl(k->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
+
+int vmm_kvm_signal_msi(struct vmm_kvm *k, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)addr,
+		.address_hi = (uint32_t)(addr >> 32),
+		.data = data,
+	};
+	int r = ioctl(k->vm_fd, KVM_SIGNAL_MSI, &msi);
+
+	if (r < 0)
+		return -errno;
+	return r > 0 ? 0 : 1;
+}

@@ -106,4 +106,11 @@ int vmm_kvm_irqfd(struct vmm_kvm *k, int fd, uint32_t gsi, bool assign);
 int vmm_kvm_ioeventfd(struct vmm_kvm *k, int fd, uint64_t addr, uint32_t len,
 		      uint64_t data, bool assign);
 
+/**
+ * vmm_kvm_signal_msi() - inject the MSI message @data at @addr (KVM_SIGNAL_MSI,
+ * needs the in-kernel irqchip), from any thread.
+ * Return: 0 delivered; 1 the guest blocked it; -errno.
+ */
+int vmm_kvm_signal_msi(struct vmm_kvm *k, uint64_t addr, uint32_t data);
+
 #endif /* VDK_KVM_H */

@@ -50,6 +50,7 @@
 #include "boot_x86_64.h"
 #include "console.h"
 #include "devices.h"
+#include "pci_bus.h"
 #include "kvm.h"
 #include "mmio_manager.h"
 #include "options.h"
@@ -142,6 +143,7 @@ struct vm {
 	struct vmm_console console;
 	struct vmm_platform platform;
 	struct vmm_mmio_manager *mgr;
+	struct vmm_pci_bus *pci; /* --transport=pci, else NULL */
 	struct vmm_devices *devices;
 	int vconsole_fd; /* --virtio-console FILE, opened here; else -1 */
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
@@ -250,6 +252,15 @@ static int setup_devices(struct vm *vm)
 		vmm_devices_new(&vm->kvm, vm->mem, vm->io.mmio, vm->mgr, &r);
 	if (!vm->devices)
 		return vmm_die_setup("device set: %s", strerror(-r)), r;
+	if (vm->opt.pci) {
+		vm->pci =
+			vmm_pci_bus_new(&vm->kvm, vm->io.pio, vm->io.mmio, &r);
+		if (!vm->pci)
+			return vmm_die_setup("PCI host bridge: %s",
+					     strerror(-r)),
+			       r;
+		vmm_devices_use_pci(vm->devices, vm->pci);
+	}
 	for (size_t i = 0; i < vm->opt.num_disks; i++) {
 		const struct vmm_disk_opt *d = &vm->opt.disks[i];
 		struct vdk_blk_config bc = {
@@ -291,6 +302,7 @@ static int setup_acpi(struct vm *vm)
 	struct vmm_acpi_mmio_device devs[VMM_ACPI_MAX_DEVICES];
 	size_t n = vmm_mmio_manager_count(vm->mgr);
 	struct vmm_acpi_layout layout;
+	struct vmm_acpi_pci pci;
 	struct vmm_acpi_config cfg = {
 		.num_vcpus = vm->opt.cpus,
 		.devices = devs,
@@ -303,6 +315,10 @@ static int setup_acpi(struct vm *vm)
 	void *buf;
 	int r;
 
+	if (vm->pci) {
+		vmm_pci_bus_acpi(vm->pci, &pci);
+		cfg.pci = &pci;
+	}
 	for (size_t i = 0; i < n && i < VMM_ACPI_MAX_DEVICES; i++) {
 		const struct vmm_mmio_device_info *d =
 			vmm_mmio_manager_at(vm->mgr, i);
@@ -344,7 +360,8 @@ static int setup_boot(struct vm *vm, struct vmm_boot_entry *entry)
 
 	if (!cmdline)
 		return vmm_die_setup("out of memory"), -ENOMEM;
-	r = snprintf(cmdline, size, "%s%s%s", VMM_CMDLINE_BASE,
+	r = snprintf(cmdline, size, "%s%s%s",
+		     vm->pci ? VMM_CMDLINE_BASE_PCI : VMM_CMDLINE_BASE,
 		     vm->opt.cmdline[0] ? " " : "", vm->opt.cmdline);
 	if (r < 0 || (size_t)r >= size ||
 	    (vm->opt.mmio_cmdline &&
@@ -475,6 +492,7 @@ static void teardown(struct vm *vm)
 	for (unsigned int i = 0; i < vm->num_vcpus; i++)
 		vmm_vcpu_join(&vm->vcpus[i]);
 	vmm_devices_free(vm->devices);
+	vmm_pci_bus_free(vm->pci); /* after the functions it routes to */
 	if (vm->vconsole_fd >= 0)
 		close(vm->vconsole_fd);
 	vmm_console_close(&vm->console);

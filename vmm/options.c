@@ -48,6 +48,11 @@ static void usage(FILE *f)
 		"/dev/null\n"
 		"  --mmio-cmdline     also list virtio-mmio devices on the "
 		"kernel command line\n"
+		"  --transport mmio|pci\n"
+		"                     how every virtio device is attached: "
+		"virtio-mmio (default) or\n"
+		"                     virtio-pci (modern, MSI-X) on a PCI host "
+		"bridge (ECAM, 0xCF8)\n"
 		"  -h, --help, -V, --version\n"
 		"Options that take a value may be given once (--disk: "
 		"repeatable); write a\ncomma inside a --disk PATH or ID as "
@@ -156,6 +161,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_CONSOLE,
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
+		O_TRANSPORT,
 	};
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
@@ -168,6 +174,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
+		{"transport", required_argument, NULL, O_TRANSPORT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -204,6 +211,17 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 			break;
 		case O_MMIO_CMDLINE:
 			o->mmio_cmdline = true;
+			break;
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "pci")) {
+				o->pci = true;
+			} else if (!strcmp(optarg, "mmio")) {
+				o->pci = false;
+			} else {
+				vmm_die_setup("--transport %s: mmio or pci",
+					      optarg);
+				return -1;
+			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -31,7 +31,9 @@ enum {
 #define VMM_MEM_DEFAULT (512 * MIB)
 /** Always on the command line, before the user's --cmdline. */
 #define VMM_CMDLINE_BASE "console=ttyS0 panic=-1 pci=off"
-#define VMM_MAX_DISKS	 16u
+/** The same for --transport=pci (PCI stays on). */
+#define VMM_CMDLINE_BASE_PCI "console=ttyS0 panic=-1"
+#define VMM_MAX_DISKS	     16u
 
 /** One --disk PATH[,readonly][,serial=ID]. */
 struct vmm_disk_opt {
@@ -48,6 +50,7 @@ struct vmm_options {
 	uint64_t memory;      /**< bytes, a whole number of MiB */
 	unsigned int cpus;
 	bool rng, mmio_cmdline;
+	bool pci; /**< --transport=pci (virtio-pci), else virtio-mmio */
 	size_t num_disks;
 	struct vmm_disk_opt disks[VMM_MAX_DISKS];
 };

@@ -5,11 +5,13 @@
  * Transport trait and VirtQueue.
  *
  *   struct vdk_driver_transport  an ops table + context: one transport
- *                                (virtio-mmio here; PCI later).
+ *                                (virtio-mmio or virtio-pci).
  *   vdk_driver_begin_init() ...  transport-independent device initialisation
  *                                (virtio 1.2 §3.1.1) and configuration reads.
  *   struct vdk_driver_mmio       the virtio-mmio version 2 transport
  *                                (virtio 1.2 §4.2.2, §4.2.3).
+ *   struct vdk_driver_pci        the modern virtio-pci transport
+ *                                (virtio 1.2 §4.1), with MSI-X.
  *   struct vdk_driver_virtq      a split virtqueue, driver side (virtio 1.2
  *                                §2.7).
  *
@@ -243,6 +245,113 @@ extern const struct vdk_driver_transport_ops vdk_driver_mmio_ops;
 int vdk_driver_mmio_init(struct vdk_driver_mmio *m, uint64_t base,
 			 const struct vdk_driver_mmio_access *acc,
 			 void *opaque);
+
+/* ---- virtio-pci transport (modern) ------------------------------------ */
+
+/** Queues whose notify offsets vdk_driver_pci caches (others are read on
+ * each notification). */
+#define VDK_DRIVER_PCI_MAX_QUEUES 64
+/** Capabilities a device may list before the driver stops walking. */
+#define VDK_DRIVER_PCI_MAX_CAPS 48
+
+/**
+ * struct vdk_driver_pci_cfg_access - configuration space of the function:
+ * aligned 32-bit reads and writes at byte @offset (0..255), as through
+ * ports 0xCF8/0xCFC or an ECAM window. Values in host order. Mandatory.
+ */
+struct vdk_driver_pci_cfg_access {
+	uint32_t (*read32)(void *opaque, uint16_t offset);
+	void (*write32)(void *opaque, uint16_t offset, uint32_t val);
+};
+
+/**
+ * struct vdk_driver_pci_window - guest-physical memory the driver may give
+ * to BARs that firmware left unassigned: [@next, @end). Advanced as BARs
+ * are placed (each aligned to its size).
+ */
+struct vdk_driver_pci_window {
+	uint64_t next;
+	uint64_t end;
+};
+
+/**
+ * struct vdk_driver_pci - a modern virtio-pci device seen from the driver.
+ * Initialise with vdk_driver_pci_init(); then use @transport. Fields are
+ * read-only to the user.
+ */
+struct vdk_driver_pci {
+	struct vdk_driver_transport transport; /**< ops + ctx (this struct) */
+	const struct vdk_driver_pci_cfg_access *cfg;
+	void *cfg_opaque;
+	const struct vdk_driver_mmio_access *acc; /**< BAR memory accesses */
+	void *opaque;
+	uint32_t device_type;  /**< PCI device ID - 0x1040 */
+	uint64_t bar_addr[6];  /**< guest-physical BAR addresses */
+	uint64_t bar_size[6];  /**< 0: no BAR */
+	uint64_t common;       /**< address of the common configuration */
+	uint64_t isr;	       /**< address of the ISR status byte */
+	uint64_t device;       /**< address of the device configuration */
+	uint32_t device_len;   /**< its length in bytes (0: none) */
+	uint64_t notify;       /**< base of the notification region */
+	uint32_t notify_len;   /**< its length in bytes */
+	uint32_t notify_mult;  /**< notify_off_multiplier */
+	uint8_t msix_cap;      /**< MSI-X capability offset, 0 none */
+	uint16_t msix_vectors; /**< MSI-X table size */
+	uint64_t msix_table;   /**< address of the MSI-X table */
+	bool msix_enabled;     /**< vdk_driver_pci_enable_msix() done */
+	uint16_t notify_off[VDK_DRIVER_PCI_MAX_QUEUES]; /**< cached */
+};
+
+/** The driver-side virtio-pci transport ops (ctx: struct vdk_driver_pci). */
+extern const struct vdk_driver_transport_ops vdk_driver_pci_ops;
+
+/**
+ * vdk_driver_pci_init() - probe a modern virtio-pci function (virtio 1.2
+ * §4.1.2, §4.1.4): check vendor 0x1af4 and a device ID of 0x1040 or more,
+ * size the BARs, place the unassigned ones the capabilities use in
+ * @window (may be NULL), enable memory decoding and bus mastering, and
+ * find the common, notification, ISR and device configuration structures
+ * and the MSI-X capability. Every capability is bounds-checked against its
+ * BAR; the list walk stops after VDK_DRIVER_PCI_MAX_CAPS entries.
+ * @cfg, @cfg_opaque: configuration space access.
+ * @acc, @opaque:     BAR accesses, at guest-physical addresses.
+ * Return: 0; -ENXIO not a virtio device; -EPROTONOSUPPORT a legacy
+ * (transitional) device ID; -ENODEV a required capability is missing;
+ * -EIO a capability or BAR is malformed; -ENOSPC @window is too small.
+ */
+int vdk_driver_pci_init(struct vdk_driver_pci *p,
+			const struct vdk_driver_pci_cfg_access *cfg,
+			void *cfg_opaque,
+			const struct vdk_driver_mmio_access *acc, void *opaque,
+			struct vdk_driver_pci_window *window);
+
+/**
+ * vdk_driver_pci_enable_msix() - program MSI-X table entries 0..@n-1 with
+ * @addr[i] / @data[i], unmask them and enable MSI-X (PCI 3.0 §6.8). From
+ * then on config changes go to vector 0 and queue q to vector q + 1 when
+ * it exists (set by queue_set; VIRTIO_MSI_NO_VECTOR otherwise), one vector
+ * per queue as Linux does. Call after vdk_driver_begin_init() and before
+ * setting up queues.
+ * Return: 0; -ENODEV no MSI-X capability; -EINVAL @n is 0 or larger than
+ * the table; -EIO the device refused the config vector (read back
+ * VIRTIO_MSI_NO_VECTOR).
+ */
+int vdk_driver_pci_enable_msix(struct vdk_driver_pci *p, const uint64_t *addr,
+			       const uint32_t *data, uint16_t n);
+
+/**
+ * vdk_driver_pci_queue_vector() - the MSI-X vector the device reports for
+ * queue @queue (VIRTIO_MSI_NO_VECTOR, 0xffff, if none).
+ */
+uint16_t vdk_driver_pci_queue_vector(struct vdk_driver_pci *p, uint16_t queue);
+
+/**
+ * vdk_driver_pci_queue_reset() - reset queue @queue alone (virtio 1.2
+ * §2.6.1, VIRTIO_F_RING_RESET negotiated): write queue_reset and wait
+ * until it and queue_enable read 0.
+ * Return: 0; -ETIMEDOUT after VDK_DRIVER_RESET_POLLS reads.
+ */
+int vdk_driver_pci_queue_reset(struct vdk_driver_pci *p, uint16_t queue);
 
 /* ---- split virtqueue, driver side ------------------------------------- */
 

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "mmio_internal.h"
 
 #define MOD "mmio"
@@ -135,31 +136,12 @@ static void fail_device(struct vdk_mmio *t, const char *why, int err)
  */
 static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
 {
-	struct vdk_virtq *old;
-	int r;
+	const char *why;
+	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
+					 t->active, idx, nq, &why);
 
-	if (nq)
-		r = vdk_device_start_queue(t->dev, idx, nq);
-	else
-		r = vdk_device_stop_queue(t->dev, idx, &old);
-	if (r == -EOPNOTSUPP) {
-		r = vdk_device_sleep(t->dev);
-		if (r < 0) {
-			fail_device(t, "sleep for queue reset failed", r);
-			return;
-		}
-		t->active[idx] = nq;
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
-		if (r < 0)
-			fail_device(t, "wake after queue reset failed", r);
-	} else if (r < 0) {
-		fail_device(t, nq ? "queue start failed" : "queue stop failed",
-			    r);
-		return;
-	}
-	t->active[idx] = nq;
-	if (!nq)
-		vdk_virtq_reset(&t->queues[idx]);
+	if (r < 0)
+		fail_device(t, why, r);
 }
 
 /* ---- device status (virtio 1.2 §2.1, §3.1.1) -------------------------- */
@@ -173,9 +155,11 @@ void vdk_mmio_reset_queues(struct vdk_mmio *t)
 }
 
 /* Writing 0 to Status: virtio 1.2 §2.4 device reset. */
-static void device_reset(struct vdk_mmio *t)
+static void device_reset(void *opaque)
 {
-	int r = vdk_device_reset(t->dev);
+	struct vdk_mmio *t = opaque;
+	int r = vdk_transport_reset_device(t->dev, t->queues, t->num_queues,
+					   t->active);
 
 	if (r < 0) {
 		/* The device may still be using the queues: leave them, and
@@ -183,7 +167,6 @@ static void device_reset(struct vdk_mmio *t)
 		fail_device(t, "device reset failed", r);
 		return;
 	}
-	vdk_mmio_reset_queues(t);
 	t->status = 0;
 	t->device_features_sel = 0;
 	t->driver_features_sel = 0;
@@ -201,110 +184,43 @@ static void device_reset(struct vdk_mmio *t)
 }
 
 /* FEATURES_OK: virtio 1.2 §3.1.1 step 5, §6.1 (VERSION_1 is mandatory). */
-static bool features_acceptable(struct vdk_mmio *t)
+static bool features_acceptable(void *opaque)
 {
-	uint64_t f = t->driver_features;
-	int r;
+	struct vdk_mmio *t = opaque;
 
-	if (f & ~t->device_features) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: driver accepted unoffered features %#llx",
-			   t->dev->ops->name,
-			   (unsigned long long)(f & ~t->device_features));
-		return false;
-	}
-	if (!(f & (1ull << VIRTIO_F_VERSION_1))) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: driver did not accept VIRTIO_F_VERSION_1",
-			   t->dev->ops->name);
-		return false;
-	}
-	r = vdk_device_ack_features(t->dev, f);
-	if (r < 0) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: device refused features %#llx (%d)",
-			   t->dev->ops->name, (unsigned long long)f, r);
-		return false;
-	}
-	return true;
+	return vdk_transport_features_ok(t->dev, t->device_features,
+					 t->driver_features, &t->rl, MOD);
 }
 
 /* DRIVER_OK: activate every ready queue, then the device (§3.1.1 step 8). */
-static void driver_ok(struct vdk_mmio *t)
+static void driver_ok(void *opaque)
 {
-	const char *why = "device activation failed";
-	int r = 0;
+	struct vdk_mmio *t = opaque;
+	const char *why;
+	int r = vdk_transport_activate(t->dev, t->mem, &t->irq, t->queues,
+				       t->num_queues, t->active,
+				       t->driver_features, &why);
 
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		struct vdk_virtq *q = &t->queues[i];
-
-		t->active[i] = NULL;
-		if (!q->ready)
-			continue;
-		r = vdk_virtq_activate(q, t->mem, t->driver_features);
-		if (r < 0) {
-			why = "queue activation failed";
-			goto fail;
-		}
-		t->active[i] = q;
+	if (r < 0) {
+		fail_device(t, why, r);
+		return;
 	}
-	r = vdk_device_activate(t->dev, t->mem, &t->irq, t->active);
-	if (r < 0)
-		goto fail;
 	t->activated = true;
-	return;
-fail:
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		if (t->active[i])
-			vdk_virtq_deactivate(t->active[i]);
-		t->active[i] = NULL;
-	}
-	fail_device(t, why, r);
 }
+
+static const struct vdk_transport_status_hooks status_hooks = {
+	.reset = device_reset,
+	.features_ok = features_acceptable,
+	.driver_ok = driver_ok,
+};
 
 static void write_status(struct vdk_mmio *t, uint32_t val)
 {
-	uint8_t want, added;
+	bool needs_reset =
+		vdk_mmio_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
 
-	if (val == 0) {
-		device_reset(t);
-		return;
-	}
-	want = (uint8_t)(val & VDK_MMIO_DRIVER_STATUS_BITS);
-	if (t->status & VIRTIO_CONFIG_S_FAILED)
-		return; /* the driver gave up; only a reset helps */
-	if (t->status & ~want) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: status %#x -> %#x clears bits; ignored",
-			   t->dev->ops->name, t->status, val);
-		return;
-	}
-	added = want & ~t->status;
-	if (added & VIRTIO_CONFIG_S_FAILED) {
-		vdk_log(VDK_LOG_INFO, MOD, "%s: driver set FAILED",
-			t->dev->ops->name);
-		t->status |= VIRTIO_CONFIG_S_FAILED;
-		return;
-	}
-	if (vdk_mmio_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET)
-		return; /* §2.1.2: the driver must reset first */
-	if (added & VIRTIO_CONFIG_S_ACKNOWLEDGE)
-		t->status |= VIRTIO_CONFIG_S_ACKNOWLEDGE;
-	if ((added & VIRTIO_CONFIG_S_DRIVER) &&
-	    (t->status & VIRTIO_CONFIG_S_ACKNOWLEDGE))
-		t->status |= VIRTIO_CONFIG_S_DRIVER;
-	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	    (t->status & VIRTIO_CONFIG_S_DRIVER) && features_acceptable(t))
-		t->status |= VIRTIO_CONFIG_S_FEATURES_OK;
-	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	    (t->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
-		t->status |= VIRTIO_CONFIG_S_DRIVER_OK;
-		driver_ok(t);
-	}
-	if (t->status != want)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: status %#x refused, now %#x", t->dev->ops->name,
-			   val, t->status);
+	vdk_transport_write_status(&t->status, val, needs_reset, &status_hooks,
+				   t, &t->rl, MOD, t->dev->ops->name);
 }
 
 /* ---- queue registers (virtio 1.2 §4.2.2, §4.2.3.2) -------------------- */

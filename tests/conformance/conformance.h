@@ -134,12 +134,23 @@ void vdk_conformance_lifecycle_refusals(void **state);
 void vdk_conformance_restore_refusals(void **state);
 void vdk_conformance_queue_stop_start(void **state);
 int vdk_conformance_setup(void **state);
+/* Through real transports (transports.c), with their own fixture. */
+void vdk_conformance_over_mmio(void **state);
+void vdk_conformance_over_pci(void **state);
+int vdk_conformance_transport_setup(void **state);
+int vdk_conformance_transport_teardown(void **state);
 int vdk_conformance_teardown(void **state);
 
 #define VDK_CONFORMANCE_TEST_(fn, suite)                                       \
 	{                                                                      \
 #fn, fn, vdk_conformance_setup, vdk_conformance_teardown,      \
 			(void *)(suite)                                        \
+	}
+
+#define VDK_CONFORMANCE_TRANSPORT_TEST_(fn, suite)                             \
+	{                                                                      \
+#fn, fn, vdk_conformance_transport_setup,                      \
+			vdk_conformance_transport_teardown, (void *)(suite)    \
 	}
 
 /** The suite's cmocka tests for device @suite (a struct vdk_conformance *
@@ -158,6 +169,11 @@ int vdk_conformance_teardown(void **state);
 				      suite),                                  \
 		VDK_CONFORMANCE_TEST_(vdk_conformance_restore_refusals,        \
 				      suite),                                  \
-		VDK_CONFORMANCE_TEST_(vdk_conformance_queue_stop_start, suite)
+		VDK_CONFORMANCE_TEST_(vdk_conformance_queue_stop_start,        \
+				      suite),                                  \
+		VDK_CONFORMANCE_TRANSPORT_TEST_(vdk_conformance_over_mmio,     \
+						suite),                        \
+		VDK_CONFORMANCE_TRANSPORT_TEST_(vdk_conformance_over_pci,      \
+						suite)
 
 #endif /* VDK_TESTS_CONFORMANCE_H */

@@ -33,10 +33,18 @@
 # to it, KVM unusable for vdk-vmm, no python3). Environment: VDK_BUILD_DIR
 # (default build/ if configured, else /tmp/vdk-testguest-vmm-build),
 # VDK_VMM (default: <build>/vmm/vdk-vmm), TESTGUEST_TIMEOUT (seconds,
-# default 60).
+# default 60), TESTGUEST_TRANSPORT (mmio, the default, or pci: every device
+# on vdk-vmm's PCI host bridge, found by scanning bus 0 through ports
+# 0xCF8/0xCFC instead of ACPI; the hostile boot adds the PCI checks of
+# testguest/hostile.c; testguest_vmm_pci.sh runs that).
 set -uo pipefail
 
-name=testguest_vmm
+transport=${TESTGUEST_TRANSPORT:-mmio}
+case $transport in
+mmio) name=testguest_vmm ;;
+pci) name=testguest_vmm_pci ;;
+*) echo "TESTGUEST_TRANSPORT=$transport: mmio or pci"; exit 1 ;;
+esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
 TIMEOUT=${TESTGUEST_TIMEOUT:-60}
 # Most log lines of one kind the hostile boot may cause (vdk's limiter
@@ -116,7 +124,7 @@ serial=vdk-rw-0001
 boot() {
 	local label=$1 extra=$2 log=$work/$1.log start
 	start=$(date +%s%N)
-	timeout "$TIMEOUT" "$vmm" --kernel "$guest" --memory 128M \
+	timeout "$TIMEOUT" "$vmm" --transport "$transport" --kernel "$guest" --memory 128M \
 		--disk "$work/rw.img,serial=$serial" \
 		--disk "$work/ro.img,readonly,serial=vdk-ro-0001" \
 		--rng "${con_args[@]}" \
@@ -153,12 +161,20 @@ for c in pvh-start-info memmap discovery devices \
 done
 [ "$rc" -eq 0 ] || fail "vdk-vmm exit status $rc, expected 0 (ACPI poweroff)"
 
-# The devices came from vdk-vmm's ACPI tables, not the command line.
 ndev=$((3 + ${#con_args[@]} / 2))
-grep -aq "^VDK-TESTGUEST: info: acpi: .*hw-reduced.* $ndev LNRO0005" "$log.txt" ||
-	fail "the guest did not find $ndev LNRO0005 devices in vdk-vmm's DSDT"
-grep -aq "^VDK-TESTGUEST: discovery: PASS $ndev windows (acpi $ndev, cmdline 0)" "$log.txt" ||
-	fail "discovery: expected $ndev windows, all from ACPI"
+if [ "$transport" = mmio ]; then
+	# The devices came from vdk-vmm's ACPI tables, not the command line.
+	grep -aq "^VDK-TESTGUEST: info: acpi: .*hw-reduced.* $ndev LNRO0005" "$log.txt" ||
+		fail "the guest did not find $ndev LNRO0005 devices in vdk-vmm's DSDT"
+	grep -aq "^VDK-TESTGUEST: discovery: PASS $ndev windows (acpi $ndev, cmdline 0), 0 pci" "$log.txt" ||
+		fail "discovery: expected $ndev windows, all from ACPI"
+else
+	# Every device a virtio-pci function on bus 0, none on virtio-mmio.
+	grep -aq "^VDK-TESTGUEST: discovery: PASS 0 windows (acpi 0, cmdline 0), $ndev pci" "$log.txt" ||
+		fail "discovery: expected $ndev virtio-pci functions and no virtio-mmio window"
+	[ "$(grep -ac '^VDK-TESTGUEST: info: device [0-9]* at pci 00:' "$log.txt")" -eq "$ndev" ] ||
+		fail "expected $ndev 'device N at pci' lines"
+fi
 
 # ---- on the host ---------------------------------------------------------------
 python3 - "$work/rw.img" <<'PY' || fail "host: guest-written sector 8 not in rw.img (or sector 0 changed)"
@@ -192,7 +208,10 @@ err=$work/hostile.err
 	fail "hostile: $(grep -a -c '^VDK-TESTGUEST: .*: FAIL' "$log.txt") check(s) failed"
 grep -aq '^VDK-TESTGUEST: done [0-9]* passed, 0 failed$' "$log.txt" ||
 	fail "hostile: no 'done ... 0 failed' line"
-for c in hostile.mmio.past-windows hostile.mmio.hole hostile.mmio.flood \
+hostile_checks=(hostile.mmio.past-windows)
+[ "$transport" = pci ] && hostile_checks=(hostile.pci.absent hostile.pci.read-only
+	hostile.pci.cfg-window hostile.pci.bar-sizing)
+for c in "${hostile_checks[@]}" hostile.mmio.hole hostile.mmio.flood \
 	hostile.pio hostile.pio.flood hostile.rng.before \
 	hostile.rng.bad-addr hostile.rng.bad-addr-recovery \
 	hostile.rng.bad-addr-small hostile.rng.bad-addr-small-recovery \

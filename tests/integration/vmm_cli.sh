@@ -98,6 +98,7 @@ check memory-garbage 1 "not a size" "${k[@]}" --memory lots
 check memory-partial-mib 1 "not a whole MiB" "${k[@]}" --memory 16388K
 check cpus-zero 1 "must be 1.." "${k[@]}" --cpus 0
 check cpus-garbage 1 "must be 1.." "${k[@]}" --cpus two
+check transport-bogus 1 "mmio or pci" "${k[@]}" --transport isa
 check unknown-option 1 "unknown option '--bogus' (see --help)" "${k[@]}" --bogus
 check unknown-short-option 1 "unknown option '-x' (see --help)" "${k[@]}" -x
 check missing-argument 1 "missing argument for '--kernel'" --kernel

@@ -568,6 +568,131 @@ static void test_iasl(void **state)
 	free(buf);
 }
 
+/* ---- PCI host bridge ---------------------------------------------------- */
+
+static const struct vmm_acpi_pci test_pci = {
+	.ecam_base = 0xb0000000ull,
+	.mem32_base = 0xc0000000u,
+	.mem32_size = 0x10000000u,
+	.mem64_base = 0x8000000000ull,
+	.mem64_size = 0x1000000000ull,
+	.slot_gsi = {[1] = 16, [2] = 17},
+};
+
+static char pci_dir[] = "/tmp/vdk-test-acpi-pci-XXXXXX";
+static bool pci_dir_made;
+
+static int pci_teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	if (!pci_dir_made)
+		return 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pci_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_pci_tables(void **state)
+{
+	struct vmm_acpi_config c = std_config();
+	struct vmm_acpi_layout l;
+	uint8_t *buf;
+	const uint8_t *x, *m, *f;
+	char path[256], *dsl;
+
+	(void)state;
+	c.pci = &test_pci;
+	buf = build(&c, &l);
+	/* XSDT lists the MCFG; MCFG holds one ECAM range for bus 0. */
+	x = at(buf, &l, l.xsdt);
+	assert_int_equal(le32(x + 4), 36 + 24);
+	assert_int_equal(le64(x + 52), l.mcfg);
+	m = at(buf, &l, l.mcfg);
+	assert_memory_equal(m, "MCFG", 4);
+	assert_int_equal(le32(m + 4), 60);
+	assert_int_equal(sum(m, 60), 0);
+	assert_int_equal(le64(m + 44), test_pci.ecam_base);
+	assert_int_equal(le16(m + 52), 0);
+	assert_int_equal(m[54], 0);
+	assert_int_equal(m[55], 0);
+	/* MSI is allowed (IA-PC boot flags, bit 3 clear). */
+	f = at(buf, &l, l.fadt);
+	assert_int_equal(le16(f + 109) & (1u << 3), 0);
+	assert_int_equal(
+		sum(at(buf, &l, l.dsdt), le32(at(buf, &l, l.dsdt) + 4)), 0);
+	/* Without PCI: no MCFG, MSI not supported. */
+	c.pci = NULL;
+	free(buf);
+	buf = build(&c, &l);
+	assert_int_equal(l.mcfg, 0);
+	assert_int_equal(le32(at(buf, &l, l.xsdt) + 4), 36 + 16);
+	assert_int_not_equal(le16(at(buf, &l, l.fadt) + 109) & (1u << 3), 0);
+	free(buf);
+	/* Bad windows. */
+	struct vmm_acpi_pci bad = test_pci;
+	c.pci = &bad;
+	bad.ecam_base = 0xb0001000ull;
+	uint8_t *tmp = malloc(0x10000);
+	assert_int_equal(vmm_acpi_build(&c, tmp, 0x10000, GPA, &l), -EINVAL);
+	bad = test_pci;
+	bad.mem32_base = 0xf8000000u;
+	assert_int_equal(vmm_acpi_build(&c, tmp, 0x10000, GPA, &l), -EINVAL);
+	bad = test_pci;
+	bad.slot_gsi[3] = 24;
+	assert_int_equal(vmm_acpi_build(&c, tmp, 0x10000, GPA, &l), -EINVAL);
+	free(tmp);
+
+	/* What iasl makes of the DSDT: the bridge, its windows, its _PRT. */
+	if (system("command -v iasl > /dev/null 2>&1") != 0)
+		fail_msg("iasl not found: install the acpica-tools package");
+	c.pci = &test_pci;
+	buf = build(&c, &l);
+	assert_non_null(mkdtemp(pci_dir));
+	pci_dir_made = true;
+	const struct {
+		const char *name;
+		uint64_t gpa;
+	} t[] = {{"mcfg", l.mcfg}, {"dsdt", l.dsdt}};
+	for (size_t i = 0; i < 2; i++) {
+		const uint8_t *p = at(buf, &l, t[i].gpa);
+
+		snprintf(path, sizeof(path), "%s/%s.dat", pci_dir, t[i].name);
+		write_file(path, p, le32(p + 4));
+		dsl = disassemble(pci_dir, t[i].name);
+		squeeze(dsl);
+		if (i == 0 && !strstr(dsl, "Base Address : 00000000B0000000"))
+			fail_msg("MCFG:\n%s", dsl);
+		if (i == 1) {
+			const char *needles[] = {
+				"Device (PCI0)",
+				"EisaId (\"PNP0A08\")",
+				"EisaId (\"PNP0A03\")",
+				"WordBusNumber (ResourceProducer",
+				"IO (Decode16, 0x0CF8",
+				"DWordMemory (ResourceProducer",
+				"0xC0000000, // Range Minimum",
+				"QWordMemory (ResourceProducer",
+				"0x0000008000000000, // Range Minimum",
+				"Package (0x04) { 0x0001FFFF, Zero, Zero, 0x10 "
+				"}",
+				"Package (0x04) { 0x0002FFFF, Zero, Zero, 0x11 "
+				"}",
+				"EisaId (\"PNP0C02\")",
+				"Memory32Fixed (ReadWrite, 0xB0000000",
+			};
+			for (size_t k = 0;
+			     k < sizeof(needles) / sizeof(*needles); k++)
+				if (!strstr(dsl, needles[k]))
+					fail_msg("DSDT: no '%s' in:\n%s",
+						 needles[k], dsl);
+		}
+		free(dsl);
+		recompile(pci_dir, t[i].name);
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_buffer_too_small),
 		cmocka_unit_test(test_sleep_action),
 		cmocka_unit_test_teardown(test_iasl, iasl_teardown),
+		cmocka_unit_test_teardown(test_pci_tables, pci_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

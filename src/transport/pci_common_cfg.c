@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-pci transport, device side: the common configuration structure
+ * (struct virtio_pci_common_cfg, virtio 1.2 §4.1.4.3) and the device status
+ * rules it applies through common.c. The rest of the transport is in
+ * pci.c; the state both share in pci_internal.h. Everything here runs
+ * with the transport lock held.
+ *
+ * Do not assume that anything the driver writes is sensible: a field is
+ * reached only at its own offset and natural width (§4.1.3.1, checked by
+ * the caller with vdk_virtio_pci_field_width()), queue_select is checked
+ * before any queue field, vector numbers against the MSI-X table.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+
+#include "pci_internal.h"
+
+#define MOD "virtio-pci"
+
+/* Start or stop one queue while the others run (queue_reset and
+ * re-enabling after it; virtio 1.2 §2.6.1), the rules of common.c. */
+static void swap_queue(struct vdk_virtio_pci *t, uint16_t idx,
+		       struct vdk_virtq *nq)
+{
+	const char *why;
+	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
+					 t->active, idx, nq, &why);
+
+	if (r < 0)
+		vdk_virtio_pci_fail(t, why, r);
+}
+
+/* ---- device status (the shared rules of common.c) ---------------------- */
+
+static void device_reset(void *opaque)
+{
+	struct vdk_virtio_pci *t = opaque;
+	int r = vdk_transport_reset_device(t->dev, t->queues, t->num_queues,
+					   t->active);
+
+	if (r < 0) {
+		vdk_virtio_pci_fail(t, "device reset failed", r);
+		return;
+	}
+	t->status = 0;
+	t->device_feature_select = 0;
+	t->driver_feature_select = 0;
+	t->driver_features = 0;
+	t->queue_select = 0;
+	t->activated = false;
+	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
+
+	pthread_mutex_lock(&t->irq_lock);
+	t->isr = 0;
+	t->needs_reset = false;
+	t->config_vector = VIRTIO_MSI_NO_VECTOR;
+	for (uint16_t i = 0; i < t->num_queues; i++)
+		t->queue_vector[i] = VIRTIO_MSI_NO_VECTOR;
+	vdk_pci_set_intx(t->pci, false);
+	pthread_mutex_unlock(&t->irq_lock); /* config_generation is kept */
+}
+
+static bool features_ok(void *opaque)
+{
+	struct vdk_virtio_pci *t = opaque;
+
+	return vdk_transport_features_ok(t->dev, t->device_features,
+					 t->driver_features, &t->rl, MOD);
+}
+
+static void driver_ok(void *opaque)
+{
+	struct vdk_virtio_pci *t = opaque;
+	const char *why;
+	int r = vdk_transport_activate(t->dev, t->mem, &t->irq, t->queues,
+				       t->num_queues, t->active,
+				       t->driver_features, &why);
+
+	if (r < 0) {
+		vdk_virtio_pci_fail(t, why, r);
+		return;
+	}
+	t->activated = true;
+}
+
+static const struct vdk_transport_status_hooks status_hooks = {
+	.reset = device_reset,
+	.features_ok = features_ok,
+	.driver_ok = driver_ok,
+};
+
+/* ---- common configuration (virtio 1.2 §4.1.4.3) ------------------------ */
+
+static struct vdk_virtq *selected_queue(struct vdk_virtio_pci *t)
+{
+	return t->queue_select < t->num_queues ? &t->queues[t->queue_select]
+					       : NULL;
+}
+
+/* The natural width of the field at @off, or 0 if none starts there. */
+size_t vdk_virtio_pci_field_width(uint64_t off)
+{
+	switch (off) {
+	case VIRTIO_PCI_COMMON_STATUS:
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		return 1;
+	case VIRTIO_PCI_COMMON_MSIX:
+	case VIRTIO_PCI_COMMON_NUMQ:
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+	case VIRTIO_PCI_COMMON_Q_NOFF:
+	case VIRTIO_PCI_COMMON_Q_NDATA:
+	case VIRTIO_PCI_COMMON_Q_RESET:
+		return 2;
+	case VIRTIO_PCI_COMMON_DFSELECT:
+	case VIRTIO_PCI_COMMON_DF:
+	case VIRTIO_PCI_COMMON_GFSELECT:
+	case VIRTIO_PCI_COMMON_GF:
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
+		return 4;
+	default:
+		return 0;
+	}
+}
+
+uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
+{
+	struct vdk_virtq *q = selected_queue(t);
+	uint32_t v;
+
+	switch (off) {
+	case VIRTIO_PCI_COMMON_DFSELECT:
+		return t->device_feature_select;
+	case VIRTIO_PCI_COMMON_DF:
+		if (t->device_feature_select > 1)
+			return 0;
+		return (uint32_t)(t->device_features >>
+				  (32 * t->device_feature_select));
+	case VIRTIO_PCI_COMMON_GFSELECT:
+		return t->driver_feature_select;
+	case VIRTIO_PCI_COMMON_GF:
+		if (t->driver_feature_select > 1)
+			return 0;
+		return (uint32_t)(t->driver_features >>
+				  (32 * t->driver_feature_select));
+	case VIRTIO_PCI_COMMON_MSIX:
+		pthread_mutex_lock(&t->irq_lock);
+		v = t->config_vector;
+		pthread_mutex_unlock(&t->irq_lock);
+		return v;
+	case VIRTIO_PCI_COMMON_NUMQ:
+		return t->num_queues;
+	case VIRTIO_PCI_COMMON_STATUS:
+		return vdk_virtio_pci_status_locked(t);
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		pthread_mutex_lock(&t->irq_lock);
+		v = t->config_generation;
+		pthread_mutex_unlock(&t->irq_lock);
+		return v;
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+		return t->queue_select;
+	case VIRTIO_PCI_COMMON_Q_RESET:
+		return 0; /* resets complete synchronously */
+	default:
+		break;
+	}
+	if (!q) /* §4.1.4.3.2: queue_size 0 for a queue that does not exist */
+		return off == VIRTIO_PCI_COMMON_Q_MSIX ? VIRTIO_MSI_NO_VECTOR
+						       : 0;
+	switch (off) {
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+		return q->size;
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+		pthread_mutex_lock(&t->irq_lock);
+		v = t->queue_vector[t->queue_select];
+		pthread_mutex_unlock(&t->irq_lock);
+		return v;
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+		return q->ready;
+	case VIRTIO_PCI_COMMON_Q_NOFF:
+		return t->queue_select;
+	case VIRTIO_PCI_COMMON_Q_NDATA:
+		/* VIRTIO_F_NOTIF_CONFIG_DATA is not offered. */
+		return 0;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+		return (uint32_t)q->desc_gpa;
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
+		return (uint32_t)(q->desc_gpa >> 32);
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+		return (uint32_t)q->driver_gpa;
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
+		return (uint32_t)(q->driver_gpa >> 32);
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+		return (uint32_t)q->device_gpa;
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
+		return (uint32_t)(q->device_gpa >> 32);
+	default:
+		return 0;
+	}
+}
+
+/* A vector number the driver wrote: one in the table, or NO_VECTOR
+ * (§4.1.5.1.2: the device answers NO_VECTOR if it cannot map it). */
+static uint16_t checked_vector(struct vdk_virtio_pci *t, uint32_t v)
+{
+	if (v != VIRTIO_MSI_NO_VECTOR && v >= t->nvec) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: MSI-X vector %u beyond the table of %u",
+			   t->dev->ops->name, v, t->nvec);
+		return VIRTIO_MSI_NO_VECTOR;
+	}
+	return (uint16_t)v;
+}
+
+static void write_queue_enable(struct vdk_virtio_pci *t, struct vdk_virtq *q,
+			       uint32_t v)
+{
+	uint16_t idx = t->queue_select;
+	int r;
+
+	if (v != 1 || q->ready) {
+		/* §4.1.4.3.2: the driver MUST NOT write 0; enabling twice
+		 * changes nothing. Stopping a queue takes queue_reset. */
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: queue_enable %u for queue %u (enabled %d) "
+			   "ignored",
+			   t->dev->ops->name, v, idx, q->ready);
+		return;
+	}
+	vdk_virtq_set_ready(q, true);
+	if (!t->activated || q->active)
+		return;
+	/* Re-enabling a queue after queue_reset while DRIVER_OK (§2.6.1.2). */
+	if (!negotiated(t, VIRTIO_F_RING_RESET))
+		return;
+	r = vdk_virtq_activate(q, t->mem, t->driver_features);
+	if (r < 0) {
+		vdk_virtio_pci_fail(t, "queue re-enable failed", r);
+		return;
+	}
+	swap_queue(t, idx, q);
+}
+
+static void write_queue_reset(struct vdk_virtio_pci *t, struct vdk_virtq *q,
+			      uint32_t v)
+{
+	uint16_t idx = t->queue_select;
+
+	if (v != 1 || !negotiated(t, VIRTIO_F_RING_RESET)) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: queue_reset %u ignored (RING_RESET %s)",
+			   t->dev->ops->name, v,
+			   negotiated(t, VIRTIO_F_RING_RESET) ? "on" : "off");
+		return;
+	}
+	if (t->active[idx])
+		swap_queue(t, idx, NULL);
+	else
+		vdk_virtq_reset(q);
+	pthread_mutex_lock(&t->irq_lock);
+	t->queue_vector[idx] = VIRTIO_MSI_NO_VECTOR;
+	pthread_mutex_unlock(&t->irq_lock);
+}
+
+static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
+			      uint64_t off, uint32_t v)
+{
+	uint64_t a[3] = {q->desc_gpa, q->driver_gpa, q->device_gpa};
+	unsigned int slot;
+
+	switch (off) {
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
+		write_queue_enable(t, q, v);
+		return;
+	case VIRTIO_PCI_COMMON_Q_RESET:
+		write_queue_reset(t, q, v);
+		return;
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+		v = checked_vector(t, v);
+		pthread_mutex_lock(&t->irq_lock);
+		t->queue_vector[t->queue_select] = (uint16_t)v;
+		pthread_mutex_unlock(&t->irq_lock);
+		return;
+	default:
+		break;
+	}
+	if (q->ready) {
+		/* §4.1.4.3.2: not while the queue is enabled. */
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write at %#llx for enabled queue %u ignored",
+			   t->dev->ops->name, (unsigned long long)off,
+			   t->queue_select);
+		return;
+	}
+	switch (off) {
+	case VIRTIO_PCI_COMMON_Q_SIZE:
+		/* A power of two, 1..maximum (vdk_virtq_set_size checks). */
+		if (vdk_virtq_set_size(q, (uint16_t)v) < 0)
+			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+				   "%s: queue_size %u for queue %u refused",
+				   t->dev->ops->name, v, t->queue_select);
+		return;
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
+		slot = (unsigned int)(off - VIRTIO_PCI_COMMON_Q_DESCLO) / 8;
+		if (off & 4)
+			a[slot] =
+				(a[slot] & 0xffffffffull) | ((uint64_t)v << 32);
+		else
+			a[slot] = (a[slot] & ~0xffffffffull) | v;
+		(void)vdk_virtq_set_addrs(q, a[0], a[1], a[2]);
+		return;
+	default: /* queue_notify_off, queue_notify_data: read-only */
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write to read-only field %#llx ignored",
+			   t->dev->ops->name, (unsigned long long)off);
+		return;
+	}
+}
+
+void vdk_virtio_pci_common_write(struct vdk_virtio_pci *t, uint64_t off,
+				 uint32_t v)
+{
+	struct vdk_virtq *q = selected_queue(t);
+	uint8_t st = t->status;
+	unsigned int shift;
+
+	if (off == VIRTIO_PCI_COMMON_STATUS) {
+		vdk_transport_write_status(
+			&t->status, v, vdk_virtio_pci_needs_reset(t),
+			&status_hooks, t, &t->rl, MOD, t->dev->ops->name);
+		return;
+	}
+	if (vdk_virtio_pci_needs_reset(t)) {
+		/* §2.1.2: the device waits for a reset. */
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write at %#llx while DEVICE_NEEDS_RESET "
+			   "ignored",
+			   t->dev->ops->name, (unsigned long long)off);
+		return;
+	}
+	switch (off) {
+	case VIRTIO_PCI_COMMON_DFSELECT:
+		t->device_feature_select = v;
+		return;
+	case VIRTIO_PCI_COMMON_GFSELECT:
+		t->driver_feature_select = v;
+		return;
+	case VIRTIO_PCI_COMMON_GF:
+		if (!(st & VIRTIO_CONFIG_S_DRIVER) ||
+		    (st & VIRTIO_CONFIG_S_FEATURES_OK) ||
+		    t->driver_feature_select > 1) {
+			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+				   "%s: driver_feature write ignored "
+				   "(status %#x, select %u)",
+				   t->dev->ops->name, st,
+				   t->driver_feature_select);
+			return;
+		}
+		shift = 32 * t->driver_feature_select;
+		t->driver_features &= ~(0xffffffffull << shift);
+		t->driver_features |= (uint64_t)v << shift;
+		return;
+	case VIRTIO_PCI_COMMON_MSIX:
+		v = checked_vector(t, v);
+		pthread_mutex_lock(&t->irq_lock);
+		t->config_vector = (uint16_t)v;
+		pthread_mutex_unlock(&t->irq_lock);
+		return;
+	case VIRTIO_PCI_COMMON_Q_SELECT:
+		t->queue_select = (uint16_t)v;
+		return;
+	case VIRTIO_PCI_COMMON_DF:
+	case VIRTIO_PCI_COMMON_NUMQ:
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write to read-only field %#llx ignored",
+			   t->dev->ops->name, (unsigned long long)off);
+		return;
+	default:
+		break;
+	}
+	if (!q) {
+		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   "%s: write at %#llx for queue %u of %u ignored",
+			   t->dev->ops->name, (unsigned long long)off,
+			   t->queue_select, t->num_queues);
+		return;
+	}
+	write_queue_field(t, q, off, v);
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * PCI host bridge of vdk-vmm: configuration mechanism #1, ECAM and the BAR
+ * allocator. See pci_host.h.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pci_host.h"
+
+struct slot {
+	vmm_pci_cfg_read_fn *rd;
+	vmm_pci_cfg_write_fn *wr;
+	void *opaque;
+};
+
+struct vmm_pci_host {
+	struct slot slots[VMM_PCI_SLOTS];
+	uint64_t mem_next, mem_end;
+	_Atomic uint32_t cf8; /* CONFIG_ADDRESS latch */
+};
+
+struct vmm_pci_host *vmm_pci_host_new(uint64_t mem_base, uint64_t mem_size,
+				      int *err)
+{
+	struct vmm_pci_host *h = NULL;
+	int r = -EINVAL;
+
+	if (mem_size == 0 || mem_base + mem_size < mem_base)
+		goto out;
+	r = -ENOMEM;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		goto out;
+	h->mem_next = mem_base;
+	h->mem_end = mem_base + mem_size;
+	r = 0;
+out:
+	if (err)
+		*err = r;
+	return h;
+}
+
+void vmm_pci_host_free(struct vmm_pci_host *h)
+{
+	free(h);
+}
+
+int vmm_pci_host_add(struct vmm_pci_host *h, vmm_pci_cfg_read_fn *rd,
+		     vmm_pci_cfg_write_fn *wr, void *opaque, unsigned int *slot)
+{
+	if (!h || !rd || !wr)
+		return -EINVAL;
+	for (unsigned int s = 1; s < VMM_PCI_SLOTS; s++) {
+		if (h->slots[s].rd)
+			continue;
+		h->slots[s] = (struct slot){rd, wr, opaque};
+		if (slot)
+			*slot = s;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int vmm_pci_host_alloc(struct vmm_pci_host *h, uint64_t size, uint64_t *addr)
+{
+	uint64_t a;
+
+	if (!h || !addr || size == 0 || (size & (size - 1)))
+		return -EINVAL;
+	a = (h->mem_next + size - 1) & ~(size - 1);
+	if (a < h->mem_next || a > h->mem_end || h->mem_end - a < size)
+		return -ENOSPC;
+	h->mem_next = a + size;
+	*addr = a;
+	return 0;
+}
+
+/* The function at bus/device/function, or NULL (all-ones). */
+static struct slot *lookup(struct vmm_pci_host *h, uint32_t bus, uint32_t dev,
+			   uint32_t fn)
+{
+	if (bus != 0 || fn != 0 || dev >= VMM_PCI_SLOTS || !h->slots[dev].rd)
+		return NULL;
+	return &h->slots[dev];
+}
+
+static void cfg_access(struct vmm_pci_host *h, uint32_t bus, uint32_t dev,
+		       uint32_t fn, uint32_t reg, void *data, size_t len,
+		       bool write)
+{
+	struct slot *s = lookup(h, bus, dev, fn);
+
+	if (!s) {
+		if (!write)
+			memset(data, 0xff, len);
+		return;
+	}
+	if (write)
+		s->wr(s->opaque, reg, data, len);
+	else
+		s->rd(s->opaque, reg, data, len);
+}
+
+static void ecam(struct vmm_pci_host *h, uint64_t off, void *data, size_t len,
+		 bool write)
+{
+	if (!h || !data || len == 0 || len > 4 ||
+	    off >= 256ull * VMM_PCI_ECAM_BUS_SIZE) {
+		if (h && data && !write)
+			memset(data, 0xff, len);
+		return;
+	}
+	cfg_access(h, (uint32_t)(off >> 20), (uint32_t)(off >> 15) & 31,
+		   (uint32_t)(off >> 12) & 7, (uint32_t)off & 0xfff, data, len,
+		   write);
+}
+
+void vmm_pci_host_ecam_read(struct vmm_pci_host *h, uint64_t offset, void *data,
+			    size_t len)
+{
+	ecam(h, offset, data, len, false);
+}
+
+void vmm_pci_host_ecam_write(struct vmm_pci_host *h, uint64_t offset,
+			     const void *data, size_t len)
+{
+	ecam(h, offset, (void *)data, len, true);
+}
+
+/* The data port: CONFIG_ADDRESS selects the dword, the port's low bits
+ * the byte in it (PCI 3.0 §3.2.2.3.2). */
+static void pio(struct vmm_pci_host *h, uint16_t port, void *data, size_t len,
+		bool write)
+{
+	uint32_t a, v;
+
+	if (!h || !data || len == 0 || len > 4)
+		return;
+	if (port == VMM_PCI_CONFIG_ADDRESS && len == 4) {
+		if (write) {
+			memcpy(&v, data, 4);
+			atomic_store(&h->cf8, v & 0x80fffffcu);
+		} else {
+			v = atomic_load(&h->cf8);
+			memcpy(data, &v, 4);
+		}
+		return;
+	}
+	if (port < VMM_PCI_CONFIG_DATA ||
+	    port + len > VMM_PCI_CONFIG_DATA + 4) {
+		if (!write)
+			memset(data, 0xff, len);
+		return;
+	}
+	a = atomic_load(&h->cf8);
+	if (!(a & 0x80000000u)) {
+		if (!write)
+			memset(data, 0xff, len);
+		return;
+	}
+	cfg_access(h, (a >> 16) & 0xff, (a >> 11) & 31, (a >> 8) & 7,
+		   (a & 0xfc) + (port - VMM_PCI_CONFIG_DATA), data, len, write);
+}
+
+void vmm_pci_host_pio_read(struct vmm_pci_host *h, uint16_t port, void *data,
+			   size_t len)
+{
+	pio(h, port, data, len, false);
+}
+
+void vmm_pci_host_pio_write(struct vmm_pci_host *h, uint16_t port,
+			    const void *data, size_t len)
+{
+	pio(h, port, (void *)data, len, true);
+}
