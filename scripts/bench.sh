@@ -92,3 +92,4 @@ printf '%-12s %-14s %14s %14s %16s\n' benchmark config "instr/op lib" \
 	"instr/op loop" "ops/s native"
 printf '%s\n' "${rows[@]}"
 BUILD="$BUILD" bench/bench_vmm.sh || [ $? -eq 77 ]
+BUILD="$BUILD" bench/bench_linux_vmm.sh || [ $? -eq 77 ]

@@ -10,6 +10,9 @@
 # Environment:
 #   VDK_GUEST_CACHE  package cache shared by every OUTDIR (default: <repo>/build/guest-cache)
 #   VDK_GUEST_FORCE  set to 1 to rebuild even when the outputs look up to date
+#   VDK_GUEST_EXTRA_MODULES  more modules to load, space-separated paths below kernel/ without
+#                    the .ko suffix (e.g. "arch/x86/kvm/kvm-amd" for the nested-KVM L1 guest of
+#                    tests/integration/lib/vmm_harness.sh); loaded after the virtio modules
 #
 # Only Debian packages are fetched, with `apt-get download`, and unpacked with `dpkg-deb -x`;
 # nothing is installed on the host. Needs: apt-get, apt-cache, dpkg-deb, gzip, xz (for .ko.xz).
@@ -39,6 +42,7 @@ readonly wanted_modules=(
 	drivers/char/virtio_console
 	drivers/net/virtio_net
 )
+read -r -a extra_modules <<<"${VDK_GUEST_EXTRA_MODULES:-}"
 
 log() { echo "build-guest: $*" >&2; }
 die() {
@@ -66,6 +70,9 @@ up_to_date() {
 			return 1
 		fi
 	done
+	# The same module list as last time.
+	[[ -f "$outdir/manifest.txt" ]] &&
+		grep -qxF "extra modules: ${extra_modules[*]}" "$outdir/manifest.txt"
 }
 if [[ "${VDK_GUEST_FORCE:-0}" != 1 ]] && up_to_date; then
 	log "up to date: $outdir"
@@ -191,7 +198,7 @@ visit() {
 	done
 	load_order+=("$mod")
 }
-for stem in "${wanted_modules[@]}"; do
+for stem in "${wanted_modules[@]}" "${extra_modules[@]}"; do
 	mod="$(find_module "$stem")"
 	[[ -z "$mod" ]] || visit "$mod"
 done
@@ -256,6 +263,7 @@ mv -f "$staging/initramfs.cpio.gz" "$outdir/initramfs.cpio.gz"
 	echo "kernel: $kpkg ($kver)"
 	echo "kernel package: $(basename "$kdeb")"
 	echo "busybox package: $(basename "$bbdeb")"
+	echo "extra modules: ${extra_modules[*]}"
 	echo "modules (load order):"
 	sed 's/^/  /' "$list"
 } >"$outdir/manifest.txt"

@@ -40,8 +40,10 @@ finish() {
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 # Without a /dev/console node in the initramfs the kernel started us with no stdio.
 exec </dev/console >/dev/console 2>&1
-# Start on a fresh line: firmware output before the kernel may have left one open.
+# Start on a fresh line: firmware output before the kernel may have left one open. The first
+# line marks the start of userspace (bench/bench_linux_vmm.sh times it).
 echo
+say "init"
 mount -t proc proc /proc || say "mount /proc failed"
 mount -t sysfs sysfs /sys || say "mount /sys failed"
 mkdir -p /tmp

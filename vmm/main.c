@@ -20,6 +20,8 @@
  *   2  the guest asked for a reboot (ACPI reset register, i8042 reset)
  *   3  the guest triple-faulted or crashed
  *   4  a VMM or KVM error while the guest ran
+ *   5  --timeout SECONDS expired with the guest still running (a guest
+ *      that stopped responding ends with this message, not a hang)
  *   128 + n  stopped by signal n (SIGINT, SIGTERM, SIGHUP, SIGQUIT)
  *
  * Everything is checked before the first vCPU runs: the kernel is loaded
@@ -390,7 +392,10 @@ static int setup_vcpus(struct vm *vm, const struct vmm_boot_entry *entry)
 		r = vmm_vcpu_create(&vm->vcpus[i], &vm->kvm, i, vm->opt.cpus,
 				    &vm->io, &vm->stop);
 		if (r < 0)
-			return vmm_die_setup("cannot create vCPU %u: %s", i,
+			return vmm_die_setup("cannot create vCPU %u: %s: %s", i,
+					     vm->vcpus[i].failed
+						     ? vm->vcpus[i].failed
+						     : "KVM",
 					     strerror(-r)),
 			       r;
 		vm->num_vcpus = i + 1;
@@ -484,6 +489,12 @@ static int setup(struct vm *vm)
 		return -1;
 	if (setup_acpi(vm) < 0 || setup_boot(vm, &entry) < 0)
 		return -1;
+	/* Both are in guest RAM now: give the copies back (about 8 MiB of
+	 * RSS for a distribution kernel and initramfs). */
+	free(vm->kernel);
+	free(vm->initrd);
+	vm->kernel = vm->initrd = NULL;
+	vm->kernel_len = vm->initrd_len = 0;
 	return setup_vcpus(vm, &entry);
 }
 
@@ -541,7 +552,7 @@ static int run(struct vm *vm)
 			break;
 		}
 	}
-	why = vmm_stop_wait(&vm->stop);
+	why = vmm_stop_wait_timeout(&vm->stop, vm->opt.timeout);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	for (unsigned int i = 0; i < vm->num_vcpus; i++) {
 		vmm_vcpu_join(&vm->vcpus[i]);
@@ -550,6 +561,14 @@ static int run(struct vm *vm)
 	vmm_console_restore(&vm->console);
 	if (why != VMM_STOP_POWEROFF)
 		fprintf(stderr, "vdk-vmm: %s\n", vm->stop.msg);
+	/* Where a guest that stopped responding was. */
+	for (unsigned int i = 0; why == VMM_STOP_TIMEOUT && i < vm->num_vcpus;
+	     i++) {
+		char where[160];
+
+		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
+		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);
+	}
 	if (getenv("VDK_VMM_STATS"))
 		fprintf(stderr,
 			"vdk-vmm: guest ran %.3f ms, %llu exits to userspace\n",
@@ -563,6 +582,8 @@ static int run(struct vm *vm)
 		return VMM_EXIT_REBOOT;
 	case VMM_STOP_SHUTDOWN:
 		return VMM_EXIT_CRASH;
+	case VMM_STOP_TIMEOUT:
+		return VMM_EXIT_TIMEOUT;
 	default:
 		return vm->console.signo ? 128 + vm->console.signo
 					 : VMM_EXIT_RUNTIME;

@@ -53,13 +53,16 @@ static void usage(FILE *f)
 		"virtio-mmio (default) or\n"
 		"                     virtio-pci (modern, MSI-X) on a PCI host "
 		"bridge (ECAM, 0xCF8)\n"
+		"  --timeout SECONDS  stop a guest still running after "
+		"SECONDS (a watchdog; exit 5)\n"
 		"  -h, --help, -V, --version\n"
 		"Options that take a value may be given once (--disk: "
 		"repeatable); write a\ncomma inside a --disk PATH or ID as "
 		"',,'.\n\n"
 		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
-		"reboot, 3 guest crash (triple fault), 4 VMM error, 128+n "
-		"signal n.\n");
+		"reboot, 3 guest crash (triple fault), 4 VMM error, 5 "
+		"--timeout "
+		"expired, 128+n signal n.\n");
 }
 
 int vmm_die_setup(const char *fmt, ...)
@@ -162,6 +165,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
 		O_TRANSPORT,
+		O_TIMEOUT,
 	};
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
@@ -175,6 +179,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
 		{"transport", required_argument, NULL, O_TRANSPORT},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -248,6 +253,21 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 				return -1;
 			}
 			break;
+		case O_TIMEOUT: {
+			unsigned long t;
+
+			errno = 0;
+			t = strtoul(optarg, &end, 10);
+			if (errno || *end || !*optarg || optarg[0] == '-' ||
+			    t == 0 || t > 86400) {
+				vmm_die_setup("--timeout %s: must be 1..86400 "
+					      "seconds",
+					      optarg);
+				return -1;
+			}
+			o->timeout = (unsigned int)t;
+			break;
+		}
 		case O_DISK:
 			if (o->num_disks == VMM_MAX_DISKS) {
 				vmm_die_setup("at most %u --disk options",

@@ -20,6 +20,7 @@ enum {
 	VMM_EXIT_REBOOT = 2,   /**< the guest asked for a reboot */
 	VMM_EXIT_CRASH = 3,    /**< triple fault or crash */
 	VMM_EXIT_RUNTIME = 4,  /**< a VMM or KVM error while the guest ran */
+	VMM_EXIT_TIMEOUT = 5,  /**< --timeout expired with the guest running */
 };
 
 #define MIB (1ull << 20)
@@ -49,6 +50,7 @@ struct vmm_options {
 	const char *vconsole; /**< --virtio-console, or NULL */
 	uint64_t memory;      /**< bytes, a whole number of MiB */
 	unsigned int cpus;
+	unsigned int timeout; /**< --timeout seconds, 0: none */
 	bool rng, mmio_cmdline;
 	bool pci; /**< --transport=pci (virtio-pci), else virtio-mmio */
 	size_t num_disks;

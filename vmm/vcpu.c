@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MOD "vcpu"
@@ -96,6 +97,44 @@ enum vmm_stop_reason vmm_stop_wait(struct vmm_stop *s)
 	return r;
 }
 
+enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
+					   unsigned int seconds)
+{
+	struct timespec deadline;
+	int r = 0;
+
+	if (seconds == 0)
+		return vmm_stop_wait(s);
+	/* The condition variable waits on CLOCK_REALTIME (its default). */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += seconds;
+	pthread_mutex_lock(&s->lock);
+	while (s->reason == VMM_STOP_NONE && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&s->cond, &s->lock, &deadline);
+	pthread_mutex_unlock(&s->lock);
+	/* First request wins: a stop that raced with the deadline stays. */
+	vmm_stop_request(s, VMM_STOP_TIMEOUT,
+			 "guest still running after %u s (--timeout): stopped",
+			 seconds);
+	return vmm_stop_wait(s);
+}
+
+int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
+{
+	struct kvm_regs regs;
+
+	if (v->fd < 0 || ioctl(v->fd, KVM_GET_REGS, &regs) < 0) {
+		int err = v->fd < 0 ? -EBADF : -errno;
+
+		snprintf(buf, len, "registers unknown (%s)", strerror(-err));
+		return err;
+	}
+	snprintf(buf, len, "rip %#llx rsp %#llx rflags %#llx",
+		 (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		 (unsigned long long)regs.rflags);
+	return 0;
+}
+
 enum vmm_stop_reason vmm_stop_reason(struct vmm_stop *s)
 {
 	enum vmm_stop_reason r;
@@ -154,9 +193,8 @@ static int setup_lapic(struct vmm_vcpu *v)
 
 static int vcpu_fail(struct vmm_vcpu *v, int err, const char *what)
 {
-	vdk_log(VDK_LOG_ERROR, MOD, "vCPU %u: %s: %s", v->index, what,
-		strerror(-err));
 	vmm_vcpu_destroy(v);
+	v->failed = what;
 	return err;
 }
 

@@ -48,6 +48,7 @@ enum vmm_stop_reason {
 	VMM_STOP_RESET,	   /**< guest asked for a reboot */
 	VMM_STOP_SHUTDOWN, /**< triple fault (KVM_EXIT_SHUTDOWN) */
 	VMM_STOP_ERROR,	   /**< VMM or KVM error, or a signal */
+	VMM_STOP_TIMEOUT,  /**< vmm_stop_wait_timeout() gave up */
 };
 
 /** Most vCPUs vdk-vmm runs (the MADT's xAPIC limit is higher). */
@@ -90,6 +91,24 @@ void vmm_stop_request(struct vmm_stop *s, enum vmm_stop_reason reason,
  */
 enum vmm_stop_reason vmm_stop_wait(struct vmm_stop *s);
 
+/**
+ * vmm_stop_wait_timeout() - vmm_stop_wait() for at most @seconds (0:
+ * forever). When they pass with the VM still running, the VM is stopped
+ * with VMM_STOP_TIMEOUT and the message "guest still running after N s
+ * (--timeout): stopped".
+ * Return: the reason the VM stopped.
+ */
+enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
+					   unsigned int seconds);
+
+/**
+ * vmm_vcpu_where() - write "rip 0x... rsp 0x... rflags 0x..." of a vCPU
+ * that is not running (its thread joined) into @buf, for the message about
+ * a guest that stopped responding (KVM_GET_REGS).
+ * Return: 0, or -errno of KVM_GET_REGS (@buf then says so).
+ */
+int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len);
+
 /** vmm_stop_reason() - the current reason (VMM_STOP_NONE while running). */
 enum vmm_stop_reason vmm_stop_reason(struct vmm_stop *s);
 
@@ -106,6 +125,7 @@ struct vmm_vcpu {
 	struct vmm_stop *stop;	   /**< not owned */
 	struct vdk_ratelimit rl;   /**< for guest-triggered messages */
 	uint64_t exits;		   /**< exits handled */
+	const char *failed;	   /**< the call vmm_vcpu_create() failed in */
 };
 
 /**
@@ -113,8 +133,9 @@ struct vmm_vcpu {
  * map its run area, set its CPUID and LAPIC.
  * @v: caller's storage. @kvm, @io, @stop: not owned; outlive @v.
  * Return: 0; -EINVAL if @index >= @num_vcpus or @num_vcpus is 0 or above
- * VMM_MAX_VCPUS or KVM's limit; -errno of the failing ioctl or mmap (the
- * reason is logged). On failure @v is left destroyed.
+ * VMM_MAX_VCPUS or KVM's limit; -errno of the failing ioctl or mmap, whose
+ * name is left in @v->failed for the caller's one message (nothing is
+ * logged here). On failure @v is left destroyed.
  */
 int vmm_vcpu_create(struct vmm_vcpu *v, struct vmm_kvm *kvm, unsigned int index,
 		    unsigned int num_vcpus, struct vdk_io_manager *io,

@@ -176,15 +176,70 @@ static bool tx_complete(struct vdk_console *con, struct vdk_virtq *q)
 }
 
 /*
+ * Write and return every available chain, at most *@budget of them (counted
+ * down). Set *@returned when one went back to the driver.
+ * Return: true when the available ring is empty; false when output blocked
+ * (the chain is kept), the budget ran out (reported as blocked) or the
+ * queue broke.
+ */
+static bool tx_drain(struct vdk_console *con, struct vdk_virtq *q,
+		     bool *returned, uint32_t *budget)
+{
+	for (;; (*budget)--) {
+		int r;
+
+		/* At most a queue's worth per wake-up: a driver refilling
+		 * transmitq as fast as it is served must not hold the
+		 * calling thread. Stopping as if the output were blocked
+		 * makes the program call vdk_console_flush_output() again
+		 * once the fd is writable, which it is at once. (Output
+		 * discarded, with no fd to poll, is not worth a stop.) */
+		if (*budget == 0 && con->out_fd >= 0) {
+			con->blocked = true;
+			return false;
+		}
+
+		con->tx_chain = (struct vdk_virtq_chain){
+			.iov = con->tx_iov, .iov_cap = con->iov_cap};
+		r = vdk_virtq_pop(q, &con->tx_chain);
+		if (r == 0)
+			return true;
+		if (r < 0) {
+			report_error(con, q, &con->tx_broken, &con->tx_rl);
+			return false;
+		}
+		con->tx_pending = true;
+		con->tx_off = 0;
+		if (tx_write_chain(con) < 0) {
+			con->blocked = true; /* keep the chain */
+			return false;
+		}
+		if (!tx_complete(con, q))
+			return false;
+		*returned = true;
+	}
+}
+
+/*
  * The kept chain, then buffered output, then every available chain
  * (virtio 1.2 §5.3.6: transmitq). Output order: buffered output is either
  * older than any chain still in the available ring (the rest of a chain
  * retired at sleep) or younger than the kept chain (emergency writes while
  * it waited).
+ *
+ * Available buffer notifications are suppressed while the ring is drained
+ * and asked for again once it is empty (virtio 1.2 §2.7.10: with
+ * VIRTIO_RING_F_EVENT_IDX the driver kicks only when its available index
+ * passes avail_event, which re-arming moves; without it Linux stops
+ * notifying after the first buffer and waits for it forever). Buffers that
+ * slipped in before the re-arm was seen are served first. While output is
+ * blocked notifications may stay off: the host calls us again when the
+ * output fd can take more (vdk_console_flush_output()).
  */
 static void tx_process(struct vdk_console *con)
 {
 	struct vdk_virtq *q = con->txq;
+	uint32_t budget = con->queue_max_size;
 	bool returned = false;
 
 	con->blocked = false;
@@ -203,38 +258,11 @@ static void tx_process(struct vdk_console *con)
 	}
 	if (!con->running || !q || con->tx_broken)
 		goto out;
-	for (uint32_t budget = con->queue_max_size;; budget--) {
-		int r;
-
-		/* At most a queue's worth per wake-up: a driver refilling
-		 * transmitq as fast as it is served must not hold the
-		 * calling thread. Stopping as if the output were blocked
-		 * makes the program call vdk_console_flush_output() again
-		 * once the fd is writable, which it is at once. (Output
-		 * discarded, with no fd to poll, is not worth a stop.) */
-		if (budget == 0 && con->out_fd >= 0) {
-			con->blocked = true;
+	do {
+		vdk_virtq_enable_notification(q, false);
+		if (!tx_drain(con, q, &returned, &budget))
 			break;
-		}
-		con->tx_chain = (struct vdk_virtq_chain){
-			.iov = con->tx_iov, .iov_cap = con->iov_cap};
-		r = vdk_virtq_pop(q, &con->tx_chain);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			report_error(con, q, &con->tx_broken, &con->tx_rl);
-			break;
-		}
-		con->tx_pending = true;
-		con->tx_off = 0;
-		if (tx_write_chain(con) < 0) {
-			con->blocked = true; /* keep the chain */
-			break;
-		}
-		if (!tx_complete(con, q))
-			break;
-		returned = true;
-	}
+	} while (vdk_virtq_enable_notification(q, true));
 out:
 	if (returned && vdk_virtq_should_notify(q))
 		vdk_interrupt_signal_used_queue(con->irq,
@@ -304,13 +332,19 @@ static uint32_t rx_fill_chain(struct vdk_console *con,
 	return (uint32_t)n;
 }
 
-/* Fill available receiveq chains from the input ring (virtio 1.2 §5.3.6).
- * Return: chains returned to the driver. */
+/*
+ * Fill available receiveq chains from the input ring (virtio 1.2 §5.3.6).
+ * When input is left and the ring is empty, ask for an available buffer
+ * notification (§2.7.10: re-arm avail_event under EVENT_IDX) so that the
+ * driver's next buffers wake us; if some slipped in meanwhile, go on.
+ * Return: chains returned to the driver.
+ */
 static unsigned rx_deliver(struct vdk_console *con)
 {
 	struct vdk_virtq *q = con->rxq;
 	struct vdk_virtq_chain c;
 	unsigned returned = 0;
+	bool rearmed = false;
 
 	if (!con->running || !q || con->rx_broken)
 		return 0;
@@ -320,8 +354,16 @@ static unsigned rx_deliver(struct vdk_console *con)
 		c = (struct vdk_virtq_chain){.iov = con->rx_iov,
 					     .iov_cap = con->iov_cap};
 		r = vdk_virtq_pop(q, &c);
-		if (r == 0)
+		if (r == 0) {
+			/* at most once per empty ring: no spinning */
+			if (!rearmed &&
+			    vdk_virtq_enable_notification(q, true)) {
+				rearmed = true;
+				continue;
+			}
 			break;
+		}
+		rearmed = false;
 		if (r < 0) {
 			report_error(con, q, &con->rx_broken, &con->rx_rl);
 			break;

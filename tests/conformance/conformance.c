@@ -207,6 +207,86 @@ static void request(struct ctx *c, struct vdk_device *dev)
 	assert_int_equal(env->needs_reset_signals, 0);
 }
 
+/*
+ * vring_need_event() of virtio 1.2 §2.7.10 (the driver's side): notify
+ * when the available index moved from @old past @event to @new.
+ */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+void vdk_conformance_event_idx_stream(void **state)
+{
+	struct ctx *c = *state;
+	struct vdk_conformance_env *env = &c->env;
+	struct vdk_device *dev = create_dev(c);
+	uint64_t offered = dev->ops->features(dev->impl);
+	const uint64_t event_idx = 1ull << VIRTIO_RING_F_EVENT_IDX;
+	unsigned kicks = 0, requests;
+
+	/* Every vdk device offers it (Linux negotiates it whenever it can);
+	 * a test device (tests/mock) may not. */
+	if (!(offered & event_idx)) {
+		print_message("%s: no VIRTIO_RING_F_EVENT_IDX offered: "
+			      "SKIPPED\n",
+			      c->suite->name);
+		skip();
+	}
+	env->num_queues = dev->num_queues;
+	env->features =
+		(c->suite->features ? c->suite->features : offered) | event_idx;
+	assert_int_equal(vdk_device_ack_features(dev, env->features), 0);
+	for (uint16_t i = 0; i < env->num_queues; i++) {
+		uint16_t max = dev->ops->queue_max_size(dev->impl, i);
+		uint16_t size = max < VDK_CONFORMANCE_QUEUE_SIZE
+					? max
+					: VDK_CONFORMANCE_QUEUE_SIZE;
+
+		assert_int_equal(guest_ring_init(&env->rings[i], env->mem, size,
+						 (uint64_t)i * 0x1000),
+				 0);
+		queue_setup(c, dev, i, 0, 0);
+	}
+	assert_int_equal(
+		vdk_device_activate(dev, env->mem, &env->irq, env->qptrs), 0);
+	/* More requests than any ring has entries, so that the indices wrap
+	 * past avail_event/used_event several times. */
+	requests = 4u * VDK_CONFORMANCE_QUEUE_SIZE + 7;
+	for (unsigned k = 0; k < requests; k++) {
+		uint16_t old[VDK_DEVICE_MAX_QUEUES];
+		unsigned before;
+		int q;
+
+		for (uint16_t i = 0; i < env->num_queues; i++) {
+			old[i] = env->rings[i].avail_idx;
+			/* a used buffer notification for the next completion */
+			assert_int_equal(guest_ring_set_used_event(
+						 &env->rings[i],
+						 env->rings[i].last_used),
+					 0);
+		}
+		q = c->suite->submit(env, c->suite->opaque);
+		assert_true(q >= 0 && q < env->num_queues);
+		before = env->used_signals[q];
+		/* Notify only when the device asked to be (avail_event). */
+		if (need_event(guest_ring_avail_event(&env->rings[q]),
+			       env->rings[q].avail_idx, old[q])) {
+			vdk_device_queue_notify(dev, (uint16_t)q);
+			kicks++;
+		}
+		if (c->suite->check(env, c->suite->opaque) != 0)
+			fail_msg("%s: request %u of %u not completed: the "
+				 "device did not re-arm avail_event (%u kicks "
+				 "so far)",
+				 c->suite->name, k + 1, requests, kicks);
+		/* ... and the device honoured used_event. */
+		assert_true(env->used_signals[q] > before);
+		assert_int_equal(env->needs_reset_signals, 0);
+	}
+	assert_true(kicks >= 1 && kicks <= requests);
+}
+
 /* Sleep; the device hands its queues back and the transport stops them. */
 static void transport_sleep(struct ctx *c, struct vdk_device *dev)
 {

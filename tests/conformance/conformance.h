@@ -32,6 +32,14 @@
  *   restore_discards_changes       snapshot, more requests, reset, restore:
  *                                  the first snapshot's bytes come back
  *   lifecycle_refusals             every refused transition and its error
+ *   event_idx_stream               VIRTIO_RING_F_EVENT_IDX negotiated; the
+ *                                  driver submits 4 rings' worth of
+ *                                  requests, notifying only when
+ *                                  avail_event asks for it and asking for
+ *                                  every used buffer through used_event:
+ *                                  each completes and is notified (a device
+ *                                  that never re-arms avail_event stalls
+ *                                  at the second request, as Linux does)
  *   restore_refusals               other device type (-ENODEV), version
  *                                  (-EPROTO), malformed input (-EINVAL);
  *                                  a refused restore changes nothing
@@ -132,6 +140,7 @@ void vdk_conformance_snapshot_restore_fresh(void **state);
 void vdk_conformance_restore_discards_changes(void **state);
 void vdk_conformance_lifecycle_refusals(void **state);
 void vdk_conformance_restore_refusals(void **state);
+void vdk_conformance_event_idx_stream(void **state);
 void vdk_conformance_queue_stop_start(void **state);
 int vdk_conformance_setup(void **state);
 /* Through real transports (transports.c), with their own fixture. */
@@ -168,6 +177,8 @@ int vdk_conformance_teardown(void **state);
 		VDK_CONFORMANCE_TEST_(vdk_conformance_lifecycle_refusals,      \
 				      suite),                                  \
 		VDK_CONFORMANCE_TEST_(vdk_conformance_restore_refusals,        \
+				      suite),                                  \
+		VDK_CONFORMANCE_TEST_(vdk_conformance_event_idx_stream,        \
 				      suite),                                  \
 		VDK_CONFORMANCE_TEST_(vdk_conformance_queue_stop_start,        \
 				      suite),                                  \

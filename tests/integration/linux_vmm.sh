@@ -1,39 +1,41 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# A stock Linux guest under vdk-vmm (KVM): Debian 12's cloud kernel and
-# vdk's busybox initramfs (scripts/build-guest.sh, docs/guest.md) find
-# vdk-vmm's virtio-mmio devices through ACPI (LNRO0005; this kernel ignores
-# virtio_mmio.device=) and do disk I/O through libvdk's virtio-blk.
+# A stock Linux guest under vdk-vmm (KVM), at --cpus 1, 2 and 4: Debian 12's cloud kernel and
+# vdk's busybox initramfs (scripts/build-guest.sh, docs/guest.md) find vdk-vmm's virtio-mmio
+# devices through ACPI (LNRO0005) and run /tests/vmmlinux.sh
+# (tests/integration/linux-vmm-tests/vmmlinux.sh). Where this host's /dev/kvm cannot run Linux
+# the test runs nested, in an L1 guest (lib/vmm_harness.sh).
 #
-# Disks (host-made):
-#   rw  4 MiB, serial vdk-linux-rw: MiB 0 holds pseudo-random bytes
-#   ro  1 MiB, serial vdk-linux-ro, --disk ...,readonly
-# The guest test "vmmdisk" (/tests/vmmdisk.sh, written below) finds the
-# disks by serial, checks their sizes and read-only flags, reads both with
-# O_DIRECT and compares their SHA-256 with the sums the host put on the
-# command line, copies rw MiB 0 to MiB 2 (O_DIRECT, fsync = FLUSH) and
-# reads it back, writes a text sector at MiB 3, and checks that a write to
-# the read-only disk fails. /init prints "VDK-TEST: vmmdisk: PASS|FAIL"
-# and powers off through ACPI. On the host: the verdict is PASS, vdk-vmm
-# exits 0, rw MiB 2 equals MiB 0, the text sector is there, the read-only
-# image is unchanged.
+# Each boot: 256 MiB, two disks and the rng, the virtio-console as a Linux console
+# (--virtio-console stdio, --cmdline console=hvc0), COM1 to a file. The guest checks:
+#   - vCPUs online = --cpus (MADT, INIT/SIPI), vdk-vmm's command line prefix and our words,
+#     the initrd's size as the kernel freed it
+#   - virtio-blk: serials vdk-linux-rw (4 MiB: MiB 0 pseudo-random) and vdk-linux-ro (1 MiB,
+#     readonly) on two different disks; sizes, ro flags, SHA-256 of both (O_DIRECT) against the
+#     host's, 1 MiB O_DIRECT copy with fsync (FLUSH) read back, a text sector, a write to the
+#     read-only disk refused and the disk unchanged
+#   - virtio-rng: rng_current is virtio_rng, 64 bytes from /dev/hwrng
+#   - every virtio interrupt line fired (irqfd)
+#   - hvc0 is a kernel console; in raw mode the guest writes $CON_LINES generated lines, then
+#     reads $CON_LINES host lines (vdk-vmm's stdin) and checks their SHA-256, then echoes them
+# and powers off through ACPI (exit 0); the first boot (1 vCPU) reboots instead (`reboot -f`,
+# kernel option reboot=force: see boot() for the bug that needs it), which vdk-vmm documents
+# as exit status 2 ("vdk-vmm does not reboot").
+# On the host: the verdict line, the exit status, both hvc0 streams byte for byte, rw MiB 2 =
+# MiB 0, the text sector, the read-only image unchanged.
 #
-# KVM must be able to run a stock kernel. Where /dev/kvm is PVM-backed
-# (the kvm_pvm module, as on this project's build machine) or the CPU
-# shows no vmx/svm flag, it cannot: the test says so and exits 77 before
-# building anything. LINUX_VMM_FORCE=1 tries anyway.
-#
-# Exit: 0 PASS, 1 FAIL, 77 SKIPPED. Environment: VDK_BUILD_DIR (default
-# build/ if configured, else /tmp/vdk-linux-vmm-build), VDK_VMM (default
-# <build>/vmm/vdk-vmm), LINUX_VMM_DIR (guest and test files, default
-# <repo>/build/linux-vmm), LINUX_VMM_TIMEOUT (seconds, default 180),
-# LINUX_VMM_FORCE.
+# Exit: 0 PASS, 1 FAIL, 77 SKIPPED. Environment: VDK_BUILD_DIR, VDK_VMM, LINUX_VMM_DIR (guest,
+# default <repo>/build/linux-vmm), LINUX_VMM_TIMEOUT (seconds per boot, default 180),
+# LINUX_VMM_CPUS (default "1 2 4"), LINUX_VMM_FORCE=1 (try a KVM that looks unable to run
+# Linux), VDK_NESTED (lib/vmm_harness.sh).
 set -uo pipefail
 
 name=linux_vmm
 root=$(cd "$(dirname "$0")/../.." && pwd)
 TIMEOUT=${LINUX_VMM_TIMEOUT:-180}
+CPUS=${LINUX_VMM_CPUS:-1 2 4}
+CON_LINES=${LINUX_VMM_CON_LINES:-3000}
 
 pass() { echo "$name: PASS $*"; exit 0; }
 fail() { echo "$name: FAIL $*"; exit 1; }
@@ -43,148 +45,188 @@ skip() {
 	exit 77
 }
 
-# ---- can this host's KVM run Linux at all? (cheap checks first) ---------------
+. "$root/tests/integration/lib/vmm_harness.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
-[ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM on this host)"
-[[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"
-if [ "${LINUX_VMM_FORCE:-0}" != 1 ]; then
-	if grep -qs '^kvm_pvm ' /proc/modules || [ -d /sys/module/kvm_pvm ]; then
-		skip "KVM here is PVM-backed (kvm_pvm), which cannot boot a stock Linux kernel"
-	fi
-	grep -qsw -e vmx -e svm /proc/cpuinfo ||
-		skip "the CPU shows no vmx/svm flag, so this /dev/kvm is not hardware KVM and cannot be trusted to boot a stock Linux kernel (LINUX_VMM_FORCE=1 tries anyway)"
-fi
 command -v python3 >/dev/null || skip "python3 not found"
 command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 
-# ---- build vdk-vmm -----------------------------------------------------------------
+# ---- build vdk-vmm and the guest (on the host) ------------------------------------------
 if [ -n "${VDK_BUILD_DIR:-}" ]; then
 	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ]; then
+elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
 	build=$root/build
 else
 	build=/tmp/vdk-linux-vmm-build
 fi
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
-if [ -z "${VDK_VMM:-}" ]; then
-	if [ ! -f "$build/build.ninja" ]; then
-		meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-			fail "meson setup $build failed (see /tmp/$name-setup.log)"
+dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
+if ! harness_in_l1; then
+	if [ -z "${VDK_VMM:-}" ]; then
+		if [ ! -f "$build/build.ninja" ]; then
+			meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
+				fail "meson setup $build failed (see /tmp/$name-setup.log)"
+		fi
+		ninja -C "$build" vmm/vdk-vmm >"/tmp/$name-build.log" 2>&1 ||
+			{ cat "/tmp/$name-build.log"; fail "building vdk-vmm failed"; }
 	fi
-	ninja -C "$build" vmm/vdk-vmm >"/tmp/$name-build.log" 2>&1 ||
-		{ cat "/tmp/$name-build.log"; fail "building vdk-vmm failed"; }
+	mkdir -p "$dir" || fail "cannot create $dir"
+	"$root/scripts/build-guest.sh" "$dir/guest" "$root/tests/integration/linux-vmm-tests" \
+		>"$dir/build-guest.log" 2>&1 ||
+		{ tail -n 20 "$dir/build-guest.log"; fail "scripts/build-guest.sh failed (see $dir/build-guest.log)"; }
 fi
 [ -x "$vmm" ] || fail "$vmm missing"
+[ -f "$dir/guest/vmlinuz" ] || fail "$dir/guest/vmlinuz missing"
 
-# ---- the guest, with the vmmdisk test ------------------------------------------
-dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
-mkdir -p "$dir/tests" || fail "cannot create $dir"
-# Written only when the text changes, so build-guest.sh keeps the guest it
-# built last time.
-cat >"$dir/vmmdisk.sh.new" <<'GUEST'
-#!/bin/sh
-# vmmdisk: disk I/O through vdk-vmm's virtio-blk (tests/integration/linux_vmm.sh).
-detail() { echo "$*" >"$VDK_TEST_DETAIL"; echo "vmmdisk: $*"; }
-bad() { detail "$*"; exit 1; }
-word() { # word KEY: the value of KEY= on the kernel command line
-	for w in $(cat /proc/cmdline); do
-		case "$w" in "$1"=*) echo "${w#*=}"; return ;; esac
-	done
-}
-by_serial() { # by_serial ID: the vdX whose virtio-blk serial is ID
-	for s in /sys/block/vd*/serial; do
-		[ -r "$s" ] && [ "$(cat "$s")" = "$1" ] && { basename "$(dirname "$s")"; return; }
-	done
-}
-sum() { # sum DEV SKIP_MIB: SHA-256 of one MiB, read with O_DIRECT
-	dd if="/dev/$1" bs=1M skip="$2" count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
-}
-
-rw=$(by_serial vdk-linux-rw)
-ro=$(by_serial vdk-linux-ro)
-[ -n "$rw" ] || bad "no virtio disk with serial vdk-linux-rw ($(ls /sys/block))"
-[ -n "$ro" ] || bad "no virtio disk with serial vdk-linux-ro"
-[ "$(cat /sys/block/$rw/size)" = 8192 ] || bad "$rw: $(cat /sys/block/$rw/size) sectors, expected 8192"
-[ "$(cat /sys/block/$ro/size)" = 2048 ] || bad "$ro: $(cat /sys/block/$ro/size) sectors, expected 2048"
-[ "$(cat /sys/block/$rw/ro)" = 0 ] || bad "$rw is read-only"
-[ "$(cat /sys/block/$ro/ro)" = 1 ] || bad "$ro is not read-only (VIRTIO_BLK_F_RO)"
-
-[ "$(sum "$rw" 0)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 0: SHA-256 differs from the host's"
-[ "$(sum "$ro" 0)" = "$(word vdk.ro_sha)" ] || bad "$ro: SHA-256 differs from the host's"
-
-dd if="/dev/$rw" of="/dev/$rw" bs=1M count=1 seek=2 iflag=direct oflag=direct conv=fsync 2>/dev/null ||
-	bad "$rw: copying MiB 0 to MiB 2 failed"
-[ "$(sum "$rw" 2)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 2: read back differs"
-printf 'VDK-LINUX-WROTE %s\n' "$(uname -r)" | dd of="/dev/$rw" bs=512 seek=6144 conv=sync,fsync 2>/dev/null ||
-	bad "$rw: writing the text sector failed"
-
-if dd if=/dev/zero of="/dev/$ro" bs=512 count=1 oflag=direct 2>/dev/null; then
-	bad "$ro: a write to the read-only disk succeeded"
+# Here, or nested in an L1 guest (lib/vmm_harness.sh).
+harness_run "$@"
+if ! harness_in_l1 && [ "${LINUX_VMM_FORCE:-0}" != 1 ] && ! harness_kvm_runs_linux; then
+	skip "$harness_why (LINUX_VMM_FORCE=1 tries anyway)"
 fi
-[ "$(sum "$ro" 0)" = "$(word vdk.ro_sha)" ] || bad "$ro changed after the refused write"
-detail "$rw rw and $ro ro: read, copy 1 MiB, fsync, read back, ro write refused"
-GUEST
-if ! cmp -s "$dir/vmmdisk.sh.new" "$dir/tests/vmmdisk.sh"; then
-	mv "$dir/vmmdisk.sh.new" "$dir/tests/vmmdisk.sh"
-else
-	rm -f "$dir/vmmdisk.sh.new"
-fi
-"$root/scripts/build-guest.sh" "$dir/guest" "$dir/tests" >"$dir/build-guest.log" 2>&1 ||
-	{ tail -n 20 "$dir/build-guest.log"; fail "scripts/build-guest.sh failed (see $dir/build-guest.log)"; }
+[ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM here)"
 
-# ---- disks ---------------------------------------------------------------------------
 work=$(mktemp -d /tmp/$name.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+vmm_pid=
+cleanup() {
+	[ -n "$vmm_pid" ] && kill "$vmm_pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The host's halves of the console streams: what the guest's awk writes, what we send.
+python3 - "$work" "$CON_LINES" <<'PY' || fail "creating the console streams"
+import hashlib, sys
+d, n = sys.argv[1], int(sys.argv[2])
+a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" * 2
+out = "".join("VDK-CON-OUT %05d %s\n" % (i, a[i % 62:i % 62 + 20 + i % 41]) for i in range(n))
+open(f"{d}/con-out.want", "w").write(out)
+# Input: printable bytes of every kind, lines of varying length.
+inp = "".join("vdk-in %05d %s\n" % (i, "".join(chr(33 + (i * 7 + j) % 94) for j in range(i % 70))) for i in range(n))
+open(f"{d}/con-in", "w").write(inp)
+print(hashlib.sha256(inp.encode()).hexdigest(), len(inp), file=open(f"{d}/con-in.sum", "w"))
+PY
+read -r in_sha in_bytes <"$work/con-in.sum"
+# The disks' first contents (each boot gets fresh copies).
 sums=$(python3 - "$work" <<'PY'
 import hashlib, random, sys
 d = sys.argv[1]
 rng = random.Random(0x7664)
-rw = bytes(rng.getrandbits(8) for _ in range(1 << 20))
-ro = bytes(rng.getrandbits(8) for _ in range(1 << 20))
-with open(f"{d}/rw.img", "wb") as f:
-    f.write(rw + bytes(3 << 20))
-with open(f"{d}/ro.img", "wb") as f:
-    f.write(ro)
+rw, ro = rng.randbytes(1 << 20), rng.randbytes(1 << 20)
+open(f"{d}/rw.img", "wb").write(rw + bytes(3 << 20))
+open(f"{d}/ro.img", "wb").write(ro)
 print(hashlib.sha256(rw).hexdigest(), hashlib.sha256(ro).hexdigest())
 PY
 ) || fail "creating disk images"
 read -r rw_sha ro_sha <<<"$sums"
-cp "$work/ro.img" "$work/ro.orig"
+initrd_kib=$((($(stat -c %s "$dir/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
 
-# ---- boot ------------------------------------------------------------------------------
-log=$work/console.log
-start=$(date +%s%N)
-timeout "$TIMEOUT" "$vmm" --kernel "$dir/guest/vmlinuz" \
-	--initrd "$dir/guest/initramfs.cpio.gz" --memory 512M \
-	--disk "$work/rw.img,serial=vdk-linux-rw" \
-	--disk "$work/ro.img,readonly,serial=vdk-linux-ro" \
-	--cmdline "quiet vdk.test=vmmdisk vdk.timeout=60 vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha" \
-	</dev/null >"$log" 2>"$work/vmm.err"
-rc=$?
-ms=$((($(date +%s%N) - start) / 1000000))
-# Strip \r and escape sequences (docs/guest.md, "Test protocol").
-sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[a-z]//g' "$log" >"$log.txt"
-echo "---- vdk-vmm (exit $rc, ${ms} ms)"
-grep -a -e 'VDK-GUEST' -e 'VDK-TEST' -e 'vmmdisk' "$log.txt"
-echo "---- vdk-vmm stderr"
-cat "$work/vmm.err"
+# extract FILE BEGIN END: the bytes strictly between the lines BEGIN\n and END\n.
+extract() {
+	python3 - "$@" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+b, e = sys.argv[2].encode() + b"\n", b"\n" + sys.argv[3].encode() + b"\n"
+i = data.find(b)
+j = data.find(e, i + len(b)) if i >= 0 else -1
+if i < 0 or j < 0:
+    sys.exit(1)
+sys.stdout.buffer.write(data[i + len(b):j + 1])
+PY
+}
 
-[ "$rc" -ne 124 ] || { tail -n 30 "$log.txt"; fail "the guest did not power off within ${TIMEOUT}s"; }
-grep -aq 'VDK-TEST: vmmdisk: PASS' "$log.txt" ||
-	{ tail -n 30 "$log.txt"; fail "no 'VDK-TEST: vmmdisk: PASS' verdict"; }
-grep -aq 'VDK-GUEST: virtio .* id 0x0002 driver virtio_blk on LNRO0005' "$log.txt" ||
-	fail "no virtio-blk bound to virtio_blk on an ACPI (LNRO0005) virtio-mmio device"
-[ "$rc" -eq 0 ] || fail "vdk-vmm exit status $rc, expected 0 (ACPI poweroff)"
+results=()
+# boot CPUS EXIT: one boot with every check; EXIT is poweroff or reboot.
+boot() {
+	local cpus=$1 how=$2 want_rc=0 rc ms start i
+	# reboot=force: Linux then skips machine_shutdown() (IO-APIC/LAPIC teardown, stopping the
+	# other CPUs) and goes straight to the ACPI reset register. Without it, `reboot -f` hangs
+	# after "reboot: machine restart" under vdk-vmm (QEMU microvm in the same L1 reboots the
+	# same guest): a known vdk-vmm bug, not yet found; --timeout ends such a hang with a message.
+	local extra=
+	[ "$how" = reboot ] && want_rc=2 && extra=reboot=force
+	local w=$work/boot$((${#results[@]} + 1))
+	mkdir -p "$w"
+	cp "$work/rw.img" "$work/ro.img" "$w/"
+	cp "$w/ro.img" "$w/ro.orig"
+	mkfifo "$w/in" || fail "mkfifo"
 
-python3 - "$work/rw.img" <<'PY' || fail "host: what the guest wrote is not in rw.img"
+	start=$(date +%s%N)
+	timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --kernel "$dir/guest/vmlinuz" \
+		--initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus "$cpus" \
+		--disk "$w/rw.img,serial=vdk-linux-rw" \
+		--disk "$w/ro.img,readonly,serial=vdk-linux-ro" --rng \
+		--virtio-console stdio --console "$w/serial.log" \
+		--cmdline "console=hvc0 quiet $extra ${LINUX_VMM_CMDLINE:-} vdk.test=vmmlinux vdk.timeout=$((TIMEOUT - 10)) vdk.exit=$how vdk.cpus=$cpus vdk.token=t$RANDOM$RANDOM vdk.initrd_kib=$initrd_kib vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha vdk.con_lines=$CON_LINES vdk.in_bytes=$in_bytes vdk.in_sha=$in_sha" \
+		<"$w/in" >"$w/hvc.out" 2>"$w/vmm.err" &
+	vmm_pid=$!
+	exec 7>"$w/in"
+	# Send the input once the guest's hvc0 is in raw mode (else the line discipline would
+	# echo it and cap a line at 4 KiB).
+	for ((i = 0; i < TIMEOUT * 10; i++)); do
+		grep -aq 'VDK-CON-IN-READY' "$w/hvc.out" && break
+		kill -0 "$vmm_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -aq 'VDK-CON-IN-READY' "$w/hvc.out"; then
+		cat "$work/con-in" >&7
+	fi
+	wait "$vmm_pid"
+	rc=$?
+	vmm_pid=
+	exec 7>&-
+	ms=$((($(date +%s%N) - start) / 1000000))
+	sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[a-z]//g' "$w/serial.log" >"$w/serial.txt"
+	echo "---- --cpus $cpus, $how: vdk-vmm exit $rc, ${ms} ms"
+	grep -a -e 'VDK-GUEST' -e 'VDK-TEST' -e 'vmmlinux' "$w/serial.txt"
+	echo "---- vdk-vmm stderr"
+	cat "$w/vmm.err"
+
+	local what="--cpus $cpus"
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then
+		echo "---- hvc0: $(wc -c <"$w/hvc.out") bytes, markers:"
+		grep -a -b -o 'VDK-CON-[A-Z-]*' "$w/hvc.out" | grep -v ':VDK-CON-OUT$'
+		echo "---- hvc0: last 300 bytes"
+		tail -c 300 "$w/hvc.out"
+		echo
+	fi
+	[ "$rc" -ne 124 ] && [ "$rc" -ne 5 ] ||
+		{ tail -n 30 "$w/serial.txt"; fail "$what: the guest did not end within ${TIMEOUT}s"; }
+	grep -aq 'VDK-TEST: vmmlinux: PASS' "$w/serial.txt" ||
+		{ tail -n 30 "$w/serial.txt"; tail -c 1000 "$w/hvc.out"; fail "$what: no 'VDK-TEST: vmmlinux: PASS' verdict"; }
+	for id in 0x0002 0x0004 0x0003; do
+		grep -aq "VDK-GUEST: virtio .* id $id driver .* on LNRO0005" "$w/serial.txt" ||
+			fail "$what: no virtio device $id bound on an ACPI (LNRO0005) virtio-mmio device"
+	done
+	[ "$rc" -eq "$want_rc" ] || fail "$what: vdk-vmm exit status $rc, expected $want_rc ($how)"
+	if [ "$how" = reboot ]; then
+		grep -q 'reboot' "$w/vmm.err" || fail "$what: no message about the reboot on vdk-vmm's stderr"
+	fi
+	# Both console streams, byte for byte.
+	extract "$w/hvc.out" VDK-CON-OUT-BEGIN VDK-CON-OUT-END >"$w/con-out.got" ||
+		fail "$what: no VDK-CON-OUT block on hvc0"
+	cmp "$w/con-out.got" "$work/con-out.want" ||
+		fail "$what: hvc0 output differs from the $CON_LINES lines the guest wrote"
+	extract "$w/hvc.out" VDK-CON-ECHO-BEGIN VDK-CON-ECHO-END >"$w/con-echo.got" ||
+		fail "$what: no VDK-CON-ECHO block on hvc0"
+	cmp "$w/con-echo.got" "$work/con-in" ||
+		fail "$what: the input echoed back on hvc0 differs from what we sent"
+	python3 - "$w/rw.img" "$cpus" <<'PY' || fail "$what: host: what the guest wrote is not in rw.img"
 import sys
 d = open(sys.argv[1], "rb").read()
 m = 1 << 20
 if d[2 * m:3 * m] != d[:m]:
     sys.exit("MiB 2 != MiB 0")
-if not d[3 * m:3 * m + 512].startswith(b"VDK-LINUX-WROTE "):
+if not d[3 * m:3 * m + 512].startswith(b"VDK-LINUX-WROTE cpus=%s " % sys.argv[2].encode()):
     sys.exit("no text sector at MiB 3: %r" % d[3 * m:3 * m + 32])
 PY
-cmp -s "$work/ro.img" "$work/ro.orig" || fail "host: the read-only image changed"
+	cmp -s "$w/ro.img" "$w/ro.orig" || fail "$what: host: the read-only image changed"
+	results+=("cpus=$cpus $how ${ms} ms")
+	rm -f "$w"/*.img "$w/ro.orig"
+}
 
-pass "($(grep -a -o 'VDK-TEST: vmmdisk: PASS.*' "$log.txt" | head -n1), boot to poweroff ${ms} ms)"
+# The first boot reboots, the others power off.
+how=reboot
+for cpus in $CPUS; do
+	boot "$cpus" "$how"
+	how=poweroff
+done
+pass "(${results[*]}; hvc0 $CON_LINES lines out, $in_bytes B in, byte for byte)"

@@ -55,36 +55,42 @@ pass() { echo "$name: PASS $*"; exit 0; }
 fail() { echo "$name: FAIL $*"; exit 1; }
 skip() { echo "$name: SKIPPED: $*" >&2; echo "$name: SKIPPED: $*"; exit 77; }
 
+. "$root/tests/integration/lib/vmm_harness.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m), vdk-testguest is x86-64"
-[ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM on this host)"
-[[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 
-# ---- build ---------------------------------------------------------------
+# ---- build (on the host; the nested L1 guest gets the results) -------------
 if [ -n "${VDK_BUILD_DIR:-}" ]; then
 	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ]; then
+elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
 	build=$root/build
 else
 	build=/tmp/vdk-testguest-vmm-build
 fi
-if [ ! -f "$build/build.ninja" ]; then
-	meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-		fail "meson setup $build failed (see /tmp/$name-setup.log)"
-fi
 guest=$build/testguest/vdk-testguest
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
-targets=(testguest/vdk-testguest)
-[ -n "${VDK_VMM:-}" ] || targets+=(vmm/vdk-vmm)
-if ! ninja -C "$build" "${targets[@]}" >"/tmp/$name-build.log" 2>&1; then
-	grep -q "unknown target" "/tmp/$name-build.log" &&
-		skip "vdk-testguest or vdk-vmm is not built here (see meson's message)"
-	cat "/tmp/$name-build.log"
-	fail "building ${targets[*]} failed"
+if ! harness_in_l1; then
+	if [ ! -f "$build/build.ninja" ]; then
+		meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
+			fail "meson setup $build failed (see /tmp/$name-setup.log)"
+	fi
+	targets=(testguest/vdk-testguest)
+	[ -n "${VDK_VMM:-}" ] || targets+=(vmm/vdk-vmm)
+	if ! ninja -C "$build" "${targets[@]}" >"/tmp/$name-build.log" 2>&1; then
+		grep -q "unknown target" "/tmp/$name-build.log" &&
+			skip "vdk-testguest or vdk-vmm is not built here (see meson's message)"
+		cat "/tmp/$name-build.log"
+		fail "building ${targets[*]} failed"
+	fi
 fi
 [ -f "$guest" ] || fail "$guest missing after the build"
 [ -x "$vmm" ] || fail "$vmm missing after the build"
+
+# Here, or nested in an L1 guest (lib/vmm_harness.sh).
+harness_run "$@"
+[ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM on this host)"
+[[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"
 
 work=$(mktemp -d /tmp/$name.XXXXXX)
 trap 'rm -rf "$work"' EXIT

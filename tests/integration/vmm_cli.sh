@@ -22,6 +22,9 @@ skip() {
 }
 [[ -x "$vmm" ]] || skip "no vdk-vmm binary at $vmm (build it: ninja -C build, or set VDK_VMM)"
 command -v python3 >/dev/null || skip "python3 not installed (builds the test kernels)"
+# Here, or nested in an L1 guest with KVM (lib/vmm_harness.sh): the cases that reach KVM need it.
+. "$repo/tests/integration/lib/vmm_harness.sh"
+harness_run "$@"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -99,6 +102,10 @@ check memory-partial-mib 1 "not a whole MiB" "${k[@]}" --memory 16388K
 check cpus-zero 1 "must be 1.." "${k[@]}" --cpus 0
 check cpus-garbage 1 "must be 1.." "${k[@]}" --cpus two
 check transport-bogus 1 "mmio or pci" "${k[@]}" --transport isa
+check timeout-zero 1 "--timeout 0: must be 1..86400 seconds" "${k[@]}" --timeout 0
+check timeout-garbage 1 "--timeout soon: must be 1..86400" "${k[@]}" --timeout soon
+check timeout-negative 1 "must be 1..86400" "${k[@]}" --timeout -5
+check timeout-too-long 1 "must be 1..86400" "${k[@]}" --timeout 86401
 check unknown-option 1 "unknown option '--bogus' (see --help)" "${k[@]}" --bogus
 check unknown-short-option 1 "unknown option '-x' (see --help)" "${k[@]}" -x
 check missing-argument 1 "missing argument for '--kernel'" --kernel
@@ -129,6 +136,38 @@ elif command -v setpriv >/dev/null &&
 	runner=()
 else
 	echo "vmm_cli: note: unreadable-kernel case not run (root, and $vmm not runnable as nobody)"
+fi
+
+# KVM refusing us: where /dev/kvm is usable (here or in the nested L1 guest).
+# check_one_line NAME: the last case printed exactly one line on stderr.
+check_one_line() {
+	local n
+	n=$(wc -l <"$work/stderr")
+	if [[ $n -ne 1 ]]; then
+		echo "vmm_cli: FAIL: $1: $n lines on stderr, expected one" >&2
+		failures=$((failures + 1))
+	fi
+}
+if [[ -r /dev/kvm && -w /dev/kvm ]]; then
+	# /dev/kvm not openable (as nobody; root opens anything).
+	chmod 644 "$work/code.bin"
+	if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null &&
+		setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$vmm" 2>/dev/null &&
+		! setpriv --reuid=65534 --regid=65534 --clear-groups test -w /dev/kvm; then
+		runner=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+		check kvm-permission 1 "cannot open /dev/kvm: Permission denied" "${k[@]}"
+		check_one_line kvm-permission
+		runner=()
+	else
+		echo "vmm_cli: note: kvm-permission case not run (needs root and setpriv)"
+	fi
+	# KVM_CREATE_VCPU (or an eventfd before it) refused: out of file descriptors.
+	runner=(bash -c 'ulimit -n 24 && exec "$0" "$@"')
+	check kvm-ioctl-refused 1 "Too many open files" "${k[@]}" --cpus 32 --memory 32M
+	check_one_line kvm-ioctl-refused
+	runner=()
+else
+	echo "vmm_cli: note: KVM refusal cases not run (no usable /dev/kvm here)"
 fi
 
 if [[ $failures -ne 0 ]]; then

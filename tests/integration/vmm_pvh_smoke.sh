@@ -17,6 +17,9 @@
 #   6. --console FILE: the guest's output lands in the file
 #   7. SIGTERM to a VM whose vCPUs sleep in KVM_RUN: exit 143
 #   8. 2 vCPUs, 4 GiB (RAM above 4 GiB too) and a disk: exit 0
+#   9. a guest that hangs (cli; hlt) with --timeout 1, on 1 and 2 vCPUs:
+#      exit 5, "guest still running after 1 s (--timeout): stopped"; a
+#      guest that powers off before its --timeout: exit 0
 # Prints the wall time of case 1 and vdk-vmm's peak RSS (/usr/bin/time).
 #
 # Environment: VDK_VMM (default: <repo>/build/vmm/vdk-vmm).
@@ -39,6 +42,9 @@ fail() {
 }
 
 [[ -x "$vmm" ]] || skip "no vdk-vmm binary at $vmm (build it: ninja -C build, or set VDK_VMM)"
+# Here, or nested in an L1 guest (lib/vmm_harness.sh).
+. "$repo/tests/integration/lib/vmm_harness.sh"
+harness_run "$@"
 [[ -e /dev/kvm ]] || skip "/dev/kvm does not exist (no KVM on this host): the VMM cannot run a guest"
 [[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"
 for tool in as ld python3; do
@@ -256,6 +262,17 @@ echo "---- sigterm (exit $rc)"
 echo "$out"
 [[ $rc -eq 143 ]] || fail "sigterm: exit status $rc, expected 143"
 expect sigterm "stopped by signal 15"
+
+# A guest that stops responding (interrupts off, halted) ends at --timeout
+# with a clear message, on 1 and on 2 vCPUs.
+run hang-timeout 5 --kernel "$work/hang.elf" --memory 32M --timeout 1
+expect hang-timeout "guest still running after 1 s (--timeout): stopped"
+expect hang-timeout "vCPU 0: rip 0x10000" # where it hung: the hlt loop at 1 MiB
+run hang-timeout-smp 5 --kernel "$work/hang.elf" --memory 32M --cpus 2 --timeout 1
+expect hang-timeout-smp "(--timeout): stopped"
+# A guest that ends first is not affected by --timeout.
+run pvh-with-timeout 0 --kernel "$work/pvh.elf" --memory 32M --timeout 60
+expect pvh-with-timeout "OK"
 
 run smp-disk 0 --kernel "$work/pvh.elf" --memory 4G --cpus 2 \
 	--disk "$work/disk.img,serial=smoke" --rng

@@ -1,0 +1,107 @@
+#!/bin/sh
+# vmmlinux: a stock Linux kernel under vdk-vmm (tests/integration/linux_vmm.sh).
+# Runs in the busybox initramfs of scripts/build-guest.sh as /tests/vmmlinux.sh; the host puts
+# what it expects on the kernel command line (vdk.*). Every check ends the test on failure
+# with one line of detail.
+detail() { echo "$*" >"$VDK_TEST_DETAIL"; echo "vmmlinux: $*"; }
+bad() { detail "$*"; exit 1; }
+word() { # word KEY: the value of KEY= on the kernel command line
+	for w in $(cat /proc/cmdline); do
+		case "$w" in "$1"=*) echo "${w#*=}"; return ;; esac
+	done
+}
+by_serial() { # by_serial ID: the vdX whose virtio-blk serial is ID
+	for s in /sys/block/vd*/serial; do
+		[ -r "$s" ] && [ "$(cat "$s")" = "$1" ] && { basename "$(dirname "$s")"; return; }
+	done
+}
+sum() { # sum DEV SKIP_MIB: SHA-256 of one MiB, read with O_DIRECT
+	dd if="/dev/$1" bs=1M skip="$2" count=1 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+# ---- vCPUs (MADT, INIT/SIPI), command line, initrd ----------------------------------------
+cpus=$(word vdk.cpus)
+n=$(grep -c '^processor' /proc/cpuinfo)
+[ "$n" = "$cpus" ] || bad "$n CPUs online, expected $cpus ($(cat /sys/devices/system/cpu/online))"
+want_online=0
+[ "$cpus" -gt 1 ] && want_online="0-$((cpus - 1))"
+[ "$(cat /sys/devices/system/cpu/online)" = "$want_online" ] ||
+	bad "online CPUs $(cat /sys/devices/system/cpu/online), expected $want_online"
+case "$(cat /proc/cmdline)" in
+"console=ttyS0 panic=-1 pci=off "*) ;;
+*) bad "command line does not start with vdk-vmm's prefix: $(cat /proc/cmdline)" ;;
+esac
+[ -n "$(word vdk.token)" ] || bad "no vdk.token on the command line"
+# The initrd: we run from it; its size as the kernel saw it (rounded to pages).
+kib=$(dmesg | sed -n 's/.*Freeing initrd memory: \([0-9]*\)K.*/\1/p' | head -n 1)
+want=$(word vdk.initrd_kib)
+[ -n "$kib" ] || bad "the kernel did not report freeing an initrd"
+[ "$kib" -ge "$want" ] && [ "$kib" -le $((want + 8)) ] ||
+	bad "initrd of ${kib} KiB, the host gave ${want} KiB"
+
+# ---- virtio-blk: two disks, distinct serials, I/O, flush, read-only ---------------------
+rw=$(by_serial vdk-linux-rw)
+ro=$(by_serial vdk-linux-ro)
+[ -n "$rw" ] || bad "no virtio disk with serial vdk-linux-rw ($(ls /sys/block))"
+[ -n "$ro" ] || bad "no virtio disk with serial vdk-linux-ro"
+[ "$rw" != "$ro" ] || bad "both serials on $rw"
+[ "$(cat /sys/block/$rw/size)" = 8192 ] || bad "$rw: $(cat /sys/block/$rw/size) sectors, expected 8192"
+[ "$(cat /sys/block/$ro/size)" = 2048 ] || bad "$ro: $(cat /sys/block/$ro/size) sectors, expected 2048"
+[ "$(cat /sys/block/$rw/ro)" = 0 ] || bad "$rw is read-only"
+[ "$(cat /sys/block/$ro/ro)" = 1 ] || bad "$ro is not read-only (VIRTIO_BLK_F_RO)"
+[ "$(sum "$rw" 0)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 0: SHA-256 differs from the host's"
+[ "$(sum "$ro" 0)" = "$(word vdk.ro_sha)" ] || bad "$ro: SHA-256 differs from the host's"
+dd if="/dev/$rw" of="/dev/$rw" bs=1M count=1 seek=2 iflag=direct oflag=direct conv=fsync 2>/dev/null ||
+	bad "$rw: copying MiB 0 to MiB 2 failed"
+[ "$(sum "$rw" 2)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 2: read back differs"
+printf 'VDK-LINUX-WROTE cpus=%s %s\n' "$cpus" "$(uname -r)" |
+	dd of="/dev/$rw" bs=512 seek=6144 conv=sync,fsync 2>/dev/null || bad "$rw: writing the text sector failed"
+if dd if=/dev/zero of="/dev/$ro" bs=512 count=1 oflag=direct 2>/dev/null; then
+	bad "$ro: a write to the read-only disk succeeded"
+fi
+[ "$(sum "$ro" 0)" = "$(word vdk.ro_sha)" ] || bad "$ro changed after the refused write"
+
+# ---- virtio-rng ------------------------------------------------------------------------
+cur=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
+case "$cur" in virtio_rng.*) ;; *) bad "hwrng is '$cur', not virtio_rng" ;; esac
+n=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)
+[ "$n" = 64 ] || bad "read $n bytes from /dev/hwrng, expected 64"
+
+# ---- virtio-console as the Linux console (hvc0) --------------------------------------------
+echo "vmmlinux: disks and rng checked (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+grep -q '^hvc0 ' /proc/consoles || bad "hvc0 is not a kernel console: $(cat /proc/consoles)"
+lines=$(word vdk.con_lines)
+in_bytes=$(word vdk.in_bytes)
+# Hold hvc0 open throughout: the hvc driver resets its termios on the last close.
+exec 3<>/dev/hvc0 || bad "cannot open /dev/hvc0"
+stty raw -echo <&3 || bad "stty on /dev/hvc0 failed"
+{
+	echo "VDK-CON-OUT-BEGIN"
+	# Through cat: awk would write (and the driver notify) line by line to a tty.
+	awk -v n="$lines" 'BEGIN {
+		a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"; a = a a
+		for (i = 0; i < n; i++) printf "VDK-CON-OUT %05d %s\n", i, substr(a, i % 62 + 1, 20 + i % 41)
+	}' | cat
+	echo "VDK-CON-OUT-END"
+	echo "VDK-CON-IN-READY"
+} >/dev/hvc0
+echo "vmmlinux: hvc0: $lines lines written (uptime $(cut -d' ' -f1 /proc/uptime) s); reading $in_bytes bytes"
+head -c "$in_bytes" </dev/hvc0 >/tmp/in
+got=$(wc -c </tmp/in)
+[ "$got" = "$in_bytes" ] || bad "read $got of $in_bytes bytes from hvc0"
+[ "$(sha256sum </tmp/in | cut -d' ' -f1)" = "$(word vdk.in_sha)" ] || bad "hvc0 input: SHA-256 differs from the host's"
+echo "vmmlinux: hvc0: input read (uptime $(cut -d' ' -f1 /proc/uptime) s); echoing it"
+{
+	echo "VDK-CON-ECHO-BEGIN"
+	cat /tmp/in
+	echo "VDK-CON-ECHO-END"
+} >&3
+stty sane <&3
+exec 3>&-
+echo "vmmlinux: hvc0: echoed (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+
+# ---- interrupts (irqfd): every virtio device interrupted ---------------------------------
+irqs=$(awk '/virtio/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break; print s }' /proc/interrupts)
+[ -n "$irqs" ] || bad "no virtio lines in /proc/interrupts"
+for c in $irqs; do [ "$c" -gt 0 ] || bad "a virtio interrupt line never fired: $(grep virtio /proc/interrupts | tr -s ' ')"; done
+detail "$cpus vCPUs; $rw rw, $ro ro: read, copy, fsync, ro refused; hwrng 64 B; hvc0: $lines lines out, $in_bytes B in and echoed"
