@@ -7,7 +7,7 @@ deps:
 	scripts/install-deps.sh
 
 build: deps
-	@[ -f build/build.ninja ] || meson setup build
+	@[ -f build/build.ninja ] || meson setup build -Dwerror=true
 	ninja -C build
 
 # Installs missing Debian packages, builds (normal, ASan+UBSan, libFuzzer),

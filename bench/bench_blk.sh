@@ -20,9 +20,10 @@
 #                      ",aio=io_uring")
 #   VDK_BENCH_VDK_ARGS more vdk-vhost-user-blk arguments (default none, e.g. "--poll-us=0")
 #   VDK_BENCH_LOG      where the raw RESULT lines go (default /tmp/vdk-bench-blk.log)
-#   VDK_BENCH_BASE_BUILD  another vdk build directory (e.g. of main before a change): its
-#                      vdk-vhost-user-blk, with the same options, takes qemu-storage-daemon's
-#                      place as the peer ("base"), for before/after figures in one run
+#   VDK_BENCH_BASE_BUILD  a second vdk build directory (e.g. of the commit before a change): its
+#                      vdk-vhost-user-blk runs as back-end "base" in the same rotation, and the
+#                      summary adds base IOPS and the ratio vdk / base (before/after in one run)
+#   VDK_BENCH_NO_QSD   1: leave qemu-storage-daemon out (with VDK_BENCH_BASE_BUILD)
 # Exit status: 0, 1 on an error, 77 if qemu-storage-daemon is missing.
 set -uo pipefail
 
@@ -46,13 +47,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-base="${VDK_BENCH_BASE_BUILD:-}"
-peer=qsd
-[[ -n "$base" ]] && peer=base
-[[ -n "$base" ]] || command -v qemu-storage-daemon >/dev/null || {
+base_build="${VDK_BENCH_BASE_BUILD:-}"
+backends=(vdk qsd)
+[[ "${VDK_BENCH_NO_QSD:-0}" == 1 && -n "$base_build" ]] && backends=(vdk)
+[[ -n "$base_build" ]] && backends+=(base)
+if [[ " ${backends[*]} " == *" qsd "* ]] && ! command -v qemu-storage-daemon >/dev/null; then
 	echo "bench_blk: SKIPPED: qemu-storage-daemon not installed" >&2
 	exit 77
-}
+fi
+if [[ -n "$base_build" && ! -x "$base_build/tools/vdk-vhost-user-blk" ]]; then
+	echo "bench_blk: no $base_build/tools/vdk-vhost-user-blk" >&2
+	exit 1
+fi
 if [[ ! -x "$build/tools/vdk-blkbench" || ! -x "$build/tools/vdk-vhost-user-blk" ]]; then
 	ninja -C "$build" tools/vdk-blkbench tools/vdk-vhost-user-blk >/dev/null || exit 1
 fi
@@ -66,9 +72,9 @@ fi
 start_backend() {
 	rm -f "$sock"
 	if [[ $1 == vdk || $1 == base ]]; then
-		local b="$build"
-		[[ $1 == base ]] && b="$base"
-		"$b/tools/vdk-vhost-user-blk" --socket-path="$sock" \
+		local dir=$build
+		[[ $1 == base ]] && dir=$base_build
+		"$dir/tools/vdk-vhost-user-blk" --socket-path="$sock" \
 			--disk="$img$vdk_disk_opts" "${vdk_args[@]}" >/dev/null 2>&1 &
 	else
 		qemu-storage-daemon \
@@ -107,36 +113,43 @@ one_run() { # backend rw bs iodepth
 }
 
 echo "# bench_blk $(date -u +%FT%TZ) runtime=${runtime}s reps=$reps qsd=$qsd_file_opts" \
-	"vdk=--disk=IMAGE$vdk_disk_opts ${vdk_args[*]} cpus=$(nproc) kernel=$(uname -r)" |
+	"vdk=--disk=IMAGE$vdk_disk_opts ${vdk_args[*]} cpus=$(nproc) kernel=$(uname -r)" \
+	"backends=${backends[*]}${base_build:+ base=$base_build}" |
 	tee -a "$log"
 results=()
 for w in $workloads; do
 	IFS=: read -r rw bs qd <<<"$w"
 	for ((r = 0; r < reps; r++)); do
-		if ((r % 2 == 0)); then order=(vdk "$peer"); else order=("$peer" vdk); fi
+		# rotate the order every repetition
+		n=${#backends[@]}
+		order=()
+		for ((k = 0; k < n; k++)); do order+=("${backends[(r + k) % n]}"); done
 		for be in "${order[@]}"; do
 			results+=("$(one_run "$be" "$rw" "$bs" "$qd")") || exit 1
 		done
 	done
 done
 
-printf '%s\n' "${results[@]}" | PEER="$peer" python3 -c '
-import os, sys, statistics
-p = os.environ["PEER"]
+printf '%s\n' "${results[@]}" | python3 -c '
+import sys, statistics
 rows = {}
 for line in sys.stdin:
     kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
     key = (kv["rw"], int(kv["bs"]), int(kv["iodepth"]))
     rows.setdefault(key, {}).setdefault(kv["backend"], []).append(kv)
 med = lambda rs, k: statistics.median(float(r[k]) for r in rs)
+bes = [b for b in ("vdk", "qsd", "base") if any(b in by for by in rows.values())]
+hdr = "| workload |" + "".join(" %s IOPS |" % b for b in bes)
+hdr += "".join(" vdk/%s |" % b for b in bes if b != "vdk")
+hdr += "".join(" %s p50/p99 us |" % b for b in bes)
 print()
-print(("| workload | vdk IOPS | %s IOPS | vdk/%s | vdk MiB/s | %s MiB/s | vdk p50/p99 us "
-       "| %s p50/p99 us |") % (p, p, p, p))
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print(hdr)
+print("| --- |" + " ---: |" * (hdr.count("|") - 2))
 for (rw, bs, qd), by in rows.items():
-    v, q = by["vdk"], by[p]
-    vi, qi = med(v, "iops"), med(q, "iops")
-    print("| %s %dk qd%d | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f / %.0f | %.0f / %.0f |" % (
-        rw, bs // 1024, qd, vi, qi, vi / qi if qi else 0, med(v, "mibs"), med(q, "mibs"),
-        med(v, "p50_us"), med(v, "p99_us"), med(q, "p50_us"), med(q, "p99_us")))
+    iops = {b: med(by[b], "iops") for b in bes}
+    line = "| %s %dk qd%d |" % (rw, bs // 1024, qd)
+    line += "".join(" %.0f |" % iops[b] for b in bes)
+    line += "".join(" %.3f |" % (iops["vdk"] / iops[b] if iops[b] else 0) for b in bes if b != "vdk")
+    line += "".join(" %.0f / %.0f |" % (med(by[b], "p50_us"), med(by[b], "p99_us")) for b in bes)
+    print(line)
 '

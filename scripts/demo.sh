@@ -103,6 +103,6 @@ msg="$(dd if="$demo/disk.img" bs=512 skip=2048 count=1 status=none | tr -d '\0')
 [[ "$msg" == "Hello from a Linux "* ]] || die "the guest's message is not at 1 MiB in $demo/disk.img"
 echo "In $demo/disk.img at 1 MiB, written by the guest: \"$msg\""
 echo "vdk-vhost-user-blk: $(sed -nE 's/.*: ([0-9]+ reads .*)/\1/p' "$demo/blk.log")"
-echo "vdk-vhost-user-rng: $(sed -nE 's/^vdk-vhost-user-rng: ([0-9]+ requests.*)/\1/p' "$demo/rng.log")"
+echo "vdk-vhost-user-rng: $(sed -nE 's/.*vdk-vhost-user-rng[^:]*: ([0-9]+ requests.*)/\1/p' "$demo/rng.log")"
 echo "Boot to power off: ${boot_s} s; whole demo: $(elapsed) s. Console log: $demo/console.log"
 echo "demo: PASS"

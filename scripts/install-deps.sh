@@ -16,7 +16,9 @@ packages=(
 	qemu-system-common                      # qemu-storage-daemon: vmm_vhost_user.sh's other back-end
 	kmod cpio                               # depmod + cpio for the guest initramfs
 	iproute2                                # network namespaces, taps (virtio-net tests)
-	dpdk-dev                                    # dpdk-testpmd: the peer in bench/bench_net.sh
+	dpdk-dev                                # dpdk-testpmd: the peer in bench/bench_net.sh
+	scdoc                                   # man pages (docs/man/*.scd)
+	libjson-c-dev                           # the programs' --stats-socket JSON
 	"$@"
 )
 

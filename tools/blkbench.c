@@ -36,6 +36,7 @@
 #include <vdk/vhost_user_frontend.h>
 
 #include "blkbench.h"
+#include "options.h"
 
 /* ---- command line -------------------------------------------------------------- */
 
@@ -74,6 +75,7 @@ static void usage(FILE *out)
 		"  --poll             busy-poll the used rings instead of "
 		"waiting on the\n"
 		"                     call eventfds\n"
+		"  -V, --version      print the version and exit\n"
 		"  -h, --help         this text\n"
 		"\n"
 		"Output: a summary, then 'RESULT rw=.. bs=.. iodepth=.. "
@@ -131,8 +133,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{"pattern", required_argument, NULL, 'p'},
 		{"poll", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	struct vdk_tool_cli cli;
 	uint64_t v;
 	int c;
 
@@ -142,7 +146,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			   .num_queues = 1,
 			   .queue_size = 256,
 			   .runtime = 10};
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	vdk_tool_cli_init(&cli, PROG, lo);
+	while ((c = vdk_tool_cli_next(&cli, argc, argv, "hV")) != -1) {
 		switch (c) {
 		case 's':
 			o->socket_path = optarg;
@@ -222,16 +227,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'V':
+			vdk_tool_cli_version(&cli, VDK_VERSION);
+			exit(0);
 		default:
-			usage(stderr);
-			return -1;
+			return -1; /* reported by vdk_tool_cli_next() */
 		}
 	}
-	if (optind < argc || !o->socket_path) {
-		fprintf(stderr,
-			PROG ": --socket-path is required (see --help)\n");
-		return -1;
-	}
+	if (optind < argc)
+		return vdk_tool_cli_error(&cli, "unexpected argument '%s'",
+					  argv[optind]);
+	if (!o->socket_path)
+		return vdk_tool_cli_error(&cli, "--socket-path is required");
 	if (o->iodepth > o->queue_size) {
 		fprintf(stderr, PROG ": --iodepth above --queue-size\n");
 		return -1;

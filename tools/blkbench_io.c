@@ -423,25 +423,48 @@ static int reap(struct bench *b, struct queue *q, bool more)
 	return n;
 }
 
-/* Sleep until a call eventfd fires (or 100 ms pass) and acknowledge it. */
-static void wait_calls(struct bench *b)
+/* Sleep until a call eventfd fires (or 100 ms pass) and acknowledge it.
+ * The back-end's socket is watched too: if it hangs up (the back-end died
+ * or closed the connection) no request will ever complete, so say so at
+ * once. Return: 0, or -ECONNRESET on a hang-up. */
+static int wait_calls(struct bench *b)
 {
-	struct pollfd p[VDK_VHOST_USER_DRIVER_MAX_QUEUES];
+	struct pollfd p[VDK_VHOST_USER_DRIVER_MAX_QUEUES + 1];
+	uint16_t n = b->nq;
 	uint64_t v;
 
 	for (uint16_t i = 0; i < b->nq; i++)
 		p[i] = (struct pollfd){
 			.fd = vdk_vhost_user_driver_call_fd(&b->d, i),
 			.events = POLLIN};
-	if (poll(p, b->nq, 100) <= 0)
-		return;
+	/* No POLLIN: the back-end sends nothing unasked on this socket. */
+	p[n] = (struct pollfd){.fd = vdk_vhost_user_frontend_socket_fd(b->fe),
+			       .events = POLLRDHUP};
+	if (poll(p, n + 1u, 100) <= 0)
+		return 0;
+	if (p[n].revents & (POLLHUP | POLLRDHUP | POLLERR)) {
+		fprintf(stderr, PROG ": the back-end closed the connection\n");
+		return -ECONNRESET;
+	}
 	for (uint16_t i = 0; i < b->nq; i++)
 		if (p[i].revents & POLLIN)
 			(void)!read(p[i].fd, &v, sizeof(v));
+	return 0;
+}
+
+/* --poll: whether the back-end hung up, without waiting. */
+static bool backend_gone(struct bench *b)
+{
+	struct pollfd p = {.fd = vdk_vhost_user_frontend_socket_fd(b->fe),
+			   .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) > 0 &&
+	       (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
 int blkbench_run(struct bench *b, uint64_t *elapsed_ns)
 {
+	uint32_t idle = 0;
 	uint64_t start = now_ns(), deadline;
 	uint64_t in_flight = 0;
 	bool more = true;
@@ -474,8 +497,15 @@ int blkbench_run(struct bench *b, uint64_t *elapsed_ns)
 			more = false;
 		if (!more && in_flight == 0)
 			break;
-		if (!got && !b->o.poll)
-			wait_calls(b);
+		if (!got && !b->o.poll) {
+			ret = wait_calls(b);
+			if (ret < 0)
+				return ret;
+		} else if (!got && ++idle % 4096 == 0 && backend_gone(b)) {
+			fprintf(stderr,
+				PROG ": the back-end closed the connection\n");
+			return -ECONNRESET;
+		}
 		if (!more && now_ns() > deadline + 10ull * 1000000000u) {
 			fprintf(stderr,
 				PROG ": %" PRIu64 " requests never "

@@ -4,6 +4,10 @@
  * signals, accepting the front-end and the serving loop (see common.h).
  */
 #include "common.h"
+#include "log.h"
+#include "options.h"
+#include "socket_perm.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,23 +27,37 @@ const char vdk_tool_common_help[] =
 	"  --fd=FDNUM             use the inherited socket FDNUM instead "
 	"(listening\n"
 	"                         or connected)\n"
+	"  --socket-group=GROUP   give the --socket-path socket to GROUP, mode "
+	"0660,\n"
+	"                         so that its members may connect (default: "
+	"the umask\n"
+	"                         decides)\n"
 	"  --print-capabilities   print the backend capabilities as JSON and "
 	"exit\n"
-	"  --keep-listening       serve front-ends one after the other "
-	"(reconnects,\n"
-	"                         VM restarts) until SIGINT/SIGTERM/SIGHUP; "
-	"default:\n"
-	"                         exit when the first one disconnects\n"
+	"  --once                 exit when the first front-end disconnects "
+	"(default:\n"
+	"                         serve front-ends one after the other, "
+	"reconnects and\n"
+	"                         VM restarts, until SIGINT/SIGTERM/SIGHUP; "
+	"the same\n"
+	"                         as --keep-listening)\n"
 	"  --allow-unsealed-memory  map guest RAM files not sealed with\n"
 	"                         F_SEAL_SHRINK (memory-backend-file); a "
 	"front-end\n"
 	"                         that truncates one can then kill this "
 	"program\n"
-	"  -v, --verbose          more messages (twice: debug)\n"
+	"  --stats-socket=PATH    answer each connection on the Unix socket "
+	"PATH with\n"
+	"                         the statistics as one JSON document (SIGUSR1 "
+	"logs them)\n"
+	"  --log=stderr|syslog    where messages go (default stderr, with "
+	"timestamps;\n"
+	"                         syslog also reaches journald)\n"
+	"  -v, --verbose          more messages: info, debug, the vhost-user "
+	"message\n"
+	"                         trace\n"
+	"  -V, --version          print the version and exit\n"
 	"  -h, --help             this text\n";
-
-/* The program name for messages; set once by vdk_tool_log_init(). */
-static const char *prog_name = "vdk-vhost-user";
 
 void vdk_tool_msg(const char *fmt, ...)
 {
@@ -49,7 +67,7 @@ void vdk_tool_msg(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s\n", prog_name, buf);
+	vdk_tool_log_write(VDK_TOOL_LOG_NOTICE, NULL, buf);
 }
 
 int vdk_tool_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -97,11 +115,30 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 	case VDK_TOOL_OPT_PRINT_CAPS:
 		o->print_capabilities = true;
 		return 1;
-	case VDK_TOOL_OPT_KEEP_LISTENING:
-		o->keep_listening = true;
+	case VDK_TOOL_OPT_KEEP_LISTENING: /* the default */
+		return 1;
+	case VDK_TOOL_OPT_ONCE:
+		o->once = true;
 		return 1;
 	case VDK_TOOL_OPT_ALLOW_UNSEALED:
 		o->allow_unsealed = true;
+		return 1;
+	case VDK_TOOL_OPT_LOG: {
+		enum vdk_tool_log_target t;
+
+		if (vdk_tool_log_parse(arg, &t) < 0) {
+			vdk_tool_msg("--log: want stderr or syslog (see "
+				     "--help)");
+			return -EINVAL;
+		}
+		o->log_target = (int)t;
+		return 1;
+	}
+	case VDK_TOOL_OPT_STATS_SOCKET:
+		o->stats_socket = arg;
+		return 1;
+	case VDK_TOOL_OPT_SOCKET_GROUP:
+		o->socket_group = arg;
 		return 1;
 	case 'v':
 		o->verbosity++;
@@ -130,6 +167,23 @@ int vdk_tool_check_common(const struct vdk_tool_opts *o)
 			     o->socket_path);
 		return -EINVAL;
 	}
+	if (o->socket_group) {
+		gid_t gid;
+		int r = vdk_tool_group_id(o->socket_group, &gid);
+
+		if (!o->socket_path) {
+			vdk_tool_msg("--socket-group needs --socket-path (with "
+				     "--fd, whoever made the socket sets its "
+				     "permissions)");
+			return -EINVAL;
+		}
+		if (r < 0) {
+			vdk_tool_msg("--socket-group=%s: %s", o->socket_group,
+				     r == -ENOENT ? "no such group"
+						  : strerror(-r));
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -138,22 +192,16 @@ int vdk_tool_check_common(const struct vdk_tool_opts *o)
 static void log_sink(void *opaque, enum vdk_log_level level, const char *module,
 		     const char *msg)
 {
-	static const char *const names[] = {"error", "warning", "info",
-					    "debug"};
-
 	(void)opaque;
-	fprintf(stderr, "%s: %s: %s: %s\n", prog_name,
-		(unsigned)level < 4 ? names[level] : "?", module, msg);
+	vdk_tool_log_write((int)level, module, msg);
 }
 
 void vdk_tool_log_init(const char *prog, int verbosity)
 {
 	enum vdk_log_level max = VDK_LOG_WARN;
 
-	prog_name = prog;
-	if (verbosity == 1)
-		max = VDK_LOG_INFO;
-	else if (verbosity > 1)
+	vdk_tool_log_set_prog(prog);
+	if (verbosity > 0)
 		max = VDK_LOG_DEBUG;
 	vdk_log_set_sink(log_sink, NULL, max);
 }
@@ -260,13 +308,32 @@ static void on_server_event(void *opaque, enum vdk_vhost_user_server_event ev,
 	}
 }
 
+/* --socket-group: the group may connect (socket_perm.h). The socket is
+ * listening already; a member of the group trying before this is refused
+ * and retries (QEMU's reconnect), nobody else gains access meanwhile. */
+static int share_socket(const struct vdk_tool_opts *o)
+{
+	gid_t gid;
+	int ret;
+
+	if (!o->socket_group || !o->socket_path)
+		return 0;
+	ret = vdk_tool_group_id(o->socket_group, &gid);
+	if (ret == 0)
+		ret = vdk_tool_socket_share(o->socket_path, gid);
+	if (ret < 0)
+		vdk_tool_msg("--socket-group=%s: %s: %s", o->socket_group,
+			     o->socket_path, strerror(-ret));
+	return ret;
+}
+
 int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 		   struct vdk_device *dev)
 {
 	const struct vdk_vhost_user_server_config cfg = {
 		.socket_path = o->socket_path,
 		.fd = o->fd,
-		.max_connections = o->keep_listening ? 0 : 1,
+		.max_connections = o->once ? 1 : 0,
 		.allow_unsealed = o->allow_unsealed,
 		.event = on_server_event,
 		.opaque = t,
@@ -276,7 +343,21 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 
 	srv = vdk_vhost_user_server_new(&cfg, dev, t->loop, &ret);
 	if (!srv) {
-		vdk_tool_msg("cannot serve: %s", strerror(-ret));
+		if (ret == -EADDRINUSE)
+			vdk_tool_msg("cannot serve: %s: another process "
+				     "serves this socket",
+				     o->socket_path);
+		else if (ret == -EEXIST)
+			vdk_tool_msg("cannot serve: %s exists and is not a "
+				     "socket",
+				     o->socket_path);
+		else
+			vdk_tool_msg("cannot serve: %s", strerror(-ret));
+		return ret;
+	}
+	ret = share_socket(o);
+	if (ret < 0) {
+		vdk_vhost_user_server_free(srv); /* removes the socket */
 		return ret;
 	}
 	if (o->socket_path)
@@ -298,8 +379,9 @@ static void usage(const struct vdk_tool_program *p, FILE *out)
 {
 	fprintf(out,
 		"Usage: %s (--socket-path=PATH | --fd=FDNUM) %s [-v]\n"
-		"       %s --print-capabilities\n\n",
-		p->name, p->synopsis, p->name);
+		"       %s --print-capabilities\n"
+		"       %s --version\n\n",
+		p->name, p->synopsis, p->name, p->name);
 	if (p->usage)
 		p->usage(out);
 	else
@@ -308,15 +390,83 @@ static void usage(const struct vdk_tool_program *p, FILE *out)
 }
 #define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
 
+/* Parse the command line into @o; 1: exit 0 (--help, --version), 0: go on,
+ * -EINVAL: exit 1 (reported). */
+static int parse_args(const struct vdk_tool_program *p, struct option *all,
+		      struct vdk_tool_opts *o, int argc, char **argv)
+{
+	struct vdk_tool_cli cli;
+	int opt, ret;
+
+	vdk_tool_cli_init(&cli, p->name, all);
+	while ((opt = vdk_tool_cli_next(&cli, argc, argv,
+					VDK_TOOL_SHORT_OPTIONS)) != -1) {
+		ret = vdk_tool_parse_common(o, opt, optarg);
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(p, stdout);
+			return 1;
+		case 'V':
+			vdk_tool_cli_version(&cli, VDK_VERSION);
+			return 1;
+		default:
+			if (opt < VDK_TOOL_OPT_FIRST_PRIVATE)
+				return -EINVAL; /* reported by cli_next */
+			ret = p->parse(opt, optarg);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	if (o->print_capabilities) /* abbreviated: --print-cap */
+		return 0;
+	if (optind < argc)
+		return vdk_tool_cli_error(&cli, "unexpected argument '%s'",
+					  argv[optind]);
+	return 0;
+}
+
+/* Serve @dev with the statistics (SIGUSR1, --stats-socket) on the same
+ * loop, so that they are answered with or without a front-end. */
+static int serve_with_stats(const struct vdk_tool_program *p,
+			    struct vdk_tool *t, const struct vdk_tool_opts *o,
+			    struct vdk_device *dev)
+{
+	const char *name = t->device_name ? t->device_name : p->type;
+	struct vdk_tool_stats st = {.fn = p->stats, .opaque = t->stats_opaque};
+	int ret;
+
+	vdk_tool_log_set_device(name);
+	vdk_tool_stats_init(&st.info, p->name, VDK_VERSION, name, p->type);
+	ret = vdk_tool_stats_start(&st, o->stats_socket);
+	if (ret < 0)
+		return ret;
+	ret = vdk_tool_stats_attach(&st, t->loop);
+	if (ret == 0) {
+		ret = vdk_tool_serve(t, o, dev);
+		vdk_tool_stats_detach(&st, t->loop);
+	}
+	vdk_tool_stats_stop(&st);
+	return ret;
+}
+
 int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
 	struct option *all;
 	struct vdk_device *dev;
-	struct vdk_tool t;
+	struct vdk_tool t = {0};
 	size_t n = 0;
-	int opt, ret;
+	int ret;
 
+	/* The spec: --print-capabilities ignores every other option. */
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
+		fputs(p->capabilities, stdout);
+		return 0;
+	}
 	vdk_tool_log_init(p->name, 0); /* names the program in messages */
 	while (p->options[n].name)
 		n++;
@@ -325,35 +475,17 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 		return 1;
 	memcpy(all, common_options, sizeof(common_options));
 	memcpy(all + N_COMMON, p->options, n * sizeof(*all));
-	while ((opt = getopt_long(argc, argv, "vh", all, NULL)) != -1) {
-		ret = vdk_tool_parse_common(&o, opt, optarg);
-		if (ret == 0 && opt == 'h') {
-			usage(p, stdout);
-			free(all);
-			return 0;
-		}
-		if (ret == 0)
-			ret = opt >= VDK_TOOL_OPT_FIRST_PRIVATE
-				      ? p->parse(opt, optarg)
-				      : -EINVAL;
-		if (ret < 0) {
-			if (opt == '?' || opt == ':')
-				usage(p, stderr);
-			free(all);
-			return 1;
-		}
-	}
+	ret = parse_args(p, all, &o, argc, argv);
 	free(all);
+	if (ret != 0)
+		return ret > 0 ? 0 : 1;
 	if (o.print_capabilities) {
 		fputs(p->capabilities, stdout);
 		return 0;
 	}
-	if (optind < argc) {
-		vdk_tool_msg("unexpected argument '%s'", argv[optind]);
-		return 1;
-	}
 	if (vdk_tool_check_common(&o) < 0)
 		return 1;
+	vdk_tool_log_open(p->name, (enum vdk_tool_log_target)o.log_target);
 	vdk_tool_log_init(p->name, o.verbosity);
 	ret = vdk_tool_start(&t);
 	if (ret < 0) {
@@ -363,7 +495,7 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 		if (!dev) {
 			ret = -EINVAL;
 		} else {
-			ret = vdk_tool_serve(&t, &o, dev);
+			ret = serve_with_stats(p, &t, &o, dev);
 			if (ret < 0)
 				vdk_tool_msg("error: %s", strerror(-ret));
 			p->finish(dev); /* before the loop it is attached to */

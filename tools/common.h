@@ -2,7 +2,8 @@
 /*
  * What every vdk vhost-user backend program shares: the command line of the
  * vhost-user spec's "Backend program conventions" (--socket-path, --fd,
- * --print-capabilities), logging to stderr, and serving: one epoll loop
+ * --print-capabilities), logging (tools/log.h), live statistics
+ * (tools/stats.h) and serving: one epoll loop
  * (<vdk/loop.h>) with the signals on it, and the library's vhost-user
  * server over the program's device, which registers its own fds there. A
  * program is an option table and a device constructor.
@@ -20,14 +21,19 @@
 #include <vdk/loop.h>
 #include <vdk/vhost_user.h>
 
+struct json_object;
+
 /** Options every backend program takes (spec "Backend program conventions"). */
 struct vdk_tool_opts {
-	const char *socket_path; /**< --socket-path: listen here, or NULL */
-	int fd;			 /**< --fd: inherited socket, or -1 */
-	bool print_capabilities; /**< --print-capabilities */
-	bool keep_listening;	 /**< --keep-listening */
-	bool allow_unsealed;	 /**< --allow-unsealed-memory */
-	int verbosity;		 /**< number of -v */
+	const char *socket_path;  /**< --socket-path: listen here, or NULL */
+	int fd;			  /**< --fd: inherited socket, or -1 */
+	bool print_capabilities;  /**< --print-capabilities */
+	bool once;		  /**< --once: exit after one front-end */
+	bool allow_unsealed;	  /**< --allow-unsealed-memory */
+	int verbosity;		  /**< number of -v */
+	int log_target;		  /**< --log: enum vdk_tool_log_target */
+	const char *stats_socket; /**< --stats-socket: path, or NULL */
+	const char *socket_group; /**< --socket-group, or NULL */
 };
 
 /** getopt_long() ids of the common long options (above any short option). */
@@ -36,7 +42,11 @@ enum {
 	VDK_TOOL_OPT_FD,
 	VDK_TOOL_OPT_PRINT_CAPS,
 	VDK_TOOL_OPT_KEEP_LISTENING,
+	VDK_TOOL_OPT_ONCE,
 	VDK_TOOL_OPT_ALLOW_UNSEALED,
+	VDK_TOOL_OPT_LOG,
+	VDK_TOOL_OPT_STATS_SOCKET,
+	VDK_TOOL_OPT_SOCKET_GROUP,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
 };
 
@@ -47,18 +57,28 @@ enum {
 	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
 	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
 	{"keep-listening", no_argument, NULL, VDK_TOOL_OPT_KEEP_LISTENING},    \
+	{"once", no_argument, NULL, VDK_TOOL_OPT_ONCE},                        \
 	{"allow-unsealed-memory", no_argument, NULL,                           \
 	 VDK_TOOL_OPT_ALLOW_UNSEALED},                                         \
+	{"log", required_argument, NULL, VDK_TOOL_OPT_LOG},                    \
+	{"stats-socket", required_argument, NULL, VDK_TOOL_OPT_STATS_SOCKET},  \
+	{"socket-group", required_argument, NULL, VDK_TOOL_OPT_SOCKET_GROUP},  \
 	{"verbose", no_argument, NULL, 'v'},                                   \
+	{"version", no_argument, NULL, 'V'},                                   \
 	{"help", no_argument, NULL, 'h'}
 // clang-format on
 
 /** Help text of the common options, for a program's --help. */
 extern const char vdk_tool_common_help[];
 
+/** The short options of the common ones, for getopt_long()'s optstring. */
+#define VDK_TOOL_SHORT_OPTIONS "vVh"
+
 /**
  * vdk_tool_parse_common() - handle getopt_long() result @opt if it is a
- * common option (--socket-path, --fd, --print-capabilities, -v).
+ * common option (--socket-path, --fd, --print-capabilities, --once,
+ * --keep-listening, --allow-unsealed-memory, --log, --stats-socket,
+ * --socket-group, -v).
  * @arg: optarg.
  *
  * Return: 1 if @opt was a common option, 0 if not, -EINVAL for a bad value
@@ -68,7 +88,8 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg);
 
 /**
  * vdk_tool_check_common() - after parsing: one of --socket-path and --fd,
- * or LISTEN_FDS in the environment. Prints a message on error.
+ * or LISTEN_FDS in the environment; --socket-group only with
+ * --socket-path, naming a group that exists. Prints a message on error.
  * Return: 0 or -EINVAL.
  */
 int vdk_tool_check_common(const struct vdk_tool_opts *o);
@@ -89,18 +110,23 @@ int vdk_tool_parse_opt(const char *name, const char *arg, uint32_t min,
 		       uint32_t max, bool pow2, uint32_t *out);
 
 /**
- * vdk_tool_log_init() - send library messages to stderr, prefixed with
- * @prog; verbosity 0 shows warnings and errors, 1 adds info, 2 debug.
+ * vdk_tool_log_init() - send library messages to the program's log
+ * (tools/log.h), prefixed with @prog; verbosity 0 shows warnings and
+ * errors, 1 (-v) adds info and debug messages, among them the vhost-user
+ * message trace.
  */
 void vdk_tool_log_init(const char *prog, int verbosity);
 
-/** vdk_tool_msg() - print "@prog: message" to stderr. */
+/** vdk_tool_msg() - log the program's own message (always shown,
+ * tools/log.h). */
 void vdk_tool_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /** struct vdk_tool - the program's loop. */
 struct vdk_tool {
-	struct vdk_loop *loop; /**< epoll loop everything runs on */
-	int result;	       /**< error of a failed connection, or 0 */
+	struct vdk_loop *loop;	 /**< epoll loop everything runs on */
+	int result;		 /**< error of a failed connection, or 0 */
+	const char *device_name; /**< set by create(): logs and statistics */
+	void *stats_opaque;	 /**< set by create(): for program.stats */
 };
 
 /**
@@ -119,9 +145,9 @@ void vdk_tool_end(struct vdk_tool *t);
 /**
  * vdk_tool_serve() - serve @dev over vhost-user as the options say
  * (vdk_vhost_user_server_new(): --socket-path, --fd, or systemd's
- * LISTEN_FDS; one front-end, or one after the other with
- * --keep-listening) on the tool's loop until a signal or the last
- * front-end disconnected; then end the connection (the device drains and
+ * LISTEN_FDS; front-ends one after the other, or only one with --once;
+ * --socket-group) on the tool's loop until a signal (or, with --once, the
+ * front-end disconnected); then end the connection (the device drains and
  * is reset) and remove the socket file.
  *
  * Return: 0; the error of a connection that failed (not a disconnect);
@@ -149,6 +175,11 @@ struct vdk_tool_program {
 	const char *help;
 	/** --print-capabilities JSON */
 	const char *capabilities;
+	/** statistics document "type" ("block", "rng") */
+	const char *type;
+	/** the device's members of the statistics document, called with
+	 * vdk_tool.stats_opaque (tools/stats.h) */
+	int (*stats)(void *opaque, struct json_object *root);
 	/** Handle one of its options: 0, or -EINVAL (message printed). */
 	int (*parse)(int opt, const char *arg);
 	/** After parsing: check the options, create the device (it may set
@@ -160,8 +191,10 @@ struct vdk_tool_program {
 
 /**
  * vdk_tool_main() - the whole program: parse the command line (the common
- * options and @p's), then --help or --print-capabilities, or create the
- * device and serve it (vdk_tool_serve()) until a signal or the last
+ * options and @p's, tools/options.h conventions), then --help, --version
+ * or --print-capabilities (which ignores every other option), or create
+ * the device and serve it (vdk_tool_serve()) with its statistics on the
+ * same loop (SIGUSR1, --stats-socket) until a signal or, with --once, the
  * front-end left.
  * Return: the exit status: 0, or 1 on an error.
  */

@@ -11,9 +11,9 @@
  *     -chardev socket,id=blk0,path=/tmp/blk.sock \
  *     -device vhost-user-blk-pci,chardev=blk0
  *
- * One front-end is served (--keep-listening: one after the other), then
- * the program exits: 0 when the front-end disconnects or on
- * SIGINT/SIGTERM/SIGHUP, 1 on an error. Command line and
+ * Front-ends are served one after the other (QEMU's reconnect, a VM
+ * restart; --once: only one) until SIGINT/SIGTERM/SIGHUP: exit 0, 1 on an
+ * error. Statistics: SIGUSR1, --stats-socket (tools/stats.h). Command line and
  * --print-capabilities follow the vhost-user spec's "Backend program
  * conventions" (features "read-only" and "blk-file").
  *
@@ -33,6 +33,8 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
+#include "options.h"
+#include "stats.h"
 
 #define PROG "vdk-vhost-user-blk"
 
@@ -68,7 +70,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Serve a virtio-blk device backed by IMAGE (a file or a block "
-		"device)\nto one vhost-user front-end, e.g. QEMU's "
+		"device)\nto vhost-user front-ends, e.g. QEMU's "
 		"vhost-user-blk-pci.\n"
 		"\n"
 		"  --disk=IMAGE[,readonly][,serial=ID]\n"
@@ -78,7 +80,10 @@ static void usage(FILE *out)
 		"device ID\n"
 		"                         (at most 20 bytes; Linux shows it "
 		"in\n"
-		"                         /sys/block/vdX/serial)\n"
+		"                         /sys/block/vdX/serial); write a "
+		"comma "
+		"in IMAGE\n"
+		"                         or ID as ',,'\n"
 		"                         'direct' (or 'cache=none') opens it "
 		"O_DIRECT;\n"
 		"                         'aio=auto|sync|io_uring': reads and "
@@ -109,18 +114,19 @@ static void usage(FILE *out)
 }
 
 /* Parse "IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]" into @cfg
- * (pointing into @arg, which is modified). */
+ * (pointing into @arg, which is modified); ",," is a comma inside IMAGE or
+ * ID (QEMU's escape). */
 static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 {
-	char *save = NULL;
-	char *tok = strtok_r(arg, ",", &save);
+	char *cur = arg;
+	char *tok = vdk_tool_subopt_next(&cur);
 
 	if (!tok || !*tok) {
 		vdk_tool_msg("--disk: no image path");
 		return -EINVAL;
 	}
 	cfg->path = tok;
-	while ((tok = strtok_r(NULL, ",", &save))) {
+	while ((tok = vdk_tool_subopt_next(&cur))) {
 		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
 			cfg->read_only = true;
 		else if (!strncmp(tok, "serial=", 7))
@@ -136,7 +142,8 @@ static int parse_disk(char *arg, struct vdk_blk_config *cfg)
 			 !strcmp(tok, "aio=async"))
 			cfg->io_mode = VDK_BLK_IO_ASYNC;
 		else {
-			vdk_tool_msg("--disk: unknown option '%s'", tok);
+			vdk_tool_msg("--disk: unknown option '%s' (see --help)",
+				     tok);
 			return -EINVAL;
 		}
 	}
@@ -172,6 +179,10 @@ static int parse(int opt, const char *arg)
 	uint32_t v = 0;
 	int ret;
 
+	if ((opt == OPT_DISK || opt == OPT_BLK_FILE) && cfg.path) {
+		vdk_tool_msg("give one of --disk and --blk-file (see --help)");
+		return -EINVAL;
+	}
 	switch (opt) {
 	case OPT_DISK:
 		if (strlen(arg) >= sizeof(disk)) {
@@ -222,6 +233,14 @@ static struct vdk_device *create(struct vdk_tool *t)
 	if (poll_us == POLL_US_UNSET)
 		poll_us = io.mode == VDK_BLK_IO_SYNC ? DEFAULT_POLL_US : 0;
 	vdk_loop_epoll_set_poll(t->loop, poll_us);
+	/* The device's name in log lines and statistics: its serial, else
+	 * the image's file name. */
+	const char *slash = strrchr(cfg.path, '/');
+
+	t->device_name = cfg.serial && *cfg.serial ? cfg.serial
+			 : slash		   ? slash + 1
+						   : cfg.path;
+	t->stats_opaque = blk;
 	vdk_tool_msg("%s: %llu sectors%s%s%s, %u queue(s), %s reads and "
 		     "writes%s, poll %u us",
 		     cfg.path, (unsigned long long)vdk_blk_capacity(blk),
@@ -255,6 +274,8 @@ int main(int argc, char **argv)
 		.capabilities = "{\n  \"type\": \"block\",\n"
 				"  \"features\": [\n    \"read-only\",\n"
 				"    \"blk-file\"\n  ]\n}\n",
+		.type = "block",
+		.stats = vdk_tool_stats_blk,
 		.parse = parse,
 		.create = create,
 		.finish = finish,

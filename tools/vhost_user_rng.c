@@ -11,9 +11,8 @@
  *     -chardev socket,id=rng0,path=/tmp/rng.sock \
  *     -device vhost-user-rng-pci,chardev=rng0
  *
- * One front-end is served (--keep-listening: one after the other), then
- * the program exits: 0 when the front-end disconnects or on
- * SIGINT/SIGTERM/SIGHUP, 1 on an error. The program is its options and the
+ * Front-ends are served one after the other (--once: only one) until
+ * SIGINT/SIGTERM/SIGHUP: exit 0, 1 on an error. The program is its options and the
  * device; serving is the library's (vdk_tool_serve()). Requests are filled
  * synchronously on the loop's thread when the ring is kicked.
  */
@@ -27,6 +26,7 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
+#include "stats.h"
 
 #define PROG "vdk-vhost-user-rng"
 
@@ -54,11 +54,12 @@ static struct vdk_device *create(struct vdk_tool *t)
 {
 	int ret = vdk_rng_new(&rng, &cfg);
 
-	(void)t;
 	if (ret < 0) {
 		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
 		return NULL;
 	}
+	t->device_name = "rng";
+	t->stats_opaque = rng;
 	return vdk_rng_device(rng);
 }
 
@@ -79,13 +80,15 @@ int main(int argc, char **argv)
 		.name = PROG,
 		.synopsis = "[--max-bytes=N]",
 		.options = long_options,
-		.help = "Serve a virtio-rng device to one vhost-user "
-			"front-end, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
+		.help = "Serve a virtio-rng device to vhost-user "
+			"front-ends, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
 			"  --max-bytes=N          at most N random bytes per "
 			"request (default: fill\n"
 			"                         the whole buffer)\n",
 		/* vhost-user.json: "rng" has no feature list */
 		.capabilities = "{\n  \"type\": \"rng\"\n}\n",
+		.type = "rng",
+		.stats = vdk_tool_stats_rng,
 		.parse = parse,
 		.create = create,
 		.finish = finish,

@@ -19,6 +19,8 @@
 #include <vdk/interrupt.h>
 #include "vcpu.h"
 
+#include "../tools/options.h"
+
 #ifndef VMM_VERSION
 #define VMM_VERSION "unknown"
 #endif
@@ -73,7 +75,10 @@ static void usage(FILE *f)
 		"bridge (ECAM, 0xCF8)\n"
 		"  --timeout SECONDS  stop a guest still running after "
 		"SECONDS (a watchdog; exit 5)\n"
-		"  --help, --version\n\n"
+		"  -h, --help, -V, --version\n"
+		"Options that take a value may be given once (--disk: "
+		"repeatable); write a\ncomma inside a --disk PATH or ID as "
+		"',,'.\n\n"
 		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
 		"reboot, 3 guest crash (triple fault), 4 VMM error, 5 "
 		"--timeout "
@@ -134,22 +139,24 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Parse "PATH[,readonly][,serial=ID]". */
+/* Parse "PATH[,readonly][,serial=ID]"; ",," is a comma inside PATH or ID
+ * (QEMU's escape). */
 static int parse_disk(const char *arg, struct vmm_disk_opt *d)
 {
-	char *copy = strdup(arg), *save = NULL, *tok;
+	char *copy = strdup(arg), *cur, *tok;
 	int r = 0;
 
 	if (!copy)
 		return -ENOMEM;
 	memset(d, 0, sizeof(*d));
-	tok = strtok_r(copy, ",", &save);
-	if (!tok || arg[0] == ',') {
+	cur = copy;
+	tok = vdk_tool_subopt_next(&cur);
+	if (!tok || !*tok) {
 		free(copy);
 		return -EINVAL;
 	}
 	d->path = strdup(tok);
-	while (r == 0 && (tok = strtok_r(NULL, ",", &save))) {
+	while (r == 0 && (tok = vdk_tool_subopt_next(&cur))) {
 		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
 			d->read_only = true;
 		else if (!strncmp(tok, "serial=", 7) && !d->serial &&
@@ -242,8 +249,6 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_NET,
 		O_TRANSPORT,
 		O_TIMEOUT,
-		O_HELP,
-		O_VERSION
 	};
 	static const struct option longopts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
@@ -262,10 +267,11 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
 		{"transport", required_argument, NULL, O_TRANSPORT},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"help", no_argument, NULL, O_HELP},
-		{"version", no_argument, NULL, O_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	struct vdk_tool_cli cli;
 	char *end;
 	int c;
 
@@ -273,8 +279,9 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 	o->cpus = 1;
 	o->console = "stdio";
 	o->cmdline = "";
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	vdk_tool_cli_init(&cli, "vdk-vmm", longopts);
+	vdk_tool_cli_repeatable(&cli, O_DISK);
+	while ((c = vdk_tool_cli_next(&cli, argc, argv, "hV")) != -1) {
 		switch (c) {
 		case O_KERNEL:
 			o->kernel = optarg;
@@ -312,10 +319,10 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 				return -1;
 			}
 			break;
-		case O_HELP:
+		case 'h':
 			usage(stdout);
 			return 1;
-		case O_VERSION:
+		case 'V':
 			printf("vdk-vmm " VMM_VERSION "\n");
 			return 1;
 		case O_MEMORY:
@@ -398,10 +405,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 			break;
 		}
 		default:
-			vmm_die_setup("unknown option or missing argument: %s "
-				      "(see --help)",
-				      argv[optind - 1]);
-			return -1;
+			return -1; /* reported by vdk_tool_cli_next() */
 		}
 	}
 	if (optind < argc) {

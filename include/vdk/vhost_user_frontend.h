@@ -88,6 +88,14 @@ struct vdk_vhost_user_frontend *vdk_vhost_user_frontend_new(int sock_fd,
 int vdk_vhost_user_frontend_connect(const char *path,
 				    struct vdk_vhost_user_frontend **out);
 
+/**
+ * vdk_vhost_user_frontend_socket_fd() - the connection's socket, owned by
+ * @fe, for the caller to watch for the back-end hanging up (POLLHUP or
+ * POLLRDHUP) while it waits for something else. Do not read, write or close
+ * it. Return: the fd.
+ */
+int vdk_vhost_user_frontend_socket_fd(const struct vdk_vhost_user_frontend *fe);
+
 /** vdk_vhost_user_frontend_free() - close the socket and free. NULL is
  * accepted. The back-end sees the connection end (spec: it then stops
  * every ring). */

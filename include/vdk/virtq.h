@@ -105,6 +105,20 @@ struct vdk_virtq_track_ops {
  * struct vdk_virtq - device-side split queue. Fields are read-only outside
  * the library; use the functions below.
  */
+/**
+ * struct vdk_virtq_stats - what one queue did since vdk_virtq_init(), for
+ * monitoring. Plain (non-atomic) counters, updated by the thread that uses
+ * the queue (the one calling vdk_virtq_pop() / vdk_virtq_add_used() /
+ * vdk_virtq_should_notify()): read them on that thread for exact values.
+ */
+struct vdk_virtq_stats {
+	uint64_t used;		    /**< chains returned (add_used) */
+	uint64_t used_bytes;	    /**< bytes the device reported written */
+	uint64_t notify_sent;	    /**< should_notify() said notify */
+	uint64_t notify_suppressed; /**< should_notify() said the driver
+				     * does not want one (§2.7.10) */
+};
+
 struct vdk_virtq {
 	/* configuration, as written by the driver through the transport */
 	uint16_t max_size;   /**< largest size the device accepts */
@@ -137,6 +151,7 @@ struct vdk_virtq {
 	enum vdk_virtq_error error; /**< sticky; VDK_VIRTQ_OK while usable */
 	struct vdk_ratelimit log_rl;
 	uint16_t index; /**< queue index in its device, for messages */
+	struct vdk_virtq_stats stats; /**< counters; see the struct */
 
 	/* private to src/virtq: the data path's copies, kept in step with the
 	 * fields above by the functions that change those */

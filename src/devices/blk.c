@@ -751,6 +751,27 @@ uint32_t vdk_blk_in_flight(struct vdk_blk *blk)
 	return n;
 }
 
+int vdk_blk_queue_stats(struct vdk_blk *blk, uint16_t queue,
+			struct vdk_blk_queue_stats *out)
+{
+	struct blk_queue *q;
+
+	if (queue >= blk->num_queues)
+		return -ERANGE;
+	q = &blk->queues[queue];
+	pthread_mutex_lock(&q->lock);
+	*out = (struct vdk_blk_queue_stats){
+		.req = q->stats,
+		.in_flight = q->in_flight,
+		.started = q->vq != NULL,
+	};
+	if (q->vq)
+		out->vq = q->vq->stats;
+	memcpy(out->latency, q->latency, sizeof(out->latency));
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
 struct vdk_blk_stats vdk_blk_stats(struct vdk_blk *blk)
 {
 	struct vdk_blk_stats sum = {0};

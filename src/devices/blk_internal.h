@@ -71,6 +71,7 @@ struct blk_req {
 	uint32_t used_len; /* len for the used ring element */
 	uint32_t pending;  /* SQEs submitted and not yet completed */
 	uint64_t expected; /* bytes the SQE_RW must transfer */
+	uint64_t start_ns; /* CLOCK_MONOTONIC when popped */
 	uint32_t nsegs;
 	struct blk_seg segs[MAX_SEGS];
 };
@@ -96,6 +97,12 @@ struct blk_queue {
 	struct iovec *iov_pool; /* BATCH arrays of iov_cap entries */
 	uint32_t iov_cap;
 	struct vdk_blk_stats stats;
+	uint64_t latency[VDK_BLK_LATENCY_BUCKETS]; /* vdk_blk_queue_stats */
+	/* CLOCK_MONOTONIC read once per pop batch and once per reap, so that
+	 * the latency histogram costs two clock reads per batch, not per
+	 * request; reaping: completions take reap_ns as their end time */
+	uint64_t batch_ns, reap_ns;
+	bool reaping;
 	uint64_t sync_rw;     /* IN/OUT done with preadv/pwritev */
 	uint64_t async_rw;    /* IN/OUT submitted to io_uring */
 	uint64_t buffered_rw; /* unaligned, through fd_buffered */

@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -40,6 +41,28 @@
 #define MOD "blk"
 
 /* ---- request completion ------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Count @r's pop-to-used latency in its histogram bucket (blk.h): from
+ * the start of the pop batch that took it to the reap that completed it,
+ * or to now for a request completed inline. */
+static void count_latency(struct blk_queue *q, const struct blk_req *r)
+{
+	uint64_t end = q->reaping ? q->reap_ns : now_ns();
+	uint64_t us = (end - r->start_ns) / 1000u;
+	unsigned int i = us ? 64u - (unsigned int)__builtin_clzll(us) : 0u;
+
+	if (i >= VDK_BLK_LATENCY_BUCKETS)
+		i = VDK_BLK_LATENCY_BUCKETS - 1;
+	q->latency[i]++;
+}
 
 static void count_done(struct blk_queue *q, const struct blk_req *r)
 {
@@ -85,6 +108,7 @@ static void req_complete(struct blk_queue *q, struct blk_req *r)
 
 	*r->status = r->status_val;
 	count_done(q, r);
+	count_latency(q, r);
 	/* add_used publishes the used index with release order, so the
 	 * driver sees the status byte and data before the element. It fails
 	 * only on a queue already stopped by a driver error. */
@@ -449,6 +473,7 @@ static void handle_chain(struct blk_queue *q, struct vdk_virtq_chain *c)
 	r->pending = 0;
 	r->expected = 0;
 	r->nsegs = 0;
+	r->start_ns = q->batch_ns;
 	q->in_flight++;
 
 	if (c->readable_len < OUTHDR_SIZE) {
@@ -519,6 +544,7 @@ static bool pop_batch(struct blk_queue *q)
 {
 	bool more = true;
 
+	q->batch_ns = now_ns();
 	for (uint32_t k = 0; k < BATCH && more; k++) {
 		struct vdk_virtq_chain c = {
 			.iov = q->iov_pool + k * q->iov_cap,
@@ -661,11 +687,14 @@ static int reap(struct blk_queue *q)
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
 
+	q->reap_ns = now_ns();
+	q->reaping = true;
 	io_uring_for_each_cqe(&q->ring, head, cqe)
 	{
 		handle_cqe(q, cqe->user_data, cqe->res);
 		n++;
 	}
+	q->reaping = false;
 	io_uring_cq_advance(&q->ring, n);
 	submit(q); /* segments that fell back to another step */
 	return (int)(before - q->in_flight);

@@ -509,3 +509,13 @@ struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng)
 {
 	return rng->stats;
 }
+
+bool vdk_rng_queue_stats(const struct vdk_rng *rng, struct vdk_virtq_stats *out)
+{
+	if (!rng->requestq) {
+		*out = (struct vdk_virtq_stats){0};
+		return false;
+	}
+	*out = rng->requestq->stats;
+	return true;
+}

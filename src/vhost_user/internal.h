@@ -128,6 +128,7 @@ struct vdk_vhost_user {
 	bool allow_unsealed;	/* vdk_vhost_user_set_allow_unsealed() */
 	bool owner;		/**< SET_OWNER seen */
 	unsigned long messages; /**< complete messages dispatched */
+	uint32_t last_request;	/**< the last one's request number */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
 	/** SET_PROTOCOL_FEATURES seen: VHOST_USER_F_PROTOCOL_FEATURES is

@@ -205,6 +205,25 @@ static int vu_fatal(struct vdk_vhost_user *vu, int err, const char *why)
 	return err;
 }
 
+/*
+ * A front-end that leaves right after GET_QUEUE_NUM has most likely refused
+ * the device's queue count (QEMU: "The maximum number of queues supported
+ * by the backend is N" when its num-queues, by default the vCPU count for
+ * vhost-user-blk-pci, is larger). Say so on this side too, so that the
+ * backend's log alone explains the disconnect.
+ */
+static void queue_num_refused(const struct vdk_vhost_user *vu)
+{
+	if (vu->broken || vu->last_request != VHOST_USER_GET_QUEUE_NUM)
+		return;
+	vdk_log(VDK_LOG_ERROR, VU_LOG,
+		"the front-end disconnected right after asking the number of "
+		"queues (%u): it probably wants more; configure it with at "
+		"most %u (QEMU: num-queues=%u) or give the backend more "
+		"queues",
+		vu->num_queues, vu->num_queues, vu->num_queues);
+}
+
 /* Take the fds of every SCM_RIGHTS message; keep at most VHOST_USER_MAX_FDS
  * per vhost-user message and close the rest. */
 static void rx_take_fds(struct vu_rx *rx, struct msghdr *mh)
@@ -273,6 +292,19 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 	};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
 	ssize_t n;
+
+	if (vdk_log_enabled(VDK_LOG_DEBUG)) { /* the message trace */
+		char detail[40] = "";
+		uint64_t v;
+
+		if (size == sizeof(v)) {
+			memcpy(&v, payload, sizeof(v));
+			snprintf(detail, sizeof(detail), " 0x%016llx",
+				 (unsigned long long)v);
+		}
+		vdk_log(VDK_LOG_DEBUG, VU_LOG, "-> %s reply, size %u%s",
+			vdk_vhost_user_request_name(request), size, detail);
+	}
 
 	if (fd >= 0) {
 		/* zeroed: the cmsg padding goes to the peer too */
@@ -355,6 +387,36 @@ static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 	return 0;
 }
 
+/* The message trace (debug level, so a front-end mismatch can be diagnosed
+ * from the backend's log alone): the request's name, its queue index and
+ * the value it carries, as checked by vu_check(). Control path only. */
+static void vu_trace(const struct vu_request *row, const struct vu_msg *msg,
+		     const char *name)
+{
+	char detail[80] = "";
+
+	if (!vdk_log_enabled(VDK_LOG_DEBUG))
+		return;
+	if (row && row->index == VU_INDEX_U32 &&
+	    msg->hdr.size >= sizeof(msg->payload.state))
+		snprintf(detail, sizeof(detail), " queue %u num %u",
+			 msg->payload.state.index, msg->payload.state.num);
+	else if (row && row->index == VU_INDEX_FILE)
+		snprintf(detail, sizeof(detail), " queue %u%s",
+			 (unsigned)(msg->payload.u64 &
+				    VHOST_USER_VRING_IDX_MASK),
+			 msg->payload.u64 & VHOST_USER_VRING_NOFD_MASK
+				 ? " no fd"
+				 : "");
+	else if ((msg->hdr.request == VHOST_USER_SET_FEATURES ||
+		  msg->hdr.request == VHOST_USER_SET_PROTOCOL_FEATURES) &&
+		 msg->hdr.size >= sizeof(uint64_t))
+		snprintf(detail, sizeof(detail), " 0x%016llx",
+			 (unsigned long long)msg->payload.u64);
+	vdk_log(VDK_LOG_DEBUG, VU_LOG, "<- %s (%u) size %u, %zu fd(s)%s", name,
+		msg->hdr.request, msg->hdr.size, msg->nfds, detail);
+}
+
 /* Check and handle one complete message, send its reply, close the fds no
  * handler took. */
 static int vu_dispatch(struct vdk_vhost_user *vu)
@@ -368,12 +430,14 @@ static int vu_dispatch(struct vdk_vhost_user *vu)
 	struct vu_reply reply = {.size = 0, .fd = -1};
 
 	vu->messages++;
+	vu->last_request = msg->hdr.request;
 	int ret, sent;
 
 	/* Handlers see zeros, never an earlier message, past the payload. */
 	if (msg->hdr.size < sizeof(struct vhost_user_config))
 		memset(msg->payload.bytes + msg->hdr.size, 0,
 		       sizeof(struct vhost_user_config) - msg->hdr.size);
+	vu_trace(row, msg, name);
 	if (!row)
 		ret = -EOPNOTSUPP;
 	else
@@ -455,9 +519,11 @@ int vdk_vhost_user_process_message(struct vdk_vhost_user *vu)
 		if (n < 0)
 			return vu_fatal(vu, (int)n, "socket error");
 		if (n == 0) {
-			if (rx->have == 0 && rx->msg.nfds == 0)
+			if (rx->have == 0 && rx->msg.nfds == 0) {
+				queue_num_refused(vu);
 				return vu_fatal(vu, -ENOTCONN,
 						"front-end disconnected");
+			}
 			return vu_fatal(vu, -EPROTO, "truncated message");
 		}
 		rx->have += (size_t)n;

@@ -86,6 +86,11 @@ int vdk_vhost_user_frontend_connect(const char *path,
 	return ret;
 }
 
+int vdk_vhost_user_frontend_socket_fd(const struct vdk_vhost_user_frontend *fe)
+{
+	return fe->sock;
+}
+
 void vdk_vhost_user_frontend_free(struct vdk_vhost_user_frontend *fe)
 {
 	if (!fe)

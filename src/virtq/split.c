@@ -335,6 +335,8 @@ used_publish(struct vdk_virtq *q, uint16_t head, uint32_t written)
 	memcpy(&used->ring[next & q->mask], &elem, sizeof(elem));
 	q->next_used = (uint16_t)(next + 1);
 	q->in_flight--;
+	q->stats.used++;
+	q->stats.used_bytes += written;
 	/* Release: the element above is visible before the index (§2.7.8). */
 	vdk_le16_store_release(&used->idx, (uint16_t)(next + 1));
 }
@@ -463,6 +465,16 @@ int vdk_virtq_set_resubmit(struct vdk_virtq *q, const uint16_t *heads,
 	return 0;
 }
 
+/* Count the decision of vdk_virtq_should_notify(). */
+static inline bool count_notify(struct vdk_virtq *q, bool notify)
+{
+	if (notify)
+		q->stats.notify_sent++;
+	else
+		q->stats.notify_suppressed++;
+	return notify;
+}
+
 bool vdk_virtq_should_notify(struct vdk_virtq *q)
 {
 	uint16_t old, new;
@@ -486,14 +498,16 @@ bool vdk_virtq_should_notify(struct vdk_virtq *q)
 	 * the driver's suppression says. */
 	if (q->notify_on_empty && q->in_flight == 0 && !resubmit_pending(q) &&
 	    vdk_le16_load(&q->avail->idx) == q->next_avail)
-		return true;
+		return count_notify(q, true);
 	if (q->event_idx) {
 		if (!valid)
-			return true;
-		return vring_need_event(vdk_le16_load(q->used_event), new, old);
+			return count_notify(q, true);
+		return count_notify(
+			q, vring_need_event(vdk_le16_load(q->used_event), new,
+					    old));
 	}
-	return (vdk_le16_load(&q->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT) ==
-	       0;
+	return count_notify(q, (vdk_le16_load(&q->avail->flags) &
+				VRING_AVAIL_F_NO_INTERRUPT) == 0);
 }
 
 bool vdk_virtq_enable_notification(struct vdk_virtq *q, bool enable)

@@ -65,12 +65,9 @@ start_qsd() {
 }
 
 stop_backend() {
-	# vdk-vhost-user-blk serves one front-end and exits by itself; qemu-storage-daemon
-	# keeps listening until told to stop.
+	# Both keep listening until told to stop.
 	local kind=$1 rc
-	if [[ "$kind" == qsd ]]; then
-		kill -TERM "$be_pid" 2>/dev/null
-	fi
+	kill -TERM "$be_pid" 2>/dev/null
 	for _ in $(seq 100); do
 		kill -0 "$be_pid" 2>/dev/null || break
 		sleep 0.05

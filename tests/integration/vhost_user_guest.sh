@@ -153,12 +153,18 @@ grep -qa '^VDK-TEST: vhost_user: PASS' "$console" || {
 }
 grep -qaE 'reboot: Power down|reboot: Restarting' "$console" || fail "no clean power off in $console"
 
-# --- backends exit 0 once QEMU has gone -------------------------------------------------------
+# --- backends keep listening once QEMU has gone; SIGHUP stops them cleanly ---------------------
+sleep 0.5
+socks=(rw ro rng)
 for i in 0 1 2; do
 	p="${pids[$i]}"
+	kill -0 "$p" 2>/dev/null || fail "backend $p exited after QEMU left (it must keep listening); see $art"
+	[[ -S "$tmp/${socks[$i]}.sock" ]] || fail "backend $p removed its socket after QEMU left; see $art"
+	kill -HUP "$p"
 	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-	kill -0 "$p" 2>/dev/null && fail "backend $p still runs 5 s after QEMU exited; see $art"
-	wait "$p" || fail "backend $p exited with status $? (want 0); see $art"
+	kill -0 "$p" 2>/dev/null && fail "backend $p still runs 5 s after SIGHUP; see $art"
+	wait "$p" || fail "backend $p exited with status $? on SIGHUP (want 0); see $art"
+	[[ ! -e "$tmp/${socks[$i]}.sock" ]] || fail "backend $p left its socket behind after SIGHUP"
 done
 pids=()
 grep -q 'front-end disconnected' "$art/blk-rw.log" || fail "blk-rw did not see the disconnect"
@@ -181,5 +187,5 @@ flushes="$(sed -nE 's/.* ([0-9]+) flushes,.*/\1/p' "$art/blk-rw.log")"
 rng_bytes="$(sed -nE 's/.* ([0-9]+) random bytes$/\1/p' "$art/rng.log")"
 [[ "${rng_bytes:-0}" -ge 4096 ]] || fail "the rng backend handed out ${rng_bytes:-0} bytes (want >= 4096)"
 say "host: guest data at 8 MiB and 3 markers in the image, discard zeroed, read-only image unchanged,"
-say "host: $flushes FLUSH requests, $rng_bytes random bytes, backends exited 0 on disconnect"
+say "host: $flushes FLUSH requests, $rng_bytes random bytes, backends kept listening, exited 0 on SIGHUP"
 say "PASS ($(pick_accel), boot to power off ${boot_s} s; logs in $art)"

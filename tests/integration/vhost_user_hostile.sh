@@ -130,6 +130,8 @@ done
 start_backend rng "$art/flood.backend.log"
 "$hostile" "$tmp/sock" flood 3 >"$art/flood.frontend.log" 2>&1 ||
 	fail "flood: $(cat "$art/flood.frontend.log")"
-wait "$be_pid" || fail "rng backend exit status $? after the flood"
+kill -0 "$be_pid" 2>/dev/null || fail "rng backend exited after the flood (it must keep listening)"
+kill -TERM "$be_pid"
+wait "$be_pid" || fail "rng backend exit status $? on SIGTERM after the flood"
 say "rng $(cat "$art/flood.frontend.log")"
 say PASS

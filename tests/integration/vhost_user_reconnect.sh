@@ -389,10 +389,13 @@ grep -qaE 'reboot: Power down|reboot: Restarting' "$console" || fail "no clean p
 grep -q '^rounds .* guest-done-at-kill 0$' "$kill_out" ||
 	fail "the guest had finished its writes when the backend was killed ($kill_out)"
 
-# --- the new backend resubmitted and exited 0 ---------------------------------------------------
+# --- the new backend resubmitted, kept listening, and SIGHUP stopped it with 0 -----------------
+sleep 0.5
+kill -0 "$b2" 2>/dev/null || fail "the new backend exited after QEMU left (it must keep listening)"
+kill -HUP "$b2"
 for _ in $(seq 100); do kill -0 "$b2" 2>/dev/null || break; sleep 0.05; done
-kill -0 "$b2" 2>/dev/null && fail "the new backend still runs 5 s after QEMU exited"
-wait "$b2" || fail "the new backend exited with status $? (want 0); see $art/blk-2.log"
+kill -0 "$b2" 2>/dev/null && fail "the new backend still runs 5 s after SIGHUP"
+wait "$b2" || fail "the new backend exited with status $? on SIGHUP (want 0); see $art/blk-2.log"
 pids=()
 resub="$(sed -nE 's/.*queue [0-9]+: resubmitting ([0-9]+) in-flight requests.*/\1/p' "$art/blk-2.log" |
 	awk '{ n += $1 } END { print n + 0 }')"
@@ -400,7 +403,7 @@ resub="$(sed -nE 's/.*queue [0-9]+: resubmitting ([0-9]+) in-flight requests.*/\
 	fail "the new backend resubmitted $resub request(s); $seen_n were in flight at the kill ($art/blk-2.log)"
 grep -q 'front-end disconnected' "$art/blk-2.log" || fail "the new backend did not see the disconnect"
 b2_bytes="$(sed -nE 's/.* writes \(([0-9]+) bytes\).*/\1/p' "$art/blk-2.log")"
-say "new backend: $(grep -c 'resubmitting' "$art/blk-2.log") queue(s) resubmitted $resub request(s), wrote $((${b2_bytes:-0} >> 10)) KiB of the guest's $((mib << 10)); exited 0 on disconnect"
+say "new backend: $(grep -c 'resubmitting' "$art/blk-2.log") queue(s) resubmitted $resub request(s), wrote $((${b2_bytes:-0} >> 10)) KiB of the guest's $((mib << 10)); kept listening, exited 0 on SIGHUP"
 
 # --- the image holds exactly what the guest wrote ---------------------------------------------
 if ! cmp -s "$tmp/disk.img" "$tmp/expect.img"; then

@@ -66,7 +66,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$rng" --socket-path="$tmp/rng.sock" >"$art/rng.log" 2>&1 &
+"$rng" --socket-path="$tmp/rng.sock" --once >"$art/rng.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [[ -S "$tmp/rng.sock" ]] && break; sleep 0.05; done
 [[ -S "$tmp/rng.sock" ]] || fail "the backend did not listen; see $art/rng.log"

@@ -64,6 +64,9 @@ check() {
 	elif [[ $want -eq 1 && "$err" != vdk-vmm:* ]]; then
 		echo "vmm_cli: FAIL: $name: message does not start with 'vdk-vmm:'" >&2
 		failures=$((failures + 1))
+	elif [[ $want -eq 1 && $(wc -l <"$work/stderr") -ne 1 ]]; then
+		echo "vmm_cli: FAIL: $name: more than one line on stderr" >&2
+		failures=$((failures + 1))
 	fi
 }
 
@@ -79,6 +82,8 @@ check_one_line() {
 
 check help 0 "Usage: vdk-vmm --kernel PATH" --help
 check version 0 "vdk-vmm 0." --version
+check version-short 0 "vdk-vmm 0." -V
+check help-short 0 "Usage: vdk-vmm --kernel PATH" -h
 check no-kernel-option 1 "--kernel PATH is required"
 check kernel-missing 1 "cannot open kernel $work/nope: No such file" --kernel "$work/nope"
 check kernel-directory 1 "not a regular, non-empty file" --kernel "$work/dir"
@@ -129,9 +134,24 @@ check timeout-zero 1 "--timeout 0: must be 1..86400 seconds" "${k[@]}" --timeout
 check timeout-garbage 1 "--timeout soon: must be 1..86400" "${k[@]}" --timeout soon
 check timeout-negative 1 "must be 1..86400" "${k[@]}" --timeout -5
 check timeout-too-long 1 "must be 1..86400" "${k[@]}" --timeout 86401
-check unknown-option 1 "unknown option" "${k[@]}" --bogus
-check missing-argument 1 "missing argument" --kernel
+check unknown-option 1 "unknown option '--bogus' (see --help)" "${k[@]}" --bogus
+check unknown-short-option 1 "unknown option '-x' (see --help)" "${k[@]}" -x
+check missing-argument 1 "missing argument for '--kernel'" --kernel
+check flag-with-value 1 "option '--rng=1' takes no value" "${k[@]}" --rng=1
 check extra-argument 1 "unexpected argument: extra" "${k[@]}" extra
+# A value option given twice is an error, not a silent override; --disk
+# is the one that repeats.
+check kernel-twice 1 "--kernel given more than once" "${k[@]}" "${k[@]}"
+check memory-twice 1 "--memory given more than once" "${k[@]}" --memory 64M --memory 128M
+check cpus-twice 1 "--cpus given more than once" "${k[@]}" --cpus 1 --cpus 2
+check console-twice 1 "--console given more than once" "${k[@]}" --console stdio --console x
+check disk-repeatable 1 "disk $work/nope: No such file" "${k[@]}" \
+	--disk "$work/disk.img" --disk "$work/nope"
+# ",," is a comma inside a --disk value (QEMU's escape).
+check disk-comma-escape 1 "disk $work/a,b.img: No such file" "${k[@]}" \
+	--disk "$work/a,,b.img,serial=x,,y"
+check disk-single-comma 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
+	--disk "$work/a,b.img"
 
 # An unreadable kernel: root reads anything, so drop to nobody if possible.
 chmod 000 "$work/code.bin"

@@ -60,6 +60,36 @@ static void test_read_pattern(void **state)
 	assert_int_equal(t->used_signals[0], 2);
 }
 
+/* Per-queue counters: requests, the virtqueue's used chains and bytes, the
+ * latency histogram (one entry per completed request). */
+static void test_queue_stats(void **state)
+{
+	struct t *t = *state;
+	struct vdk_blk_queue_stats qs;
+	uint64_t sum = 0;
+
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_IN, 10, 2048, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_OUT, 10, 512, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(rw(t, 0, VIRTIO_BLK_T_IN, IMG_SECTORS + 1, 512, NULL),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vdk_blk_queue_stats(t->blk, 0, &qs), 0);
+	assert_int_equal(qs.req.reads, 1);
+	assert_int_equal(qs.req.writes, 1);
+	assert_int_equal(qs.req.io_errors, 1);
+	assert_int_equal(qs.in_flight, 0);
+	assert_true(qs.started);
+	assert_int_equal(qs.vq.used, 3);
+	/* used lengths: data + status for the read, the status byte else */
+	assert_int_equal(qs.vq.used_bytes, 2048 + 1 + 1 + 1);
+	assert_int_equal(qs.vq.notify_sent, t->used_signals[0]);
+	for (int i = 0; i < VDK_BLK_LATENCY_BUCKETS; i++)
+		sum += qs.latency[i];
+	assert_int_equal(sum, 3);
+	assert_int_equal(vdk_blk_queue_stats(t->blk, 16, &qs), -ERANGE);
+}
+
 static void test_write_verify(void **state)
 {
 	struct t *t = *state;
@@ -695,6 +725,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_read_pattern, rw_opts),
+		T(test_queue_stats, rw_opts),
 		T(test_write_verify, rw_opts),
 		T(test_zero_length_rw, rw_opts),
 		T(test_flush, rw_opts),

@@ -225,6 +225,12 @@ static void test_fills_writable(void **state)
 	struct vdk_rng_stats st = vdk_rng_stats(t->rng);
 	assert_int_equal(st.requests, 2);
 	assert_int_equal(st.bytes, 104);
+	/* the queue's own counters agree */
+	struct vdk_virtq_stats qs;
+	assert_true(vdk_rng_queue_stats(t->rng, &qs));
+	assert_int_equal(qs.used, 2);
+	assert_int_equal(qs.used_bytes, 104);
+	assert_int_equal(qs.notify_sent + qs.notify_suppressed, 2);
 }
 
 static void test_readable_only_gets_zero(void **state)

@@ -77,6 +77,7 @@
 #include <linux/virtio_blk.h>
 
 #include <vdk/device.h>
+#include <vdk/virtq.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -183,6 +184,29 @@ struct vdk_blk_stats {
 	uint64_t malformed;	/**< chains with no room for a status byte */
 };
 
+/** Buckets of the completion latency histogram, see vdk_blk_queue_stats. */
+#define VDK_BLK_LATENCY_BUCKETS 24
+
+/**
+ * struct vdk_blk_queue_stats - one request queue, as vdk_blk_queue_stats()
+ * copies it.
+ * @req:       this queue's request counters (vdk_blk_stats() sums them)
+ * @in_flight: requests popped and not yet completed
+ * @started:   the queue runs (has a virtqueue); @vq is zero otherwise
+ * @vq:        the running virtqueue's counters (<vdk/virtq.h>)
+ * @latency:   completion latency, from pop to used, microseconds:
+ *             latency[0] counts requests under 1 us, latency[i] for
+ *             1 <= i < 23 those in [2^(i-1), 2^i) us, latency[23] the
+ *             rest (4.19 s and more)
+ */
+struct vdk_blk_queue_stats {
+	struct vdk_blk_stats req;
+	uint32_t in_flight;
+	bool started;
+	struct vdk_virtq_stats vq;
+	uint64_t latency[VDK_BLK_LATENCY_BUCKETS];
+};
+
 struct vdk_blk;
 
 /**
@@ -260,6 +284,14 @@ int vdk_blk_wait_idle(struct vdk_blk *blk);
 
 /** vdk_blk_in_flight() - requests submitted and not yet completed. */
 uint32_t vdk_blk_in_flight(struct vdk_blk *blk);
+
+/**
+ * vdk_blk_queue_stats() - copy queue @queue's counters into @out, with the
+ * queue's lock held (any thread; exact even while the queue runs).
+ * Return: 0, or -ERANGE if @queue >= the number of queues.
+ */
+int vdk_blk_queue_stats(struct vdk_blk *blk, uint16_t queue,
+			struct vdk_blk_queue_stats *out);
 
 /** vdk_blk_stats() - copy of the request counters (summed over queues). */
 struct vdk_blk_stats vdk_blk_stats(struct vdk_blk *blk);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include <vdk/device.h>
+#include <vdk/virtq.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +100,16 @@ int vdk_rng_resume_fd(const struct vdk_rng *rng);
 
 /** vdk_rng_stats() - copy of the device's counters. */
 struct vdk_rng_stats vdk_rng_stats(const struct vdk_rng *rng);
+
+/**
+ * vdk_rng_queue_stats() - copy the running request queue's counters
+ * (struct vdk_virtq_stats, <vdk/virtq.h>) into @out; zeroes when the queue
+ * does not run. Call it on the thread that serves the queue (the device
+ * takes no lock).
+ * Return: true if the queue runs.
+ */
+bool vdk_rng_queue_stats(const struct vdk_rng *rng,
+			 struct vdk_virtq_stats *out);
 
 #pragma GCC visibility pop
 
