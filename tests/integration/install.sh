@@ -52,14 +52,14 @@ want() { # want FILE DESCRIPTION
 	if [[ -e "$dest$1" ]]; then echo "---- ok: $2: $1"
 	else echo "install: FAIL: $2 missing: $1" >&2; failures=$((failures + 1)); fi
 }
-for p in vdk-vhost-user-blk vdk-vhost-user-rng vdk-blkbench vdk-vmm; do
+for p in vdk-vhost-user-blk vdk-vhost-user-rng vdk-vhost-user-net vdk-blkbench vdk-vmm; do
 	want "$bindir/$p" "program"
 	want "$mandir/man1/$p.1" "man page"
 done
 want "$libdir/pkgconfig/vdk.pc" "pkg-config file"
 want "$includedir/vdk/virtq.h" "header"
 want "$libdir/libvdk.a" "static library"
-for t in blk:block rng:rng; do
+for t in blk:block rng:rng net:net; do
 	j="$datadir/qemu/vhost-user/50-vdk-vhost-user-${t%%:*}.json"
 	want "$j" "vhost-user backend description"
 	[[ -f "$dest$j" ]] || continue
