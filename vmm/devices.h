@@ -96,6 +96,16 @@ void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci);
  */
 int vmm_devices_feed_stdin(struct vmm_devices *d, struct vdk_console *con);
 
+/** struct vmm_devices_stats - counts since vmm_devices_new(). */
+struct vmm_devices_stats {
+	uint64_t notifies;  /**< queue notifications (ioeventfd counts) */
+	uint64_t msi_irqfd; /**< MSI-X messages through a routed irqfd */
+	uint64_t msi_ioctl; /**< MSI-X messages through KVM_SIGNAL_MSI */
+};
+
+/** vmm_devices_stats() - the counters of @d into @out. Any thread. */
+void vmm_devices_stats(struct vmm_devices *d, struct vmm_devices_stats *out);
+
 /**
  * vmm_devices_start() - start the device thread, which runs the loop.
  * Return: 0 or -errno of pthread_create.

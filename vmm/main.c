@@ -12,7 +12,8 @@
  * device owns stdin and stdout.
  *
  * VDK_VMM_STATS=1 in the environment prints the guest's run time and the
- * number of vCPU exits handled in userspace.
+ * number of vCPU exits handled in userspace, the queue notifications and
+ * how MSI-X messages went (irqfd + KVM MSI route, or KVM_SIGNAL_MSI).
  *
  * Exit status:
  *   0  the guest powered off (ACPI S5 through the FADT sleep register)
@@ -569,12 +570,23 @@ static int run(struct vm *vm)
 		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
 		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);
 	}
-	if (getenv("VDK_VMM_STATS"))
+	if (getenv("VDK_VMM_STATS")) {
+		struct vmm_devices_stats st;
+
+		vmm_devices_stats(vm->devices, &st);
 		fprintf(stderr,
 			"vdk-vmm: guest ran %.3f ms, %llu exits to userspace\n",
 			(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 				(double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 			(unsigned long long)exits);
+		fprintf(stderr,
+			"vdk-vmm: %llu queue notifications (ioeventfd), "
+			"MSI-X: %llu through irqfds, %llu through "
+			"KVM_SIGNAL_MSI\n",
+			(unsigned long long)st.notifies,
+			(unsigned long long)st.msi_irqfd,
+			(unsigned long long)st.msi_ioctl);
+	}
 	switch (why) {
 	case VMM_STOP_POWEROFF:
 		return VMM_EXIT_POWEROFF;

@@ -21,7 +21,9 @@
 #   - every virtio interrupt line fired (irqfd)
 #   - virtio-pci only: every function is 1af4:1040+type (revision >= 1, modern) bound to
 #     virtio-pci; MSI-X: each device has a PCI-MSI config vector and per-queue vectors
-#     (virtioN-config, virtioN-req.0, ...), and its queue vectors fired
+#     (virtioN-config, virtioN-req.0, ...), and its queue vectors fired; on the host, every
+#     MSI-X message went through an irqfd on a KVM MSI route (VDK_VMM_STATS), none through
+#     KVM_SIGNAL_MSI
 #   - hvc0 is a kernel console; in raw mode the guest writes $CON_LINES generated lines, then
 #     reads $CON_LINES host lines (vdk-vmm's stdin) and checks their SHA-256, then echoes them
 # and powers off through ACPI (exit 0); the first boot of each transport (1 vCPU) reboots instead (`reboot -f`,
@@ -158,7 +160,7 @@ boot() {
 	mkfifo "$w/in" || fail "mkfifo"
 
 	start=$(date +%s%N)
-	timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --kernel "$dir/guest/vmlinuz" \
+	VDK_VMM_STATS=1 timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --kernel "$dir/guest/vmlinuz" \
 		--initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus "$cpus" \
 		--transport "$transport" \
 		--disk "$w/rw.img,serial=vdk-linux-rw" \
@@ -211,6 +213,14 @@ boot() {
 		fi
 	done
 	[ "$rc" -eq "$want_rc" ] || fail "$what: vdk-vmm exit status $rc, expected $want_rc ($how)"
+	if [ "$transport" = pci ]; then
+		# MSI-X through irqfds on KVM MSI routes, not one KVM_SIGNAL_MSI per message.
+		local irqfd ioctl
+		read -r irqfd ioctl <<<"$(sed -n 's/.*MSI-X: \([0-9]*\) through irqfds, \([0-9]*\) through KVM_SIGNAL_MSI.*/\1 \2/p' "$w/vmm.err")"
+		[ -n "$irqfd" ] || fail "$what: no MSI-X statistics on vdk-vmm's stderr (VDK_VMM_STATS)"
+		[ "$irqfd" -gt 0 ] && [ "$ioctl" -eq 0 ] ||
+			fail "$what: MSI-X messages: $irqfd through irqfds, $ioctl through KVM_SIGNAL_MSI (want all through irqfds)"
+	fi
 	if [ "$how" = reboot ]; then
 		grep -q 'reboot' "$w/vmm.err" || fail "$what: no message about the reboot on vdk-vmm's stderr"
 	fi

@@ -338,7 +338,7 @@ harness_sysroot() {
 	# The repository's programs and prepared files.
 	local repo_items=(tests scripts bench build/vmm/vdk-vmm build/testguest/vdk-testguest
 		build/tools/vdk-vhost-user-blk build/tools/vdk-vhost-user-rng build/tools/vdk-blkbench
-		build/linux-vmm build/bench-l2)
+		build/linux-vmm build/bench-l2 build/bench-transport-l2)
 	# shellcheck disable=SC2206 # a list on purpose
 	local extra=(${VDK_HARNESS_EXTRA:-})
 
