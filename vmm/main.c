@@ -190,6 +190,14 @@ static int setup_memory(struct vm *vm)
 	return 0;
 }
 
+/* The guest-physical end of RAM (high RAM starts at 4 GiB). */
+static uint64_t vmm_ram_end(const struct vm *vm)
+{
+	if (vm->opt.memory <= VMM_BOOT_LOW_RAM_MAX)
+		return vm->opt.memory;
+	return VMM_BOOT_HIGH_RAM_GPA + (vm->opt.memory - VMM_BOOT_LOW_RAM_MAX);
+}
+
 /* The virtio-console of --virtio-console, after the other devices. */
 static int setup_vconsole(struct vm *vm)
 {
@@ -256,8 +264,8 @@ static int setup_devices(struct vm *vm)
 	if (!vm->devices)
 		return vmm_die_setup("device set: %s", strerror(-r)), r;
 	if (vm->opt.pci) {
-		vm->pci =
-			vmm_pci_bus_new(&vm->kvm, vm->io.pio, vm->io.mmio, &r);
+		vm->pci = vmm_pci_bus_new(&vm->kvm, vm->io.pio, vm->io.mmio,
+					  vmm_ram_end(vm), &r);
 		if (!vm->pci)
 			return vmm_die_setup("PCI host bridge: %s",
 					     strerror(-r)),

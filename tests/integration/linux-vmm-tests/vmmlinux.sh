@@ -47,9 +47,13 @@ if [ "$transport" = pci ]; then
 		dev=$(cat "$d/device")
 		case "$dev" in 0x104[1-9a-f] | 0x105[0-9a-f] | 0x107f) ;; *) bad "${d##*/}: device id $dev is not a modern virtio-pci id (0x1040 + type)" ;; esac
 		[ "$(cat "$d/revision")" != 0x00 ] || bad "${d##*/}: revision 0 (a transitional device)"
+		# BAR 0, 64-bit: placed by vdk-vmm in the 64-bit window at or above 4 GiB (a
+		# QWordMemory of the PNP0A08 _CRS), which Linux kept.
+		bar=$(head -n 1 "$d/resource" | cut -d' ' -f1)
+		[ $((bar >> 32)) -ge 1 ] || bad "${d##*/}: BAR 0 at $bar, not in the 64-bit window above 4 GiB"
 		drv=$(basename "$(readlink "$d/driver" 2>/dev/null)")
 		[ "$drv" = virtio-pci ] || bad "${d##*/} ($dev): bound to '$drv', not virtio-pci"
-		echo "vmmlinux: pci ${d##*/} 1af4:${dev#0x} class $(cat "$d/class") driver $drv irq $(cat "$d/irq")"
+		echo "vmmlinux: pci ${d##*/} 1af4:${dev#0x} class $(cat "$d/class") driver $drv irq $(cat "$d/irq") bar0 $bar"
 		npci=$((npci + 1))
 	done
 	[ "$npci" -ge 4 ] || bad "$npci virtio-pci functions, expected 4 (2 blk, rng, console)"
