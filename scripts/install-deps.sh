@@ -14,6 +14,8 @@ packages=(
 	acpica-tools                            # iasl: checks vdk-vmm's ACPI tables
 	qemu-system-x86                         # real-guest integration tests (TCG)
 	kmod cpio                               # depmod + cpio for the guest initramfs
+	iproute2                                # network namespaces, taps (virtio-net tests)
+	dpdk-dev                                    # dpdk-testpmd: the peer in bench/bench_net.sh
 	"$@"
 )
 

@@ -56,6 +56,7 @@
 #include "pci_bus.h"
 #include "kvm.h"
 #include "mmio_manager.h"
+#include "net.h"
 #include "options.h"
 #include "platform.h"
 #include "serial.h"
@@ -303,6 +304,13 @@ static int setup_devices(struct vm *vm)
 					    vdk_rng_device(rng), &msg);
 		if (r < 0)
 			return vmm_die_setup("rng: %s: %s", msg, strerror(-r)),
+			       r;
+	}
+	if (vm->opt.net) {
+		r = vmm_net_add(vm->devices, vm->opt.net, &msg);
+		if (r < 0)
+			return vmm_die_setup("--net %s: %s: %s", vm->opt.net,
+					     msg, strerror(-r)),
 			       r;
 	}
 	return setup_vconsole(vm);

@@ -33,6 +33,11 @@ static void usage(FILE *f)
 		"  --disk PATH[,readonly][,serial=ID]\n"
 		"                     virtio-blk disk (repeatable)\n"
 		"  --rng              virtio-rng device\n"
+		"  --net tap=IFNAME[,mac=MAC][,queue-pairs=N][,mtu=N] | "
+		"loopback[,...]\n"
+		"                     virtio-net device on an existing tap "
+		"interface\n"
+		"                     (multi_queue for N > 1) or a loopback\n"
 		"  --console stdio|FILE  COM1 output (default stdio; on a "
 		"terminal Ctrl-A x quits)\n"
 		"  --virtio-console stdio|FILE\n"
@@ -157,6 +162,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_CONSOLE,
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
+		O_NET,
 		O_TRANSPORT,
 		O_TIMEOUT,
 		O_HELP,
@@ -170,6 +176,7 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"cpus", required_argument, NULL, O_CPUS},
 		{"disk", required_argument, NULL, O_DISK},
 		{"rng", no_argument, NULL, O_RNG},
+		{"net", required_argument, NULL, O_NET},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
 		{"mmio-cmdline", no_argument, NULL, O_MMIO_CMDLINE},
@@ -206,6 +213,10 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 			break;
 		case O_RNG:
 			o->rng = true;
+			break;
+		case O_NET:
+			o->net =
+				optarg; /* parsed with the device (vmm/net.c) */
 			break;
 		case O_MMIO_CMDLINE:
 			o->mmio_cmdline = true;

@@ -48,6 +48,7 @@ struct vmm_disk_opt {
 struct vmm_options {
 	const char *kernel, *initrd, *cmdline, *console;
 	const char *vconsole; /**< --virtio-console, or NULL */
+	const char *net;      /**< --net, or NULL */
 	uint64_t memory;      /**< bytes, a whole number of MiB */
 	unsigned int cpus;
 	unsigned int timeout; /**< --timeout seconds, 0: none */

@@ -276,6 +276,21 @@ int vdk_virtq_pop(struct vdk_virtq *q, struct vdk_virtq_chain *chain);
 int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written);
 
 /**
+ * vdk_virtq_add_used_batch() - return @n chains to the driver at once: the
+ * @n used elements are written, then the used index is published once
+ * (virtio 1.2 §2.7.8), so the driver never sees only some of them (a
+ * virtio-net packet spread over mergeable receive buffers, §5.1.6.4).
+ * @heads:   @n head ids from vdk_virtq_pop().
+ * @written: bytes written into each chain's writable part.
+ *
+ * Return: 0; -EINVAL if a head is >= size or fewer than @n chains are in
+ * flight (the queue is stopped with VDK_VIRTQ_ERR_USED_ID, nothing is
+ * published); -EIO if stopped.
+ */
+int vdk_virtq_add_used_batch(struct vdk_virtq *q, const uint16_t *heads,
+			     const uint32_t *written, uint16_t n);
+
+/**
  * vdk_virtq_should_notify() - decide whether to send a used buffer
  * notification now, and if so remember the used index it covers
  * (virtio 1.2 §2.7.10: used_event with VIRTIO_RING_F_EVENT_IDX, else

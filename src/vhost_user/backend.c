@@ -316,6 +316,7 @@ int vu_set_protocol_features(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		return -EINVAL;
 	/* read by device workers sending on the back-end channel */
 	__atomic_store_n(&vu->acked_protocol_features, pf, __ATOMIC_RELAXED);
+	vu->protocol_negotiated = true;
 	return 0;
 }
 

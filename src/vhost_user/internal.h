@@ -130,6 +130,10 @@ struct vdk_vhost_user {
 	unsigned long messages; /**< complete messages dispatched */
 	uint64_t acked_features;
 	uint64_t acked_protocol_features;
+	/** SET_PROTOCOL_FEATURES seen: VHOST_USER_F_PROTOCOL_FEATURES is
+	 * negotiated even before SET_FEATURES (QEMU's vhost-user-net sends
+	 * SET_VRING_ENABLE from then on) */
+	bool protocol_negotiated;
 	struct vdk_mem *mem;	  /**< NULL until SET_MEM_TABLE / ADD_MEM_REG */
 	struct vdk_interrupt irq; /**< what backends signal through */
 	/** eventfd-backed: the rings' call fds, queue_fd[i] for ring i. Device

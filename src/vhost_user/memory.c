@@ -146,6 +146,17 @@ int vu_add_mem_reg(struct vdk_vhost_user *vu, struct vu_msg *msg,
 		if (!vu->mem)
 			return ret;
 	}
+	/* The very region again: QEMU's vhost-user-net adds the table once
+	 * per queue pair on one connection. Nothing changes (its fd is
+	 * closed by the dispatcher). */
+	for (size_t i = 0; i < vdk_mem_num_regions(vu->mem); i++) {
+		const struct vdk_mem_region *r = vdk_mem_region_at(vu->mem, i);
+
+		if (r->gpa == reg.guest_phys_addr &&
+		    r->size == reg.memory_size &&
+		    r->user_addr == reg.userspace_addr)
+			return 0;
+	}
 	ret = region_check(vu->mem, &reg);
 	if (ret == 0)
 		ret = region_fd_check(vu, msg->fds[0], &reg);

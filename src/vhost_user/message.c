@@ -319,7 +319,9 @@ static int vu_check(struct vdk_vhost_user *vu, const struct vu_request *row,
 	if (rx->fd_overflow || msg->nfds < row->min_fds ||
 	    msg->nfds > row->max_fds)
 		return -EINVAL;
-	if (row->needs_vu_protocol &&
+	/* Negotiated: offered in GET_FEATURES and the protocol features
+	 * set; QEMU sends SET_VRING_ENABLE before its SET_FEATURES. */
+	if (row->needs_vu_protocol && !vu->protocol_negotiated &&
 	    !(vu->acked_features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)))
 		return -EOPNOTSUPP;
 	if ((vu->acked_protocol_features & row->needs_protocol) !=

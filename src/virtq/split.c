@@ -365,6 +365,39 @@ int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written)
 	return 0;
 }
 
+int vdk_virtq_add_used_batch(struct vdk_virtq *q, const uint16_t *heads,
+			     const uint32_t *written, uint16_t n)
+{
+	struct vring_used *used = q->used;
+	uint16_t next = q->next_used;
+
+	if (!q->active || q->error != VDK_VIRTQ_OK)
+		return -EIO;
+	if (n == 0)
+		return 0;
+	for (uint16_t i = 0; i < n; i++)
+		if (heads[i] >= q->size || q->in_flight < n)
+			return used_id_fail(q, heads[i]);
+	for (uint16_t i = 0; i < n; i++) {
+		uint64_t elem = htole64((uint64_t)written[i] << 32 | heads[i]);
+
+		/* Before the element is published: struct
+		 * vdk_virtq_track_ops (each is published by the one index
+		 * store below). */
+		if (q->track && q->track->used)
+			q->track->used(q->track_opaque, heads[i],
+				       (uint16_t)(next + i + 1));
+		memcpy(&used->ring[(uint16_t)(next + i) & q->mask], &elem,
+		       sizeof(elem));
+	}
+	q->next_used = (uint16_t)(next + n);
+	q->in_flight -= n;
+	/* Release: every element above is visible before the index (§2.7.8),
+	 * so the driver sees all @n at once. */
+	vdk_le16_store_release(&used->idx, q->next_used);
+	return 0;
+}
+
 void vdk_virtq_set_track(struct vdk_virtq *q,
 			 const struct vdk_virtq_track_ops *ops, void *opaque)
 {

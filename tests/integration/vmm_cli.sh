@@ -88,6 +88,12 @@ check disk-bad-option 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
 	--disk "$work/disk.img,bogus"
 check disk-long-serial 1 "ID at most 20 bytes" "${k[@]}" \
 	--disk "$work/disk.img,serial=123456789012345678901"
+check net-bad-spec 1 "bad --net" "${k[@]}" --net bogus
+check net-bad-pairs 1 "bad --net" "${k[@]}" --net loopback,queue-pairs=99
+check net-bad-mtu 1 "bad --net" "${k[@]}" --net loopback,mtu=5
+check net-bad-mac 1 "bad --net" "${k[@]}" --net loopback,mac=01:00:5e:00:00:01
+check net-bad-key 1 "bad --net" "${k[@]}" --net tap=x,speed=10
+check net-empty-tap 1 "bad --net" "${k[@]}" --net tap=
 check memory-too-small 1 "too small" "${k[@]}" --memory 1M
 check memory-zero 1 "too small" "${k[@]}" --memory 0
 check memory-too-large 1 "too large" "${k[@]}" --memory 2T

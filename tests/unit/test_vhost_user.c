@@ -266,8 +266,15 @@ static void test_mem_regions(void **state)
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &m, sizeof(m),
 				   &fe->memfd, 1),
 			 1);
+	/* The same region again (QEMU's vhost-user-net, once per queue
+	 * pair): accepted, nothing changes; one that overlaps it: refused. */
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &m, sizeof(m),
 				   &fe->memfd, 1),
+			 1);
+	struct vhost_user_mem_reg_msg ov = m;
+	ov.region.guest_phys_addr += 0x8000;
+	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &ov,
+				   sizeof(ov), &fe->memfd, 1),
 			 -EEXIST);
 	assert_int_equal(vu_fe_req(fe, VHOST_USER_ADD_MEM_REG, 0, &m2,
 				   sizeof(m2), NULL, 0),
@@ -334,6 +341,36 @@ static void test_no_protocol_features_rings_enabled(void **state)
 	vu_fe_post_kick(fe, 0, DATA_GPA);
 	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
 	assert_int_equal(guest_ring_used_idx(&fe->gr[0]), 3);
+}
+
+/* QEMU's vhost-user-net order: protocol features first, SET_VRING_ENABLE,
+ * then SET_FEATURES (with VHOST_USER_F_PROTOCOL_FEATURES). The enable is
+ * honoured: the protocol features were negotiated. Before that it is not. */
+static void test_vring_enable_before_set_features(void **state)
+{
+	struct fx *f = *state;
+	struct vu_fe *fe = &f->fe;
+	uint64_t pf;
+
+	assert_int_equal(
+		vu_fe_req(fe, VHOST_USER_SET_OWNER, 0, NULL, 0, NULL, 0), 1);
+	assert_true(vu_fe_get_u64(fe, VHOST_USER_GET_FEATURES) & F_VU_PROTOCOL);
+	assert_true(vu_fe_req_state(fe, VHOST_USER_SET_VRING_ENABLE, 0, 1) < 0);
+	pf = vu_fe_get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES);
+	assert_int_equal(vu_fe_req_u64(fe, VHOST_USER_SET_PROTOCOL_FEATURES,
+				       pf & WANT_PF, -1),
+			 1);
+	assert_int_equal(vu_fe_req_state(fe, VHOST_USER_SET_VRING_ENABLE, 0, 1),
+			 1);
+	assert_int_equal(vu_fe_req_u64(fe, VHOST_USER_SET_FEATURES,
+				       F_VERSION_1 | F_VU_PROTOCOL, -1),
+			 1);
+	assert_int_equal(vu_fe_mem_table(fe, GPA_BASE, RAM_SIZE, 0), 1);
+	fe_start_ring(fe, 0, false);
+	assert_int_equal(f->td.starts, 1);
+	vu_fe_post_kick(fe, 0, DATA_GPA);
+	assert_int_equal(vdk_vhost_user_handle_kick(fe->vu, 0), 1);
+	assert_int_equal(guest_ring_used_idx(&fe->gr[0]), 1);
 }
 
 static void test_protocol_features_rings_start_disabled(void **state)
@@ -553,6 +590,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_protocol_features_rings_start_disabled,
 			fx_setup_tdev, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_vring_enable_before_set_features, fx_setup_tdev,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_rng_adapter, fx_setup_tdev,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(

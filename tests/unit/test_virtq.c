@@ -542,6 +542,45 @@ static void test_used_elem_layout(void **state)
 	assert_int_equal(vdk_virtq_next_used(&f->q), 258);
 }
 
+/* A batch: every element written, the index published once, across the
+ * ring's wrap; refused without publishing anything when a head is bad or
+ * more are returned than are in flight. */
+static void test_used_batch(void **state)
+{
+	struct fx *f = *state;
+	const uint16_t heads[3] = {7, 3, 250};
+	const uint32_t lens[3] = {100, 0, 0xffffffff};
+	const uint64_t used = RING_GPA + 0x1208;
+	uint8_t *u;
+
+	assert_int_equal(vdk_virtq_set_next_avail(&f->q, 255), 0);
+	assert_int_equal(vdk_virtq_set_next_used(&f->q, 255), 0);
+	start(f, 256, 0);
+	u = hva(f, used);
+	vdk_le16_store(u + 2, 255);
+	guest_ring_set_avail_idx(&f->gr, 255);
+	for (int i = 0; i < 3; i++) {
+		guest_ring_set_desc(&f->gr, heads[i], DATA_GPA, 8, 0, 0);
+		guest_ring_push(&f->gr, heads[i]);
+		assert_int_equal(vdk_virtq_pop(&f->q, &f->chain), 1);
+	}
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 0), 0);
+	assert_int_equal(vdk_le16_load(u + 2), 255);
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 3), 0);
+	for (int i = 0; i < 3; i++)
+		assert_used_elem(f, (uint16_t)((255 + i) % 256), heads[i],
+				 lens[i]);
+	assert_int_equal(vdk_le16_load(u + 2), (uint16_t)258);
+	assert_int_equal(vdk_virtq_next_used(&f->q), 258);
+	assert_int_equal(f->q.in_flight, 0);
+	/* Nothing in flight any more: refused, the queue stops. */
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 1),
+			 -EINVAL);
+	assert_int_equal(vdk_virtq_error(&f->q), VDK_VIRTQ_ERR_USED_ID);
+	assert_int_equal(vdk_le16_load(u + 2), (uint16_t)258);
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 1), -EIO);
+}
+
 /* ---- notification suppression and index wrap-around ---- */
 
 static void test_event_idx_used_event(void **state)
@@ -737,6 +776,7 @@ int main(void)
 		T(test_zero_length_single),
 		T(test_cache_dropped_on_deactivate),
 		T(test_used_elem_layout),
+		T(test_used_batch),
 		T(test_event_idx_used_event),
 		T(test_event_idx_avail_event),
 		T(test_wraparound),

@@ -411,18 +411,20 @@ harness_sysroot() {
 	cp /etc/ld.so.cache "$stage/etc/" 2>/dev/null
 	printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$stage/etc/passwd"
 	printf 'root:x:0:\nkvm:x:104:\nnogroup:x:65534:\n' >"$stage/etc/group"
-	# The repository, at its host path.
+	# The repository, kept under /.l1root and bind-mounted at its host path by l1.sh once
+	# /tmp and /run are tmpfs (a clone under /tmp would otherwise be hidden).
+	local repo=$stage/.l1root$harness_root
 	for p in "${repo_items[@]}"; do
 		[[ -e "$harness_root/$p" ]] || continue
-		mkdir -p "$stage$harness_root/$(dirname "$p")"
-		cp -a "$harness_root/$p" "$stage$harness_root/$p"
+		mkdir -p "$repo/$(dirname "$p")"
+		cp -a "$harness_root/$p" "$repo/$p"
 	done
-	cp -a "$harness_root/Makefile" "$harness_root/meson.build" "$stage$harness_root/" 2>/dev/null
+	cp -a "$harness_root/Makefile" "$harness_root/meson.build" "$repo/" 2>/dev/null
 	# ... and the shared libraries of its programs.
 	while IFS= read -r p; do
 		mapfile -t libs < <(ldd "$p" 2>/dev/null | grep -o '/[^ ]*')
 		for l in "${libs[@]}"; do put "$l"; done
-	done < <(find "$stage$harness_root/build" -type f -perm -u+x 2>/dev/null)
+	done < <(find "$repo/build" -type f -perm -u+x 2>/dev/null)
 	local mib
 	mib=$(du -sm "$stage" | cut -f1)
 	mib=$((mib + mib / 4 + 256))
@@ -458,6 +460,9 @@ mkdir -p /sysroot/dev/shm /sysroot/dev/pts
 mount -t tmpfs tmpfs /sysroot/dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /sysroot/tmp
 mount -t tmpfs tmpfs /sysroot/run
+root=$(word vdk.l1root)
+mkdir -p "/sysroot$root" && mount -o bind "/sysroot/.l1root$root" "/sysroot$root" ||
+	echo "VDK-L1: bind mount of the repository at $root failed"
 tr -d '\000' </dev/vdb >/sysroot/run/vdk-env 2>/dev/null
 for t in $tests; do
 	f=$(word vdk.l1root)/tests/integration/$t.sh
