@@ -63,21 +63,23 @@ pvh_start32:
 	xorl %eax, %eax
 	rep stosb
 
-	/* PML4[0] -> PDPT; PDPT[0..3] -> the four page directories. */
+	/* PML4[0] -> PDPT; PDPT[0..7] -> the eight page directories (8 GiB:
+	 * RAM, the devices below 4 GiB and vdk-vmm's 64-bit PCI BAR window
+	 * at 4 GiB). */
 	movl $pdpt, %eax
 	orl $(PTE_P | PTE_W), %eax
 	movl %eax, pml4
 	movl $pd, %eax
 	orl $(PTE_P | PTE_W), %eax
 	movl $pdpt, %edi
-	movl $4, %ecx
+	movl $8, %ecx
 1:	movl %eax, (%edi)
 	addl $0x1000, %eax
 	addl $8, %edi
 	loop 1b
 
-	/* 2048 PDEs of 2 MiB: physical address i << 21. The upper half of
-	 * each 64-bit entry stays 0 (addresses below 4 GiB). */
+	/* 4096 PDEs of 2 MiB: physical address i << 21, its upper half
+	 * (i >> 11) in the entry's upper 32 bits. */
 	movl $pd, %edi
 	xorl %edx, %edx		/* entry index */
 2:	movl %edx, %eax
@@ -87,8 +89,11 @@ pvh_start32:
 	jb 3f
 	orl $(PTE_PWT | PTE_PCD), %eax
 3:	movl %eax, (%edi,%edx,8)
+	movl %edx, %eax
+	shrl $11, %eax
+	movl %eax, 4(%edi,%edx,8)
 	incl %edx
-	cmpl $2048, %edx
+	cmpl $4096, %edx
 	jb 2b
 
 	/* Long mode: GDT, CR4.PAE, CR3, EFER.LME, CR0.PG (Intel SDM vol. 3
@@ -143,7 +148,7 @@ gdt_desc:
 	.balign 4096
 pml4:	.skip 4096
 pdpt:	.skip 4096
-pd:	.skip 4 * 4096
+pd:	.skip 8 * 4096
 	.balign 16
 stack:	.skip STACK_SIZE
 stack_top:

@@ -351,8 +351,8 @@ static int write_gdt(const struct vdk_mem *mem)
 	return vdk_mem_write(mem, VMM_BOOT_GDT_GPA, gdt, sizeof(gdt));
 }
 
-/* Identity-map the first 4 GiB with 2 MiB pages: PML4[0] -> PDPT[0..3] ->
- * four page directories (Intel SDM vol. 3 §4.5). */
+/* Identity-map the first 8 GiB with 2 MiB pages: PML4[0] -> PDPT[0..7] ->
+ * eight page directories (Intel SDM vol. 3 §4.5). */
 static int write_page_tables(const struct vdk_mem *mem)
 {
 	uint64_t *pml4, *pdpt, *pd;

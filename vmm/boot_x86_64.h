@@ -27,7 +27,7 @@
  *
  *   0x000500  GDT                     0x006000  hvm_start_info (PVH)
  *   0x007000  zero page (bzImage)     0x008ff0  initial stack pointer
- *   0x009000  PML4   0x00a000 PDPT    0x00b000-0x00efff  4 page directories
+ *   0x009000  PML4   0x00a000 PDPT    0x00b000-0x012fff  8 page directories
  *   0x020000  command line (at most VMM_BOOT_CMDLINE_MAX bytes with NUL)
  *   0x0e0000  ACPI tables (acpi.h; reserved in the e820 map)
  *   0x100000  kernel (bzImage) / ELF segments (PVH: at their p_paddr)
@@ -54,9 +54,11 @@
 #define VMM_BOOT_STACK_GPA	0x8ff0ull
 #define VMM_BOOT_PML4_GPA	0x9000ull
 #define VMM_BOOT_PDPT_GPA	0xa000ull
-/** First of VMM_BOOT_NUM_PD page directories (2 MiB pages, 4 GiB total). */
+/** First of VMM_BOOT_NUM_PD page directories (2 MiB pages, 8 GiB total:
+ * RAM below 4 GiB and the 64-bit PCI BAR window at 4 GiB for a guest with
+ * little RAM, which a 64-bit PVH guest reaches before its own tables). */
 #define VMM_BOOT_PD_GPA	     0xb000ull
-#define VMM_BOOT_NUM_PD	     4u
+#define VMM_BOOT_NUM_PD	     8u
 #define VMM_BOOT_CMDLINE_GPA 0x20000ull
 /** Bytes reserved for the command line, including its NUL. */
 #define VMM_BOOT_CMDLINE_MAX 0x10000u

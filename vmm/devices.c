@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,20 @@ struct vqueue {
 	bool on_loop; /* added to the loop */
 };
 
+/* MSI-X vectors of a virtio-pci function routed through irqfds: a config
+ * vector and one per queue. */
+#define VDEV_MSIX_VECS (VDK_DEVICE_MAX_QUEUES + 1)
+
+/* One MSI-X vector as a KVM MSI route and an irqfd on its GSI. */
+struct vvec {
+	int fd;	       /* eventfd, or -1 */
+	int gsi;       /* vmm_kvm_msi_route_alloc(), or -1 */
+	uint64_t addr; /* the routed message (valid if routed) */
+	uint32_t data;
+	bool routed; /* the route carries addr/data */
+	bool irqfd;  /* fd assigned to gsi with KVM_IRQFD */
+};
+
 /* One virtio device and its transport. */
 struct vdev {
 	struct vmm_devices *owner;
@@ -55,6 +70,11 @@ struct vdev {
 	int irq_fd;	  /* eventfd, or -1 */
 	uint16_t num_queues;
 	struct vqueue q[VDK_DEVICE_MAX_QUEUES];
+	/* virtio-pci MSI-X (vdev_msix_changed()); vec_lock is a leaf lock. */
+	pthread_mutex_t vec_lock;
+	bool vec_lock_init;
+	uint16_t nvec; /* vec[0 .. nvec - 1] were ever routed */
+	struct vvec vec[VDEV_MSIX_VECS];
 };
 
 /* stdin feeding a console: read into @buf, pushed as the guest takes it. */
@@ -78,6 +98,7 @@ struct vmm_devices {
 	pthread_t thread;
 	bool running;
 	struct stdin_feed in;
+	atomic_uint_fast64_t notifies, msi_irqfd, msi_ioctl; /* stats */
 	size_t num;
 	struct vdev devs[VMM_DEVICES_MAX];
 };
@@ -131,12 +152,21 @@ static void on_notify(void *opaque, int fd, uint32_t events)
 	uint64_t v;
 
 	(void)events;
+	/* The eventfd's count is the number of notifications. */
 	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-		;
+		atomic_fetch_add_explicit(&q->v->owner->notifies, v,
+					  memory_order_relaxed);
 	if (q->v->pci)
 		vdk_virtio_pci_notify(q->v->pci, q->index);
 	else
 		vdk_mmio_notify(q->v->transport, q->index);
+}
+
+void vmm_devices_stats(struct vmm_devices *d, struct vmm_devices_stats *out)
+{
+	out->notifies = atomic_load(&d->notifies);
+	out->msi_irqfd = atomic_load(&d->msi_irqfd);
+	out->msi_ioctl = atomic_load(&d->msi_ioctl);
 }
 
 void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci)
@@ -145,12 +175,115 @@ void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci)
 }
 
 /* virtio-pci: an MSI-X message of the function (under its interrupt lock,
- * any thread). */
+ * any thread): through the irqfd of the vector routed to this message, else
+ * (not routed yet, routing failed) one KVM_SIGNAL_MSI. */
 static void vdev_msi(void *opaque, uint64_t addr, uint32_t data)
 {
 	struct vdev *v = opaque;
+	uint64_t one = 1;
+	int fd = -1;
 
+	pthread_mutex_lock(&v->vec_lock);
+	for (uint16_t i = 0; i < v->nvec; i++) {
+		const struct vvec *e = &v->vec[i];
+
+		if (e->routed && e->irqfd && e->addr == addr &&
+		    e->data == data) {
+			fd = e->fd;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->vec_lock);
+	if (fd >= 0 && write(fd, &one, sizeof(one)) == sizeof(one)) {
+		atomic_fetch_add_explicit(&v->owner->msi_irqfd, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&v->owner->msi_ioctl, 1,
+				  memory_order_relaxed);
 	vmm_pci_bus_msi(v->owner->kvm, addr, data);
+}
+
+/* Route MSI-X vector @i as the driver programmed it: a GSI with a KVM MSI
+ * route to its message and an irqfd on that GSI. A masked vector keeps its
+ * old route: the PCI model holds its messages pending until unmasked. */
+static void vdev_msix_update(struct vdev *v, uint16_t i)
+{
+	struct vdk_pci_dev *pd = vdk_virtio_pci_dev(v->pci);
+	struct vmm_kvm *kvm = v->owner->kvm;
+	struct vvec *e = &v->vec[i];
+	uint64_t addr;
+	uint32_t data;
+	bool masked;
+	int r;
+
+	if (vdk_pci_msix_entry(pd, i, &addr, &data, &masked) < 0 || masked ||
+	    !vdk_pci_msix_enabled(pd))
+		return;
+	pthread_mutex_lock(&v->vec_lock);
+	if (e->fd < 0)
+		e->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->fd >= 0 && e->gsi < 0)
+		e->gsi = vmm_kvm_msi_route_alloc(kvm);
+	if (e->fd < 0 || e->gsi < 0)
+		goto out; /* KVM_SIGNAL_MSI then */
+	if (!e->routed || e->addr != addr || e->data != data) {
+		e->routed = false;
+		r = vmm_kvm_msi_route_set(kvm, (uint32_t)e->gsi, addr, data,
+					  true);
+		if (r < 0) {
+			vdk_log(VDK_LOG_WARN, MOD,
+				"%s: MSI-X vector %u: KVM_SET_GSI_ROUTING: %s",
+				v->info.id, i, strerror(-r));
+			goto out;
+		}
+		e->addr = addr;
+		e->data = data;
+		e->routed = true;
+	}
+	if (!e->irqfd && vmm_kvm_irqfd(kvm, e->fd, (uint32_t)e->gsi, true) == 0)
+		e->irqfd = true;
+	if (i >= v->nvec)
+		v->nvec = (uint16_t)(i + 1);
+out:
+	pthread_mutex_unlock(&v->vec_lock);
+}
+
+/* virtio-pci: the driver changed MSI-X vector @vector, or every vector
+ * (UINT16_MAX: enable or function mask); from a vCPU's config or BAR
+ * write, without the interrupt lock. */
+static void vdev_msix_changed(void *opaque, uint16_t vector)
+{
+	struct vdev *v = opaque;
+
+	if (vector != UINT16_MAX) {
+		if (vector < VDEV_MSIX_VECS)
+			vdev_msix_update(v, vector);
+		return;
+	}
+	for (uint16_t i = 0; i < VDEV_MSIX_VECS; i++)
+		vdev_msix_update(v, i);
+}
+
+/* Take down the vectors' irqfds and routes (after the transport is gone). */
+static void vdev_msix_free(struct vdev *v)
+{
+	struct vmm_kvm *kvm = v->owner->kvm;
+
+	for (uint16_t i = 0; i < VDEV_MSIX_VECS; i++) {
+		struct vvec *e = &v->vec[i];
+
+		if (e->irqfd)
+			vmm_kvm_irqfd(kvm, e->fd, (uint32_t)e->gsi, false);
+		if (e->gsi >= 0)
+			vmm_kvm_msi_route_free(kvm, (uint32_t)e->gsi);
+		if (e->fd >= 0)
+			close(e->fd);
+		*e = (struct vvec){.fd = -1, .gsi = -1};
+	}
+	if (v->vec_lock_init)
+		pthread_mutex_destroy(&v->vec_lock);
+	v->vec_lock_init = false;
 }
 
 /* virtio-pci without MSI-X: the INTA pin (under the function's interrupt
@@ -207,6 +340,7 @@ static int vdev_attach_pci(struct vmm_devices *d, struct vdev *v,
 		.device = v->dev,
 		.mem = d->mem,
 		.msi = vdev_msi,
+		.msix_changed = vdev_msix_changed,
 		.intx = vdev_intx,
 		.bar_map = vdev_bar_map,
 		.opaque = v,
@@ -335,6 +469,10 @@ int vmm_devices_add(struct vmm_devices *d, const char *id,
 	v->owner = d;
 	v->dev = dev;
 	v->irq_fd = -1;
+	for (size_t i = 0; i < VDEV_MSIX_VECS; i++)
+		v->vec[i] = (struct vvec){.fd = -1, .gsi = -1};
+	pthread_mutex_init(&v->vec_lock, NULL);
+	v->vec_lock_init = true;
 	for (size_t i = 0; i < VDK_DEVICE_MAX_QUEUES; i++) {
 		v->q[i].v = v;
 		v->q[i].index = (uint16_t)i;
@@ -490,6 +628,7 @@ static void vdev_free(struct vmm_devices *d, struct vdev *v)
 	/* Resets an active device: no more interrupts after this. */
 	vdk_mmio_free(v->transport);
 	vdk_virtio_pci_free(v->pci);
+	vdev_msix_free(v);
 	if (v->irq_fd >= 0)
 		close(v->irq_fd);
 	/* The device takes its own fds off the loop. */

@@ -76,8 +76,10 @@ int vmm_devices_add(struct vmm_devices *d, const char *id,
 /**
  * vmm_devices_use_pci() - attach the devices added from now on through
  * virtio-pci (virtio 1.2 §4.1) on @pci instead of virtio-mmio: a function
- * on the bus with its BAR placed in the window, MSI-X messages injected
- * with KVM_SIGNAL_MSI, and an ioeventfd per queue on its notification
+ * on the bus with its BAR placed in the 64-bit window, each MSI-X vector
+ * the driver unmasks routed through its own irqfd on a KVM MSI route
+ * (KVM_SET_GSI_ROUTING, updated when the driver reprograms the vector;
+ * KVM_SIGNAL_MSI only when that fails), and an ioeventfd per queue on its notification
  * address (2-byte writes of the queue index, as Linux's virtio-pci
  * writes), moved with the BAR when the guest moves it. Without MSI-X the
  * function's INTA drives a shared level GSI (vmm_pci_bus_intx()). @pci is
@@ -95,6 +97,16 @@ void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci);
  * Return: 0; -EBUSY for a second console; -errno of timerfd or the loop.
  */
 int vmm_devices_feed_stdin(struct vmm_devices *d, struct vdk_console *con);
+
+/** struct vmm_devices_stats - counts since vmm_devices_new(). */
+struct vmm_devices_stats {
+	uint64_t notifies;  /**< queue notifications (ioeventfd counts) */
+	uint64_t msi_irqfd; /**< MSI-X messages through a routed irqfd */
+	uint64_t msi_ioctl; /**< MSI-X messages through KVM_SIGNAL_MSI */
+};
+
+/** vmm_devices_stats() - the counters of @d into @out. Any thread. */
+void vmm_devices_stats(struct vmm_devices *d, struct vmm_devices_stats *out);
 
 /**
  * vmm_devices_start() - start the device thread, which runs the loop.

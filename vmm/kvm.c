@@ -234,3 +234,122 @@ int vmm_kvm_signal_msi(struct vmm_kvm *k, uint64_t addr, uint32_t data)
 		return -errno;
 	return r > 0 ? 0 : 1;
 }
+
+/* Rewrite the GSI routing table: KVM's default irqchip routes (GSIs 0..15
+ * on the PIC pair and the IO-APIC, 16..23 on the IO-APIC; see
+ * virt/kvm/irqchip.c) and every set MSI route. Under routes_lock. */
+static int routes_commit(struct vmm_kvm *k)
+{
+	size_t n = 16 * 2 + (VMM_KVM_IRQCHIP_GSIS - 16) + VMM_KVM_MSI_ROUTES;
+	struct kvm_irq_routing *t = calloc(
+		1, sizeof(*t) + n * sizeof(struct kvm_irq_routing_entry));
+	struct kvm_irq_routing_entry *e;
+	int r = 0;
+
+	if (!t)
+		return -ENOMEM;
+	e = t->entries;
+	for (uint32_t gsi = 0; gsi < VMM_KVM_IRQCHIP_GSIS; gsi++) {
+		if (gsi < 16) {
+			e->gsi = gsi;
+			e->type = KVM_IRQ_ROUTING_IRQCHIP;
+			e->u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+						       : KVM_IRQCHIP_PIC_SLAVE;
+			e->u.irqchip.pin = gsi % 8;
+			e++;
+		}
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = gsi;
+		e++;
+	}
+	for (uint32_t i = 0; i < VMM_KVM_MSI_ROUTES; i++) {
+		if (!k->msi[i].set)
+			continue;
+		e->gsi = VMM_KVM_IRQCHIP_GSIS + i;
+		e->type = KVM_IRQ_ROUTING_MSI;
+		e->u.msi.address_lo = (uint32_t)k->msi[i].addr;
+		e->u.msi.address_hi = (uint32_t)(k->msi[i].addr >> 32);
+		e->u.msi.data = k->msi[i].data;
+		e++;
+	}
+	t->nr = (uint32_t)(e - t->entries);
+	if (ioctl(k->vm_fd, KVM_SET_GSI_ROUTING, t) < 0)
+		r = -errno;
+	free(t);
+	return r;
+}
+
+static void routes_lock(struct vmm_kvm *k)
+{
+	static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&init_lock);
+	if (!k->routes_lock_init) {
+		pthread_mutex_init(&k->routes_lock, NULL);
+		k->routes_lock_init = true;
+	}
+	pthread_mutex_unlock(&init_lock);
+	pthread_mutex_lock(&k->routes_lock);
+}
+
+int vmm_kvm_msi_route_alloc(struct vmm_kvm *k)
+{
+	int gsi = -ENOSPC;
+
+	routes_lock(k);
+	for (uint32_t i = 0; i < VMM_KVM_MSI_ROUTES; i++) {
+		if (!k->msi[i].used) {
+			k->msi[i] = (struct vmm_kvm_msi_route){.used = true};
+			gsi = (int)(VMM_KVM_IRQCHIP_GSIS + i);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&k->routes_lock);
+	return gsi;
+}
+
+int vmm_kvm_msi_route_set(struct vmm_kvm *k, uint32_t gsi, uint64_t addr,
+			  uint32_t data, bool set)
+{
+	struct vmm_kvm_msi_route *m, old;
+	int r = 0;
+
+	if (gsi < VMM_KVM_IRQCHIP_GSIS ||
+	    gsi - VMM_KVM_IRQCHIP_GSIS >= VMM_KVM_MSI_ROUTES)
+		return -EINVAL;
+	routes_lock(k);
+	m = &k->msi[gsi - VMM_KVM_IRQCHIP_GSIS];
+	if (!m->used) {
+		r = -EINVAL;
+	} else if (m->set != set ||
+		   (set && (m->addr != addr || m->data != data))) {
+		old = *m;
+		m->set = set;
+		m->addr = set ? addr : 0;
+		m->data = set ? data : 0;
+		r = routes_commit(k);
+		if (r < 0)
+			*m = old;
+	}
+	pthread_mutex_unlock(&k->routes_lock);
+	return r;
+}
+
+void vmm_kvm_msi_route_free(struct vmm_kvm *k, uint32_t gsi)
+{
+	struct vmm_kvm_msi_route *m;
+
+	if (gsi < VMM_KVM_IRQCHIP_GSIS ||
+	    gsi - VMM_KVM_IRQCHIP_GSIS >= VMM_KVM_MSI_ROUTES)
+		return;
+	routes_lock(k);
+	m = &k->msi[gsi - VMM_KVM_IRQCHIP_GSIS];
+	if (m->set) {
+		m->set = false;
+		(void)routes_commit(k);
+	}
+	m->used = false;
+	pthread_mutex_unlock(&k->routes_lock);
+}

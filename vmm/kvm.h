@@ -20,6 +20,7 @@
 #ifndef VDK_KVM_H
 #define VDK_KVM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,19 @@
 /** Most CPUID entries fetched with KVM_GET_SUPPORTED_CPUID. */
 #define VMM_KVM_MAX_CPUID_ENTRIES 256u
 
+/** GSIs of the in-kernel IO-APIC (0..23; 0..15 also on the PIC pair). */
+#define VMM_KVM_IRQCHIP_GSIS 24u
+/** MSI routes vmm_kvm_msi_route_*() hands out: GSIs 24 .. 24 + this - 1. */
+#define VMM_KVM_MSI_ROUTES 256u
+
+/** One MSI route (KVM_IRQ_ROUTING_MSI) of the GSI routing table. */
+struct vmm_kvm_msi_route {
+	uint64_t addr;
+	uint32_t data;
+	bool used; /**< allocated */
+	bool set;  /**< in the table (addr/data valid) */
+};
+
 /** struct vmm_kvm - the KVM system and VM file descriptors. */
 struct vmm_kvm {
 	int kvm_fd;		/**< /dev/kvm, or -1 */
@@ -46,6 +60,10 @@ struct vmm_kvm {
 	unsigned int max_vcpus; /**< KVM_CAP_MAX_VCPUS */
 	/** KVM_GET_SUPPORTED_CPUID (malloc'd; nent entries). */
 	struct kvm_cpuid2 *cpuid;
+	/** The MSI part of the GSI routing table (KVM_SET_GSI_ROUTING). */
+	pthread_mutex_t routes_lock;
+	bool routes_lock_init;
+	struct vmm_kvm_msi_route msi[VMM_KVM_MSI_ROUTES];
 	/** Why the last failing call failed; "" if none. */
 	char errmsg[160];
 };
@@ -112,5 +130,31 @@ int vmm_kvm_ioeventfd(struct vmm_kvm *k, int fd, uint64_t addr, uint32_t len,
  * Return: 0 delivered; 1 the guest blocked it; -errno.
  */
 int vmm_kvm_signal_msi(struct vmm_kvm *k, uint64_t addr, uint32_t data);
+
+/**
+ * vmm_kvm_msi_route_alloc() - reserve a GSI for an MSI route (no route is
+ * installed until vmm_kvm_msi_route_set()). Any thread.
+ * Return: the GSI (VMM_KVM_IRQCHIP_GSIS or above); -ENOSPC all
+ * VMM_KVM_MSI_ROUTES are taken.
+ */
+int vmm_kvm_msi_route_alloc(struct vmm_kvm *k);
+
+/**
+ * vmm_kvm_msi_route_set() - route @gsi (from vmm_kvm_msi_route_alloc()) to
+ * the MSI message @data at @addr, or remove its route (@set false): the
+ * whole table is rewritten with KVM_SET_GSI_ROUTING, keeping KVM's default
+ * IO-APIC/PIC routes of GSIs 0..23. An irqfd on @gsi then injects that
+ * message. Nothing is done when the route is already so. Any thread.
+ * Return: 0; -EINVAL @gsi not an allocated MSI GSI; -ENOMEM; -errno of the
+ * ioctl (the route is then left as it was).
+ */
+int vmm_kvm_msi_route_set(struct vmm_kvm *k, uint32_t gsi, uint64_t addr,
+			  uint32_t data, bool set);
+
+/**
+ * vmm_kvm_msi_route_free() - remove @gsi's route and give the GSI back.
+ * Deassign its irqfds first. Any thread; an unknown @gsi is ignored.
+ */
+void vmm_kvm_msi_route_free(struct vmm_kvm *k, uint32_t gsi);
 
 #endif /* VDK_KVM_H */

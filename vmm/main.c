@@ -12,7 +12,8 @@
  * device owns stdin and stdout.
  *
  * VDK_VMM_STATS=1 in the environment prints the guest's run time and the
- * number of vCPU exits handled in userspace.
+ * number of vCPU exits handled in userspace, the queue notifications and
+ * how MSI-X messages went (irqfd + KVM MSI route, or KVM_SIGNAL_MSI).
  *
  * Exit status:
  *   0  the guest powered off (ACPI S5 through the FADT sleep register)
@@ -191,6 +192,14 @@ static int setup_memory(struct vm *vm)
 	return 0;
 }
 
+/* The guest-physical end of RAM (high RAM starts at 4 GiB). */
+static uint64_t vmm_ram_end(const struct vm *vm)
+{
+	if (vm->opt.memory <= VMM_BOOT_LOW_RAM_MAX)
+		return vm->opt.memory;
+	return VMM_BOOT_HIGH_RAM_GPA + (vm->opt.memory - VMM_BOOT_LOW_RAM_MAX);
+}
+
 /* The virtio-console of --virtio-console, after the other devices. */
 static int setup_vconsole(struct vm *vm)
 {
@@ -257,8 +266,8 @@ static int setup_devices(struct vm *vm)
 	if (!vm->devices)
 		return vmm_die_setup("device set: %s", strerror(-r)), r;
 	if (vm->opt.pci) {
-		vm->pci =
-			vmm_pci_bus_new(&vm->kvm, vm->io.pio, vm->io.mmio, &r);
+		vm->pci = vmm_pci_bus_new(&vm->kvm, vm->io.pio, vm->io.mmio,
+					  vmm_ram_end(vm), &r);
 		if (!vm->pci)
 			return vmm_die_setup("PCI host bridge: %s",
 					     strerror(-r)),
@@ -608,12 +617,23 @@ static int run(struct vm *vm)
 		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
 		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);
 	}
-	if (getenv("VDK_VMM_STATS"))
+	if (getenv("VDK_VMM_STATS")) {
+		struct vmm_devices_stats st;
+
+		vmm_devices_stats(vm->devices, &st);
 		fprintf(stderr,
 			"vdk-vmm: guest ran %.3f ms, %llu exits to userspace\n",
 			(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 				(double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 			(unsigned long long)exits);
+		fprintf(stderr,
+			"vdk-vmm: %llu queue notifications (ioeventfd), "
+			"MSI-X: %llu through irqfds, %llu through "
+			"KVM_SIGNAL_MSI\n",
+			(unsigned long long)st.notifies,
+			(unsigned long long)st.msi_irqfd,
+			(unsigned long long)st.msi_ioctl);
+	}
 	switch (why) {
 	case VMM_STOP_POWEROFF:
 		return VMM_EXIT_POWEROFF;

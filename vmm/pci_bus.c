@@ -26,8 +26,9 @@ struct vmm_pci_bus {
 	unsigned int slots[VMM_PCI_SLOTS]; /* device number of fns[i] */
 	unsigned int nfns;
 	pthread_mutex_t intx_lock;
-	uint32_t intx_up; /* slots asserting INTA */
-	bool pio_on, ecam_on, window_on;
+	uint32_t intx_up;    /* slots asserting INTA */
+	uint64_t mem64_base; /* the 64-bit BAR window */
+	bool pio_on, ecam_on, window_on, window64_on;
 };
 
 static void cfg_rd(void *opaque, uint32_t off, void *data, size_t len)
@@ -107,18 +108,27 @@ static const struct vdk_bus_device_ops window_ops = {.read = window_read,
 						     .write = window_write};
 
 struct vmm_pci_bus *vmm_pci_bus_new(struct vmm_kvm *kvm, struct vdk_bus *pio,
-				    struct vdk_bus *mmio, int *err)
+				    struct vdk_bus *mmio, uint64_t ram_end,
+				    int *err)
 {
-	struct vmm_pci_bus *b = calloc(1, sizeof(*b));
-	int r = -ENOMEM;
+	struct vmm_pci_bus *b = NULL;
+	uint64_t base = ram_end > (1ull << 32) ? ram_end : 1ull << 32;
+	int r = -EINVAL;
 
+	if (base > (1ull << 46))
+		goto out;
+	r = -ENOMEM;
+	b = calloc(1, sizeof(*b));
 	if (!b)
 		goto out;
+	b->mem64_base =
+		(base + VMM_PCI_MEM64_ALIGN - 1) & ~(VMM_PCI_MEM64_ALIGN - 1);
 	pthread_mutex_init(&b->intx_lock, NULL);
 	b->kvm = kvm;
 	b->pio = pio;
 	b->mmio = mmio;
-	b->host = vmm_pci_host_new(VMM_PCI_MEM32_BASE, VMM_PCI_MEM32_SIZE, &r);
+	b->host = vmm_pci_host_new(VMM_PCI_MEM32_BASE, VMM_PCI_MEM32_SIZE,
+				   b->mem64_base, VMM_PCI_MEM64_SIZE, &r);
 	if (!b->host)
 		goto out;
 	r = vdk_bus_register(pio,
@@ -141,6 +151,12 @@ struct vmm_pci_bus *vmm_pci_bus_new(struct vmm_kvm *kvm, struct vdk_bus *pio,
 	if (r < 0)
 		goto out;
 	b->window_on = true;
+	r = vdk_bus_register(
+		mmio, (struct vdk_bus_range){b->mem64_base, VMM_PCI_MEM64_SIZE},
+		(struct vdk_bus_device){&window_ops, b});
+	if (r < 0)
+		goto out;
+	b->window64_on = true;
 out:
 	if (err)
 		*err = r;
@@ -161,6 +177,8 @@ void vmm_pci_bus_free(struct vmm_pci_bus *b)
 		vdk_bus_deregister(b->mmio, VMM_PCI_ECAM_BASE, NULL);
 	if (b->window_on)
 		vdk_bus_deregister(b->mmio, VMM_PCI_MEM32_BASE, NULL);
+	if (b->window64_on)
+		vdk_bus_deregister(b->mmio, b->mem64_base, NULL);
 	vmm_pci_host_free(b->host);
 	pthread_mutex_destroy(&b->intx_lock);
 	free(b);
@@ -178,7 +196,7 @@ int vmm_pci_bus_add(struct vmm_pci_bus *b, struct vdk_virtio_pci *t,
 		return -EINVAL;
 	if (b->nfns >= VMM_PCI_SLOTS)
 		return -ENOSPC;
-	r = vmm_pci_host_alloc(b->host, VDK_VIRTIO_PCI_BAR_SIZE, &addr);
+	r = vmm_pci_host_alloc(b->host, VDK_VIRTIO_PCI_BAR_SIZE, true, &addr);
 	if (r < 0)
 		return r;
 	r = vmm_pci_host_add(b->host, cfg_rd, cfg_wr, t, &s);
@@ -242,4 +260,6 @@ void vmm_pci_bus_acpi(const struct vmm_pci_bus *b, struct vmm_acpi_pci *out)
 	out->ecam_base = VMM_PCI_ECAM_BASE;
 	out->mem32_base = (uint32_t)VMM_PCI_MEM32_BASE;
 	out->mem32_size = (uint32_t)VMM_PCI_MEM32_SIZE;
+	out->mem64_base = b ? b->mem64_base : 0;
+	out->mem64_size = b ? VMM_PCI_MEM64_SIZE : 0;
 }

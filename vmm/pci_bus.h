@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The PCI bus of a vdk-vmm VM: the host bridge of pci_host.c put on the
- * VM's buses (ports 0xCF8-0xCFF, the ECAM window, the BAR window), virtio-pci
+ * VM's buses (ports 0xCF8-0xCFF, the ECAM window, the BAR windows), virtio-pci
  * functions plugged into it with their BARs assigned as firmware would,
  * MSI messages delivered through KVM, and the description for the ACPI
  * tables (MCFG, PNP0A08).
  *
  * Guest-physical layout (below the IO-APIC, above the virtio-mmio windows):
  *   VMM_PCI_ECAM_BASE   1 MiB of ECAM for bus 0
- *   VMM_PCI_MEM32_BASE  the BAR window, VMM_PCI_MEM32_SIZE bytes
+ *   VMM_PCI_MEM32_BASE  the 32-bit BAR window, VMM_PCI_MEM32_SIZE bytes
+ * and above RAM and 4 GiB the 64-bit BAR window (VMM_PCI_MEM64_SIZE bytes,
+ * vmm_pci_bus_new()), where the 64-bit BARs go; both are memory windows
+ * of the PNP0A08 _CRS (DWordMemory, QWordMemory).
  *
- * The BAR window is one device on the MMIO bus that asks each function in
+ * Each BAR window is one device on the MMIO bus that asks each function in
  * turn whether one of its BARs decodes the address: BARs move under guest
  * control, and the bus cannot be changed from inside its own dispatch.
  *
@@ -36,20 +39,31 @@
 
 struct vmm_pci_bus;
 
+/** Size of the 64-bit BAR window, placed above guest RAM (and above
+ * 4 GiB) on a VMM_PCI_MEM64_ALIGN boundary. */
+#define VMM_PCI_MEM64_SIZE  0x40000000ull
+#define VMM_PCI_MEM64_ALIGN 0x40000000ull
+
 /**
- * vmm_pci_bus_new() - an empty PCI bus registered on @pio and @mmio.
- * None of the arguments is owned; all outlive the bus.
- * @err: 0, -ENOMEM, or vdk_bus_register()'s error; may be NULL.
+ * vmm_pci_bus_new() - an empty PCI bus registered on @pio and @mmio, its
+ * 64-bit BAR window (VMM_PCI_MEM64_SIZE bytes) at the first
+ * VMM_PCI_MEM64_ALIGN boundary at or above 4 GiB and @ram_end (the end of
+ * guest RAM, guest-physical). None of the arguments is owned; all outlive
+ * the bus.
+ * @err: 0, -ENOMEM, -EINVAL (@ram_end too high), or vdk_bus_register()'s
+ * error; may be NULL.
  */
 struct vmm_pci_bus *vmm_pci_bus_new(struct vmm_kvm *kvm, struct vdk_bus *pio,
-				    struct vdk_bus *mmio, int *err);
+				    struct vdk_bus *mmio, uint64_t ram_end,
+				    int *err);
 
 /** vmm_pci_bus_free() - deregister from the buses and free; NULL is fine. */
 void vmm_pci_bus_free(struct vmm_pci_bus *b);
 
 /**
  * vmm_pci_bus_add() - plug @t (not owned; outlives the bus) into the next
- * slot, give its BAR an address in the window and turn memory decoding
+ * slot, give its (64-bit) BAR an address in the 64-bit window and turn
+ * memory decoding
  * and bus mastering on, as firmware does. Before the vCPUs run.
  * @slot: set to the device number.
  * Return: 0; -ENOSPC no slot or window space; -EINVAL.

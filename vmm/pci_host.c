@@ -18,17 +18,21 @@ struct slot {
 
 struct vmm_pci_host {
 	struct slot slots[VMM_PCI_SLOTS];
-	uint64_t mem_next, mem_end;
-	_Atomic uint32_t cf8; /* CONFIG_ADDRESS latch */
+	uint64_t mem_next, mem_end;	/* 32-bit window */
+	uint64_t mem64_next, mem64_end; /* 64-bit window (empty: none) */
+	_Atomic uint32_t cf8;		/* CONFIG_ADDRESS latch */
 };
 
 struct vmm_pci_host *vmm_pci_host_new(uint64_t mem_base, uint64_t mem_size,
+				      uint64_t mem64_base, uint64_t mem64_size,
 				      int *err)
 {
 	struct vmm_pci_host *h = NULL;
 	int r = -EINVAL;
 
-	if (mem_size == 0 || mem_base + mem_size < mem_base)
+	if (mem_size == 0 || mem_base + mem_size < mem_base ||
+	    mem_base + mem_size > (1ull << 32) ||
+	    mem64_base + mem64_size < mem64_base)
 		goto out;
 	r = -ENOMEM;
 	h = calloc(1, sizeof(*h));
@@ -36,6 +40,8 @@ struct vmm_pci_host *vmm_pci_host_new(uint64_t mem_base, uint64_t mem_size,
 		goto out;
 	h->mem_next = mem_base;
 	h->mem_end = mem_base + mem_size;
+	h->mem64_next = mem64_base;
+	h->mem64_end = mem64_base + mem64_size;
 	r = 0;
 out:
 	if (err)
@@ -64,18 +70,27 @@ int vmm_pci_host_add(struct vmm_pci_host *h, vmm_pci_cfg_read_fn *rd,
 	return -ENOSPC;
 }
 
-int vmm_pci_host_alloc(struct vmm_pci_host *h, uint64_t size, uint64_t *addr)
+/* @size bytes aligned to @size from [*@next, @end). */
+static int window_alloc(uint64_t *next, uint64_t end, uint64_t size,
+			uint64_t *addr)
 {
-	uint64_t a;
+	uint64_t a = (*next + size - 1) & ~(size - 1);
 
-	if (!h || !addr || size == 0 || (size & (size - 1)))
-		return -EINVAL;
-	a = (h->mem_next + size - 1) & ~(size - 1);
-	if (a < h->mem_next || a > h->mem_end || h->mem_end - a < size)
+	if (a < *next || a > end || end - a < size)
 		return -ENOSPC;
-	h->mem_next = a + size;
+	*next = a + size;
 	*addr = a;
 	return 0;
+}
+
+int vmm_pci_host_alloc(struct vmm_pci_host *h, uint64_t size, bool is64,
+		       uint64_t *addr)
+{
+	if (!h || !addr || size == 0 || (size & (size - 1)))
+		return -EINVAL;
+	if (is64 && window_alloc(&h->mem64_next, h->mem64_end, size, addr) == 0)
+		return 0;
+	return window_alloc(&h->mem_next, h->mem_end, size, addr);
 }
 
 /* The function at bus/device/function, or NULL (all-ones). */

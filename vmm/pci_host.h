@@ -41,11 +41,15 @@ typedef void vmm_pci_cfg_write_fn(void *opaque, uint32_t offset,
 struct vmm_pci_host;
 
 /**
- * vmm_pci_host_new() - an empty bus 0 whose BARs come from [@mem_base,
- * @mem_base + @mem_size) (guest-physical).
- * @err: 0, -EINVAL (empty or wrapping window), -ENOMEM; may be NULL.
+ * vmm_pci_host_new() - an empty bus 0 whose 32-bit BARs come from
+ * [@mem_base, @mem_base + @mem_size) below 4 GiB and whose 64-bit BARs
+ * come from [@mem64_base, @mem64_base + @mem64_size) (guest-physical;
+ * @mem64_size 0: 64-bit BARs share the 32-bit window).
+ * @err: 0, -EINVAL (empty or wrapping window, the 32-bit one not below
+ * 4 GiB), -ENOMEM; may be NULL.
  */
 struct vmm_pci_host *vmm_pci_host_new(uint64_t mem_base, uint64_t mem_size,
+				      uint64_t mem64_base, uint64_t mem64_size,
 				      int *err);
 
 /** vmm_pci_host_free() - NULL is fine. The functions are not owned. */
@@ -63,10 +67,13 @@ int vmm_pci_host_add(struct vmm_pci_host *h, vmm_pci_cfg_read_fn *rd,
 
 /**
  * vmm_pci_host_alloc() - @size bytes (a power of two) aligned to @size
- * from the memory window, as firmware assigns BARs.
+ * for a BAR, as firmware assigns them: a 64-bit BAR (@is64) from the
+ * 64-bit window (the 32-bit one when there is none or it is full), a
+ * 32-bit BAR from the 32-bit window.
  * Return: 0 and *@addr; -EINVAL bad size; -ENOSPC window exhausted.
  */
-int vmm_pci_host_alloc(struct vmm_pci_host *h, uint64_t size, uint64_t *addr);
+int vmm_pci_host_alloc(struct vmm_pci_host *h, uint64_t size, bool is64,
+		       uint64_t *addr);
 
 /** vmm_pci_host_ecam_read() / _write() - an access at @offset in the
  * ECAM window (bytes from its base). */

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# A stock Linux guest under vdk-vmm (KVM), at --cpus 1, 2 and 4: Debian 12's cloud kernel and
-# vdk's busybox initramfs (scripts/build-guest.sh, docs/guest.md) find vdk-vmm's virtio-mmio
-# devices through ACPI (LNRO0005) and run /tests/vmmlinux.sh
+# A stock Linux guest under vdk-vmm (KVM): over virtio-mmio at --cpus 1, 2 and 4, over
+# virtio-pci (--transport pci) at --cpus 1 and 4. Debian 12's cloud kernel and vdk's busybox
+# initramfs (scripts/build-guest.sh, docs/guest.md) find vdk-vmm's virtio-mmio devices through
+# ACPI (LNRO0005), or its virtio-pci functions through the PNP0A08 host bridge and ECAM (MCFG),
+# and run /tests/vmmlinux.sh
 # (tests/integration/linux-vmm-tests/vmmlinux.sh). Where this host's /dev/kvm cannot run Linux
 # the test runs nested, in an L1 guest (lib/vmm_harness.sh).
 #
@@ -17,9 +19,14 @@
 #     read-only disk refused and the disk unchanged
 #   - virtio-rng: rng_current is virtio_rng, 64 bytes from /dev/hwrng
 #   - every virtio interrupt line fired (irqfd)
+#   - virtio-pci only: every function is 1af4:1040+type (revision >= 1, modern) bound to
+#     virtio-pci; MSI-X: each device has a PCI-MSI config vector and per-queue vectors
+#     (virtioN-config, virtioN-req.0, ...), and its queue vectors fired; on the host, every
+#     MSI-X message went through an irqfd on a KVM MSI route (VDK_VMM_STATS), none through
+#     KVM_SIGNAL_MSI
 #   - hvc0 is a kernel console; in raw mode the guest writes $CON_LINES generated lines, then
 #     reads $CON_LINES host lines (vdk-vmm's stdin) and checks their SHA-256, then echoes them
-# and powers off through ACPI (exit 0); the first boot (1 vCPU) reboots instead (`reboot -f`,
+# and powers off through ACPI (exit 0); the first boot of each transport (1 vCPU) reboots instead (`reboot -f`,
 # kernel option reboot=force: see boot() for the bug that needs it), which vdk-vmm documents
 # as exit status 2 ("vdk-vmm does not reboot").
 # On the host: the verdict line, the exit status, both hvc0 streams byte for byte, rw MiB 2 =
@@ -27,7 +34,8 @@
 #
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED. Environment: VDK_BUILD_DIR, VDK_VMM, LINUX_VMM_DIR (guest,
 # default <repo>/build/linux-vmm), LINUX_VMM_TIMEOUT (seconds per boot, default 180),
-# LINUX_VMM_CPUS (default "1 2 4"), LINUX_VMM_FORCE=1 (try a KVM that looks unable to run
+# LINUX_VMM_CPUS (default "1 2 4"), LINUX_VMM_PCI_CPUS (virtio-pci, default "1 4"),
+# LINUX_VMM_TRANSPORTS (default "mmio pci"), LINUX_VMM_FORCE=1 (try a KVM that looks unable to run
 # Linux), VDK_NESTED (lib/vmm_harness.sh).
 set -uo pipefail
 
@@ -35,6 +43,8 @@ name=linux_vmm
 root=$(cd "$(dirname "$0")/../.." && pwd)
 TIMEOUT=${LINUX_VMM_TIMEOUT:-180}
 CPUS=${LINUX_VMM_CPUS:-1 2 4}
+PCI_CPUS=${LINUX_VMM_PCI_CPUS:-1 4}
+TRANSPORTS=${LINUX_VMM_TRANSPORTS:-mmio pci}
 CON_LINES=${LINUX_VMM_CON_LINES:-3000}
 
 pass() { echo "$name: PASS $*"; exit 0; }
@@ -134,9 +144,9 @@ PY
 }
 
 results=()
-# boot CPUS EXIT: one boot with every check; EXIT is poweroff or reboot.
+# boot TRANSPORT CPUS EXIT: one boot with every check; EXIT is poweroff or reboot.
 boot() {
-	local cpus=$1 how=$2 want_rc=0 rc ms start i
+	local transport=$1 cpus=$2 how=$3 want_rc=0 rc ms start i
 	# reboot=force: Linux then skips machine_shutdown() (IO-APIC/LAPIC teardown, stopping the
 	# other CPUs) and goes straight to the ACPI reset register. Without it, `reboot -f` hangs
 	# after "reboot: machine restart" under vdk-vmm (QEMU microvm in the same L1 reboots the
@@ -150,12 +160,13 @@ boot() {
 	mkfifo "$w/in" || fail "mkfifo"
 
 	start=$(date +%s%N)
-	timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --kernel "$dir/guest/vmlinuz" \
+	VDK_VMM_STATS=1 timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --kernel "$dir/guest/vmlinuz" \
 		--initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus "$cpus" \
+		--transport "$transport" \
 		--disk "$w/rw.img,serial=vdk-linux-rw" \
 		--disk "$w/ro.img,readonly,serial=vdk-linux-ro" --rng \
 		--virtio-console stdio --console "$w/serial.log" \
-		--cmdline "console=hvc0 quiet $extra ${LINUX_VMM_CMDLINE:-} vdk.test=vmmlinux vdk.timeout=$((TIMEOUT - 10)) vdk.exit=$how vdk.cpus=$cpus vdk.token=t$RANDOM$RANDOM vdk.initrd_kib=$initrd_kib vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha vdk.con_lines=$CON_LINES vdk.in_bytes=$in_bytes vdk.in_sha=$in_sha" \
+		--cmdline "console=hvc0 quiet $extra ${LINUX_VMM_CMDLINE:-} vdk.test=vmmlinux vdk.transport=$transport vdk.timeout=$((TIMEOUT - 10)) vdk.exit=$how vdk.cpus=$cpus vdk.token=t$RANDOM$RANDOM vdk.initrd_kib=$initrd_kib vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha vdk.con_lines=$CON_LINES vdk.in_bytes=$in_bytes vdk.in_sha=$in_sha" \
 		<"$w/in" >"$w/hvc.out" 2>"$w/vmm.err" &
 	vmm_pid=$!
 	exec 7>"$w/in"
@@ -175,12 +186,12 @@ boot() {
 	exec 7>&-
 	ms=$((($(date +%s%N) - start) / 1000000))
 	sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[a-z]//g' "$w/serial.log" >"$w/serial.txt"
-	echo "---- --cpus $cpus, $how: vdk-vmm exit $rc, ${ms} ms"
+	echo "---- --transport $transport --cpus $cpus, $how: vdk-vmm exit $rc, ${ms} ms"
 	grep -a -e 'VDK-GUEST' -e 'VDK-TEST' -e 'vmmlinux' "$w/serial.txt"
 	echo "---- vdk-vmm stderr"
 	cat "$w/vmm.err"
 
-	local what="--cpus $cpus"
+	local what="--transport $transport --cpus $cpus"
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then
 		echo "---- hvc0: $(wc -c <"$w/hvc.out") bytes, markers:"
 		grep -a -b -o 'VDK-CON-[A-Z-]*' "$w/hvc.out" | grep -v ':VDK-CON-OUT$'
@@ -193,10 +204,23 @@ boot() {
 	grep -aq 'VDK-TEST: vmmlinux: PASS' "$w/serial.txt" ||
 		{ tail -n 30 "$w/serial.txt"; tail -c 1000 "$w/hvc.out"; fail "$what: no 'VDK-TEST: vmmlinux: PASS' verdict"; }
 	for id in 0x0002 0x0004 0x0003; do
-		grep -aq "VDK-GUEST: virtio .* id $id driver .* on LNRO0005" "$w/serial.txt" ||
-			fail "$what: no virtio device $id bound on an ACPI (LNRO0005) virtio-mmio device"
+		if [ "$transport" = pci ]; then
+			grep -aqE "VDK-GUEST: virtio .* id $id driver .* on 0000:00:[0-9a-f]{2}\.[0-7]\$" "$w/serial.txt" ||
+				fail "$what: no virtio device $id bound on a PCI function"
+		else
+			grep -aq "VDK-GUEST: virtio .* id $id driver .* on LNRO0005" "$w/serial.txt" ||
+				fail "$what: no virtio device $id bound on an ACPI (LNRO0005) virtio-mmio device"
+		fi
 	done
 	[ "$rc" -eq "$want_rc" ] || fail "$what: vdk-vmm exit status $rc, expected $want_rc ($how)"
+	if [ "$transport" = pci ]; then
+		# MSI-X through irqfds on KVM MSI routes, not one KVM_SIGNAL_MSI per message.
+		local irqfd ioctl
+		read -r irqfd ioctl <<<"$(sed -n 's/.*MSI-X: \([0-9]*\) through irqfds, \([0-9]*\) through KVM_SIGNAL_MSI.*/\1 \2/p' "$w/vmm.err")"
+		[ -n "$irqfd" ] || fail "$what: no MSI-X statistics on vdk-vmm's stderr (VDK_VMM_STATS)"
+		[ "$irqfd" -gt 0 ] && [ "$ioctl" -eq 0 ] ||
+			fail "$what: MSI-X messages: $irqfd through irqfds, $ioctl through KVM_SIGNAL_MSI (want all through irqfds)"
+	fi
 	if [ "$how" = reboot ]; then
 		grep -q 'reboot' "$w/vmm.err" || fail "$what: no message about the reboot on vdk-vmm's stderr"
 	fi
@@ -219,14 +243,19 @@ if not d[3 * m:3 * m + 512].startswith(b"VDK-LINUX-WROTE cpus=%s " % sys.argv[2]
     sys.exit("no text sector at MiB 3: %r" % d[3 * m:3 * m + 32])
 PY
 	cmp -s "$w/ro.img" "$w/ro.orig" || fail "$what: host: the read-only image changed"
-	results+=("cpus=$cpus $how ${ms} ms")
+	results+=("$transport cpus=$cpus $how ${ms} ms")
 	rm -f "$w"/*.img "$w/ro.orig"
 }
 
-# The first boot reboots, the others power off.
-how=reboot
-for cpus in $CPUS; do
-	boot "$cpus" "$how"
-	how=poweroff
+# The first boot of each transport reboots, the others power off. virtio-pci at fewer vCPU
+# counts (LINUX_VMM_PCI_CPUS) to keep the nested run short.
+for transport in $TRANSPORTS; do
+	how=reboot
+	list=$CPUS
+	[ "$transport" = pci ] && list=$PCI_CPUS
+	for cpus in $list; do
+		boot "$transport" "$cpus" "$how"
+		how=poweroff
+	done
 done
 pass "(${results[*]}; hvc0 $CON_LINES lines out, $in_bytes B in, byte for byte)"

@@ -73,7 +73,7 @@ static void test_bus(void **state)
 		.device = vdk_rng_device(rng), .mem = mem, .msi = no_msi};
 	t = vdk_virtio_pci_new(&cfg, &err);
 	assert_non_null(t);
-	b = vmm_pci_bus_new(NULL, pio, mmio, &err);
+	b = vmm_pci_bus_new(NULL, pio, mmio, 256u << 20, &err);
 	assert_non_null(b);
 	assert_int_equal(vmm_pci_bus_add(b, t, &slot), 0);
 	assert_int_equal(slot, 1);
@@ -87,10 +87,11 @@ static void test_bus(void **state)
 		0);
 	assert_int_equal(v, 0x10441af4);
 	assert_int_equal(cf8_read(pio, 2, PCI_VENDOR_ID), 0xffffffff);
-	/* Placed in the window, decoding, bus master on. */
+	/* Placed in the 64-bit window (at 4 GiB: RAM ends below), decoding,
+	 * bus master on. */
 	bar = cf8_read(pio, slot, PCI_BASE_ADDRESS_0) & ~0xfu;
 	bar |= (uint64_t)cf8_read(pio, slot, PCI_BASE_ADDRESS_1) << 32;
-	assert_int_equal(bar, VMM_PCI_MEM32_BASE);
+	assert_int_equal(bar, 0x100000000ull);
 	assert_int_equal(cf8_read(pio, slot, PCI_COMMAND) & 0xffff,
 			 PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	/* The window routes to the BAR: num_queues of virtio-rng is 1. */
@@ -98,9 +99,14 @@ static void test_bus(void **state)
 	assert_int_equal(
 		vdk_bus_read(mmio, bar + VIRTIO_PCI_COMMON_NUMQ, &nq, 2), 0);
 	assert_int_equal(nq, 1);
-	/* The guest moves the BAR within the window. */
-	uint32_t a = 0x80000000u | slot << 11 | PCI_BASE_ADDRESS_0;
-	uint32_t nb = (uint32_t)VMM_PCI_MEM32_BASE + 0x100000;
+	/* The guest moves the BAR into the 32-bit window (high dword first,
+	 * as Linux does not, but a driver may). */
+	uint32_t a = 0x80000000u | slot << 11 | PCI_BASE_ADDRESS_1;
+	uint32_t nb = 0;
+	vdk_bus_write(pio, VMM_PCI_CONFIG_ADDRESS, &a, 4);
+	vdk_bus_write(pio, VMM_PCI_CONFIG_DATA, &nb, 4);
+	a = 0x80000000u | slot << 11 | PCI_BASE_ADDRESS_0;
+	nb = (uint32_t)VMM_PCI_MEM32_BASE + 0x100000;
 	vdk_bus_write(pio, VMM_PCI_CONFIG_ADDRESS, &a, 4);
 	vdk_bus_write(pio, VMM_PCI_CONFIG_DATA, &nb, 4);
 	nq = 0;
@@ -114,6 +120,8 @@ static void test_bus(void **state)
 	assert_int_equal(acpi.ecam_base, VMM_PCI_ECAM_BASE);
 	assert_int_equal(acpi.mem32_base, VMM_PCI_MEM32_BASE);
 	assert_int_equal(acpi.mem32_size, VMM_PCI_MEM32_SIZE);
+	assert_int_equal(acpi.mem64_base, 0x100000000ull);
+	assert_int_equal(acpi.mem64_size, VMM_PCI_MEM64_SIZE);
 	assert_int_equal(acpi.slot_gsi[slot], VMM_PCI_INTX_GSI_FIRST);
 	assert_int_equal(acpi.slot_gsi[slot + 1], 0);
 	/* INTx without KVM: bookkeeping only, bad slots ignored. */

@@ -52,7 +52,7 @@ static uint32_t cf8(uint32_t dev, uint32_t fn, uint32_t reg)
 static void test_cf8_cfc(void **state)
 {
 	struct vmm_pci_host *h =
-		vmm_pci_host_new(0x100000000ull, 1ull << 32, NULL);
+		vmm_pci_host_new(0xe0000000ull, 1ull << 28, 0, 0, NULL);
 	struct fn f = {0};
 	unsigned int slot = 99;
 	uint32_t a, v;
@@ -116,7 +116,7 @@ static void test_cf8_cfc(void **state)
 static void test_ecam(void **state)
 {
 	struct vmm_pci_host *h =
-		vmm_pci_host_new(0x100000000ull, 1ull << 32, NULL);
+		vmm_pci_host_new(0xe0000000ull, 1ull << 28, 0, 0, NULL);
 	struct fn f = {0};
 	unsigned int slot;
 	uint32_t v;
@@ -152,23 +152,41 @@ static void test_slots_and_alloc(void **state)
 	int err = 0;
 
 	(void)state;
-	assert_null(vmm_pci_host_new(0, 0, &err));
+	assert_null(vmm_pci_host_new(0, 0, 0, 0, &err));
 	assert_int_equal(err, -EINVAL);
-	assert_null(vmm_pci_host_new(UINT64_MAX - 10, 100, &err));
-	h = vmm_pci_host_new(0x100001000ull, 0x10000, &err);
+	assert_null(vmm_pci_host_new(UINT64_MAX - 10, 100, 0, 0, &err));
+	/* The 32-bit window must end at or below 4 GiB. */
+	assert_null(vmm_pci_host_new(0xfffff000ull, 0x2000, 0, 0, &err));
+	assert_null(vmm_pci_host_new(0xe0000000ull, 0x1000, UINT64_MAX - 10,
+				     100, &err));
+	h = vmm_pci_host_new(0xe0001000ull, 0x10000, 0x100000000ull, 0x10000,
+			     &err);
 	assert_non_null(h);
 	for (unsigned int i = 1; i < VMM_PCI_SLOTS; i++)
 		assert_int_equal(vmm_pci_host_add(h, fn_rd, fn_wr, &f, NULL),
 				 0);
 	assert_int_equal(vmm_pci_host_add(h, fn_rd, fn_wr, &f, NULL), -ENOSPC);
 	assert_int_equal(vmm_pci_host_add(h, NULL, fn_wr, &f, NULL), -EINVAL);
-	/* Aligned to the size. */
-	assert_int_equal(vmm_pci_host_alloc(h, 0x8000, &a), 0);
+	/* 32-bit BARs from the 32-bit window, aligned to the size. */
+	assert_int_equal(vmm_pci_host_alloc(h, 0x8000, false, &a), 0);
+	assert_int_equal(a, 0xe0008000ull);
+	assert_int_equal(vmm_pci_host_alloc(h, 0x1000, false, &a), 0);
+	assert_int_equal(a, 0xe0010000ull);
+	assert_int_equal(vmm_pci_host_alloc(h, 0x1000, false, &a), -ENOSPC);
+	assert_int_equal(vmm_pci_host_alloc(h, 0x1800, false, &a), -EINVAL);
+	/* 64-bit BARs from the 64-bit window; when it is full, nowhere (the
+	 * 32-bit window is full too). */
+	assert_int_equal(vmm_pci_host_alloc(h, 0x8000, true, &a), 0);
+	assert_int_equal(a, 0x100000000ull);
+	assert_int_equal(vmm_pci_host_alloc(h, 0x8000, true, &a), 0);
 	assert_int_equal(a, 0x100008000ull);
-	assert_int_equal(vmm_pci_host_alloc(h, 0x1000, &a), 0);
-	assert_int_equal(a, 0x100010000ull);
-	assert_int_equal(vmm_pci_host_alloc(h, 0x1000, &a), -ENOSPC);
-	assert_int_equal(vmm_pci_host_alloc(h, 0x1800, &a), -EINVAL);
+	assert_int_equal(vmm_pci_host_alloc(h, 0x8000, true, &a), -ENOSPC);
+	vmm_pci_host_free(h);
+	/* Without a 64-bit window, 64-bit BARs share the 32-bit one. */
+	h = vmm_pci_host_new(0xe0000000ull, 0x10000, 0, 0, &err);
+	assert_non_null(h);
+	assert_int_equal(vmm_pci_host_alloc(h, 0x8000, true, &a), 0);
+	assert_int_equal(a, 0xe0000000ull);
 	vmm_pci_host_free(h);
 }
 

@@ -44,6 +44,7 @@
 #   VDK_NESTED_RESULTS  batch mode directory (see above)
 #   VDK_NESTED_SMP      vCPUs of L1 (default 2, with `-accel tcg,thread=multi`)
 #   VDK_NESTED_TIMEOUT  seconds for the whole L1 run (default 900)
+#   VDK_NESTED_TEST_TIMEOUT  seconds for one test inside L1 (default 420; exit 124 past it)
 #   VDK_IN_L1           set inside L1 (by l1.sh); tests skip their host-side preparation
 #   VDK_HARNESS_EXTRA   more host paths to put in the sysroot (space-separated)
 
@@ -291,7 +292,7 @@ harness_nested() {
 		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
 		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
 		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
 		</dev/null 2>&1)
 	now=$EPOCHREALTIME
 	harness_stage l1-total "$([[ $ended == 1 ]] && echo PASS || echo FAIL)" "$(harness_secs "$t0" "$now")" \
@@ -338,7 +339,7 @@ harness_sysroot() {
 	# The repository's programs and prepared files.
 	local repo_items=(tests scripts bench build/vmm/vdk-vmm build/testguest/vdk-testguest
 		build/tools/vdk-vhost-user-blk build/tools/vdk-vhost-user-rng build/tools/vdk-blkbench
-		build/linux-vmm build/bench-l2)
+		build/linux-vmm build/bench-l2 build/bench-transport-l2)
 	# shellcheck disable=SC2206 # a list on purpose
 	local extra=(${VDK_HARNESS_EXTRA:-})
 
@@ -474,9 +475,11 @@ for t in $tests; do
 	fi
 	# The output as it comes (busybox sh has no pipefail: the status goes through a file).
 	{
+		# Each test within its own bound, so that one that hangs (a process stuck in
+		# the nested kernel) fails alone instead of taking the whole L1 run with it.
 		chroot /sysroot /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/usr/sbin HOME=/root \
-			TERM=dumb LANG=C.UTF-8 VDK_IN_L1=1 /bin/bash -c '. /run/vdk-env; exec bash "$0"' "$f" \
-			</dev/null 2>&1
+			TERM=dumb LANG=C.UTF-8 VDK_IN_L1=1 /usr/bin/timeout -k 10 "$(word vdk.testtimeout)" \
+			/bin/bash -c '. /run/vdk-env; exec bash "$0"' "$f" </dev/null 2>&1
 		echo $? >/tmp/rc
 	} | sed "s/^/VDK-L1-OUT $t: /"
 	echo "VDK-L1: test $t rc=$(cat /tmp/rc)"

@@ -27,10 +27,37 @@ want_online=0
 [ "$cpus" -gt 1 ] && want_online="0-$((cpus - 1))"
 [ "$(cat /sys/devices/system/cpu/online)" = "$want_online" ] ||
 	bad "online CPUs $(cat /sys/devices/system/cpu/online), expected $want_online"
+transport=$(word vdk.transport)
+prefix="console=ttyS0 panic=-1 pci=off "
+[ "$transport" = pci ] && prefix="console=ttyS0 panic=-1 "
 case "$(cat /proc/cmdline)" in
-"console=ttyS0 panic=-1 pci=off "*) ;;
-*) bad "command line does not start with vdk-vmm's prefix: $(cat /proc/cmdline)" ;;
+"$prefix"*) ;;
+*) bad "command line does not start with vdk-vmm's prefix '$prefix': $(cat /proc/cmdline)" ;;
 esac
+
+# ---- virtio-pci: the functions, the driver, MSI-X ------------------------------------------
+if [ "$transport" = pci ]; then
+	if command -v lspci >/dev/null 2>&1; then
+		echo "vmmlinux: lspci:"
+		lspci -n 2>&1 | sed 's/^/vmmlinux:   /'
+	fi
+	npci=0
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = 0x1af4 ] || continue
+		dev=$(cat "$d/device")
+		case "$dev" in 0x104[1-9a-f] | 0x105[0-9a-f] | 0x107f) ;; *) bad "${d##*/}: device id $dev is not a modern virtio-pci id (0x1040 + type)" ;; esac
+		[ "$(cat "$d/revision")" != 0x00 ] || bad "${d##*/}: revision 0 (a transitional device)"
+		# BAR 0, 64-bit: placed by vdk-vmm in the 64-bit window at or above 4 GiB (a
+		# QWordMemory of the PNP0A08 _CRS), which Linux kept.
+		bar=$(head -n 1 "$d/resource" | cut -d' ' -f1)
+		[ $((bar >> 32)) -ge 1 ] || bad "${d##*/}: BAR 0 at $bar, not in the 64-bit window above 4 GiB"
+		drv=$(basename "$(readlink "$d/driver" 2>/dev/null)")
+		[ "$drv" = virtio-pci ] || bad "${d##*/} ($dev): bound to '$drv', not virtio-pci"
+		echo "vmmlinux: pci ${d##*/} 1af4:${dev#0x} class $(cat "$d/class") driver $drv irq $(cat "$d/irq") bar0 $bar"
+		npci=$((npci + 1))
+	done
+	[ "$npci" -ge 4 ] || bad "$npci virtio-pci functions, expected 4 (2 blk, rng, console)"
+fi
 [ -n "$(word vdk.token)" ] || bad "no vdk.token on the command line"
 # The initrd: we run from it; its size as the kernel saw it (rounded to pages).
 kib=$(dmesg | sed -n 's/.*Freeing initrd memory: \([0-9]*\)K.*/\1/p' | head -n 1)
@@ -121,6 +148,23 @@ echo "vmmlinux: hvc0: echoed (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 fi
 
 # ---- interrupts (irqfd): every virtio device interrupted ---------------------------------
+if [ "$transport" = pci ]; then
+	# MSI-X: per device a config vector and one vector per virtqueue (virtioN-config,
+	# virtioN-<queue>), all on PCI-MSI; each device's queue vectors fired.
+	grep virtio /proc/interrupts | sed 's/^/vmmlinux:   /'
+	for v in /sys/bus/virtio/devices/virtio*; do
+		n=${v##*/}
+		grep -q " $n-config\$" /proc/interrupts || bad "$n: no MSI-X config vector ($n-config) in /proc/interrupts"
+		q=$(grep -c " $n-[^c][^ ]*\$" /proc/interrupts)
+		[ "$q" -ge 1 ] || bad "$n: no per-queue MSI-X vector in /proc/interrupts"
+		grep " $n-" /proc/interrupts | grep -qv 'PCI-MSI' && bad "$n: a vector not on PCI-MSI: $(grep " $n-" /proc/interrupts | tr -s ' ')"
+		fired=$(awk -v n="$n" '$NF ~ "^" n "-" && $NF != n "-config" { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break } END { print s + 0 }' /proc/interrupts)
+		[ "$fired" -gt 0 ] || bad "$n: no queue vector ever fired: $(grep " $n-" /proc/interrupts | tr -s ' ')"
+	done
+	nvec=$(grep -c ' virtio[0-9]*-' /proc/interrupts)
+	detail "$transport: $npci functions, $nvec MSI-X vectors; $cpus vCPUs; $rw rw, $ro ro: read, copy, fsync, ro refused; hwrng 64 B; hvc0: $lines lines out, $in_bytes B in and echoed"
+	exit 0
+fi
 irqs=$(awk '/virtio/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break; print s }' /proc/interrupts)
 [ -n "$irqs" ] || bad "no virtio lines in /proc/interrupts"
 for c in $irqs; do [ "$c" -gt 0 ] || bad "a virtio interrupt line never fired: $(grep virtio /proc/interrupts | tr -s ' ')"; done
