@@ -151,7 +151,7 @@ static double run(bool pci, unsigned long iters, double *per)
 
 	r.mem = vdk_mem_new(NULL);
 	if (!r.mem || vdk_mem_add_memfd(r.mem, 0, RAM_SIZE, "ram") < 0 ||
-	    vdk_rng_new(&rng, NULL) < 0)
+	    !(rng = vdk_rng_new(NULL, NULL)))
 		exit(1);
 	r.ram = vdk_mem_find(r.mem, 0)->hva;
 	if (pci) {

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 	loop = vdk_loop_epoll_new(&err);
 	if (loop &&
 	    vdk_loop_add(loop, sfd, VDK_LOOP_IN, on_signal, loop) == 0 &&
-	    vdk_blk_new(&blk, &cfg) == 0)
+	    (blk = vdk_blk_new(&cfg, &err)))
 		srv = vdk_vhost_user_server_new(&sc, vdk_blk_device(blk), loop,
 						&err);
 	if (srv)

@@ -239,11 +239,11 @@ static int open_device(struct rig *r, uint8_t c0)
 		.direct = (c0 >> 5) & 1,
 		.single_thread = (c0 >> 6) & 1,
 	};
-	ret = vdk_blk_new(&r->blk, &r->cfg);
+	r->blk = vdk_blk_new(&r->cfg, &ret);
 	if (ret == -EINVAL && r->cfg.direct) {
 		/* The memfd refused O_DIRECT: carry on buffered. */
 		r->cfg.direct = false;
-		ret = vdk_blk_new(&r->blk, &r->cfg);
+		r->blk = vdk_blk_new(&r->cfg, &ret);
 	}
 	if (ret < 0)
 		return ret;
@@ -653,7 +653,7 @@ static void migrate(struct rig *r)
 	CHECK(vdk_device_sleep(r->dev) == 0);
 	CHECK(vdk_blk_in_flight(r->blk) == 0);
 	CHECK(vdk_device_snapshot(r->dev, &snap, &len) == 0);
-	CHECK(vdk_blk_new(&nb, &r->cfg) == 0);
+	CHECK((nb = vdk_blk_new(&r->cfg, NULL)) != NULL);
 	CHECK(vdk_device_sleep(vdk_blk_device(nb)) == 0);
 	CHECK(vdk_device_restore(vdk_blk_device(nb), snap, len) == 0);
 	free(snap);

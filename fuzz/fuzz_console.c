@@ -543,7 +543,7 @@ static void migrate(struct rig *r)
 	CHECK(vdk_device_sleep(r->dev) == 0);
 	consume(r); /* the kept chain came back */
 	CHECK(vdk_device_snapshot(r->dev, &snap, &len) == 0);
-	CHECK(vdk_console_new(&nc, &r->cfg) == 0);
+	CHECK((nc = vdk_console_new(&r->cfg, NULL)) != NULL);
 	CHECK(vdk_device_sleep(vdk_console_device(nc)) == 0);
 	CHECK(vdk_device_restore(vdk_console_device(nc), snap, len) == 0);
 	free(snap);
@@ -659,7 +659,7 @@ static void setup(struct rig *r, const uint8_t *data, size_t size)
 	vdk_interrupt_init_callback(&r->irq, &irq_ops, r);
 	r->mem = vdk_mem_new(NULL);
 	if (!r->mem || fuzz_guest_map(r->mem) < 0 ||
-	    vdk_console_new(&r->con, &r->cfg) < 0)
+	    !(r->con = vdk_console_new(&r->cfg, NULL)))
 		abort();
 	r->dev = vdk_console_device(r->con);
 	if (activate(r) < 0)

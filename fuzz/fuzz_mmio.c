@@ -82,7 +82,8 @@ static struct vdk_mmio *new_transport(struct rig *r, struct vdk_rng **rng,
 	struct vdk_mmio *t;
 
 	line->level = false;
-	if (vdk_rng_new(rng, &rc) < 0)
+	*rng = vdk_rng_new(&rc, NULL);
+	if (!*rng)
 		return NULL;
 	cfg.device = vdk_rng_device(*rng);
 	t = vdk_mmio_new(&cfg, NULL);

@@ -113,7 +113,8 @@ static struct vdk_virtio_pci *new_transport(struct rig *r, struct vdk_rng **rng)
 		.mem = r->mem, .msi = on_msi, .intx = on_intx, .opaque = r};
 	struct vdk_virtio_pci *t;
 
-	if (vdk_rng_new(rng, &rc) < 0)
+	*rng = vdk_rng_new(&rc, NULL);
+	if (!*rng)
 		return NULL;
 	cfg.device = vdk_rng_device(*rng);
 	t = vdk_virtio_pci_new(&cfg, NULL);

@@ -88,11 +88,11 @@ static bool unit_new(struct unit *u, enum kind kind)
 
 	memset(u, 0, sizeof(*u));
 	if (kind == K_BLK) {
-		if (vdk_blk_new(&u->blk, &bc) < 0)
+		if (!(u->blk = vdk_blk_new(&bc, NULL)))
 			return false;
 		return vdk_device_sleep(vdk_blk_device(u->blk)) == 0;
 	}
-	if (vdk_rng_new(&u->rng, &rc) < 0)
+	if (!(u->rng = vdk_rng_new(&rc, NULL)))
 		return false;
 	if (kind == K_RNG)
 		return vdk_device_sleep(vdk_rng_device(u->rng)) == 0;

@@ -301,7 +301,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vu_fe_init(&fe, &cfg, NULL) < 0)
 		abort();
 	if (take8(&in) & 1) {
-		if (vdk_rng_new(&rng, NULL) < 0)
+		if (!(rng = vdk_rng_new(NULL, NULL)))
 			abort();
 		if (vu_adapter_init(&ad, vdk_rng_device(rng), &ops) < 0)
 			abort();

@@ -227,7 +227,7 @@ static struct vdk_device *create(struct vdk_tool *t)
 	}
 	/* queue_notify and completions both run on the loop's thread */
 	cfg.single_thread = true;
-	if (vdk_blk_new(&blk, &cfg) < 0) /* logs its own failure */
+	if (!(blk = vdk_blk_new(&cfg, NULL))) /* logs its own failure */
 		return NULL;
 	io = vdk_blk_io_info(blk);
 	if (poll_us == POLL_US_UNSET)

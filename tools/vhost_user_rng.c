@@ -52,9 +52,10 @@ static int parse(int opt, const char *arg)
 
 static struct vdk_device *create(struct vdk_tool *t)
 {
-	int ret = vdk_rng_new(&rng, &cfg);
+	int ret;
 
-	if (ret < 0) {
+	rng = vdk_rng_new(&cfg, &ret);
+	if (!rng) {
 		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
 		return NULL;
 	}

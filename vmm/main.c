@@ -230,8 +230,8 @@ static int setup_vconsole(struct vm *vm)
 			       -errno;
 		cc.output_fd = vm->vconsole_fd;
 	}
-	r = vdk_console_new(&con, &cc);
-	if (r < 0)
+	con = vdk_console_new(&cc, &r);
+	if (!con)
 		return vmm_die_setup("virtio-console: %s", strerror(-r)), r;
 	r = vmm_devices_add(vm->devices, "console0", vdk_console_device(con),
 			    &msg);
@@ -285,7 +285,7 @@ static int setup_devices(struct vm *vm)
 		struct vdk_blk *blk;
 
 		snprintf(id, sizeof(id), "disk%zu", i);
-		r = vdk_blk_new(&blk, &bc);
+		blk = vdk_blk_new(&bc, &r);
 		msg = "cannot open the disk image";
 		if (r == 0)
 			r = vmm_devices_add(vm->devices, id,
@@ -298,7 +298,7 @@ static int setup_devices(struct vm *vm)
 	if (vm->opt.rng) {
 		struct vdk_rng *rng;
 
-		r = vdk_rng_new(&rng, NULL);
+		rng = vdk_rng_new(NULL, &r);
 		msg = "cannot create the virtio-rng device";
 		if (r == 0)
 			r = vmm_devices_add(vm->devices, "rng0",

@@ -88,7 +88,10 @@ struct vdk_mmio;
  */
 struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err);
 
-/** vdk_mmio_free() - reset the device if active and free the transport. */
+/**
+ * vdk_mmio_free() - reset the device if active and free the transport. NULL
+ * is accepted.
+ */
 void vdk_mmio_free(struct vdk_mmio *t);
 
 /**

@@ -110,7 +110,10 @@ struct vdk_virtio_pci;
 struct vdk_virtio_pci *
 vdk_virtio_pci_new(const struct vdk_virtio_pci_config *cfg, int *err);
 
-/** vdk_virtio_pci_free() - reset the device if active and free @t. */
+/**
+ * vdk_virtio_pci_free() - reset the device if active and free @t. NULL is
+ * accepted.
+ */
 void vdk_virtio_pci_free(struct vdk_virtio_pci *t);
 
 /** vdk_virtio_pci_dev() - the PCI function (BAR placement, MSI-X state).

@@ -605,7 +605,7 @@ static int check_config(const struct vdk_blk_config *cfg, uint16_t nq,
 	return 0;
 }
 
-int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg)
+static int blk_create(struct vdk_blk **out, const struct vdk_blk_config *cfg)
 {
 	uint16_t nq = cfg && cfg->num_queues ? cfg->num_queues : 1;
 	uint16_t qs = cfg && cfg->queue_size ? cfg->queue_size
@@ -674,6 +674,16 @@ int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg)
 fail:
 	blk_destroy(blk);
 	return ret;
+}
+
+struct vdk_blk *vdk_blk_new(const struct vdk_blk_config *cfg, int *err)
+{
+	struct vdk_blk *x = NULL;
+	int ret = blk_create(&x, cfg);
+
+	if (err)
+		*err = ret < 0 ? ret : 0;
+	return ret < 0 ? NULL : x;
 }
 
 void vdk_blk_free(struct vdk_blk *blk)

@@ -401,8 +401,8 @@ static const struct vdk_device_ops console_ops = {
 
 /* ---- public API -------------------------------------------------------- */
 
-int vdk_console_new(struct vdk_console **out,
-		    const struct vdk_console_config *cfg)
+static int console_create(struct vdk_console **out,
+			  const struct vdk_console_config *cfg)
 {
 	const struct vdk_console_config def = {.output_fd = -1};
 	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
@@ -463,6 +463,17 @@ int vdk_console_new(struct vdk_console **out,
 	}
 	*out = con;
 	return 0;
+}
+
+struct vdk_console *vdk_console_new(const struct vdk_console_config *cfg,
+				    int *err)
+{
+	struct vdk_console *x = NULL;
+	int ret = console_create(&x, cfg);
+
+	if (err)
+		*err = ret < 0 ? ret : 0;
+	return ret < 0 ? NULL : x;
 }
 
 void vdk_console_free(struct vdk_console *con)

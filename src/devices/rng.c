@@ -449,7 +449,7 @@ static const struct vdk_device_ops rng_ops = {
 
 /* ---- public API --------------------------------------------------------- */
 
-int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg)
+static int rng_create(struct vdk_rng **out, const struct vdk_rng_config *cfg)
 {
 	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
 	uint16_t qmax = VDK_RNG_DEFAULT_QUEUE_SIZE;
@@ -487,6 +487,16 @@ int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg)
 	}
 	*out = rng;
 	return 0;
+}
+
+struct vdk_rng *vdk_rng_new(const struct vdk_rng_config *cfg, int *err)
+{
+	struct vdk_rng *x = NULL;
+	int ret = rng_create(&x, cfg);
+
+	if (err)
+		*err = ret < 0 ? ret : 0;
+	return ret < 0 ? NULL : x;
 }
 
 void vdk_rng_free(struct vdk_rng *rng)

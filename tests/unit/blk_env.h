@@ -202,7 +202,8 @@ static inline int setup(void **state)
 		.direct = o->direct,
 		.single_thread = o->single_thread,
 	};
-	assert_int_equal(vdk_blk_new(&t->blk, &cfg), 0);
+	t->blk = vdk_blk_new(&cfg, NULL);
+	assert_non_null(t->blk);
 	t->dev = vdk_blk_device(t->blk);
 	assert_ptr_equal(vdk_blk_from_device(t->dev), t->blk);
 

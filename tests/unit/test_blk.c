@@ -674,34 +674,44 @@ static void test_new_errors(void **state)
 	int fd = make_image("/dev/shm", 1000, path, sizeof(path));
 	struct vdk_blk *blk = NULL;
 	struct vdk_blk_config cfg = {.path = "/nonexistent/vdk-blk"};
+	int err = 0;
 
 	(void)state;
 	vdk_log_set_sink(quiet_sink, NULL, VDK_LOG_DEBUG);
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -ENOENT);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -ENOENT);
 	cfg.path = NULL;
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
-	assert_int_equal(vdk_blk_new(&blk, NULL), -EINVAL);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
+	assert_null(vdk_blk_new(NULL, &err));
+	assert_int_equal(err, -EINVAL);
 	cfg.path = "/dev/null";
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -ENOTBLK);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -ENOTBLK);
 	cfg.path = path;
 	cfg.serial = "123456789012345678901"; /* 21 bytes */
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
 	cfg.serial = "12345678901234567890"; /* 20: fits */
 	cfg.queue_size = 48;
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
 	cfg.queue_size = 2048;
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
 	cfg.queue_size = 0;
 	cfg.num_queues = VDK_BLK_MAX_QUEUES + 1;
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
-	assert_null(blk);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
 	cfg.num_queues = 0;
 	cfg.io_mode = (enum vdk_blk_io_mode)7;
-	assert_int_equal(vdk_blk_new(&blk, &cfg), -EINVAL);
-	assert_null(blk);
+	assert_null(vdk_blk_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
 	cfg.io_mode = VDK_BLK_IO_AUTO;
 	/* 1000 bytes: one whole sector */
-	assert_int_equal(vdk_blk_new(&blk, &cfg), 0);
+	blk = vdk_blk_new(&cfg, &err);
+	assert_non_null(blk);
+	assert_int_equal(err, 0);
 	assert_int_equal(vdk_blk_capacity(blk), 1);
 	assert_int_equal(vdk_blk_device(blk)->num_queues, 1);
 	assert_int_equal(vdk_blk_device(blk)->ops->queue_max_size(blk, 0),

@@ -513,7 +513,7 @@ static struct vdk_device *conf_create(void *opaque)
 		.path = c->path, .num_queues = 2, .io_mode = c->io_mode};
 	struct vdk_blk *blk;
 
-	if (vdk_blk_new(&blk, &cfg) < 0)
+	if (!(blk = vdk_blk_new(&cfg, NULL)))
 		return NULL;
 	for (int i = 0; i < 2; i++) {
 		if (!c->live[i]) {

@@ -111,7 +111,7 @@ static int setup_cfg(void **state, struct vdk_console_config cfg, bool nonblock)
 	if (!t->mem || vdk_mem_add_memfd(t->mem, 0, MEM_SIZE, "console") < 0)
 		return -1;
 	cfg.output_fd = t->pipe_wr;
-	if (vdk_console_new(&t->con, &cfg) < 0)
+	if (!(t->con = vdk_console_new(&cfg, NULL)))
 		return -1;
 	t->dev = vdk_console_device(t->con);
 	vdk_interrupt_init_callback(&t->irq, &irq_ops, t);
@@ -242,6 +242,7 @@ static void test_identity(void **state)
 	struct env *t = *state;
 	struct virtio_console_config c;
 	struct vdk_console *x;
+	int err = 0;
 
 	assert_int_equal(t->dev->ops->device_type, VIRTIO_ID_CONSOLE);
 	assert_int_equal(t->dev->num_queues, 2);
@@ -271,10 +272,12 @@ static void test_identity(void **state)
 		{.output_fd = -1, .cols = 80},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(vdk_console_new(&x, &bad[i]), -EINVAL);
-		assert_null(x);
+		assert_null(vdk_console_new(&bad[i], &err));
+		assert_int_equal(err, -EINVAL);
 	}
-	assert_int_equal(vdk_console_new(&x, NULL), 0);
+	x = vdk_console_new(NULL, &err);
+	assert_non_null(x);
+	assert_int_equal(err, 0);
 	assert_int_equal(vdk_console_push_input(x, NULL, 1), -EINVAL);
 	vdk_console_free(x);
 	vdk_console_free(NULL);
@@ -828,7 +831,8 @@ static void test_snapshot_pending_bytes(void **state)
 
 	/* A fresh device restores it; the output resumes where it stopped. */
 	cfg.output_fd = t->pipe_wr;
-	assert_int_equal(vdk_console_new(&b, &cfg), 0);
+	b = vdk_console_new(&cfg, NULL);
+	assert_non_null(b);
 	assert_int_equal(vdk_device_sleep(vdk_console_device(b)), 0);
 	assert_int_equal(
 		vdk_device_restore(vdk_console_device(b), snap, snap_len), 0);
@@ -896,7 +900,8 @@ static void test_snapshot_partly_flushed_output(void **state)
 	assert_int_equal(vdk_device_sleep(t->dev), 0);
 	assert_int_equal(vdk_device_snapshot(t->dev, &snap, &snap_len), 0);
 	cfg.output_fd = t->pipe_wr;
-	assert_int_equal(vdk_console_new(&b, &cfg), 0);
+	b = vdk_console_new(&cfg, NULL);
+	assert_non_null(b);
 	assert_int_equal(vdk_device_sleep(vdk_console_device(b)), 0);
 	assert_int_equal(
 		vdk_device_restore(vdk_console_device(b), snap, snap_len), 0);
@@ -1095,7 +1100,8 @@ static struct vdk_device *conf_create(void *opaque)
 
 	(void)opaque;
 	cfg.output_fd = conf_pipe[1];
-	return vdk_console_new(&c, &cfg) < 0 ? NULL : vdk_console_device(c);
+	c = vdk_console_new(&cfg, NULL);
+	return c ? vdk_console_device(c) : NULL;
 }
 
 static int conf_submit(struct vdk_conformance_env *env, void *opaque)

@@ -79,7 +79,7 @@ static int setup_cfg(void **state, const struct vdk_rng_config *cfg)
 	t->mem = vdk_mem_new(NULL);
 	if (!t->mem || vdk_mem_add_memfd(t->mem, 0, MEM_SIZE, "rng") < 0)
 		return -1;
-	if (vdk_rng_new(&t->rng, cfg) < 0)
+	if (!(t->rng = vdk_rng_new(cfg, NULL)))
 		return -1;
 	t->dev = vdk_rng_device(t->rng);
 	vdk_interrupt_init_callback(&t->irq, &irq_ops, t);
@@ -159,7 +159,7 @@ static size_t count_nonzero(struct env *t, uint64_t gpa, size_t len)
 static void test_identity(void **state)
 {
 	struct env *t = *state;
-	struct vdk_rng *r;
+	int err = 0;
 
 	assert_int_equal(t->dev->ops->device_type, VIRTIO_ID_RNG);
 	assert_int_equal(t->dev->num_queues, 1);
@@ -178,8 +178,8 @@ static void test_identity(void **state)
 	assert_int_equal(vdk_device_ack_features(t->dev, 1), -EINVAL);
 
 	const struct vdk_rng_config bad = {.queue_max_size = 100};
-	assert_int_equal(vdk_rng_new(&r, &bad), -EINVAL);
-	assert_null(r);
+	assert_null(vdk_rng_new(&bad, &err));
+	assert_int_equal(err, -EINVAL);
 	vdk_rng_free(NULL);
 }
 
@@ -510,7 +510,8 @@ static struct vdk_device *conf_create(void *opaque)
 	struct vdk_rng *r;
 
 	(void)opaque;
-	return vdk_rng_new(&r, NULL) < 0 ? NULL : vdk_rng_device(r);
+	r = vdk_rng_new(NULL, NULL);
+	return r ? vdk_rng_device(r) : NULL;
 }
 
 static int conf_head;

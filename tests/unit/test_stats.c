@@ -122,7 +122,8 @@ static void test_blk_document(void **state)
 	assert_int_equal(ftruncate(fd, 1 << 20), 0);
 	close(fd);
 	cfg.path = img;
-	assert_int_equal(vdk_blk_new(&blk, &cfg), 0);
+	blk = vdk_blk_new(&cfg, NULL);
+	assert_non_null(blk);
 	doc = vdk_tool_stats_render(&f->info, vdk_tool_stats_blk, blk, 1);
 	assert_non_null(doc);
 	j = json_tokener_parse(doc);

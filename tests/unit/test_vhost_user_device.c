@@ -103,10 +103,12 @@ static void backend_start(struct backend *b, uint32_t type)
 					 sizeof(sec));
 		}
 		close(fd);
-		assert_int_equal(vdk_blk_new(&b->blk, &bc), 0);
+		b->blk = vdk_blk_new(&bc, NULL);
+		assert_non_null(b->blk);
 		dev = vdk_blk_device(b->blk);
 	} else {
-		assert_int_equal(vdk_rng_new(&b->rng, NULL), 0);
+		b->rng = vdk_rng_new(NULL, NULL);
+		assert_non_null(b->rng);
 		dev = vdk_rng_device(b->rng);
 	}
 	b->loop = vdk_loop_epoll_new(&err);

@@ -97,7 +97,8 @@ static int backend_start(struct backend *b)
 	assert_int_equal(ftruncate(fd, IMG_SECTORS * 512), 0);
 	close(fd);
 	cfg.path = b->path;
-	assert_int_equal(vdk_blk_new(&b->blk, &cfg), 0);
+	b->blk = vdk_blk_new(&cfg, NULL);
+	assert_non_null(b->blk);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
 	b->vu = vdk_vhost_user_new(sv[1], vdk_blk_device(b->blk), NULL, &err);

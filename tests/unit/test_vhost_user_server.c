@@ -231,7 +231,8 @@ static void server_env_init(struct server_env *s, enum vdk_blk_io_mode mode)
 	cfg.path = s->img;
 	cfg.io_mode = mode;
 	cfg.single_thread = true;
-	assert_int_equal(vdk_blk_new(&s->blk, &cfg), 0);
+	s->blk = vdk_blk_new(&cfg, NULL);
+	assert_non_null(s->blk);
 	s->loop = vdk_loop_epoll_new(&err);
 	assert_non_null(s->loop);
 }

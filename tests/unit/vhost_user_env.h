@@ -381,7 +381,8 @@ fx_connect_rng(struct vu_fe *fe, struct vdk_vhost_user_device_adapter *ad,
 	struct vdk_rng *rng;
 
 	vu_fe_disconnect(fe);
-	assert_int_equal(vdk_rng_new(&rng, cfg), 0);
+	rng = vdk_rng_new(cfg, NULL);
+	assert_non_null(rng);
 	assert_int_equal(vu_adapter_init(ad, vdk_rng_device(rng), &ops), 0);
 	assert_int_equal(vu_fe_connect(fe, ops, ad), 0);
 	return rng;

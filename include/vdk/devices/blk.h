@@ -213,20 +213,22 @@ struct vdk_blk;
  * vdk_blk_new() - open the image and create a virtio-blk device
  * (virtio 1.2 §5.2), wrapped in an initialised struct vdk_device (state NEW,
  * awake).
- * @out: set to the device on success, owned by the caller (vdk_blk_free()).
  * @cfg: options, not kept; @cfg->path is opened O_RDWR (or O_RDONLY if read_only)
  *       with O_CLOEXEC (and O_DIRECT if direct, plus a second descriptor
  *       without it). The size comes from fstat() for a regular file or
  *       BLKGETSIZE64 for a block device, whose logical block size
  *       (BLKSSZGET) becomes blk_size; a size that is not a multiple of 512
  *       bytes is rounded down (the tail is unreachable).
+ * @err: set to 0 on success; may be NULL.
  *
- * Return: 0; -EINVAL for a NULL path, a serial longer than 20 bytes, a
- * queue count or size out of range, an unknown io_mode, or O_DIRECT refused; -ENOTBLK if @path is neither a regular
- * file nor a block device; -ENOMEM; -errno from open(), fstat(), ioctl(),
- * eventfd() or io_uring_queue_init(). Each failure is logged.
+ * Return: the device, owned by the caller (vdk_blk_free()), or NULL with
+ * *@err set to -EINVAL for a NULL @cfg or path, a serial longer than 20
+ * bytes, a queue count or size out of range, an unknown io_mode, or
+ * O_DIRECT refused; -ENOTBLK if @path is neither a regular file nor a block
+ * device; -ENOMEM; -errno from open(), fstat(), ioctl(), eventfd() or
+ * io_uring_queue_init(). Each failure is logged.
  */
-int vdk_blk_new(struct vdk_blk **out, const struct vdk_blk_config *cfg);
+struct vdk_blk *vdk_blk_new(const struct vdk_blk_config *cfg, int *err);
 
 /**
  * vdk_blk_free() - vdk_device_fini() on the device (which resets it if

@@ -115,16 +115,16 @@ struct vdk_console;
 /**
  * vdk_console_new() - create a virtio-console device (virtio 1.2 §5.3),
  * wrapped in an initialised struct vdk_device (state NEW, awake).
- * @out: set to the device, owned by the caller (vdk_console_free()); NULL
- *       on failure.
  * @cfg: options, not kept; NULL means output discarded and the defaults.
+ * @err: set to 0 on success; may be NULL.
  *
- * Return: 0; -EINVAL for a queue size that is not a power of two, an input
- * buffer larger than VDK_CONSOLE_MAX_INPUT_BUFFER, or only one of cols and
- * rows set; -ENOMEM.
+ * Return: the device, owned by the caller (vdk_console_free()), or NULL
+ * with *@err set to -EINVAL for a queue size that is not a power of two, an
+ * input buffer larger than VDK_CONSOLE_MAX_INPUT_BUFFER, or only one of
+ * cols and rows set; -ENOMEM.
  */
-int vdk_console_new(struct vdk_console **out,
-		    const struct vdk_console_config *cfg);
+struct vdk_console *vdk_console_new(const struct vdk_console_config *cfg,
+				    int *err);
 
 /**
  * vdk_console_free() - vdk_device_fini() on the device (reset if active)

@@ -63,13 +63,14 @@ struct vdk_rng;
 /**
  * vdk_rng_new() - create a virtio-rng device, wrapped in an initialised
  * struct vdk_device (state NEW, awake).
- * @out: set to the device, owned by the caller (vdk_rng_free()).
  * @cfg: options; NULL for the defaults. Not kept.
+ * @err: set to 0 on success; may be NULL.
  *
- * Return: 0; -EINVAL for a queue size that is not a power of two;
- * -ENOMEM.
+ * Return: the device, owned by the caller (vdk_rng_free()), or NULL with
+ * *@err set to -EINVAL for a queue size that is not a power of two,
+ * -ENOMEM, or -errno from eventfd().
  */
-int vdk_rng_new(struct vdk_rng **out, const struct vdk_rng_config *cfg);
+struct vdk_rng *vdk_rng_new(const struct vdk_rng_config *cfg, int *err);
 
 /**
  * vdk_rng_free() - vdk_device_fini() on the device (reset if active) and
