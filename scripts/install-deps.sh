@@ -13,6 +13,7 @@ packages=(
 	valgrind                                # callgrind in bench/
 	acpica-tools                            # iasl: checks vdk-vmm's ACPI tables
 	qemu-system-x86                         # real-guest integration tests (TCG)
+	qemu-system-common                      # qemu-storage-daemon: vmm_vhost_user.sh's other back-end
 	kmod cpio                               # depmod + cpio for the guest initramfs
 	iproute2                                # network namespaces, taps (virtio-net tests)
 	dpdk-dev                                    # dpdk-testpmd: the peer in bench/bench_net.sh

@@ -155,10 +155,14 @@ int vdk_mem_add_memfd(struct vdk_mem *mem, uint64_t gpa, uint64_t size,
 	if (ret)
 		return ret;
 
-	fd = memfd_create(name ? name : "vdk-guest-ram", MFD_CLOEXEC);
+	fd = memfd_create(name ? name : "vdk-guest-ram",
+			  MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, (off_t)size) != 0) {
+	/* Sealed against shrinking and growing: a vhost-user back-end that
+	 * maps it must not be made to fault (its F_SEAL_SHRINK check). */
+	if (ftruncate(fd, (off_t)size) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
 		ret = -errno;
 		close(fd);
 		return ret;

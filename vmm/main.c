@@ -47,6 +47,7 @@
 #include <vdk/log.h>
 #include <vdk/mem.h>
 #include <vdk/mmio.h>
+#include <vdk/vhost_user_frontend.h>
 
 #include "acpi.h"
 #include "boot_x86_64.h"
@@ -295,6 +296,36 @@ static int setup_devices(struct vm *vm)
 					    vdk_rng_device(rng), &msg);
 		if (r < 0)
 			return vmm_die_setup("rng: %s: %s", msg, strerror(-r)),
+			       r;
+	}
+	for (size_t i = 0; i < vm->opt.num_vhost_user; i++) {
+		const struct vmm_vhost_user_opt *o = &vm->opt.vhost_user[i];
+		struct vdk_vhost_user_device_config vc = {
+			.socket_path = o->socket,
+			.device_id = o->device_id,
+			.num_queues = o->num_queues,
+			.config_size = o->config_size,
+		};
+		struct vdk_vhost_user_device *vu;
+
+		snprintf(id, sizeof(id), "vhost-user%zu", i);
+		vu = vdk_vhost_user_device_new(&vc, &r);
+		if (!vu)
+			return vmm_die_setup("vhost-user back-end %s: %s",
+					     o->socket,
+					     r == -ERANGE ? "fewer queues than "
+							    "num-queues"
+					     : r == -EOPNOTSUPP
+						     ? "no configuration space "
+						       "(VHOST_USER_PROTOCOL_F_"
+						       "CONFIG missing)"
+						     : strerror(-r)),
+			       r;
+		r = vmm_devices_add(vm->devices, id,
+				    vdk_vhost_user_device_vdk(vu), &msg);
+		if (r < 0)
+			return vmm_die_setup("vhost-user back-end %s: %s: %s",
+					     o->socket, msg, strerror(-r)),
 			       r;
 	}
 	if (vm->opt.net) {

@@ -12,6 +12,11 @@
 #include <string.h>
 
 #include "options.h"
+
+#include <linux/virtio_ids.h>
+
+#include <vdk/spec/vhost_user.h>
+#include <vdk/interrupt.h>
 #include "vcpu.h"
 
 #ifndef VMM_VERSION
@@ -33,6 +38,16 @@ static void usage(FILE *f)
 		"  --disk PATH[,readonly][,serial=ID]\n"
 		"                     virtio-blk disk (repeatable)\n"
 		"  --rng              virtio-rng device\n"
+		"  --vhost-user-blk SOCKET[,num-queues=N]\n"
+		"                     virtio-blk served by a vhost-user "
+		"back-end at SOCKET (repeatable)\n"
+		"  --vhost-user-rng SOCKET\n"
+		"                     virtio-rng served by a vhost-user "
+		"back-end\n"
+		"  --vhost-user "
+		"TYPE,SOCKET[,num-queues=N][,config-size=BYTES]\n"
+		"                     any vhost-user back-end; TYPE is blk, "
+		"rng or a virtio device ID\n"
 		"  --net tap=IFNAME[,mac=MAC][,queue-pairs=N][,mtu=N] | "
 		"loopback[,...]\n"
 		"                     virtio-net device on an existing tap "
@@ -149,6 +164,65 @@ static int parse_disk(const char *arg, struct vmm_disk_opt *d)
 	return r;
 }
 
+/* Parse "SOCKET[,num-queues=N][,config-size=BYTES]" for @device_id; with
+ * @generic, "TYPE," comes first. */
+static int parse_vhost_user(const char *arg, bool generic, uint32_t device_id,
+			    struct vmm_vhost_user_opt *v)
+{
+	char *copy = strdup(arg), *save = NULL, *tok, *end;
+	unsigned long n;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	memset(v, 0, sizeof(*v));
+	v->device_id = device_id;
+	if (arg[0] == ',') {
+		free(copy);
+		return -EINVAL;
+	}
+	tok = strtok_r(copy, ",", &save);
+	if (tok && generic) {
+		if (!strcmp(tok, "blk")) {
+			v->device_id = VIRTIO_ID_BLOCK;
+		} else if (!strcmp(tok, "rng")) {
+			v->device_id = VIRTIO_ID_RNG;
+		} else {
+			errno = 0;
+			n = strtoul(tok, &end, 10);
+			if (errno || *end || n == 0 || n > 0xffff)
+				r = -EINVAL;
+			v->device_id = (uint32_t)n;
+		}
+		tok = strtok_r(NULL, ",", &save);
+	}
+	if (!tok) {
+		free(copy);
+		return -EINVAL;
+	}
+	v->socket = strdup(tok);
+	while (r == 0 && (tok = strtok_r(NULL, ",", &save))) {
+		const char *val = strchr(tok, '=');
+
+		errno = 0;
+		n = val ? strtoul(val + 1, &end, 10) : 0;
+		if (!val || errno || *end || !val[1] || val[1] == '-')
+			r = -EINVAL;
+		else if (!strncmp(tok, "num-queues=", 11) && n >= 1 &&
+			 n <= VDK_DEVICE_MAX_QUEUES)
+			v->num_queues = (uint16_t)n;
+		else if (generic && !strncmp(tok, "config-size=", 12) &&
+			 n <= VHOST_USER_MAX_CONFIG_SIZE)
+			v->config_size = (uint32_t)n;
+		else
+			r = -EINVAL;
+	}
+	free(copy);
+	if (r == 0 && !v->socket)
+		r = -ENOMEM;
+	return r;
+}
+
 int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 {
 	enum {
@@ -159,6 +233,9 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		O_CPUS,
 		O_DISK,
 		O_RNG,
+		O_VU_BLK,
+		O_VU_RNG,
+		O_VU,
 		O_CONSOLE,
 		O_VCONSOLE,
 		O_MMIO_CMDLINE,
@@ -176,6 +253,9 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 		{"cpus", required_argument, NULL, O_CPUS},
 		{"disk", required_argument, NULL, O_DISK},
 		{"rng", no_argument, NULL, O_RNG},
+		{"vhost-user-blk", required_argument, NULL, O_VU_BLK},
+		{"vhost-user-rng", required_argument, NULL, O_VU_RNG},
+		{"vhost-user", required_argument, NULL, O_VU},
 		{"net", required_argument, NULL, O_NET},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"virtio-console", required_argument, NULL, O_VCONSOLE},
@@ -286,6 +366,37 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 				return -1;
 			}
 			break;
+		case O_VU_BLK:
+		case O_VU_RNG:
+		case O_VU: {
+			const char *name = c == O_VU_BLK   ? "--vhost-user-blk"
+					   : c == O_VU_RNG ? "--vhost-user-rng"
+							   : "--vhost-user";
+			const char *form =
+				c == O_VU_BLK ? "SOCKET[,num-queues=N]"
+				: c == O_VU_RNG
+					? "SOCKET"
+					: "TYPE,SOCKET[,num-queues=N]"
+					  "[,config-size=BYTES] (TYPE: blk, "
+					  "rng or a virtio device ID)";
+
+			if (o->num_vhost_user == VMM_MAX_VHOST_USER) {
+				vmm_die_setup("at most %u vhost-user devices",
+					      VMM_MAX_VHOST_USER);
+				return -1;
+			}
+			if (parse_vhost_user(
+				    optarg, c == O_VU,
+				    c == O_VU_RNG ? VIRTIO_ID_RNG
+						  : VIRTIO_ID_BLOCK,
+				    &o->vhost_user[o->num_vhost_user++]) < 0 ||
+			    (c == O_VU_RNG && strchr(optarg, ','))) {
+				vmm_die_setup("%s %s: expected %s", name,
+					      optarg, form);
+				return -1;
+			}
+			break;
+		}
 		default:
 			vmm_die_setup("unknown option or missing argument: %s "
 				      "(see --help)",
@@ -355,4 +466,6 @@ void vmm_options_fini(struct vmm_options *o)
 		free(o->disks[i].path);
 		free(o->disks[i].serial);
 	}
+	for (size_t i = 0; i < o->num_vhost_user; i++)
+		free(o->vhost_user[i].socket);
 }

@@ -35,6 +35,15 @@ enum {
 /** The same for --transport=pci (PCI stays on). */
 #define VMM_CMDLINE_BASE_PCI "console=ttyS0 panic=-1"
 #define VMM_MAX_DISKS	     16u
+#define VMM_MAX_VHOST_USER   8u
+
+/** One --vhost-user-blk, --vhost-user-rng or --vhost-user. */
+struct vmm_vhost_user_opt {
+	char *socket;	      /**< strdup'd */
+	uint32_t device_id;   /**< VIRTIO_ID_* */
+	uint16_t num_queues;  /**< 0: what the back-end says */
+	uint32_t config_size; /**< 0: the device type's default */
+};
 
 /** One --disk PATH[,readonly][,serial=ID]. */
 struct vmm_disk_opt {
@@ -56,6 +65,8 @@ struct vmm_options {
 	bool pci; /**< --transport=pci (virtio-pci), else virtio-mmio */
 	size_t num_disks;
 	struct vmm_disk_opt disks[VMM_MAX_DISKS];
+	size_t num_vhost_user;
+	struct vmm_vhost_user_opt vhost_user[VMM_MAX_VHOST_USER];
 };
 
 /**

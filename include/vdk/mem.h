@@ -75,11 +75,14 @@ void vdk_mem_free(struct vdk_mem *mem);
  * @size: bytes; non-zero, a multiple of the page size.
  * @name: memfd name shown in /proc (debugging aid); may be NULL.
  *
- * The memfd is owned by the map; vdk_mem_region_at() exposes it for sharing.
+ * The memfd is owned by the map; vdk_mem_region_at() exposes it for sharing
+ * (vhost-user SET_MEM_TABLE). It is sealed with F_SEAL_SHRINK and
+ * F_SEAL_GROW, so a process it is shared with can map it without fearing a
+ * SIGBUS from a shrink (vdk's back-ends insist on F_SEAL_SHRINK).
  *
  * Return: 0; -EINVAL for zero, unaligned or wrapping ranges; -EEXIST if the
  * range overlaps a region; -ENOSPC if the map is full; -errno from
- * memfd_create/ftruncate/mmap.
+ * memfd_create/ftruncate/fcntl(F_ADD_SEALS)/mmap.
  */
 int vdk_mem_add_memfd(struct vdk_mem *mem, uint64_t gpa, uint64_t size,
 		      const char *name);

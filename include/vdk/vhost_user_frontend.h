@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <vdk/device.h>
 #include <vdk/driver.h>
 #include <vdk/spec/vhost_user.h>
 
@@ -109,8 +110,8 @@ bool vdk_vhost_user_frontend_is_broken(
  * GET_FEATURES, and if the back-end offers VHOST_USER_F_PROTOCOL_FEATURES,
  * GET_PROTOCOL_FEATURES then SET_PROTOCOL_FEATURES with the intersection of
  * what it offers and @protocol_wanted (VHOST_USER_PROTOCOL_F_* as 1ull <<
- * bit; only MQ, REPLY_ACK and CONFIG are implemented here, other bits are
- * dropped).
+ * bit; only MQ, REPLY_ACK, CONFIG, BACKEND_REQ and INFLIGHT_SHMFD are
+ * implemented here, other bits are dropped).
  * @features: if not NULL, set to the virtio feature bits the back-end
  *            offers (GET_FEATURES, including bit 30).
  *
@@ -213,6 +214,48 @@ int vdk_vhost_user_frontend_set_vring_call(struct vdk_vhost_user_frontend *fe,
 int vdk_vhost_user_frontend_set_vring_enable(struct vdk_vhost_user_frontend *fe,
 					     uint32_t index, bool enable);
 
+/**
+ * VHOST_USER_SET_BACKEND_REQ_FD (needs VHOST_USER_PROTOCOL_F_BACKEND_REQ):
+ * @fd (one end of a socketpair, stays the caller's) becomes the back-end's
+ * channel for its own requests (spec "Back-end communication"), which the
+ * caller reads. -EINVAL for a negative @fd.
+ */
+int vdk_vhost_user_frontend_set_backend_req_fd(
+	struct vdk_vhost_user_frontend *fe, int fd);
+
+/** vdk_vhost_user_frontend_socket() - the connection's socket (owned by
+ * @fe), to watch for the back-end going away (EPOLLHUP); never read or
+ * write it. */
+int vdk_vhost_user_frontend_socket(const struct vdk_vhost_user_frontend *fe);
+
+/**
+ * VHOST_USER_GET_INFLIGHT_FD (needs VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD):
+ * ask the back-end for a shared region where it tracks in-flight
+ * descriptors of @num_queues rings of up to @queue_size entries (spec
+ * "Inflight I/O tracking").
+ * @fd:          set to the region's fd (owned by the caller from now on).
+ * @mmap_size:   set to its size, bytes (never 0 on success).
+ * @mmap_offset: set to its offset in @fd, bytes.
+ * -EIO also if the reply carries no fd or a size of 0 (no region).
+ */
+int vdk_vhost_user_frontend_get_inflight_fd(struct vdk_vhost_user_frontend *fe,
+					    uint16_t num_queues,
+					    uint16_t queue_size, int *fd,
+					    uint64_t *mmap_size,
+					    uint64_t *mmap_offset);
+
+/**
+ * VHOST_USER_SET_INFLIGHT_FD (needs VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD):
+ * hand a (re)connected back-end the region vdk_vhost_user_frontend_get_
+ * inflight_fd() gave, so that it resubmits what was in flight when the
+ * previous back-end went away. @fd stays the caller's.
+ */
+int vdk_vhost_user_frontend_set_inflight_fd(struct vdk_vhost_user_frontend *fe,
+					    int fd, uint64_t mmap_size,
+					    uint64_t mmap_offset,
+					    uint16_t num_queues,
+					    uint16_t queue_size);
+
 /* ---- driver transport over vhost-user --------------------------------- */
 
 /** Most queues a struct vdk_vhost_user_driver drives. */
@@ -310,6 +353,102 @@ void vdk_vhost_user_driver_fini(struct vdk_vhost_user_driver *d);
  */
 int vdk_vhost_user_driver_call_fd(const struct vdk_vhost_user_driver *d,
 				  uint16_t queue);
+
+/* ---- a vhost-user back-end as a struct vdk_device --------------------- */
+
+/**
+ * struct vdk_vhost_user_device_config - what vdk_vhost_user_device_new()
+ * needs. vhost-user does not tell the device type, the queue sizes or the
+ * configuration size, so the caller does.
+ */
+struct vdk_vhost_user_device_config {
+	const char *socket_path; /**< the back-end's Unix socket */
+	uint32_t device_id;	 /**< VIRTIO_ID_* the back-end implements */
+	/** Queues, 1..VDK_DEVICE_MAX_QUEUES; 0: what GET_QUEUE_NUM says (1
+	 * without VHOST_USER_PROTOCOL_F_MQ), capped at the maximum. More
+	 * than GET_QUEUE_NUM is refused. */
+	uint16_t num_queues;
+	/** Largest queue size offered to the driver (a power of two); 0:
+	 * 256. */
+	uint16_t queue_max_size;
+	/** Bytes of configuration space read with GET_CONFIG, ≤
+	 * VHOST_USER_MAX_CONFIG_SIZE; 0: the size of the device type's
+	 * config struct (virtio-blk: struct virtio_blk_config; rng: none). */
+	uint32_t config_size;
+};
+
+/** struct vdk_vhost_user_device - a back-end seen as a device; opaque. */
+struct vdk_vhost_user_device;
+
+/**
+ * vdk_vhost_user_device_new() - connect to the vhost-user back-end at
+ * @cfg->socket_path and wrap it as a struct vdk_device (state NEW) that any
+ * transport (virtio-mmio, virtio-pci) can carry, as QEMU's
+ * vhost-user-blk/-rng do (vhost-user spec; virtio 1.2 §3).
+ *
+ * Mapping: features = GET_FEATURES without VHOST_USER_F_PROTOCOL_FEATURES,
+ * VHOST_F_LOG_ALL, VIRTIO_F_RING_PACKED (vdk's rings are split),
+ * VIRTIO_F_NOTIFICATION_DATA and VIRTIO_F_SR_IOV;
+ * configuration = GET_CONFIG at connect, kept, re-read when the back-end
+ * sends VHOST_USER_BACKEND_CONFIG_CHANGE_MSG on its channel (then a
+ * configuration change notification); driver writes = SET_CONFIG;
+ * activate = SET_FEATURES, SET_MEM_TABLE (every region of the guest map,
+ * which must be fd-backed, e.g. vdk_mem_add_memfd(), ≤
+ * VHOST_MEMORY_BASELINE_NREGIONS), then each ready queue started;
+ * start_queue = SET_VRING_NUM/BASE/ADDR/CALL/KICK and SET_VRING_ENABLE;
+ * stop_queue and reset = GET_VRING_BASE (the queue comes back with the
+ * back-end's next available index and the used ring's index);
+ * queue_notify = a write to the ring's kick eventfd; the ring's call
+ * eventfd sits on the loop given by attach_loop and becomes
+ * vdk_interrupt_signal_used_queue() (a loop hop: passing a KVM irqfd
+ * straight to the back-end is a later optimisation). The device needs a
+ * loop (vdk_device_attach_loop()) to deliver used buffer notifications.
+ *
+ * Reconnection (as QEMU's vhost-user-blk): once a loop is attached, the
+ * connection's socket is watched; when the back-end goes away (EPOLLHUP)
+ * the device tries @cfg->socket_path again every 100 ms, and a new
+ * back-end gets the negotiation, SET_FEATURES, SET_MEM_TABLE,
+ * SET_INFLIGHT_FD with the region the first one gave (GET_INFLIGHT_FD, with
+ * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD; a fresh one after each device
+ * reset) and every started ring, resumed at the used ring's index: the
+ * back-end resubmits what was in flight. Meanwhile the guest's requests
+ * wait; device ops succeed and take effect on reconnection. A new
+ * back-end that lacks a feature the driver accepted, or has fewer queues,
+ * is refused and tried again.
+ *
+ * The back-end is not trusted: replies are checked by the front-end; a
+ * request that fails (bad reply, timeout) fails the op (activate,
+ * start_queue) and the queue does not start; a back-end channel message
+ * that cannot be framed closes the channel; nothing crashes or blocks the
+ * loop beyond the reply timeout.
+ *
+ * Threading: the device ops may be called from the control thread while
+ * the loop thread delivers notifications; a mutex orders them.
+ *
+ * @cfg: options; copied.
+ * @err: set to 0 or: -EINVAL for a bad @cfg; -ENAMETOOLONG, -ENOENT,
+ *       -ECONNREFUSED (and other connect() errors) for the socket;
+ *       -EOPNOTSUPP if a configuration space is needed and the back-end
+ *       lacks VHOST_USER_PROTOCOL_F_CONFIG; -ERANGE if @cfg->num_queues
+ *       exceeds what the back-end supports; -ENODEV if it offers no
+ *       queue; -EIO for a broken exchange; -ENOMEM; -errno of eventfd().
+ *
+ * Return: the device (its struct vdk_device from
+ * vdk_vhost_user_device_vdk(), freed by vdk_device_fini() or
+ * vdk_vhost_user_device_free()), or NULL.
+ */
+struct vdk_vhost_user_device *
+vdk_vhost_user_device_new(const struct vdk_vhost_user_device_config *cfg,
+			  int *err);
+
+/** vdk_vhost_user_device_vdk() - the framework handle to give a transport
+ * (or vdk-vmm's vmm_devices_add()). */
+struct vdk_device *vdk_vhost_user_device_vdk(struct vdk_vhost_user_device *d);
+
+/** vdk_vhost_user_device_free() - vdk_device_fini() of its handle: reset
+ * (GET_VRING_BASE) if active, take its fds off the loop, close the
+ * connection, free. NULL is accepted. */
+void vdk_vhost_user_device_free(struct vdk_vhost_user_device *d);
 
 #pragma GCC visibility pop
 

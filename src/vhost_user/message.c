@@ -275,6 +275,8 @@ static int vu_send_reply(struct vdk_vhost_user *vu, uint32_t request,
 	ssize_t n;
 
 	if (fd >= 0) {
+		/* zeroed: the cmsg padding goes to the peer too */
+		memset(&control, 0, sizeof(control));
 		mh.msg_control = control.buf;
 		mh.msg_controllen = sizeof(control.buf);
 		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);

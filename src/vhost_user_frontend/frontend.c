@@ -30,7 +30,9 @@
 /* Protocol features this front-end implements. */
 #define IMPLEMENTED_PROTOCOL                                                   \
 	(PF(VHOST_USER_PROTOCOL_F_MQ) | PF(VHOST_USER_PROTOCOL_F_REPLY_ACK) |  \
-	 PF(VHOST_USER_PROTOCOL_F_CONFIG))
+	 PF(VHOST_USER_PROTOCOL_F_CONFIG) |                                    \
+	 PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ) |                               \
+	 PF(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 struct vdk_vhost_user_frontend {
 	int sock;
@@ -178,7 +180,7 @@ static int64_t now_ms(void)
 /* Read exactly @len bytes before @deadline; any fd that arrives is closed
  * and breaks the reply (no reply of ours carries one). */
 static int fe_read_full(struct vdk_vhost_user_frontend *fe, uint32_t request,
-			void *buf, size_t len, int64_t deadline)
+			void *buf, size_t len, int64_t deadline, int *fd_out)
 {
 	size_t got = 0;
 
@@ -223,12 +225,19 @@ static int fe_read_full(struct vdk_vhost_user_frontend *fe, uint32_t request,
 			for (size_t i = 0; i < nfd; i++) {
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int),
 				       sizeof(int));
+				/* One fd is kept where the reply may carry
+				 * one (GET_INFLIGHT_FD); others closed. */
+				if (fd_out && *fd_out < 0 && nfd == 1) {
+					*fd_out = fd;
+					continue;
+				}
 				close(fd);
+				had_fds = true;
 			}
-			had_fds = true;
 		}
 		if (had_fds)
-			return fe_broken(fe, request, "reply carried fds");
+			return fe_broken(fe, request,
+					 "reply carried unexpected fds");
 		if (n == 0)
 			return fe_broken(fe, request,
 					 "back-end closed the "
@@ -239,14 +248,15 @@ static int fe_read_full(struct vdk_vhost_user_frontend *fe, uint32_t request,
 }
 
 /* Read the reply to @request: exactly @size payload bytes into @payload. */
-static int fe_recv_reply(struct vdk_vhost_user_frontend *fe, uint32_t request,
-			 void *payload, uint32_t size)
+static int fe_recv_reply_fd(struct vdk_vhost_user_frontend *fe,
+			    uint32_t request, void *payload, uint32_t size,
+			    int *fd_out)
 {
 	int64_t deadline = now_ms() + fe->timeout_ms;
 	struct vhost_user_header hdr;
 	int ret;
 
-	ret = fe_read_full(fe, request, &hdr, sizeof(hdr), deadline);
+	ret = fe_read_full(fe, request, &hdr, sizeof(hdr), deadline, fd_out);
 	if (ret < 0)
 		return ret;
 	/* Copy checked: the header is a local; check every field. */
@@ -258,7 +268,13 @@ static int fe_recv_reply(struct vdk_vhost_user_frontend *fe, uint32_t request,
 		return fe_broken(fe, request, "reply to another request");
 	if (hdr.size != size)
 		return fe_broken(fe, request, "reply of the wrong size");
-	return fe_read_full(fe, request, payload, size, deadline);
+	return fe_read_full(fe, request, payload, size, deadline, fd_out);
+}
+
+static int fe_recv_reply(struct vdk_vhost_user_frontend *fe, uint32_t request,
+			 void *payload, uint32_t size)
+{
+	return fe_recv_reply_fd(fe, request, payload, size, NULL);
 }
 
 /*
@@ -547,4 +563,87 @@ int vdk_vhost_user_frontend_set_vring_enable(struct vdk_vhost_user_frontend *fe,
 					     uint32_t index, bool enable)
 {
 	return fe_state(fe, VHOST_USER_SET_VRING_ENABLE, index, enable ? 1 : 0);
+}
+
+int vdk_vhost_user_frontend_set_backend_req_fd(
+	struct vdk_vhost_user_frontend *fe, int fd)
+{
+	struct vhost_user_msg m = {0};
+
+	if (fd < 0)
+		return -EINVAL;
+	if (!has_protocol(fe, VHOST_USER_PROTOCOL_F_BACKEND_REQ))
+		return -EOPNOTSUPP;
+	/* No payload, as QEMU sends it: the fd is the message. */
+	return fe_request(fe, VHOST_USER_SET_BACKEND_REQ_FD, &m, 0, &fd, 1,
+			  false, 0);
+}
+
+int vdk_vhost_user_frontend_socket(const struct vdk_vhost_user_frontend *fe)
+{
+	return fe->sock;
+}
+
+int vdk_vhost_user_frontend_get_inflight_fd(struct vdk_vhost_user_frontend *fe,
+					    uint16_t num_queues,
+					    uint16_t queue_size, int *fd,
+					    uint64_t *mmap_size,
+					    uint64_t *mmap_offset)
+{
+	struct vhost_user_msg m = {
+		.payload.inflight = {.num_queues = num_queues,
+				     .queue_size = queue_size}};
+	uint32_t size = (uint32_t)sizeof(struct vhost_user_inflight);
+	int got = -1, ret;
+
+	if (!has_protocol(fe, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return -EOPNOTSUPP;
+	if (num_queues == 0 || queue_size == 0)
+		return -EINVAL;
+	if (fe->broken)
+		return -EIO;
+	m.hdr.request = VHOST_USER_GET_INFLIGHT_FD;
+	m.hdr.flags = VHOST_USER_VERSION;
+	m.hdr.size = size;
+	ret = fe_send(fe, &m, NULL, 0);
+	if (ret < 0)
+		return ret;
+	ret = fe_recv_reply_fd(fe, VHOST_USER_GET_INFLIGHT_FD, &m.payload, size,
+			       &got);
+	if (ret == 0 && (got < 0 || m.payload.inflight.mmap_size == 0)) {
+		/* mmap_size 0: the back-end has no inflight region */
+		ret = -EIO;
+		vdk_log(VDK_LOG_WARN, MODULE,
+			"GET_INFLIGHT_FD: back-end gave no inflight region");
+	}
+	if (ret < 0) {
+		if (got >= 0)
+			close(got);
+		return ret;
+	}
+	*fd = got;
+	*mmap_size = m.payload.inflight.mmap_size;
+	*mmap_offset = m.payload.inflight.mmap_offset;
+	return 0;
+}
+
+int vdk_vhost_user_frontend_set_inflight_fd(struct vdk_vhost_user_frontend *fe,
+					    int fd, uint64_t mmap_size,
+					    uint64_t mmap_offset,
+					    uint16_t num_queues,
+					    uint16_t queue_size)
+{
+	struct vhost_user_msg m = {
+		.payload.inflight = {.mmap_size = mmap_size,
+				     .mmap_offset = mmap_offset,
+				     .num_queues = num_queues,
+				     .queue_size = queue_size}};
+
+	if (!has_protocol(fe, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return -EOPNOTSUPP;
+	if (fd < 0)
+		return -EINVAL;
+	return fe_request(fe, VHOST_USER_SET_INFLIGHT_FD, &m,
+			  (uint32_t)sizeof(struct vhost_user_inflight), &fd, 1,
+			  false, 0);
 }

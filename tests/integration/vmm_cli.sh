@@ -67,6 +67,16 @@ check() {
 	fi
 }
 
+# check_one_line NAME: the last case printed exactly one line on stderr.
+check_one_line() {
+	local n
+	n=$(wc -l <"$work/stderr")
+	if [[ $n -ne 1 ]]; then
+		echo "vmm_cli: FAIL: $1: $n lines on stderr, expected one" >&2
+		failures=$((failures + 1))
+	fi
+}
+
 check help 0 "Usage: vdk-vmm --kernel PATH" --help
 check version 0 "vdk-vmm 0." --version
 check no-kernel-option 1 "--kernel PATH is required"
@@ -88,6 +98,18 @@ check disk-bad-option 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
 	--disk "$work/disk.img,bogus"
 check disk-long-serial 1 "ID at most 20 bytes" "${k[@]}" \
 	--disk "$work/disk.img,serial=123456789012345678901"
+check vhost-user-missing 1 "vhost-user back-end $work/nope.sock: No such file or directory" \
+	"${k[@]}" --vhost-user-blk "$work/nope.sock"
+check_one_line vhost-user-missing
+check vhost-user-not-a-socket 1 "vhost-user back-end $work/empty: Connection refused" \
+	"${k[@]}" --vhost-user-rng "$work/empty"
+check_one_line vhost-user-not-a-socket
+check vhost-user-blk-bad-option 1 "expected SOCKET[,num-queues=N]" "${k[@]}" \
+	--vhost-user-blk "$work/s,num-queues=0"
+check vhost-user-rng-bad-option 1 "--vhost-user-rng $work/s,x: expected SOCKET" "${k[@]}" \
+	--vhost-user-rng "$work/s,x"
+check vhost-user-bad-type 1 "TYPE: blk, rng or a virtio device ID" "${k[@]}" \
+	--vhost-user "floppy,$work/s"
 check net-bad-spec 1 "bad --net" "${k[@]}" --net bogus
 check net-bad-pairs 1 "bad --net" "${k[@]}" --net loopback,queue-pairs=99
 check net-bad-mtu 1 "bad --net" "${k[@]}" --net loopback,mtu=5
@@ -125,15 +147,6 @@ else
 fi
 
 # KVM refusing us: where /dev/kvm is usable (here or in the nested L1 guest).
-# check_one_line NAME: the last case printed exactly one line on stderr.
-check_one_line() {
-	local n
-	n=$(wc -l <"$work/stderr")
-	if [[ $n -ne 1 ]]; then
-		echo "vmm_cli: FAIL: $1: $n lines on stderr, expected one" >&2
-		failures=$((failures + 1))
-	fi
-}
 if [[ -r /dev/kvm && -w /dev/kvm ]]; then
 	# /dev/kvm not openable (as nobody; root opens anything).
 	chmod 644 "$work/code.bin"

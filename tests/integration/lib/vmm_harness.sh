@@ -325,7 +325,7 @@ harness_sysroot() {
 		dd sha256sum md5sum truncate stat basename dirname readlink realpath id printf test
 		expr seq od hexdump xxd setpriv nproc uname kill ps pgrep pkill sync python3 python3.11
 		as ld ld.bfd x86_64-linux-gnu-as x86_64-linux-gnu-ld x86_64-linux-gnu-ld.bfd
-		qemu-system-x86_64 ip true false yes fold base64 numfmt flock nohup setsid
+		qemu-system-x86_64 qemu-storage-daemon ip true false yes fold base64 numfmt flock nohup setsid
 		mount umount losetup ionice nice renice taskset strace mkfifo comm paste du df free)
 	for cmd in "${cmds[@]}"; do
 		p=$(command -v "$cmd" 2>/dev/null) || continue

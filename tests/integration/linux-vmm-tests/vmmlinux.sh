@@ -40,10 +40,15 @@ want=$(word vdk.initrd_kib)
 	bad "initrd of ${kib} KiB, the host gave ${want} KiB"
 
 # ---- virtio-blk: two disks, distinct serials, I/O, flush, read-only ---------------------
-rw=$(by_serial vdk-linux-rw)
-ro=$(by_serial vdk-linux-ro)
-[ -n "$rw" ] || bad "no virtio disk with serial vdk-linux-rw ($(ls /sys/block))"
-[ -n "$ro" ] || bad "no virtio disk with serial vdk-linux-ro"
+# vdk.rw_serial: a back-end that fixes its own serial (qemu-storage-daemon: vhost_user_blk)
+rw_serial=$(word vdk.rw_serial)
+rw_serial=${rw_serial:-vdk-linux-rw}
+rw=$(by_serial "$rw_serial")
+ro_serial=$(word vdk.ro_serial)
+ro_serial=${ro_serial:-vdk-linux-ro}
+ro=$(by_serial "$ro_serial")
+[ -n "$rw" ] || bad "no virtio disk with serial $rw_serial ($(ls /sys/block))"
+[ -n "$ro" ] || bad "no virtio disk with serial $ro_serial"
 [ "$rw" != "$ro" ] || bad "both serials on $rw"
 [ "$(cat /sys/block/$rw/size)" = 8192 ] || bad "$rw: $(cat /sys/block/$rw/size) sectors, expected 8192"
 [ "$(cat /sys/block/$ro/size)" = 2048 ] || bad "$ro: $(cat /sys/block/$ro/size) sectors, expected 2048"
@@ -51,6 +56,19 @@ ro=$(by_serial vdk-linux-ro)
 [ "$(cat /sys/block/$ro/ro)" = 1 ] || bad "$ro is not read-only (VIRTIO_BLK_F_RO)"
 [ "$(sum "$rw" 0)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 0: SHA-256 differs from the host's"
 [ "$(sum "$ro" 0)" = "$(word vdk.ro_sha)" ] || bad "$ro: SHA-256 differs from the host's"
+# vdk.io_rounds=N: N more copies first, each announced on the console (the host may kill and
+# restart a vhost-user back-end meanwhile: vmm_vhost_user.sh)
+rounds=$(word vdk.io_rounds)
+i=0
+while [ "$i" -lt "${rounds:-0}" ]; do
+	i=$((i + 1))
+	echo "vmmlinux: io round $i"
+	dd if=/dev/zero of="/dev/$rw" bs=64k count=16 seek=32 oflag=direct conv=fsync 2>/dev/null ||
+		bad "$rw: io round $i: zeroing MiB 2 failed"
+	dd if="/dev/$rw" of="/dev/$rw" bs=64k count=16 seek=32 iflag=direct oflag=direct conv=fsync 2>/dev/null ||
+		bad "$rw: io round $i: copying MiB 0 to MiB 2 failed"
+	[ "$(sum "$rw" 2)" = "$(word vdk.rw_sha)" ] || bad "$rw: io round $i: MiB 2 read back differs"
+done
 dd if="/dev/$rw" of="/dev/$rw" bs=1M count=1 seek=2 iflag=direct oflag=direct conv=fsync 2>/dev/null ||
 	bad "$rw: copying MiB 0 to MiB 2 failed"
 [ "$(sum "$rw" 2)" = "$(word vdk.rw_sha)" ] || bad "$rw MiB 2: read back differs"
@@ -67,10 +85,11 @@ case "$cur" in virtio_rng.*) ;; *) bad "hwrng is '$cur', not virtio_rng" ;; esac
 n=$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c)
 [ "$n" = 64 ] || bad "read $n bytes from /dev/hwrng, expected 64"
 
-# ---- virtio-console as the Linux console (hvc0) --------------------------------------------
+# ---- virtio-console as the Linux console (hvc0); vdk.con_lines=0: no console test ----------
 echo "vmmlinux: disks and rng checked (uptime $(cut -d' ' -f1 /proc/uptime) s)"
-grep -q '^hvc0 ' /proc/consoles || bad "hvc0 is not a kernel console: $(cat /proc/consoles)"
 lines=$(word vdk.con_lines)
+if [ "${lines:-0}" -gt 0 ]; then
+grep -q '^hvc0 ' /proc/consoles || bad "hvc0 is not a kernel console: $(cat /proc/consoles)"
 in_bytes=$(word vdk.in_bytes)
 # Hold hvc0 open throughout: the hvc driver resets its termios on the last close.
 exec 3<>/dev/hvc0 || bad "cannot open /dev/hvc0"
@@ -99,9 +118,13 @@ echo "vmmlinux: hvc0: input read (uptime $(cut -d' ' -f1 /proc/uptime) s); echoi
 stty sane <&3
 exec 3>&-
 echo "vmmlinux: hvc0: echoed (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+fi
 
 # ---- interrupts (irqfd): every virtio device interrupted ---------------------------------
 irqs=$(awk '/virtio/ { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break; print s }' /proc/interrupts)
 [ -n "$irqs" ] || bad "no virtio lines in /proc/interrupts"
 for c in $irqs; do [ "$c" -gt 0 ] || bad "a virtio interrupt line never fired: $(grep virtio /proc/interrupts | tr -s ' ')"; done
-detail "$cpus vCPUs; $rw rw, $ro ro: read, copy, fsync, ro refused; hwrng 64 B; hvc0: $lines lines out, $in_bytes B in and echoed"
+con="hvc0: $lines lines out, $in_bytes B in and echoed"
+[ "${lines:-0}" -gt 0 ] || con="no hvc0 test"
+if [ "${rounds:-0}" -gt 0 ]; then con="$rounds io rounds; $con"; fi
+detail "$cpus vCPUs; $rw rw, $ro ro: read, copy, fsync, ro refused; hwrng 64 B; $con"
