@@ -156,6 +156,15 @@ static void finish(struct vdk_device *dev)
 		     (unsigned long long)(st.rx_dropped_header +
 					  st.rx_dropped_no_room +
 					  st.rx_filtered));
+	/* Per queue pair: which pairs the guest really used. */
+	for (uint16_t p = 0;; p++) {
+		uint64_t tx, rx;
+
+		if (vdk_net_pair_stats(net, p, &tx, &rx) < 0)
+			break;
+		vdk_tool_msg("queue pair %u: tx %llu packets, rx %llu packets",
+			     p, (unsigned long long)tx, (unsigned long long)rx);
+	}
 	vdk_net_free(net);
 }
 

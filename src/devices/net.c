@@ -582,6 +582,16 @@ struct vdk_net_stats vdk_net_stats(const struct vdk_net *net)
 	return net->stats;
 }
 
+int vdk_net_pair_stats(const struct vdk_net *net, uint16_t pair,
+		       uint64_t *tx_packets, uint64_t *rx_packets)
+{
+	if (pair >= net->max_pairs)
+		return -EINVAL;
+	*tx_packets = net->pair_tx_packets[pair];
+	*rx_packets = net->pair_rx_packets[pair];
+	return 0;
+}
+
 void vdk_net_set_link(struct vdk_net *net, bool up)
 {
 	net->link_set = up;

@@ -94,6 +94,9 @@ struct vdk_net {
 	bool be_link;		 /* backend link_up() at the last check */
 	uint32_t iov_cap;
 	struct vdk_net_stats stats;
+	/* per queue pair (vdk_net_pair_stats()); not in the snapshot */
+	uint64_t pair_tx_packets[VDK_NET_MAX_QUEUE_PAIRS];
+	uint64_t pair_rx_packets[VDK_NET_MAX_QUEUE_PAIRS];
 };
 
 static inline uint16_t net_ctrl_index(const struct vdk_net *n)

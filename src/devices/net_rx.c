@@ -190,6 +190,7 @@ static void rx_delivered(struct vdk_net *n, struct net_rx_state *s)
 {
 	n->stats.rx_packets++;
 	n->stats.rx_bytes += s->len - VDK_NET_HDR_LEN;
+	n->pair_rx_packets[s - n->rx]++; /* s is &n->rx[pair] */
 	s->len = s->done = 0;
 	s->nchains = 0;
 }

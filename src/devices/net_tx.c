@@ -143,6 +143,7 @@ static void tx_one(struct vdk_net *n, uint16_t pair,
 	}
 	n->stats.tx_packets++;
 	n->stats.tx_bytes += len;
+	n->pair_tx_packets[pair]++;
 }
 
 bool net_tx_process(struct vdk_net *n, uint16_t pair)

@@ -6,7 +6,8 @@
 # vdk-vhost-user-net --tap; runs tests/integration/guest-tests/vhost_user_net.sh in the guest.
 #
 # Checked: the guest's interface takes MTU 9000 and 2 queue pairs from the device; it pings the
-# namespace from both CPUs (each CPU transmits on its own queue) and with 8900-byte frames; 64 MiB go each way over TCP, sha256 checked at both ends; the backend is
+# namespace from both CPUs (each CPU transmits on its own queue; the restarted backend's
+# per-queue-pair counters must show packets both ways on both pairs) and with 8900-byte frames; 64 MiB go each way over TCP, sha256 checked at both ends; the backend is
 # killed (SIGKILL) and restarted during the guest-to-host transfer (QEMU reconnects, TCP
 # recovers) and the guest sees its carrier go down and up meanwhile. QEMU keeps a
 # vhost-user-net device's configuration space itself, so the backend's own status bits (the
@@ -190,4 +191,12 @@ read -r got hsum <"$tmp/g2h" || fail "the upload server recorded nothing"
 [[ "$got" == "$size" && "$hsum" == "$gsum" ]] ||
 	fail "upload: host received $got bytes with sha256 $hsum, the guest sent $size with $gsum"
 say "host: 64 MiB upload sha256 matches across a backend restart; 64 MiB download checked in the guest"
+# --- both queue pairs carried traffic (the restarted backend's counters, printed at its exit) ---
+for _ in $(seq 100); do kill -0 "$backend_pid" 2>/dev/null || break; sleep 0.05; done
+pairs="$(grep -a '^vdk-vhost-user-net: queue pair ' "$art/backend.log" | tail -n 2)"
+echo "$pairs" | sed "s/^vdk-vhost-user-net: /$name: backend after the restart: /"
+for p in 0 1; do
+	echo "$pairs" | grep -qE "^vdk-vhost-user-net: queue pair $p: tx [1-9][0-9]* packets, rx [1-9][0-9]* packets$" ||
+		fail "queue pair $p carried no traffic in one direction after the restart (see above)"
+done
 say "PASS ($(pick_accel), ${run_s} s; logs in $art)"

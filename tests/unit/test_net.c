@@ -394,6 +394,7 @@ static void test_multiqueue(void **state)
 	uint16_t p2 = htole16(2), p1 = htole16(1);
 	uint8_t *b1, *f1;
 	uint32_t len;
+	uint64_t tx, rx;
 
 	(void)state;
 	ne_up(e, NET_GUEST_FEATURES);
@@ -412,6 +413,12 @@ static void test_multiqueue(void **state)
 	assert_int_equal(len, 212);
 	assert_memory_equal(b1 + 12, f1, 200);
 	assert_false(vdk_driver_virtq_can_pop(&ne_rxq(e, 0)->q));
+	/* The per-pair counters: all on pair 1, none on pair 0. */
+	assert_int_equal(vdk_net_pair_stats(e->net, 0, &tx, &rx), 0);
+	assert_true(tx == 0 && rx == 0);
+	assert_int_equal(vdk_net_pair_stats(e->net, 1, &tx, &rx), 0);
+	assert_true(tx == 1 && rx == 1);
+	assert_int_equal(vdk_net_pair_stats(e->net, 2, &tx, &rx), -EINVAL);
 	/* And back to one pair. */
 	assert_int_equal(ne_ctrl(e, VIRTIO_NET_CTRL_MQ,
 				 VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &p1, 2),

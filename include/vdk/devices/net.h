@@ -246,6 +246,17 @@ struct vdk_device *vdk_net_device(struct vdk_net *net);
 struct vdk_net_stats vdk_net_stats(const struct vdk_net *net);
 
 /**
+ * vdk_net_pair_stats() - packets one queue pair carried (§5.1.2: pair N is
+ * receiveqN+1 and transmitqN+1): @tx_packets given to the backend from its
+ * transmit queue, @rx_packets delivered to the guest on its receive queue,
+ * since the device was created (they are not in the snapshot). They show
+ * which pairs a multiqueue guest really uses (VIRTIO_NET_F_MQ).
+ * Return: 0, or -EINVAL if @pair is not below the device's max_queue_pairs.
+ */
+int vdk_net_pair_stats(const struct vdk_net *net, uint16_t pair,
+		       uint64_t *tx_packets, uint64_t *rx_packets);
+
+/**
  * vdk_net_set_link() - set the link state the device reports in
  * status.VIRTIO_NET_S_LINK_UP (§5.1.4), ANDed with the backend's
  * link_up(); sends a configuration change notification when the reported

@@ -203,7 +203,7 @@ harness_nested() {
 	else
 		rm -f "$harness_dir/l1-tests/l1.sh.new"
 	fi
-	if ! VDK_GUEST_EXTRA_MODULES="virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd" \
+	if ! VDK_GUEST_EXTRA_MODULES="virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd drivers/net/tun" \
 		"$harness_root/scripts/build-guest.sh" "$harness_dir/l1" "$harness_dir/l1-tests" \
 		>"$harness_dir/build-l1.log" 2>&1; then
 		tail -n 5 "$harness_dir/build-l1.log"

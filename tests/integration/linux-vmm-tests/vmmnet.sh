@@ -1,0 +1,74 @@
+#!/bin/sh
+# vmmnet.sh - guest side of tests/integration/linux_vmm_net.sh (busybox sh): a Linux guest of
+# vdk-vmm --net=tap=vdktap0,queue-pairs=2,mtu=9000 on a tap at 10.78.0.1/24 in a network
+# namespace of the host (L1 under the nested harness), which runs TCP servers there: port 5001
+# takes vdk.size= bytes from us, port 5002 sends us vdk.size= bytes whose sha256 is vdk.h2gsum=.
+# Each check prints "VDK-CHECK: <name>: ok|FAIL <why>"; "VDK-DATA: <key> <value>" for the host.
+
+fails=0
+ok() { echo "VDK-CHECK: $1: ok${2:+ ($2)}"; }
+bad() {
+	echo "VDK-CHECK: $1: FAIL $2"
+	fails=$((fails + 1))
+}
+param() {
+	# shellcheck disable=SC2013 # the command line is one line of words
+	for w in $(cat /proc/cmdline); do
+		case "$w" in "vdk.$1="*) echo "${w#*=}" ;; esac
+	done
+}
+# wait_for SECONDS COMMAND...: run COMMAND every 0.2 s until it succeeds.
+wait_for() {
+	n=$(($1 * 5))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.2
+		n=$((n - 1))
+	done
+	return 1
+}
+carrier_is() { [ "$(cat "/sys/class/net/$dev/carrier" 2>/dev/null)" = "$1" ]; }
+
+dev=""
+for d in /sys/class/net/*; do
+	[ "$(readlink "$d/device/driver" 2>/dev/null | sed 's,.*/,,')" = virtio_net ] && dev="${d##*/}"
+done
+[ -n "$dev" ] || {
+	bad device "no virtio_net interface"
+	exit 1
+}
+ok device "$dev ($(cat "/sys/class/net/$dev/address"))"
+[ "$(cat "/sys/class/net/$dev/mtu")" = 9000 ] && ok mtu 9000 ||
+	bad mtu "$(cat "/sys/class/net/$dev/mtu") (want 9000 from the device)"
+nq="$(ls -d "/sys/class/net/$dev/queues/rx-"* | wc -l)"
+[ "$nq" = 2 ] && ok queue-pairs 2 || bad queue-pairs "$nq rx queues (want 2)"
+ip link set lo up
+ip link set "$dev" up
+ip addr add 10.78.0.2/24 dev "$dev"
+wait_for 10 carrier_is 1 || bad carrier "no carrier"
+
+wait_for 20 ping -c 1 -W 1 10.78.0.1 >/dev/null || bad ping "10.78.0.1 unreachable"
+taskset 1 ping -c 3 -i 0.2 10.78.0.1 >/dev/null && taskset 2 ping -c 3 -i 0.2 10.78.0.1 >/dev/null &&
+	ok ping "from CPU 0 and CPU 1" || bad ping "lost packets"
+ping -c 2 -s 8900 10.78.0.1 >/dev/null && ok jumbo "8900-byte pings" || bad jumbo "8900-byte pings lost"
+
+# --- vdk.size bytes each way over TCP: the upload from CPU 0, the download from CPU 1 ----------
+size="$(param size)"
+head -c "$size" /dev/urandom >/tmp/out.bin
+echo "VDK-DATA: g2h-sum $(sha256sum </tmp/out.bin | cut -d' ' -f1)"
+taskset 1 nc 10.78.0.1 5001 </tmp/out.bin >/dev/null && ok g2h "$size bytes sent from CPU 0" || bad g2h "nc failed"
+rm -f /tmp/out.bin
+taskset 2 nc 10.78.0.1 5002 >/tmp/in.bin
+sum="$(sha256sum </tmp/in.bin | cut -d' ' -f1)"
+[ "$sum" = "$(param h2gsum)" ] && ok h2g "$size bytes received on CPU 1, sha256 matches" ||
+	bad h2g "$(wc -c </tmp/in.bin) bytes, sha256 $sum"
+rm -f /tmp/in.bin
+
+# --- link down and up: the host takes its tap down for a while (the device's STATUS) -----------
+echo "VDK-DATA: link-test"
+wait_for 30 carrier_is 0 && ok link-down "carrier 0 while the tap is down" || bad link-down "carrier stayed 1"
+wait_for 30 carrier_is 1 && ok link-up "carrier 1 again" || bad link-up "carrier stayed 0"
+wait_for 10 ping -c 1 -W 1 10.78.0.1 >/dev/null && ok ping-after-link-up || bad ping-after-link-up "lost"
+
+[ "$fails" = 0 ]

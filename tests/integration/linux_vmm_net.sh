@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# A stock Linux guest under vdk-vmm (KVM) with --net=tap=vdktap0,queue-pairs=2,mtu=9000: the
+# tap is multi-queue, MTU 9000, at 10.78.0.1/24 in a network namespace this test creates (all
+# traffic stays in it); vdk-vmm runs inside that namespace. Where this host's /dev/kvm cannot
+# run Linux the test runs nested, in an L1 guest (lib/vmm_harness.sh).
+#
+# The guest (tests/integration/linux-vmm-tests/vmmnet.sh, 2 vCPUs, console on COM1) checks:
+# MTU 9000 and 2 queue pairs from the device; pings the tap side from CPU 0 and CPU 1 (each CPU
+# transmits on its own queue pair) and with 8900-byte frames; LINUX_VMM_NET_SIZE bytes (default
+# 4 MiB: nested TCG is slow) go each way over TCP, the upload from CPU 0 and the download on
+# CPU 1, sha256 checked at both ends; the host takes the tap down for 3 s and up again, and the
+# guest sees its carrier go down and up (VIRTIO_NET_F_STATUS), then pings again.
+#
+# Exit: 0 PASS, 1 FAIL, 77 SKIPPED. Environment: VDK_BUILD_DIR, VDK_VMM, LINUX_VMM_TIMEOUT
+# (seconds, default 180), LINUX_VMM_NET_SIZE (bytes), VDK_NESTED (lib/vmm_harness.sh).
+set -uo pipefail
+
+name=linux_vmm_net
+root=$(cd "$(dirname "$0")/../.." && pwd)
+TIMEOUT=${LINUX_VMM_TIMEOUT:-180}
+SIZE=${LINUX_VMM_NET_SIZE:-$((4 << 20))}
+
+pass() {
+	echo "$name: PASS $*"
+	exit 0
+}
+fail() {
+	echo "$name: FAIL $*"
+	exit 1
+}
+skip() {
+	echo "SKIPPED: $name: $*" >&2
+	echo "SKIPPED: $name: $*"
+	exit 77
+}
+
+. "$root/tests/integration/lib/vmm_harness.sh"
+[ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
+command -v python3 >/dev/null || skip "python3 not found"
+command -v ip >/dev/null || skip "ip (iproute2) not found"
+
+# ---- build vdk-vmm and the guest (on the host) ------------------------------------------
+if [ -n "${VDK_BUILD_DIR:-}" ]; then
+	build=$VDK_BUILD_DIR
+elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
+	build=$root/build
+else
+	build=/tmp/vdk-linux-vmm-build
+fi
+vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
+dir=$root/build/linux-vmm/net
+if ! harness_in_l1; then
+	if [ -z "${VDK_VMM:-}" ]; then
+		if [ ! -f "$build/build.ninja" ]; then
+			meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
+				fail "meson setup $build failed (see /tmp/$name-setup.log)"
+		fi
+		ninja -C "$build" vmm/vdk-vmm >"/tmp/$name-build.log" 2>&1 ||
+			{
+				cat "/tmp/$name-build.log"
+				fail "building vdk-vmm failed"
+			}
+	fi
+	mkdir -p "$dir" || fail "cannot create $dir"
+	"$root/scripts/build-guest.sh" "$dir/guest" "$root/tests/integration/linux-vmm-tests" \
+		>"$dir/build-guest.log" 2>&1 ||
+		{
+			tail -n 20 "$dir/build-guest.log"
+			fail "scripts/build-guest.sh failed (see $dir/build-guest.log)"
+		}
+fi
+[ -x "$vmm" ] || fail "$vmm missing"
+[ -f "$dir/guest/vmlinuz" ] || fail "$dir/guest/vmlinuz missing"
+
+# Here, or nested in an L1 guest (lib/vmm_harness.sh).
+harness_run "$@"
+if ! harness_in_l1 && ! harness_kvm_runs_linux; then
+	skip "$harness_why"
+fi
+[ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM here)"
+[ -c /dev/net/tun ] || skip "no /dev/net/tun"
+ns=vdk-vmmnet-$$
+ip netns add "$ns" 2>/dev/null || skip "cannot create a network namespace (ip netns add: not root?)"
+
+work=$(mktemp -d /tmp/$name.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	ip netns del "$ns" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip -n "$ns" link set lo up
+ip -n "$ns" tuntap add dev vdktap0 mode tap multi_queue || fail "cannot create the tap"
+ip -n "$ns" link set vdktap0 mtu 9000 up
+ip -n "$ns" addr add 10.78.0.1/24 dev vdktap0
+
+# TCP servers in the namespace: 5001 takes SIZE bytes (sha256 to a file), 5002 sends SIZE bytes.
+head -c "$SIZE" /dev/urandom >"$work/h2g.bin"
+h2gsum=$(sha256sum <"$work/h2g.bin" | cut -d' ' -f1)
+cat >"$work/srv.py" <<'PY'
+import hashlib, socket, sys
+mode, port, size, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.78.0.1", port))
+s.listen(1)
+c, _ = s.accept()
+if mode == "recv":
+    h, got = hashlib.sha256(), 0
+    while got < size:
+        b = c.recv(min(1 << 20, size - got))
+        if not b:
+            break
+        h.update(b)
+        got += len(b)
+    open(path, "w").write("%d %s\n" % (got, h.hexdigest()))
+else:
+    c.sendall(open(path, "rb").read())
+    c.shutdown(socket.SHUT_WR)
+c.close()
+PY
+ip netns exec "$ns" python3 "$work/srv.py" recv 5001 "$SIZE" "$work/g2h" 2>"$work/srv-recv.log" &
+pids+=($!)
+ip netns exec "$ns" python3 "$work/srv.py" send 5002 0 "$work/h2g.bin" 2>"$work/srv-send.log" &
+pids+=($!)
+
+start=$(date +%s%N)
+ip netns exec "$ns" timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) \
+	--kernel "$dir/guest/vmlinuz" --initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus 2 \
+	--net tap=vdktap0,queue-pairs=2,mtu=9000,mac=52:54:00:78:00:02 --console "$work/serial.log" \
+	--cmdline "console=ttyS0 quiet vdk.test=vmmnet vdk.exit=poweroff vdk.size=$SIZE vdk.h2gsum=$h2gsum" \
+	</dev/null >"$work/vmm.out" 2>"$work/vmm.err" &
+vmm_pid=$!
+pids+=("$vmm_pid")
+# The link test: when the guest asks, the tap goes down for 3 s, then up.
+linked=no
+while kill -0 "$vmm_pid" 2>/dev/null; do
+	if [ "$linked" = no ] && grep -aq '^VDK-DATA: link-test' "$work/serial.log" 2>/dev/null; then
+		ip -n "$ns" link set vdktap0 down
+		sleep 3
+		ip -n "$ns" link set vdktap0 up
+		linked=yes
+	fi
+	sleep 0.2
+done
+wait "$vmm_pid"
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$work/serial.log" >"$work/serial.txt"
+grep -a -e '^VDK-CHECK' -e '^VDK-TEST' "$work/serial.txt" | sed "s/^/$name: guest: /"
+echo "---- vdk-vmm stderr (exit $rc, $ms ms)"
+cat "$work/vmm.err"
+[ "$rc" -ne 124 ] || {
+	tail -n 30 "$work/serial.txt"
+	fail "the guest did not end within ${TIMEOUT}s"
+}
+grep -aq 'VDK-TEST: vmmnet: PASS' "$work/serial.txt" || {
+	tail -n 30 "$work/serial.txt"
+	fail "no 'VDK-TEST: vmmnet: PASS' verdict"
+}
+[ "$rc" -eq 0 ] || fail "vdk-vmm exit status $rc"
+[ "$linked" = yes ] || fail "the guest never asked for the link test"
+gsum=$(sed -nE 's/^VDK-DATA: g2h-sum ([0-9a-f]+)$/\1/p' "$work/serial.txt")
+read -r got hsum <"$work/g2h" || fail "the upload server recorded nothing"
+[ "$got" = "$SIZE" ] && [ "$hsum" = "$gsum" ] ||
+	fail "upload: host received $got bytes with sha256 $hsum, the guest sent $SIZE with $gsum"
+pass "($ms ms; $SIZE bytes each way sha256-checked, 2 queue pairs, MTU 9000, link down/up seen)"
