@@ -88,6 +88,7 @@ fi
 [ -x "$vmm" ] || fail "$vmm missing after the build"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
+harness_guest=freestanding # no Linux: runs directly where /dev/kvm can run it
 harness_run "$@"
 [ -e /dev/kvm ] || skip "/dev/kvm does not exist (no KVM on this host)"
 [[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"

@@ -24,6 +24,7 @@ skip() {
 command -v python3 >/dev/null || skip "python3 not installed (builds the test kernels)"
 # Here, or nested in an L1 guest with KVM (lib/vmm_harness.sh): the cases that reach KVM need it.
 . "$repo/tests/integration/lib/vmm_harness.sh"
+harness_guest=freestanding # no Linux: runs directly where /dev/kvm can run it
 harness_run "$@"
 
 work="$(mktemp -d)"

@@ -44,6 +44,7 @@ fail() {
 [[ -x "$vmm" ]] || skip "no vdk-vmm binary at $vmm (build it: ninja -C build, or set VDK_VMM)"
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
 . "$repo/tests/integration/lib/vmm_harness.sh"
+harness_guest=freestanding # no Linux: runs directly where /dev/kvm can run it
 harness_run "$@"
 [[ -e /dev/kvm ]] || skip "/dev/kvm does not exist (no KVM on this host): the VMM cannot run a guest"
 [[ -r /dev/kvm && -w /dev/kvm ]] || skip "/dev/kvm is not readable and writable by $(id -un)"
