@@ -45,7 +45,7 @@ static void usage(FILE *f)
 		"back-end at SOCKET (repeatable)\n"
 		"  --vhost-user-rng SOCKET\n"
 		"                     virtio-rng served by a vhost-user "
-		"back-end\n"
+		"back-end (repeatable)\n"
 		"  --vhost-user "
 		"TYPE,SOCKET[,num-queues=N][,config-size=BYTES]\n"
 		"                     any vhost-user back-end; TYPE is blk, "
@@ -76,9 +76,9 @@ static void usage(FILE *f)
 		"  --timeout SECONDS  stop a guest still running after "
 		"SECONDS (a watchdog; exit 5)\n"
 		"  -h, --help, -V, --version\n"
-		"Options that take a value may be given once (--disk: "
-		"repeatable); write a\ncomma inside a --disk PATH or ID as "
-		"',,'.\n\n"
+		"Options that take a value may be given once (--disk and "
+		"--vhost-user*: repeatable);\nwrite a comma inside a --disk "
+		"PATH or ID as ',,'.\n\n"
 		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
 		"reboot, 3 guest crash (triple fault), 4 VMM error, 5 "
 		"--timeout "
@@ -281,6 +281,9 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 	o->cmdline = "";
 	vdk_tool_cli_init(&cli, "vdk-vmm", longopts);
 	vdk_tool_cli_repeatable(&cli, O_DISK);
+	vdk_tool_cli_repeatable(&cli, O_VU_BLK);
+	vdk_tool_cli_repeatable(&cli, O_VU_RNG);
+	vdk_tool_cli_repeatable(&cli, O_VU);
 	while ((c = vdk_tool_cli_next(&cli, argc, argv, "hV")) != -1) {
 		switch (c) {
 		case O_KERNEL:

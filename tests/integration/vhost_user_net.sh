@@ -192,11 +192,14 @@ read -r got hsum <"$tmp/g2h" || fail "the upload server recorded nothing"
 	fail "upload: host received $got bytes with sha256 $hsum, the guest sent $size with $gsum"
 say "host: 64 MiB upload sha256 matches across a backend restart; 64 MiB download checked in the guest"
 # --- both queue pairs carried traffic (the restarted backend's counters, printed at its exit) ---
+# It keeps listening after QEMU left: stop it (SIGTERM, a clean stop) so that it prints them.
+kill -TERM "$backend_pid" 2>/dev/null
 for _ in $(seq 100); do kill -0 "$backend_pid" 2>/dev/null || break; sleep 0.05; done
-pairs="$(grep -a '^vdk-vhost-user-net: queue pair ' "$art/backend.log" | tail -n 2)"
-echo "$pairs" | sed "s/^vdk-vhost-user-net: /$name: backend after the restart: /"
+# Log lines start with a timestamp and "vdk-vhost-user-net[DEVICE]:" (tools/log.c): keep what follows.
+pairs="$(sed -nE 's/^.*vdk-vhost-user-net(\[[^]]*\])?: (queue pair .*)$/\2/p' "$art/backend.log" | tail -n 2)"
+echo "$pairs" | sed "s/^/$name: backend after the restart: /"
 for p in 0 1; do
-	echo "$pairs" | grep -qE "^vdk-vhost-user-net: queue pair $p: tx [1-9][0-9]* packets, rx [1-9][0-9]* packets$" ||
+	echo "$pairs" | grep -qE "^queue pair $p: tx [1-9][0-9]* packets, rx [1-9][0-9]* packets$" ||
 		fail "queue pair $p carried no traffic in one direction after the restart (see above)"
 done
 say "PASS ($(pick_accel), ${run_s} s; logs in $art)"

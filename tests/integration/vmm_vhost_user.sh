@@ -273,9 +273,12 @@ PY
 		{ tail -n 30 "$w/serial.txt"; fail "$label: no 'VDK-TEST: vmmlinux: PASS' verdict"; }
 	[ "$rc" -eq 0 ] || fail "$label: vdk-vmm exit status $rc, expected 0 (poweroff)"
 	[ "$kills" -eq 2 ] || fail "$label: the back-end was killed $kills times, expected 2"
+	# Both losses must be seen, and the first reconnection (round 2's I/O needs it); the
+	# second may come after the guest already powered off, when its last round finished
+	# before the restarted back-end was listening.
 	[ "$(grep -c 'went away; reconnecting' "$w/vmm.err")" -eq 2 ] &&
-		[ "$(grep -c 'is back' "$w/vmm.err")" -eq 2 ] ||
-		fail "$label: vdk-vmm did not report 2 losses and 2 reconnections"
+		[ "$(grep -c 'is back' "$w/vmm.err")" -ge 1 ] ||
+		fail "$label: vdk-vmm did not report 2 losses and at least 1 reconnection"
 	python3 - "$w/rw.img" <<'PY' || fail "$label: host: the image is not byte-exact"
 import sys
 d = open(sys.argv[1], "rb").read()
