@@ -609,10 +609,12 @@ static int run(struct vm *vm)
 	vmm_console_restore(&vm->console);
 	if (why != VMM_STOP_POWEROFF)
 		fprintf(stderr, "vdk-vmm: %s\n", vm->stop.msg);
-	/* Where a guest that stopped responding was. */
-	for (unsigned int i = 0; why == VMM_STOP_TIMEOUT && i < vm->num_vcpus;
+	/* Where a guest that stopped responding or triple-faulted was. */
+	for (unsigned int i = 0;
+	     (why == VMM_STOP_TIMEOUT || why == VMM_STOP_SHUTDOWN) &&
+	     i < vm->num_vcpus;
 	     i++) {
-		char where[160];
+		char where[512];
 
 		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
 		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);

@@ -121,7 +121,16 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 
 int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
 {
+	static const char *const mp_states[] = {
+		"runnable",	 "uninitialized", "init-received", "halted",
+		"sipi-received", "stopped",	  "check-stop",	   "operating",
+		"load",		 "ap-reset-hold", "suspended",
+	};
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_sregs sregs;
 	struct kvm_regs regs;
+	int n;
 
 	if (v->fd < 0 || ioctl(v->fd, KVM_GET_REGS, &regs) < 0) {
 		int err = v->fd < 0 ? -EBADF : -errno;
@@ -129,9 +138,40 @@ int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
 		snprintf(buf, len, "registers unknown (%s)", strerror(-err));
 		return err;
 	}
-	snprintf(buf, len, "rip %#llx rsp %#llx rflags %#llx",
-		 (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
-		 (unsigned long long)regs.rflags);
+	n = snprintf(buf, len, "rip %#llx rsp %#llx rflags %#llx",
+		     (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		     (unsigned long long)regs.rflags);
+	/* The rest is best effort: what the mode and state were. */
+	if (n > 0 && (size_t)n < len &&
+	    ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0)
+		n += snprintf(
+			buf + n, len - (size_t)n,
+			" cs %#x base %#llx cr0 %#llx cr2 %#llx cr3 "
+			"%#llx cr4 %#llx efer %#llx idt %#llx/%#x gdt "
+			"%#llx/%#x",
+			sregs.cs.selector, (unsigned long long)sregs.cs.base,
+			(unsigned long long)sregs.cr0,
+			(unsigned long long)sregs.cr2,
+			(unsigned long long)sregs.cr3,
+			(unsigned long long)sregs.cr4,
+			(unsigned long long)sregs.efer,
+			(unsigned long long)sregs.idt.base, sregs.idt.limit,
+			(unsigned long long)sregs.gdt.base, sregs.gdt.limit);
+	if (n > 0 && (size_t)n < len &&
+	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0)
+		n += snprintf(
+			buf + n, len - (size_t)n, " exception %s%u%s nmi %s",
+			ev.exception.injected || ev.exception.pending ? ""
+								      : "none/",
+			ev.exception.nr,
+			ev.exception.has_error_code ? " (error code)" : "",
+			ev.nmi.injected || ev.nmi.pending ? "pending" : "none");
+	if (n > 0 && (size_t)n < len &&
+	    ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
+		snprintf(buf + n, len - (size_t)n, " mp-state %s",
+			 mp.mp_state < sizeof(mp_states) / sizeof(mp_states[0])
+				 ? mp_states[mp.mp_state]
+				 : "unknown");
 	return 0;
 }
 

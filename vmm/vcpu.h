@@ -104,7 +104,10 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 /**
  * vmm_vcpu_where() - write "rip 0x... rsp 0x... rflags 0x..." of a vCPU
  * that is not running (its thread joined) into @buf, for the message about
- * a guest that stopped responding (KVM_GET_REGS).
+ * a guest that stopped responding or triple-faulted (KVM_GET_REGS), then,
+ * as far as KVM gives them, its code segment, control registers, EFER,
+ * IDT and GDT (KVM_GET_SREGS), a pending exception or NMI
+ * (KVM_GET_VCPU_EVENTS) and its multiprocessing state (KVM_GET_MP_STATE).
  * Return: 0, or -errno of KVM_GET_REGS (@buf then says so).
  */
 int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len);
