@@ -18,7 +18,8 @@
  * Exit status:
  *   0  the guest powered off (ACPI S5 through the FADT sleep register)
  *   1  an error before the guest started (options, files, KVM)
- *   2  the guest asked for a reboot (ACPI reset register, i8042 reset)
+ *   2  the guest asked for a reboot (ACPI reset register, i8042 reset, or
+ *      a jump to the reset vector: Linux's default `reboot` here)
  *   3  the guest triple-faulted or crashed
  *   4  a VMM or KVM error while the guest ran
  *   5  --timeout SECONDS expired with the guest still running (a guest

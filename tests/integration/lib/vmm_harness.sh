@@ -45,6 +45,8 @@
 #   VDK_NESTED_SMP      vCPUs of L1 (default 2, with `-accel tcg,thread=multi`)
 #   VDK_NESTED_TIMEOUT  seconds for the whole L1 run (default 900)
 #   VDK_NESTED_TEST_TIMEOUT  seconds for one test inside L1 (default 420; exit 124 past it)
+#   VDK_NESTED_L1_LOGLEVEL   L1 kernel console loglevel (default 3; 4 shows L1's errors, such as
+#                       RCU stalls, on the L1 console)
 #   VDK_IN_L1           set inside L1 (by l1.sh); tests skip their host-side preparation
 #   VDK_HARNESS_EXTRA   more host paths to put in the sysroot (space-separated)
 
@@ -313,7 +315,7 @@ harness_nested() {
 		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
 		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
 		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
+		-append "console=ttyS0 quiet loglevel=${VDK_NESTED_L1_LOGLEVEL:-3} panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
 		</dev/null 2>&1)
 	now=$EPOCHREALTIME
 	harness_stage l1-total "$([[ $ended == 1 ]] && echo PASS || echo FAIL)" "$(harness_secs "$t0" "$now")" \
