@@ -30,20 +30,18 @@ struct vmm_pci_host *vmm_pci_host_new(uint64_t mem_base, uint64_t mem_size,
 	struct vmm_pci_host *h = NULL;
 	int r = -EINVAL;
 
-	if (mem_size == 0 || mem_base + mem_size < mem_base ||
-	    mem_base + mem_size > (1ull << 32) ||
-	    mem64_base + mem64_size < mem64_base)
-		goto out;
-	r = -ENOMEM;
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		goto out;
-	h->mem_next = mem_base;
-	h->mem_end = mem_base + mem_size;
-	h->mem64_next = mem64_base;
-	h->mem64_end = mem64_base + mem64_size;
-	r = 0;
-out:
+	if (mem_size != 0 && mem_base + mem_size >= mem_base &&
+	    mem_base + mem_size <= (1ull << 32) &&
+	    mem64_base + mem64_size >= mem64_base) {
+		h = calloc(1, sizeof(*h));
+		r = h ? 0 : -ENOMEM;
+	}
+	if (h) {
+		h->mem_next = mem_base;
+		h->mem_end = mem_base + mem_size;
+		h->mem64_next = mem64_base;
+		h->mem64_end = mem64_base + mem64_size;
+	}
 	if (err)
 		*err = r;
 	return h;
