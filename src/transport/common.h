@@ -9,12 +9,14 @@
 #ifndef VDK_TRANSPORT_COMMON_H
 #define VDK_TRANSPORT_COMMON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <linux/virtio_config.h>
 
 #include <vdk/device.h>
+#include <vdk/interrupt.h>
 #include <vdk/log.h>
 #include <vdk/mem.h>
 #include <vdk/virtq.h>
@@ -28,6 +30,59 @@
 	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |                \
 	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK |             \
 	 VIRTIO_CONFIG_S_FAILED)
+
+struct vdk_transport;
+
+/* What differs between transports in the shared rules below. */
+struct vdk_transport_ops {
+	/* After a device reset (lock held): clear the transport's own
+	 * registers and interrupt state (taking irq_lock for the latter). */
+	void (*reset_registers)(struct vdk_transport *c);
+	/* On wake (irq_lock held): bring the interrupt line to the level a
+	 * restored interrupt status implies. */
+	void (*wake_irq_locked)(struct vdk_transport *c);
+	/* The vdk_interrupt ops the device gets (opaque: the transport). */
+	const struct vdk_interrupt_ops *irq_ops;
+	/* Module name for log lines: "mmio", "virtio-pci". */
+	const char *mod;
+};
+
+/*
+ * The state every transport keeps the same way, embedded in struct
+ * vdk_mmio and struct vdk_virtio_pci (member "c"; @opaque is the outer
+ * struct, what the vdk_interrupt ops get).
+ *
+ * Locking: two mutexes, always taken in this order. lock: the register
+ * state and every call into the device framework; irq_lock: a leaf around
+ * the interrupt state (needs_reset here, the transport's own fields).
+ */
+struct vdk_transport {
+	const struct vdk_transport_ops *ops;
+	void *opaque;
+	pthread_mutex_t lock;
+	pthread_mutex_t irq_lock;
+	struct vdk_device *dev;
+	const struct vdk_mem *mem;
+	struct vdk_virtq *queues; /* num_queues entries */
+	uint16_t num_queues;
+	/* what the device was activated with: &queues[i] or NULL */
+	struct vdk_virtq *active[VDK_DEVICE_MAX_QUEUES];
+	uint64_t device_features; /* cached ops->features() */
+	struct vdk_ratelimit rl;
+	struct vdk_interrupt irq;
+
+	/* register state, under lock */
+	uint8_t status; /* driver-written bits only */
+	uint32_t device_features_sel;
+	uint32_t driver_features_sel;
+	uint64_t driver_features;
+	bool activated;	      /* vdk_device_activate() succeeded */
+	bool asleep;	      /* put to sleep by the transport's sleep call */
+	bool restored_active; /* restored ACTIVE: wake passes the queues */
+
+	/* under irq_lock */
+	bool needs_reset; /* DEVICE_NEEDS_RESET (§2.1.2) */
+};
 
 /* What a transport does when the status rules decide so. */
 struct vdk_transport_status_hooks {

@@ -60,14 +60,14 @@ void vdk_mmio_irq_update_locked(struct vdk_mmio *t)
 static void irq_raise(struct vdk_mmio *t, uint32_t bits, bool config_changed,
 		      bool needs_reset)
 {
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->isr |= bits;
 	if (config_changed)
 		t->config_generation++;
 	if (needs_reset)
-		t->needs_reset = true;
+		t->c.needs_reset = true;
 	vdk_mmio_irq_update_locked(t);
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 }
 
 static void mmio_signal_used_queue(void *opaque, uint16_t queue)
@@ -98,33 +98,33 @@ const struct vdk_interrupt_ops vdk_mmio_irq_ops = {
 
 static bool negotiated(const struct vdk_mmio *t, unsigned int bit)
 {
-	return (t->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	       (t->driver_features & (1ull << bit));
+	return (t->c.status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	       (t->c.driver_features & (1ull << bit));
 }
 
 /* The queue QueueSel selects, or NULL (reads 0, writes ignored). */
 static struct vdk_virtq *selected_queue(struct vdk_mmio *t)
 {
-	if (t->queue_sel >= t->num_queues)
+	if (t->queue_sel >= t->c.num_queues)
 		return NULL;
-	return &t->queues[t->queue_sel];
+	return &t->c.queues[t->queue_sel];
 }
 
 uint8_t vdk_mmio_status_locked(struct vdk_mmio *t)
 {
-	uint8_t s = t->status;
+	uint8_t s = t->c.status;
 
-	pthread_mutex_lock(&t->irq_lock);
-	if (t->needs_reset)
+	pthread_mutex_lock(&t->c.irq_lock);
+	if (t->c.needs_reset)
 		s |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 	return s;
 }
 
 static void fail_device(struct vdk_mmio *t, const char *why, int err)
 {
 	vdk_log(VDK_LOG_ERROR, MOD, "%s: %s (%d); DEVICE_NEEDS_RESET",
-		t->dev->ops->name, why, err);
+		t->c.dev->ops->name, why, err);
 	mmio_set_needs_reset(t);
 }
 
@@ -137,8 +137,8 @@ static void fail_device(struct vdk_mmio *t, const char *why, int err)
 static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
 {
 	const char *why;
-	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
-					 t->active, idx, nq, &why);
+	int r = vdk_transport_swap_queue(t->c.dev, t->c.mem, &t->c.irq, t->c.queues,
+					 t->c.active, idx, nq, &why);
 
 	if (r < 0)
 		fail_device(t, why, r);
@@ -148,9 +148,9 @@ static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
 
 void vdk_mmio_reset_queues(struct vdk_mmio *t)
 {
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		vdk_virtq_reset(&t->queues[i]);
-		t->active[i] = NULL;
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
+		vdk_virtq_reset(&t->c.queues[i]);
+		t->c.active[i] = NULL;
 	}
 }
 
@@ -158,8 +158,8 @@ void vdk_mmio_reset_queues(struct vdk_mmio *t)
 static void device_reset(void *opaque)
 {
 	struct vdk_mmio *t = opaque;
-	int r = vdk_transport_reset_device(t->dev, t->queues, t->num_queues,
-					   t->active);
+	int r = vdk_transport_reset_device(t->c.dev, t->c.queues, t->c.num_queues,
+					   t->c.active);
 
 	if (r < 0) {
 		/* The device may still be using the queues: leave them, and
@@ -167,20 +167,20 @@ static void device_reset(void *opaque)
 		fail_device(t, "device reset failed", r);
 		return;
 	}
-	t->status = 0;
-	t->device_features_sel = 0;
-	t->driver_features_sel = 0;
-	t->driver_features = 0;
+	t->c.status = 0;
+	t->c.device_features_sel = 0;
+	t->c.driver_features_sel = 0;
+	t->c.driver_features = 0;
 	t->queue_sel = 0;
 	t->shm_sel = 0;
-	t->activated = false;
-	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
+	t->c.activated = false;
+	vdk_interrupt_init_callback(&t->c.irq, &vdk_mmio_irq_ops, t);
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->isr = 0;
-	t->needs_reset = false;
+	t->c.needs_reset = false;
 	vdk_mmio_irq_update_locked(t); /* config_generation is kept */
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 }
 
 /* FEATURES_OK: virtio 1.2 §3.1.1 step 5, §6.1 (VERSION_1 is mandatory). */
@@ -188,8 +188,8 @@ static bool features_acceptable(void *opaque)
 {
 	struct vdk_mmio *t = opaque;
 
-	return vdk_transport_features_ok(t->dev, t->device_features,
-					 t->driver_features, &t->rl, MOD);
+	return vdk_transport_features_ok(t->c.dev, t->c.device_features,
+					 t->c.driver_features, &t->c.rl, MOD);
 }
 
 /* DRIVER_OK: activate every ready queue, then the device (§3.1.1 step 8). */
@@ -197,15 +197,15 @@ static void driver_ok(void *opaque)
 {
 	struct vdk_mmio *t = opaque;
 	const char *why;
-	int r = vdk_transport_activate(t->dev, t->mem, &t->irq, t->queues,
-				       t->num_queues, t->active,
-				       t->driver_features, &why);
+	int r = vdk_transport_activate(t->c.dev, t->c.mem, &t->c.irq, t->c.queues,
+				       t->c.num_queues, t->c.active,
+				       t->c.driver_features, &why);
 
 	if (r < 0) {
 		fail_device(t, why, r);
 		return;
 	}
-	t->activated = true;
+	t->c.activated = true;
 }
 
 static const struct vdk_transport_status_hooks status_hooks = {
@@ -219,8 +219,8 @@ static void write_status(struct vdk_mmio *t, uint32_t val)
 	bool needs_reset =
 		vdk_mmio_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
 
-	vdk_transport_write_status(&t->status, val, needs_reset, &status_hooks,
-				   t, &t->rl, MOD, t->dev->ops->name);
+	vdk_transport_write_status(&t->c.status, val, needs_reset, &status_hooks,
+				   t, &t->c.rl, MOD, t->c.dev->ops->name);
 }
 
 /* ---- queue registers (virtio 1.2 §4.2.2, §4.2.3.2) -------------------- */
@@ -231,20 +231,20 @@ static void write_queue_ready(struct vdk_mmio *t, struct vdk_virtq *q,
 	uint16_t idx = (uint16_t)t->queue_sel;
 	int r;
 
-	if (val > 1 || (t->active[idx] && val == 0)) {
+	if (val > 1 || (t->c.active[idx] && val == 0)) {
 		/* Stopping a running queue takes QueueReset (§2.6.1). */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueReady %u for queue %u ignored",
-			   t->dev->ops->name, val, idx);
+			   t->c.dev->ops->name, val, idx);
 		return;
 	}
 	vdk_virtq_set_ready(q, val == 1);
-	if (val == 0 || !t->activated || q->active)
+	if (val == 0 || !t->c.activated || q->active)
 		return;
 	/* Re-enabling a queue after QueueReset while DRIVER_OK (§2.6.1.2). */
 	if (!negotiated(t, VIRTIO_F_RING_RESET))
 		return;
-	r = vdk_virtq_activate(q, t->mem, t->driver_features);
+	r = vdk_virtq_activate(q, t->c.mem, t->c.driver_features);
 	if (r < 0) {
 		fail_device(t, "queue re-enable failed", r);
 		return;
@@ -258,15 +258,15 @@ static void write_queue_reset(struct vdk_mmio *t, struct vdk_virtq *q,
 	uint16_t idx = (uint16_t)t->queue_sel;
 
 	if (val != 1 || !negotiated(t, VIRTIO_F_RING_RESET)) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueReset %u ignored (RING_RESET %s)",
-			   t->dev->ops->name, val,
+			   t->c.dev->ops->name, val,
 			   negotiated(t, VIRTIO_F_RING_RESET) ? "on" : "off");
 		return;
 	}
 	/* Done synchronously: QueueReset reads 0 again (reset complete) and
 	 * QueueReady reads 0 when this returns (§4.2.2.2). */
-	if (t->active[idx])
+	if (t->c.active[idx])
 		swap_queue(t, idx, NULL);
 	else
 		vdk_virtq_reset(q);
@@ -280,9 +280,9 @@ static void write_queue_addr(struct vdk_mmio *t, struct vdk_virtq *q,
 
 	if (q->ready) {
 		/* §4.2.2.3: not while QueueReady is 1. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: queue %u address write while ready ignored",
-			   t->dev->ops->name, t->queue_sel);
+			   t->c.dev->ops->name, t->queue_sel);
 		return;
 	}
 	if (high)
@@ -297,9 +297,9 @@ static void write_queue_num(struct vdk_mmio *t, struct vdk_virtq *q,
 {
 	if (q->ready || val > UINT16_MAX ||
 	    vdk_virtq_set_size(q, (uint16_t)val) < 0)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueNum %u for queue %u refused",
-			   t->dev->ops->name, val, t->queue_sel);
+			   t->c.dev->ops->name, val, t->queue_sel);
 }
 
 /* QueueNotify: the queue index, plus more with NOTIFICATION_DATA (§4.2.3.3).
@@ -308,10 +308,10 @@ static int notify_index(struct vdk_mmio *t, uint32_t val)
 {
 	if (negotiated(t, VIRTIO_F_NOTIFICATION_DATA))
 		val &= 0xffff;
-	if (val >= t->num_queues) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	if (val >= t->c.num_queues) {
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueNotify for queue %u of %u ignored",
-			   t->dev->ops->name, val, t->num_queues);
+			   t->c.dev->ops->name, val, t->c.num_queues);
 		return -1;
 	}
 	return (int)val;
@@ -330,22 +330,22 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 	case VIRTIO_MMIO_VERSION:
 		return 2;
 	case VIRTIO_MMIO_DEVICE_ID:
-		return t->dev->ops->device_type;
+		return t->c.dev->ops->device_type;
 	case VIRTIO_MMIO_VENDOR_ID:
 		return t->vendor_id;
 	case VIRTIO_MMIO_DEVICE_FEATURES:
-		if (t->device_features_sel > 1)
+		if (t->c.device_features_sel > 1)
 			return 0;
-		return (uint32_t)(t->device_features >>
-				  (32 * t->device_features_sel));
+		return (uint32_t)(t->c.device_features >>
+				  (32 * t->c.device_features_sel));
 	case VIRTIO_MMIO_QUEUE_NUM_MAX:
 		return q ? q->max_size : 0;
 	case VIRTIO_MMIO_QUEUE_READY:
 		return q ? q->ready : 0;
 	case VIRTIO_MMIO_INTERRUPT_STATUS:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->isr;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_MMIO_STATUS:
 		return vdk_mmio_status_locked(t);
@@ -359,18 +359,18 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 	case VIRTIO_MMIO_QUEUE_RESET:
 		return 0; /* resets complete synchronously */
 	case VIRTIO_MMIO_CONFIG_GENERATION:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->config_generation;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_MMIO_GUEST_PAGE_SIZE: /* legacy (version 1) registers */
 	case VIRTIO_MMIO_QUEUE_ALIGN:
 	case VIRTIO_MMIO_QUEUE_PFN:
 		return 0;
 	default:
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: read of write-only or unknown register %#llx",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return 0;
 	}
 }
@@ -379,30 +379,30 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 {
 	struct vdk_virtq *q = selected_queue(t);
-	uint32_t st = t->status;
+	uint32_t st = t->c.status;
 	unsigned int shift;
 
 	switch (off) {
 	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
-		t->device_features_sel = val;
+		t->c.device_features_sel = val;
 		return -1;
 	case VIRTIO_MMIO_DRIVER_FEATURES:
 		if (!(st & VIRTIO_CONFIG_S_DRIVER) ||
 		    (st & VIRTIO_CONFIG_S_FEATURES_OK) ||
-		    t->driver_features_sel > 1) {
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		    t->c.driver_features_sel > 1) {
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: DriverFeatures write ignored "
 				   "(status %#x, sel %u)",
-				   t->dev->ops->name, st,
-				   t->driver_features_sel);
+				   t->c.dev->ops->name, st,
+				   t->c.driver_features_sel);
 			return -1;
 		}
-		shift = 32 * t->driver_features_sel;
-		t->driver_features &= ~(0xffffffffull << shift);
-		t->driver_features |= (uint64_t)val << shift;
+		shift = 32 * t->c.driver_features_sel;
+		t->c.driver_features &= ~(0xffffffffull << shift);
+		t->c.driver_features |= (uint64_t)val << shift;
 		return -1;
 	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
-		t->driver_features_sel = val;
+		t->c.driver_features_sel = val;
 		return -1;
 	case VIRTIO_MMIO_QUEUE_SEL:
 		t->queue_sel = val;
@@ -410,10 +410,10 @@ static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		return notify_index(t, val);
 	case VIRTIO_MMIO_INTERRUPT_ACK:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		t->isr &= ~val;
 		vdk_mmio_irq_update_locked(t);
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return -1;
 	case VIRTIO_MMIO_STATUS:
 		write_status(t, val);
@@ -440,18 +440,18 @@ static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 	case VIRTIO_MMIO_QUEUE_USED_LOW:
 	case VIRTIO_MMIO_QUEUE_USED_HIGH:
 		if (!q) {
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: write to %#llx for queue %u of %u "
 				   "ignored",
-				   t->dev->ops->name, (unsigned long long)off,
-				   t->queue_sel, t->num_queues);
+				   t->c.dev->ops->name, (unsigned long long)off,
+				   t->queue_sel, t->c.num_queues);
 			return -1;
 		}
 		break;
 	default:
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write to read-only or unknown register %#llx",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return -1;
 	}
 
@@ -481,10 +481,10 @@ static bool reg_access_ok(struct vdk_mmio *t, uint64_t offset, size_t len,
 {
 	if (len == 4 && (offset & 3) == 0)
 		return true;
-	VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 		   "%s: %zu-byte %s at %#llx is not an aligned 32-bit "
 		   "register access; ignored",
-		   t->dev->ops->name, len, what, (unsigned long long)offset);
+		   t->c.dev->ops->name, len, what, (unsigned long long)offset);
 	return false;
 }
 
@@ -507,28 +507,28 @@ void vdk_mmio_read(struct vdk_mmio *t, uint64_t offset, void *data, size_t len)
 	if (!t || !data || !len)
 		return;
 	memset(data, 0, len);
-	pthread_mutex_lock(&t->lock);
-	if (t->asleep) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	pthread_mutex_lock(&t->c.lock);
+	if (t->c.asleep) {
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: read at %#llx while asleep ignored",
-			   t->dev->ops->name, (unsigned long long)offset);
+			   t->c.dev->ops->name, (unsigned long long)offset);
 	} else if (offset >= VDK_MMIO_CONFIG_OFFSET) {
 		/* §4.2.2: device-specific configuration, any width */
 		if (!config_access_ok(offset, len, &coff) ||
-		    vdk_device_read_config(t->dev, coff, data, (uint32_t)len) <
+		    vdk_device_read_config(t->c.dev, coff, data, (uint32_t)len) <
 			    0) {
 			memset(data, 0, len);
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: config read of %zu bytes at %#llx "
 				   "out of range",
-				   t->dev->ops->name, len,
+				   t->c.dev->ops->name, len,
 				   (unsigned long long)offset);
 		}
 	} else if (reg_access_ok(t, offset, len, "read")) {
 		v = htole32(read_reg(t, offset));
 		memcpy(data, &v, sizeof(v));
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 }
 
 void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
@@ -539,19 +539,19 @@ void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
 
 	if (!t || !data || !len)
 		return;
-	pthread_mutex_lock(&t->lock);
-	if (t->asleep) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	pthread_mutex_lock(&t->c.lock);
+	if (t->c.asleep) {
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx while asleep ignored",
-			   t->dev->ops->name, (unsigned long long)offset);
+			   t->c.dev->ops->name, (unsigned long long)offset);
 	} else if (offset >= VDK_MMIO_CONFIG_OFFSET) {
 		if (!config_access_ok(offset, len, &coff) ||
-		    vdk_device_write_config(t->dev, coff, data, (uint32_t)len) <
+		    vdk_device_write_config(t->c.dev, coff, data, (uint32_t)len) <
 			    0)
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: config write of %zu bytes at %#llx "
 				   "out of range",
-				   t->dev->ops->name, len,
+				   t->c.dev->ops->name, len,
 				   (unsigned long long)offset);
 	} else if (reg_access_ok(t, offset, len, "write")) {
 		memcpy(&v, data, sizeof(v));
@@ -560,8 +560,8 @@ void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
 	/* Without a notify callback, queue_notify runs under the lock so it
 	 * cannot race a reset; it may signal (irq_lock only). */
 	if (notify >= 0 && !t->notify)
-		vdk_device_queue_notify(t->dev, (uint16_t)notify);
-	pthread_mutex_unlock(&t->lock);
+		vdk_device_queue_notify(t->c.dev, (uint16_t)notify);
+	pthread_mutex_unlock(&t->c.lock);
 	if (notify >= 0 && t->notify)
 		t->notify(t->notify_opaque, (uint16_t)notify);
 }
@@ -570,20 +570,20 @@ void vdk_mmio_notify(struct vdk_mmio *t, uint16_t queue)
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	/* Under the lock, so that it cannot race a reset or QueueReset from
 	 * a vCPU (virtio 1.2 §4.2.2, QueueNotify). */
-	if (t->asleep)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	if (t->c.asleep)
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: notify of queue %u while asleep ignored",
-			   t->dev->ops->name, queue);
-	else if (queue >= t->num_queues)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   t->c.dev->ops->name, queue);
+	else if (queue >= t->c.num_queues)
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: notify of queue %u of %u ignored",
-			   t->dev->ops->name, queue, t->num_queues);
+			   t->c.dev->ops->name, queue, t->c.num_queues);
 	else
-		vdk_device_queue_notify(t->dev, queue);
-	pthread_mutex_unlock(&t->lock);
+		vdk_device_queue_notify(t->c.dev, queue);
+	pthread_mutex_unlock(&t->c.lock);
 }
 
 static void bus_read(void *opaque, uint64_t base, uint64_t offset, void *data,
@@ -634,34 +634,34 @@ struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
-	t->queues = calloc(dev->num_queues, sizeof(*t->queues));
-	if (!t->queues)
+	t->c.queues = calloc(dev->num_queues, sizeof(*t->c.queues));
+	if (!t->c.queues)
 		goto out;
 	r = -EINVAL;
 	for (uint16_t i = 0; i < dev->num_queues; i++)
-		if (vdk_virtq_init(&t->queues[i],
+		if (vdk_virtq_init(&t->c.queues[i],
 				   dev->ops->queue_max_size(dev->impl, i),
 				   i) < 0)
 			goto out;
-	t->dev = dev;
-	t->mem = cfg->mem;
-	t->num_queues = dev->num_queues;
+	t->c.dev = dev;
+	t->c.mem = cfg->mem;
+	t->c.num_queues = dev->num_queues;
 	t->notify = cfg->notify;
 	t->notify_opaque = cfg->notify_opaque;
 	t->irq_fn = cfg->irq;
 	t->irq_opaque = cfg->irq_opaque;
 	t->vendor_id = cfg->vendor_id ? cfg->vendor_id : VDK_MMIO_VENDOR_ID;
-	t->device_features = dev->ops->features(dev->impl);
-	t->rl = rl;
-	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_mutex_init(&t->irq_lock, NULL);
+	t->c.device_features = dev->ops->features(dev->impl);
+	t->c.rl = rl;
+	vdk_interrupt_init_callback(&t->c.irq, &vdk_mmio_irq_ops, t);
+	pthread_mutex_init(&t->c.lock, NULL);
+	pthread_mutex_init(&t->c.irq_lock, NULL);
 	r = 0;
 out:
 	if (err)
 		*err = r;
 	if (r < 0 && t) {
-		free(t->queues);
+		free(t->c.queues);
 		free(t);
 		t = NULL;
 	}
@@ -672,16 +672,16 @@ void vdk_mmio_free(struct vdk_mmio *t)
 {
 	if (!t)
 		return;
-	if (t->asleep)
+	if (t->c.asleep)
 		(void)vdk_mmio_wake(t);
-	pthread_mutex_lock(&t->lock);
-	if (t->activated && vdk_device_reset(t->dev) < 0)
+	pthread_mutex_lock(&t->c.lock);
+	if (t->c.activated && vdk_device_reset(t->c.dev) < 0)
 		vdk_log(VDK_LOG_ERROR, MOD, "%s: reset on free failed",
-			t->dev->ops->name);
-	pthread_mutex_unlock(&t->lock);
-	pthread_mutex_destroy(&t->lock);
-	pthread_mutex_destroy(&t->irq_lock);
-	free(t->queues);
+			t->c.dev->ops->name);
+	pthread_mutex_unlock(&t->c.lock);
+	pthread_mutex_destroy(&t->c.lock);
+	pthread_mutex_destroy(&t->c.irq_lock);
+	free(t->c.queues);
 	free(t);
 }
 
@@ -689,9 +689,9 @@ uint8_t vdk_mmio_status(struct vdk_mmio *t)
 {
 	uint8_t s;
 
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	s = vdk_mmio_status_locked(t);
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	return s;
 }
 
@@ -699,15 +699,15 @@ uint32_t vdk_mmio_interrupt_status(struct vdk_mmio *t)
 {
 	uint32_t v;
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	v = t->isr;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 	return v;
 }
 
 struct vdk_virtq *vdk_mmio_queue(struct vdk_mmio *t, uint16_t index)
 {
-	if (!t || index >= t->num_queues)
+	if (!t || index >= t->c.num_queues)
 		return NULL;
-	return &t->queues[index];
+	return &t->c.queues[index];
 }

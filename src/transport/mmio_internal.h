@@ -17,6 +17,8 @@
 #include <vdk/log.h>
 #include <vdk/mmio.h>
 
+#include "common.h"
+
 #ifndef VDK_HIDDEN
 #define VDK_HIDDEN __attribute__((visibility("hidden")))
 #endif
@@ -31,39 +33,21 @@
 #define VDK_MMIO_INT_BITS (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)
 
 struct vdk_mmio {
-	pthread_mutex_t lock;
-	struct vdk_device *dev;
-	const struct vdk_mem *mem;
+	struct vdk_transport c; /* first: the shared state (common.h) */
 	vdk_mmio_notify_fn *notify;
 	void *notify_opaque;
 	uint32_t vendor_id;
-	uint64_t device_features; /* cached ops->features() */
-	uint16_t num_queues;
-	struct vdk_virtq *queues; /* num_queues entries */
-	/* what the device was activated with: &queues[i] or NULL */
-	struct vdk_virtq *active[VDK_DEVICE_MAX_QUEUES];
 
 	/* register state, under lock */
-	uint8_t status; /* driver-written bits only */
-	uint32_t device_features_sel;
-	uint32_t driver_features_sel;
-	uint64_t driver_features;
 	uint32_t queue_sel;
 	uint32_t shm_sel;
-	bool activated;	      /* vdk_device_activate() succeeded */
-	bool asleep;	      /* vdk_mmio_sleep() */
-	bool restored_active; /* restored ACTIVE: wake passes the queues */
-	struct vdk_ratelimit rl;
 
 	/* interrupt state, under irq_lock */
-	pthread_mutex_t irq_lock;
 	vdk_mmio_irq_fn *irq_fn;
 	void *irq_opaque;
 	uint32_t isr;
 	uint32_t config_generation;
-	bool needs_reset;
 	bool irq_level;
-	struct vdk_interrupt irq;
 };
 
 /* The vdk_interrupt ops the transport gives its device (opaque: the

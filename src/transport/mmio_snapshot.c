@@ -27,11 +27,11 @@ int vdk_mmio_sleep(struct vdk_mmio *t)
 {
 	int r;
 
-	pthread_mutex_lock(&t->lock);
-	r = t->asleep ? -EBUSY : vdk_device_sleep(t->dev);
+	pthread_mutex_lock(&t->c.lock);
+	r = t->c.asleep ? -EBUSY : vdk_device_sleep(t->c.dev);
 	if (r == 0)
-		t->asleep = true;
-	pthread_mutex_unlock(&t->lock);
+		t->c.asleep = true;
+	pthread_mutex_unlock(&t->c.lock);
 	return r;
 }
 
@@ -39,22 +39,22 @@ int vdk_mmio_wake(struct vdk_mmio *t)
 {
 	int r;
 
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep)
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep)
 		r = -EBUSY;
-	else if (t->restored_active)
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
+	else if (t->c.restored_active)
+		r = vdk_device_wake(t->c.dev, t->c.mem, &t->c.irq, t->c.active);
 	else
-		r = vdk_device_wake(t->dev, NULL, NULL, NULL);
+		r = vdk_device_wake(t->c.dev, NULL, NULL, NULL);
 	if (r == 0) {
-		t->asleep = false;
-		t->restored_active = false;
+		t->c.asleep = false;
+		t->c.restored_active = false;
 		/* a restored InterruptStatus re-asserts the line */
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		vdk_mmio_irq_update_locked(t);
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	return r;
 }
 
@@ -82,7 +82,7 @@ static cbor_item_t *snapshot_queue(const struct vdk_virtq *q)
 
 static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
 {
-	cbor_item_t *queues = cbor_new_definite_array(t->num_queues);
+	cbor_item_t *queues = cbor_new_definite_array(t->c.num_queues);
 	cbor_item_t *dev = NULL;
 	uint32_t isr, gen;
 	bool ok;
@@ -90,8 +90,8 @@ static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
 
 	if (!queues)
 		return -ENOMEM;
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		cbor_item_t *q = snapshot_queue(&t->queues[i]);
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
+		cbor_item_t *q = snapshot_queue(&t->c.queues[i]);
 
 		ok = q && cbor_array_push(queues, q);
 		if (q)
@@ -101,30 +101,30 @@ static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
 			return -ENOMEM;
 		}
 	}
-	r = vdk_device_snapshot_item(t->dev, &dev);
+	r = vdk_device_snapshot_item(t->c.dev, &dev);
 	if (r < 0) {
 		cbor_decref(&queues);
 		return r;
 	}
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	isr = t->isr;
 	gen = t->config_generation;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 	/* Insertion order is serialisation order. */
 	ok = vdk_snapshot_put(root, "format", cbor_build_string(SNAP_FORMAT)) &&
 	     vdk_snapshot_put_uint(root, "version", SNAP_VERSION) &&
 	     vdk_snapshot_put_uint(root, "status", vdk_mmio_status_locked(t)) &&
 	     vdk_snapshot_put_uint(root, "device_features_sel",
-				   t->device_features_sel) &&
+				   t->c.device_features_sel) &&
 	     vdk_snapshot_put_uint(root, "driver_features",
-				   t->driver_features) &&
+				   t->c.driver_features) &&
 	     vdk_snapshot_put_uint(root, "driver_features_sel",
-				   t->driver_features_sel) &&
+				   t->c.driver_features_sel) &&
 	     vdk_snapshot_put_uint(root, "queue_sel", t->queue_sel) &&
 	     vdk_snapshot_put_uint(root, "shm_sel", t->shm_sel) &&
 	     vdk_snapshot_put_uint(root, "interrupt_status", isr) &&
 	     vdk_snapshot_put_uint(root, "config_generation", gen) &&
-	     vdk_snapshot_put(root, "active", cbor_build_bool(t->activated));
+	     vdk_snapshot_put(root, "active", cbor_build_bool(t->c.activated));
 	/* vdk_snapshot_put() consumes its item even when it fails: hand both
 	 * over whatever happened above, so that neither leaks. */
 	if (!vdk_snapshot_put(root, "queues", queues))
@@ -141,8 +141,8 @@ int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len)
 
 	if (!t || !buf || !len)
 		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep) {
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep) {
 		r = -EBUSY;
 		goto out;
 	}
@@ -153,7 +153,7 @@ int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len)
 	if (root)
 		cbor_decref(&root);
 out:
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	return r;
 }
 
@@ -177,14 +177,14 @@ static int parse_queues(struct vdk_mmio *t, const cbor_item_t *arr,
 	cbor_item_t **items;
 
 	if (!arr || !cbor_isa_array(arr) ||
-	    cbor_array_size(arr) != t->num_queues)
+	    cbor_array_size(arr) != t->c.num_queues)
 		return -EINVAL;
 	items = cbor_array_handle(arr);
-	for (uint16_t i = 0; i < t->num_queues; i++) {
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
 		const cbor_item_t *m = items[i];
 		struct snap_queue *q = &s->q[i];
 
-		if (!vdk_snapshot_get_uint(m, "size", t->queues[i].max_size,
+		if (!vdk_snapshot_get_uint(m, "size", t->c.queues[i].max_size,
 					   &q->size) ||
 		    !vdk_snapshot_get_bool(m, "ready", &q->ready) ||
 		    !vdk_snapshot_get_uint(m, "desc", UINT64_MAX, &q->desc) ||
@@ -235,7 +235,7 @@ static int parse_snapshot(struct vdk_mmio *t, const cbor_item_t *root,
 	/* The state must be one this transport could have reached. */
 	if ((s->status & ~(uint64_t)(VDK_MMIO_DRIVER_STATUS_BITS |
 				     VIRTIO_CONFIG_S_NEEDS_RESET)) ||
-	    (s->driver_features & ~t->device_features))
+	    (s->driver_features & ~t->c.device_features))
 		return -EINVAL;
 	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
 	    !(s->driver_features & version_1))
@@ -265,12 +265,12 @@ static int apply_snapshot(struct vdk_mmio *t, const struct snap *s)
 {
 	int r;
 
-	for (uint16_t i = 0; i < t->num_queues; i++) {
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
 		const struct snap_queue *sq = &s->q[i];
-		struct vdk_virtq *q = &t->queues[i];
+		struct vdk_virtq *q = &t->c.queues[i];
 
 		vdk_virtq_reset(q);
-		t->active[i] = NULL;
+		t->c.active[i] = NULL;
 		r = vdk_virtq_set_size(q, (uint16_t)sq->size);
 		if (r == 0)
 			r = vdk_virtq_set_addrs(q, sq->desc, sq->driver,
@@ -285,33 +285,33 @@ static int apply_snapshot(struct vdk_mmio *t, const struct snap *s)
 		vdk_virtq_set_ready(q, sq->ready);
 		if (!s->active || !sq->ready)
 			continue;
-		r = vdk_virtq_activate(q, t->mem, s->driver_features);
+		r = vdk_virtq_activate(q, t->c.mem, s->driver_features);
 		if (r < 0)
 			goto fail;
-		t->active[i] = q;
+		t->c.active[i] = q;
 	}
-	r = vdk_device_restore_item(t->dev, s->device);
+	r = vdk_device_restore_item(t->c.dev, s->device);
 	if (r < 0)
 		goto fail;
-	if ((t->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
+	if ((t->c.dev->state == VDK_DEVICE_ACTIVE) != s->active) {
 		r = -EINVAL; /* cannot happen after parse_snapshot() */
 		goto fail;
 	}
-	t->status = (uint8_t)(s->status & VDK_MMIO_DRIVER_STATUS_BITS);
-	t->device_features_sel = (uint32_t)s->device_features_sel;
-	t->driver_features = s->driver_features;
-	t->driver_features_sel = (uint32_t)s->driver_features_sel;
+	t->c.status = (uint8_t)(s->status & VDK_MMIO_DRIVER_STATUS_BITS);
+	t->c.device_features_sel = (uint32_t)s->device_features_sel;
+	t->c.driver_features = s->driver_features;
+	t->c.driver_features_sel = (uint32_t)s->driver_features_sel;
 	t->queue_sel = (uint32_t)s->queue_sel;
 	t->shm_sel = (uint32_t)s->shm_sel;
-	t->activated = s->active;
-	t->restored_active = s->active;
-	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
-	t->irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
-	pthread_mutex_lock(&t->irq_lock);
+	t->c.activated = s->active;
+	t->c.restored_active = s->active;
+	vdk_interrupt_init_callback(&t->c.irq, &vdk_mmio_irq_ops, t);
+	t->c.irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->isr = (uint32_t)s->isr;
 	t->config_generation = (uint32_t)s->generation;
-	t->needs_reset = t->irq.needs_reset;
-	pthread_mutex_unlock(&t->irq_lock); /* the line follows on wake */
+	t->c.needs_reset = t->c.irq.needs_reset;
+	pthread_mutex_unlock(&t->c.irq_lock); /* the line follows on wake */
 	return 0;
 fail:
 	vdk_mmio_reset_queues(t);
@@ -329,8 +329,8 @@ int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep || t->activated) {
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep || t->c.activated) {
 		r = -EBUSY;
 		goto out;
 	}
@@ -342,10 +342,10 @@ int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len)
 		r = apply_snapshot(t, s);
 	cbor_decref(&root);
 out:
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	free(s);
 	if (r < 0)
 		vdk_log(VDK_LOG_WARN, MOD, "%s: restore refused (%d)",
-			t->dev->ops->name, r);
+			t->c.dev->ops->name, r);
 	return r;
 }

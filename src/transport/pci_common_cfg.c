@@ -28,8 +28,8 @@ static void swap_queue(struct vdk_virtio_pci *t, uint16_t idx,
 		       struct vdk_virtq *nq)
 {
 	const char *why;
-	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
-					 t->active, idx, nq, &why);
+	int r = vdk_transport_swap_queue(t->c.dev, t->c.mem, &t->c.irq, t->c.queues,
+					 t->c.active, idx, nq, &why);
 
 	if (r < 0)
 		vdk_virtio_pci_fail(t, why, r);
@@ -40,52 +40,52 @@ static void swap_queue(struct vdk_virtio_pci *t, uint16_t idx,
 static void device_reset(void *opaque)
 {
 	struct vdk_virtio_pci *t = opaque;
-	int r = vdk_transport_reset_device(t->dev, t->queues, t->num_queues,
-					   t->active);
+	int r = vdk_transport_reset_device(t->c.dev, t->c.queues, t->c.num_queues,
+					   t->c.active);
 
 	if (r < 0) {
 		vdk_virtio_pci_fail(t, "device reset failed", r);
 		return;
 	}
-	t->status = 0;
-	t->device_feature_select = 0;
-	t->driver_feature_select = 0;
-	t->driver_features = 0;
+	t->c.status = 0;
+	t->c.device_features_sel = 0;
+	t->c.driver_features_sel = 0;
+	t->c.driver_features = 0;
 	t->queue_select = 0;
-	t->activated = false;
-	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
+	t->c.activated = false;
+	vdk_interrupt_init_callback(&t->c.irq, &vdk_virtio_pci_irq_ops, t);
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->isr = 0;
-	t->needs_reset = false;
+	t->c.needs_reset = false;
 	t->config_vector = VIRTIO_MSI_NO_VECTOR;
-	for (uint16_t i = 0; i < t->num_queues; i++)
+	for (uint16_t i = 0; i < t->c.num_queues; i++)
 		t->queue_vector[i] = VIRTIO_MSI_NO_VECTOR;
 	vdk_pci_set_intx(t->pci, false);
-	pthread_mutex_unlock(&t->irq_lock); /* config_generation is kept */
+	pthread_mutex_unlock(&t->c.irq_lock); /* config_generation is kept */
 }
 
 static bool features_ok(void *opaque)
 {
 	struct vdk_virtio_pci *t = opaque;
 
-	return vdk_transport_features_ok(t->dev, t->device_features,
-					 t->driver_features, &t->rl, MOD);
+	return vdk_transport_features_ok(t->c.dev, t->c.device_features,
+					 t->c.driver_features, &t->c.rl, MOD);
 }
 
 static void driver_ok(void *opaque)
 {
 	struct vdk_virtio_pci *t = opaque;
 	const char *why;
-	int r = vdk_transport_activate(t->dev, t->mem, &t->irq, t->queues,
-				       t->num_queues, t->active,
-				       t->driver_features, &why);
+	int r = vdk_transport_activate(t->c.dev, t->c.mem, &t->c.irq, t->c.queues,
+				       t->c.num_queues, t->c.active,
+				       t->c.driver_features, &why);
 
 	if (r < 0) {
 		vdk_virtio_pci_fail(t, why, r);
 		return;
 	}
-	t->activated = true;
+	t->c.activated = true;
 }
 
 static const struct vdk_transport_status_hooks status_hooks = {
@@ -98,7 +98,7 @@ static const struct vdk_transport_status_hooks status_hooks = {
 
 static struct vdk_virtq *selected_queue(struct vdk_virtio_pci *t)
 {
-	return t->queue_select < t->num_queues ? &t->queues[t->queue_select]
+	return t->queue_select < t->c.num_queues ? &t->c.queues[t->queue_select]
 					       : NULL;
 }
 
@@ -142,32 +142,32 @@ uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
 
 	switch (off) {
 	case VIRTIO_PCI_COMMON_DFSELECT:
-		return t->device_feature_select;
+		return t->c.device_features_sel;
 	case VIRTIO_PCI_COMMON_DF:
-		if (t->device_feature_select > 1)
+		if (t->c.device_features_sel > 1)
 			return 0;
-		return (uint32_t)(t->device_features >>
-				  (32 * t->device_feature_select));
+		return (uint32_t)(t->c.device_features >>
+				  (32 * t->c.device_features_sel));
 	case VIRTIO_PCI_COMMON_GFSELECT:
-		return t->driver_feature_select;
+		return t->c.driver_features_sel;
 	case VIRTIO_PCI_COMMON_GF:
-		if (t->driver_feature_select > 1)
+		if (t->c.driver_features_sel > 1)
 			return 0;
-		return (uint32_t)(t->driver_features >>
-				  (32 * t->driver_feature_select));
+		return (uint32_t)(t->c.driver_features >>
+				  (32 * t->c.driver_features_sel));
 	case VIRTIO_PCI_COMMON_MSIX:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->config_vector;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_PCI_COMMON_NUMQ:
-		return t->num_queues;
+		return t->c.num_queues;
 	case VIRTIO_PCI_COMMON_STATUS:
 		return vdk_virtio_pci_status_locked(t);
 	case VIRTIO_PCI_COMMON_CFGGENERATION:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->config_generation;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_PCI_COMMON_Q_SELECT:
 		return t->queue_select;
@@ -183,9 +183,9 @@ uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		return q->size;
 	case VIRTIO_PCI_COMMON_Q_MSIX:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->queue_vector[t->queue_select];
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		return q->ready;
@@ -216,9 +216,9 @@ uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
 static uint16_t checked_vector(struct vdk_virtio_pci *t, uint32_t v)
 {
 	if (v != VIRTIO_MSI_NO_VECTOR && v >= t->nvec) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: MSI-X vector %u beyond the table of %u",
-			   t->dev->ops->name, v, t->nvec);
+			   t->c.dev->ops->name, v, t->nvec);
 		return VIRTIO_MSI_NO_VECTOR;
 	}
 	return (uint16_t)v;
@@ -233,19 +233,19 @@ static void write_queue_enable(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 	if (v != 1 || q->ready) {
 		/* §4.1.4.3.2: the driver MUST NOT write 0; enabling twice
 		 * changes nothing. Stopping a queue takes queue_reset. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: queue_enable %u for queue %u (enabled %d) "
 			   "ignored",
-			   t->dev->ops->name, v, idx, q->ready);
+			   t->c.dev->ops->name, v, idx, q->ready);
 		return;
 	}
 	vdk_virtq_set_ready(q, true);
-	if (!t->activated || q->active)
+	if (!t->c.activated || q->active)
 		return;
 	/* Re-enabling a queue after queue_reset while DRIVER_OK (§2.6.1.2). */
 	if (!negotiated(t, VIRTIO_F_RING_RESET))
 		return;
-	r = vdk_virtq_activate(q, t->mem, t->driver_features);
+	r = vdk_virtq_activate(q, t->c.mem, t->c.driver_features);
 	if (r < 0) {
 		vdk_virtio_pci_fail(t, "queue re-enable failed", r);
 		return;
@@ -259,19 +259,19 @@ static void write_queue_reset(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 	uint16_t idx = t->queue_select;
 
 	if (v != 1 || !negotiated(t, VIRTIO_F_RING_RESET)) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: queue_reset %u ignored (RING_RESET %s)",
-			   t->dev->ops->name, v,
+			   t->c.dev->ops->name, v,
 			   negotiated(t, VIRTIO_F_RING_RESET) ? "on" : "off");
 		return;
 	}
-	if (t->active[idx])
+	if (t->c.active[idx])
 		swap_queue(t, idx, NULL);
 	else
 		vdk_virtq_reset(q);
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->queue_vector[idx] = VIRTIO_MSI_NO_VECTOR;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 }
 
 static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
@@ -289,18 +289,18 @@ static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 		return;
 	case VIRTIO_PCI_COMMON_Q_MSIX:
 		v = checked_vector(t, v);
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		t->queue_vector[t->queue_select] = (uint16_t)v;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return;
 	default:
 		break;
 	}
 	if (q->ready) {
 		/* §4.1.4.3.2: not while the queue is enabled. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx for enabled queue %u ignored",
-			   t->dev->ops->name, (unsigned long long)off,
+			   t->c.dev->ops->name, (unsigned long long)off,
 			   t->queue_select);
 		return;
 	}
@@ -308,9 +308,9 @@ static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* A power of two, 1..maximum (vdk_virtq_set_size checks). */
 		if (vdk_virtq_set_size(q, (uint16_t)v) < 0)
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: queue_size %u for queue %u refused",
-				   t->dev->ops->name, v, t->queue_select);
+				   t->c.dev->ops->name, v, t->queue_select);
 		return;
 	case VIRTIO_PCI_COMMON_Q_DESCLO:
 	case VIRTIO_PCI_COMMON_Q_DESCHI:
@@ -327,9 +327,9 @@ static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 		(void)vdk_virtq_set_addrs(q, a[0], a[1], a[2]);
 		return;
 	default: /* queue_notify_off, queue_notify_data: read-only */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write to read-only field %#llx ignored",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return;
 	}
 }
@@ -338,50 +338,50 @@ void vdk_virtio_pci_common_write(struct vdk_virtio_pci *t, uint64_t off,
 				 uint32_t v)
 {
 	struct vdk_virtq *q = selected_queue(t);
-	uint8_t st = t->status;
+	uint8_t st = t->c.status;
 	unsigned int shift;
 
 	if (off == VIRTIO_PCI_COMMON_STATUS) {
 		vdk_transport_write_status(
-			&t->status, v, vdk_virtio_pci_needs_reset(t),
-			&status_hooks, t, &t->rl, MOD, t->dev->ops->name);
+			&t->c.status, v, vdk_virtio_pci_needs_reset(t),
+			&status_hooks, t, &t->c.rl, MOD, t->c.dev->ops->name);
 		return;
 	}
 	if (vdk_virtio_pci_needs_reset(t)) {
 		/* §2.1.2: the device waits for a reset. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx while DEVICE_NEEDS_RESET "
 			   "ignored",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return;
 	}
 	switch (off) {
 	case VIRTIO_PCI_COMMON_DFSELECT:
-		t->device_feature_select = v;
+		t->c.device_features_sel = v;
 		return;
 	case VIRTIO_PCI_COMMON_GFSELECT:
-		t->driver_feature_select = v;
+		t->c.driver_features_sel = v;
 		return;
 	case VIRTIO_PCI_COMMON_GF:
 		if (!(st & VIRTIO_CONFIG_S_DRIVER) ||
 		    (st & VIRTIO_CONFIG_S_FEATURES_OK) ||
-		    t->driver_feature_select > 1) {
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		    t->c.driver_features_sel > 1) {
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: driver_feature write ignored "
 				   "(status %#x, select %u)",
-				   t->dev->ops->name, st,
-				   t->driver_feature_select);
+				   t->c.dev->ops->name, st,
+				   t->c.driver_features_sel);
 			return;
 		}
-		shift = 32 * t->driver_feature_select;
-		t->driver_features &= ~(0xffffffffull << shift);
-		t->driver_features |= (uint64_t)v << shift;
+		shift = 32 * t->c.driver_features_sel;
+		t->c.driver_features &= ~(0xffffffffull << shift);
+		t->c.driver_features |= (uint64_t)v << shift;
 		return;
 	case VIRTIO_PCI_COMMON_MSIX:
 		v = checked_vector(t, v);
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		t->config_vector = (uint16_t)v;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return;
 	case VIRTIO_PCI_COMMON_Q_SELECT:
 		t->queue_select = (uint16_t)v;
@@ -389,18 +389,18 @@ void vdk_virtio_pci_common_write(struct vdk_virtio_pci *t, uint64_t off,
 	case VIRTIO_PCI_COMMON_DF:
 	case VIRTIO_PCI_COMMON_NUMQ:
 	case VIRTIO_PCI_COMMON_CFGGENERATION:
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write to read-only field %#llx ignored",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return;
 	default:
 		break;
 	}
 	if (!q) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx for queue %u of %u ignored",
-			   t->dev->ops->name, (unsigned long long)off,
-			   t->queue_select, t->num_queues);
+			   t->c.dev->ops->name, (unsigned long long)off,
+			   t->queue_select, t->c.num_queues);
 		return;
 	}
 	write_queue_field(t, q, off, v);

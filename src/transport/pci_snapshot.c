@@ -36,11 +36,11 @@ int vdk_virtio_pci_sleep(struct vdk_virtio_pci *t)
 
 	if (!t)
 		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	r = t->asleep ? -EBUSY : vdk_device_sleep(t->dev);
+	pthread_mutex_lock(&t->c.lock);
+	r = t->c.asleep ? -EBUSY : vdk_device_sleep(t->c.dev);
 	if (r == 0)
-		t->asleep = true;
-	pthread_mutex_unlock(&t->lock);
+		t->c.asleep = true;
+	pthread_mutex_unlock(&t->c.lock);
 	return r;
 }
 
@@ -50,23 +50,23 @@ int vdk_virtio_pci_wake(struct vdk_virtio_pci *t)
 
 	if (!t)
 		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep)
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep)
 		r = -EBUSY;
-	else if (t->restored_active)
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
+	else if (t->c.restored_active)
+		r = vdk_device_wake(t->c.dev, t->c.mem, &t->c.irq, t->c.active);
 	else
-		r = vdk_device_wake(t->dev, NULL, NULL, NULL);
+		r = vdk_device_wake(t->c.dev, NULL, NULL, NULL);
 	if (r == 0) {
-		t->asleep = false;
-		t->restored_active = false;
+		t->c.asleep = false;
+		t->c.restored_active = false;
 		/* a restored ISR re-asserts INTx */
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		if (t->isr)
 			vdk_pci_set_intx(t->pci, true);
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	return r;
 }
 
@@ -92,7 +92,7 @@ static cbor_item_t *snapshot_queue(const struct vdk_virtq *q, uint16_t vec)
 
 static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 {
-	cbor_item_t *queues = cbor_new_definite_array(t->num_queues);
+	cbor_item_t *queues = cbor_new_definite_array(t->c.num_queues);
 	cbor_item_t *dev = NULL, *pci = NULL;
 	uint8_t *dbuf = NULL, *pbuf = NULL;
 	size_t dlen = 0, plen = vdk_pci_state_size(t->pci);
@@ -101,16 +101,16 @@ static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 	bool ok;
 	int r;
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	isr = t->isr;
 	gen = t->config_generation;
 	cvec = t->config_vector;
-	memcpy(qvec, t->queue_vector, t->num_queues * sizeof(*qvec));
-	pthread_mutex_unlock(&t->irq_lock);
+	memcpy(qvec, t->queue_vector, t->c.num_queues * sizeof(*qvec));
+	pthread_mutex_unlock(&t->c.irq_lock);
 	if (!queues)
 		return -ENOMEM;
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		cbor_item_t *q = snapshot_queue(&t->queues[i], qvec[i]);
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
+		cbor_item_t *q = snapshot_queue(&t->c.queues[i], qvec[i]);
 
 		ok = q && cbor_array_push(queues, q);
 		if (q)
@@ -120,7 +120,7 @@ static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 			return -ENOMEM;
 		}
 	}
-	r = vdk_device_snapshot(t->dev, &dbuf, &dlen);
+	r = vdk_device_snapshot(t->c.dev, &dbuf, &dlen);
 	if (r < 0) {
 		cbor_decref(&queues);
 		return r;
@@ -140,20 +140,20 @@ static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 	ok = vdk_snapshot_put(root, "format", cbor_build_string(SNAP_FORMAT)) &&
 	     vdk_snapshot_put_uint(root, "version", SNAP_VERSION) &&
 	     vdk_snapshot_put_uint(root, "device_type",
-				   t->dev->ops->device_type) &&
+				   t->c.dev->ops->device_type) &&
 	     vdk_snapshot_put_uint(root, "status",
 				   vdk_virtio_pci_status_locked(t)) &&
 	     vdk_snapshot_put_uint(root, "device_feature_select",
-				   t->device_feature_select) &&
+				   t->c.device_features_sel) &&
 	     vdk_snapshot_put_uint(root, "driver_feature_select",
-				   t->driver_feature_select) &&
+				   t->c.driver_features_sel) &&
 	     vdk_snapshot_put_uint(root, "driver_features",
-				   t->driver_features) &&
+				   t->c.driver_features) &&
 	     vdk_snapshot_put_uint(root, "queue_select", t->queue_select) &&
 	     vdk_snapshot_put_uint(root, "config_msix_vector", cvec) &&
 	     vdk_snapshot_put_uint(root, "isr", isr) &&
 	     vdk_snapshot_put_uint(root, "config_generation", gen) &&
-	     vdk_snapshot_put(root, "active", cbor_build_bool(t->activated));
+	     vdk_snapshot_put(root, "active", cbor_build_bool(t->c.activated));
 	/* vdk_snapshot_put() consumes its item even when it fails. */
 	if (!vdk_snapshot_put(root, "queues", queues))
 		ok = false;
@@ -172,8 +172,8 @@ int vdk_virtio_pci_snapshot(struct vdk_virtio_pci *t, uint8_t **buf,
 
 	if (!t || !buf || !len)
 		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep) {
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep) {
 		r = -EBUSY;
 		goto out;
 	}
@@ -184,7 +184,7 @@ int vdk_virtio_pci_snapshot(struct vdk_virtio_pci *t, uint8_t **buf,
 	if (root)
 		cbor_decref(&root);
 out:
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	return r;
 }
 
@@ -214,14 +214,14 @@ static int parse_queues(struct vdk_virtio_pci *t, const cbor_item_t *arr,
 	cbor_item_t **items;
 
 	if (!arr || !cbor_isa_array(arr) ||
-	    cbor_array_size(arr) != t->num_queues)
+	    cbor_array_size(arr) != t->c.num_queues)
 		return -EINVAL;
 	items = cbor_array_handle(arr);
-	for (uint16_t i = 0; i < t->num_queues; i++) {
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
 		const cbor_item_t *m = items[i];
 		struct snap_queue *q = &s->q[i];
 
-		if (!vdk_snapshot_get_uint(m, "size", t->queues[i].max_size,
+		if (!vdk_snapshot_get_uint(m, "size", t->c.queues[i].max_size,
 					   &q->size) ||
 		    !vdk_snapshot_get_bool(m, "ready", &q->ready) ||
 		    !vdk_snapshot_get_uint(m, "desc", UINT64_MAX, &q->desc) ||
@@ -280,12 +280,12 @@ static int parse_snapshot(struct vdk_virtio_pci *t, const cbor_item_t *root,
 	    !vdk_snapshot_get_bool(root, "active", &s->active))
 		return -EINVAL;
 	/* The state must be one this transport could have reached. */
-	if (s->device_type != t->dev->ops->device_type ||
+	if (s->device_type != t->c.dev->ops->device_type ||
 	    !vector_ok(t, s->config_vector))
 		return -EINVAL;
 	if ((s->status & ~(uint64_t)(VDK_TRANSPORT_DRIVER_STATUS_BITS |
 				     VIRTIO_CONFIG_S_NEEDS_RESET)) ||
-	    (s->driver_features & ~t->device_features))
+	    (s->driver_features & ~t->c.device_features))
 		return -EINVAL;
 	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
 	    !(s->driver_features & version_1))
@@ -307,9 +307,9 @@ static int parse_snapshot(struct vdk_virtio_pci *t, const cbor_item_t *root,
 
 static void reset_queues(struct vdk_virtio_pci *t)
 {
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		vdk_virtq_reset(&t->queues[i]);
-		t->active[i] = NULL;
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
+		vdk_virtq_reset(&t->c.queues[i]);
+		t->c.active[i] = NULL;
 	}
 }
 
@@ -317,12 +317,12 @@ static int apply_queues(struct vdk_virtio_pci *t, const struct snap *s)
 {
 	int r = 0;
 
-	for (uint16_t i = 0; i < t->num_queues; i++) {
+	for (uint16_t i = 0; i < t->c.num_queues; i++) {
 		const struct snap_queue *sq = &s->q[i];
-		struct vdk_virtq *q = &t->queues[i];
+		struct vdk_virtq *q = &t->c.queues[i];
 
 		vdk_virtq_reset(q);
-		t->active[i] = NULL;
+		t->c.active[i] = NULL;
 		r = vdk_virtq_set_size(q, (uint16_t)sq->size);
 		if (r == 0)
 			r = vdk_virtq_set_addrs(q, sq->desc, sq->driver,
@@ -337,10 +337,10 @@ static int apply_queues(struct vdk_virtio_pci *t, const struct snap *s)
 		vdk_virtq_set_ready(q, sq->ready);
 		if (!s->active || !sq->ready)
 			continue;
-		r = vdk_virtq_activate(q, t->mem, s->driver_features);
+		r = vdk_virtq_activate(q, t->c.mem, s->driver_features);
 		if (r < 0)
 			return r;
-		t->active[i] = q;
+		t->c.active[i] = q;
 	}
 	return 0;
 }
@@ -361,11 +361,11 @@ static int apply_snapshot(struct vdk_virtio_pci *t, const struct snap *s)
 				       plen);
 	if (r < 0)
 		goto fail;
-	r = vdk_device_restore(t->dev, cbor_bytestring_handle(s->device),
+	r = vdk_device_restore(t->c.dev, cbor_bytestring_handle(s->device),
 			       cbor_bytestring_length(s->device));
-	if (r == 0 && (t->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
+	if (r == 0 && (t->c.dev->state == VDK_DEVICE_ACTIVE) != s->active) {
 		/* The device's snapshot does not match the transport's. */
-		(void)vdk_device_reset(t->dev);
+		(void)vdk_device_reset(t->c.dev);
 		r = -EINVAL;
 	}
 	if (r < 0) {
@@ -373,23 +373,23 @@ static int apply_snapshot(struct vdk_virtio_pci *t, const struct snap *s)
 		goto fail;
 	}
 	free(old);
-	t->status = (uint8_t)(s->status & VDK_TRANSPORT_DRIVER_STATUS_BITS);
-	t->device_feature_select = (uint32_t)s->dfselect;
-	t->driver_feature_select = (uint32_t)s->gfselect;
-	t->driver_features = s->driver_features;
+	t->c.status = (uint8_t)(s->status & VDK_TRANSPORT_DRIVER_STATUS_BITS);
+	t->c.device_features_sel = (uint32_t)s->dfselect;
+	t->c.driver_features_sel = (uint32_t)s->gfselect;
+	t->c.driver_features = s->driver_features;
 	t->queue_select = (uint16_t)s->queue_select;
-	t->activated = s->active;
-	t->restored_active = s->active;
-	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
-	t->irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
-	pthread_mutex_lock(&t->irq_lock);
+	t->c.activated = s->active;
+	t->c.restored_active = s->active;
+	vdk_interrupt_init_callback(&t->c.irq, &vdk_virtio_pci_irq_ops, t);
+	t->c.irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->isr = (uint8_t)s->isr;
 	t->config_generation = (uint8_t)s->generation;
-	t->needs_reset = t->irq.needs_reset;
+	t->c.needs_reset = t->c.irq.needs_reset;
 	t->config_vector = (uint16_t)s->config_vector;
-	for (uint16_t i = 0; i < t->num_queues; i++)
+	for (uint16_t i = 0; i < t->c.num_queues; i++)
 		t->queue_vector[i] = (uint16_t)s->q[i].vector;
-	pthread_mutex_unlock(&t->irq_lock); /* INTx follows on wake */
+	pthread_mutex_unlock(&t->c.irq_lock); /* INTx follows on wake */
 	return 0;
 fail:
 	free(old);
@@ -409,8 +409,8 @@ int vdk_virtio_pci_restore(struct vdk_virtio_pci *t, const uint8_t *buf,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep || t->activated) {
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep || t->c.activated) {
 		r = -EBUSY;
 		goto out;
 	}
@@ -422,10 +422,10 @@ int vdk_virtio_pci_restore(struct vdk_virtio_pci *t, const uint8_t *buf,
 		r = apply_snapshot(t, s);
 	cbor_decref(&root);
 out:
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 	free(s);
 	if (r < 0)
 		vdk_log(VDK_LOG_WARN, MOD, "%s: restore refused (%d)",
-			t->dev->ops->name, r);
+			t->c.dev->ops->name, r);
 	return r;
 }
