@@ -23,12 +23,6 @@
 #define VDK_HIDDEN __attribute__((visibility("hidden")))
 #endif
 
-/* Bits a driver may set in Status (virtio 1.2 §2.1). */
-#define VDK_MMIO_DRIVER_STATUS_BITS                                            \
-	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |                \
-	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK |             \
-	 VIRTIO_CONFIG_S_FAILED)
-
 /* InterruptStatus bits (virtio 1.2 §4.2.2). */
 #define VDK_MMIO_INT_BITS (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)
 
@@ -57,13 +51,5 @@ VDK_HIDDEN extern const struct vdk_interrupt_ops vdk_mmio_irq_ops;
 /* Call with irq_lock held: bring the line to the level InterruptStatus
  * implies. */
 VDK_HIDDEN void vdk_mmio_irq_update_locked(struct vdk_mmio *t);
-
-/* Call with lock held: the Status register as the driver reads it
- * (DEVICE_NEEDS_RESET included). Takes irq_lock. */
-VDK_HIDDEN uint8_t vdk_mmio_status_locked(struct vdk_mmio *t);
-
-/* Call with lock held: reset every queue and forget what the device was
- * activated with. */
-VDK_HIDDEN void vdk_mmio_reset_queues(struct vdk_mmio *t);
 
 #endif /* VDK_MMIO_INTERNAL_H */

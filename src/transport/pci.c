@@ -114,24 +114,6 @@ const struct vdk_interrupt_ops vdk_virtio_pci_irq_ops = {
 
 /* ---- helpers (lock held) ----------------------------------------------- */
 
-uint8_t vdk_virtio_pci_status_locked(struct vdk_virtio_pci *t)
-{
-	uint8_t s = t->c.status;
-
-	pthread_mutex_lock(&t->c.irq_lock);
-	if (t->c.needs_reset)
-		s |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	pthread_mutex_unlock(&t->c.irq_lock);
-	return s;
-}
-
-void vdk_virtio_pci_fail(struct vdk_virtio_pci *t, const char *why, int err)
-{
-	vdk_log(VDK_LOG_ERROR, MOD, "%s: %s (%d); DEVICE_NEEDS_RESET",
-		t->c.dev->ops->name, why, err);
-	pci_set_needs_reset(t);
-}
-
 /* ---- BAR contents (lock held) ------------------------------------------- */
 
 static void bad_access(struct vdk_virtio_pci *t, const char *what, uint64_t off,
@@ -511,7 +493,6 @@ struct vdk_virtio_pci *
 vdk_virtio_pci_new(const struct vdk_virtio_pci_config *cfg, int *err)
 {
 	struct vdk_virtio_pci *t = NULL;
-	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
 	struct vdk_device *dev;
 	uint32_t config_size = 0;
 	uint16_t nvec;
@@ -533,31 +514,20 @@ vdk_virtio_pci_new(const struct vdk_virtio_pci_config *cfg, int *err)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
-	t->c.queues = calloc(dev->num_queues, sizeof(*t->c.queues));
 	t->queue_vector = calloc(dev->num_queues, sizeof(*t->queue_vector));
-	if (!t->c.queues || !t->queue_vector)
+	if (!t->queue_vector)
 		goto out;
-	r = -EINVAL;
-	for (uint16_t i = 0; i < dev->num_queues; i++) {
-		if (vdk_virtq_init(&t->c.queues[i],
-				   dev->ops->queue_max_size(dev->impl, i),
-				   i) < 0)
-			goto out;
+	r = vdk_transport_init(&t->c, &vdk_virtio_pci_transport_ops, t, dev,
+			       cfg->mem);
+	if (r < 0)
+		goto out;
+	for (uint16_t i = 0; i < dev->num_queues; i++)
 		t->queue_vector[i] = VIRTIO_MSI_NO_VECTOR;
-	}
-	t->c.dev = dev;
-	t->c.mem = cfg->mem;
-	t->c.num_queues = dev->num_queues;
 	t->nvec = nvec;
 	t->notify = cfg->notify;
 	t->notify_opaque = cfg->notify_opaque;
-	t->c.device_features = dev->ops->features(dev->impl);
 	t->config_vector = VIRTIO_MSI_NO_VECTOR;
 	t->pending_notify = -1;
-	t->c.rl = rl;
-	pthread_mutex_init(&t->c.lock, NULL);
-	pthread_mutex_init(&t->c.irq_lock, NULL);
-	vdk_interrupt_init_callback(&t->c.irq, &vdk_virtio_pci_irq_ops, t);
 
 	struct vdk_pci_config pc = {
 		.id = {.vendor_id = VDK_VIRTIO_PCI_VENDOR_ID,
@@ -588,13 +558,10 @@ out:
 	if (err)
 		*err = r;
 	if (r < 0 && t) {
-		if (t->c.dev) {
-			pthread_mutex_destroy(&t->c.lock);
-			pthread_mutex_destroy(&t->c.irq_lock);
-		}
+		if (t->c.queues)
+			vdk_transport_fini(&t->c);
 		vdk_pci_dev_free(t->pci);
 		free(t->queue_vector);
-		free(t->c.queues);
 		free(t);
 		t = NULL;
 	}
@@ -605,18 +572,9 @@ void vdk_virtio_pci_free(struct vdk_virtio_pci *t)
 {
 	if (!t)
 		return;
-	if (t->c.asleep)
-		(void)vdk_virtio_pci_wake(t);
-	pthread_mutex_lock(&t->c.lock);
-	if (t->c.activated && vdk_device_reset(t->c.dev) < 0)
-		vdk_log(VDK_LOG_ERROR, MOD, "%s: reset on free failed",
-			t->c.dev->ops->name);
-	pthread_mutex_unlock(&t->c.lock);
-	pthread_mutex_destroy(&t->c.lock);
-	pthread_mutex_destroy(&t->c.irq_lock);
+	vdk_transport_fini(&t->c);
 	vdk_pci_dev_free(t->pci);
 	free(t->queue_vector);
-	free(t->c.queues);
 	free(t);
 }
 
@@ -627,12 +585,7 @@ struct vdk_pci_dev *vdk_virtio_pci_dev(struct vdk_virtio_pci *t)
 
 uint8_t vdk_virtio_pci_status(struct vdk_virtio_pci *t)
 {
-	uint8_t s;
-
-	pthread_mutex_lock(&t->c.lock);
-	s = vdk_virtio_pci_status_locked(t);
-	pthread_mutex_unlock(&t->c.lock);
-	return s;
+	return vdk_transport_status(&t->c);
 }
 
 uint8_t vdk_virtio_pci_isr(struct vdk_virtio_pci *t)
@@ -647,9 +600,7 @@ uint8_t vdk_virtio_pci_isr(struct vdk_virtio_pci *t)
 
 struct vdk_virtq *vdk_virtio_pci_queue(struct vdk_virtio_pci *t, uint16_t index)
 {
-	if (!t || index >= t->c.num_queues)
-		return NULL;
-	return &t->c.queues[index];
+	return t ? vdk_transport_queue(&t->c, index) : NULL;
 }
 
 uint16_t vdk_virtio_pci_queue_vector(struct vdk_virtio_pci *t, uint16_t index)

@@ -42,13 +42,13 @@ struct vdk_virtio_pci {
  * transport). */
 VDK_HIDDEN extern const struct vdk_interrupt_ops vdk_virtio_pci_irq_ops;
 
-/* Call with lock held: the device status as the driver reads it. */
-VDK_HIDDEN uint8_t vdk_virtio_pci_status_locked(struct vdk_virtio_pci *t);
+/* What virtio-pci does differently in the shared rules (pci_common_cfg.c). */
+VDK_HIDDEN extern const struct vdk_transport_ops vdk_virtio_pci_transport_ops;
 
 /* Call with lock held: DEVICE_NEEDS_RESET is set (§2.1.2). */
 static inline bool vdk_virtio_pci_needs_reset(struct vdk_virtio_pci *t)
 {
-	return vdk_virtio_pci_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
+	return vdk_transport_status_locked(&t->c) & VIRTIO_CONFIG_S_NEEDS_RESET;
 }
 
 /* Whether feature @bit is negotiated. */
@@ -56,10 +56,6 @@ static inline bool negotiated(const struct vdk_virtio_pci *t, unsigned int bit)
 {
 	return vdk_transport_negotiated(t->c.status, t->c.driver_features, bit);
 }
-
-/* Call with lock held: log @why, set DEVICE_NEEDS_RESET, notify. */
-VDK_HIDDEN void vdk_virtio_pci_fail(struct vdk_virtio_pci *t, const char *why,
-				    int err);
 
 /* pci_common_cfg.c: the natural width of the common configuration field
  * at @off (0: none starts there), and a read / write of it (lock held). */
