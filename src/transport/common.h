@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The device status, feature negotiation and reset rules every transport
- * follows (virtio 1.2 §2.1, §2.2, §2.4, §3.1.1), in one place for
- * virtio-mmio (mmio.c) and virtio-pci (pci.c). The transports keep their
- * own registers and locks; these functions decide. Call them with the
- * transport's register lock held. Not installed.
+ * The rules every transport follows, in one place for virtio-mmio (mmio.c)
+ * and virtio-pci (pci.c): device status, feature negotiation and reset
+ * (virtio 1.2 §2.1, §2.2, §2.4, §3.1.1), starting and stopping one queue
+ * (§2.6.1), sleep and wake, and what a snapshot of the queues holds and
+ * which restored states are possible. The state both keep alike is a
+ * struct vdk_transport embedded in each; their own registers (the mmio
+ * register file, the PCI common configuration and MSI-X vectors) stay
+ * theirs, reached through struct vdk_transport_ops. These functions
+ * decide; call them with the transport's register lock held unless one
+ * says that it takes it. Not installed.
  */
 #ifndef VDK_TRANSPORT_COMMON_H
 #define VDK_TRANSPORT_COMMON_H
