@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Tests of vmm_vcpu_setup_cpuid() (vmm/vcpu.c): every vCPU gets its own
- * APIC ID and all of them one topology, one package of --cpus cores,
- * whatever the host's CPUID said: an AMD host without leaf 0xb levels (as
- * QEMU's TCG "max" CPU in the nested harness) and an Intel host with SMT.
+ * Tests of vmm/vcpu.c that need no /dev/kvm: vmm_vcpu_setup_cpuid() gives
+ * every vCPU its own APIC ID and all of them one topology, one package of
+ * --cpus cores, whatever the host's CPUID said: an AMD host without leaf
+ * 0xb levels (as QEMU's TCG "max" CPU in the nested harness) and an Intel
+ * host with SMT.
  */
 #include <stdarg.h>
 #include <stddef.h>
