@@ -353,3 +353,65 @@ void vmm_kvm_msi_route_free(struct vmm_kvm *k, uint32_t gsi)
 	m->used = false;
 	pthread_mutex_unlock(&k->routes_lock);
 }
+
+int vmm_kvm_stats_print(int fd, const char *who, FILE *out)
+{
+	struct kvm_stats_header h;
+	size_t desc_size, col = 0;
+	uint8_t *descs = NULL;
+	int sfd, err = 0;
+	ssize_t n;
+
+	sfd = ioctl(fd, KVM_GET_STATS_FD, NULL);
+	if (sfd < 0)
+		return -errno;
+	n = pread(sfd, &h, sizeof(h), 0);
+	if (n != (ssize_t)sizeof(h) || h.num_desc == 0 || h.num_desc > 4096 ||
+	    h.name_size == 0 || h.name_size > 256) {
+		err = n < 0 ? -errno : -EPROTO;
+		goto out;
+	}
+	desc_size = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = calloc(h.num_desc, desc_size);
+	if (!descs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	n = pread(sfd, descs, h.num_desc * desc_size, h.desc_offset);
+	if (n != (ssize_t)(h.num_desc * desc_size)) {
+		err = n < 0 ? -errno : -EPROTO;
+		goto out;
+	}
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		struct kvm_stats_desc *d =
+			(struct kvm_stats_desc *)(descs + i * desc_size);
+		uint64_t v;
+
+		d->name[h.name_size - 1] = '\0';
+		if ((d->flags & KVM_STATS_TYPE_MASK) !=
+			    KVM_STATS_TYPE_CUMULATIVE ||
+		    d->size != 1)
+			continue;
+		if (pread(sfd, &v, sizeof(v),
+			  (off_t)h.data_offset + d->offset) != sizeof(v)) {
+			err = -EPROTO;
+			break;
+		}
+		if (v == 0)
+			continue;
+		if (col == 0)
+			col = (size_t)fprintf(out, "vdk-vmm: %s:", who);
+		col += (size_t)fprintf(out, " %s %llu", d->name,
+				       (unsigned long long)v);
+		if (col > 72) {
+			fputc('\n', out);
+			col = 0;
+		}
+	}
+	if (col)
+		fputc('\n', out);
+out:
+	free(descs);
+	close(sfd);
+	return err;
+}
