@@ -14,10 +14,11 @@
 #   first byte   exec -> the first byte on the serial console
 #   init         exec -> "VDK-GUEST: init", the first line of the initramfs's /init
 #   poweroff     exec -> the process's exit after the guest's ACPI poweroff
-#   RSS overhead the VMM's peak RSS (VmHWM) minus the Rss of the guest RAM mapping (vdk-vmm:
-#                memfd:vdk-vmm-ram, QEMU: the anonymous mapping of exactly the RAM size),
+#   RSS overhead the VMM's peak RSS (VmHWM) minus the Rss of the guest RAM mapping (for both
+#                the mapping of exactly the RAM size: anonymous memory with no vhost-user device),
 #                sampled from /proc every 20 ms until exit
-# Prints the median of each, and vdk-vmm / QEMU. Goals: init <= 0.7 x QEMU microvm;
+# Prints the median of each, and vdk-vmm / QEMU, and vdk-vmm's VDK_VMM_STATS=1 counters of its
+# last run (exits to userspace; KVM's own counters of exits and page faults). Goals: init <= 0.7 x QEMU microvm;
 # RSS overhead < 5 MiB.
 #
 # Environment: RUNS (per VMM, default 5), BENCH_TIMEOUT (seconds per run, default 120),
@@ -151,8 +152,9 @@ qemu_base=("$QEMU" -M microvm -enable-kvm -m "$MEM" -smp 1 -nodefaults -no-user-
 run() {
 	local who=$1 n=$2 line rc
 	if [ "$who" = vdk ]; then
-		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT \
-			python3 "$work/runvm.py" memfd:vdk-vmm-ram -- "${vdk_cmd[@]}")
+		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT VDK_VMM_STATS=1 \
+			python3 "$work/runvm.py" $((256 * 1024)) -- "${vdk_cmd[@]}")
+		grep -a '^vdk-vmm: ' "$work/err" >"$work/vdk.stats"
 	else
 		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT \
 			python3 "$work/runvm.py" $((256 * 1024)) -- "${qemu_base[@]}" "${qemu_cpu[@]}")
@@ -204,6 +206,8 @@ echo "== $name: vdk-vmm vs QEMU microvm (-enable-kvm ${qemu_cpu[*]}), $RUNS runs
 if harness_in_l1; then
 	echo "   (inside the nested L1 guest: QEMU TCG L1, nested SVM; ratios matter, not absolute times)"
 fi
+thp=/sys/kernel/mm/transparent_hugepage
+echo "   transparent huge pages here: enabled $(cat $thp/enabled 2>/dev/null || echo '(none)'), shmem_enabled $(cat $thp/shmem_enabled 2>/dev/null || echo '(none)')"
 printf '%-34s %10s %10s %12s\n' metric vdk-vmm QEMU vdk/QEMU
 for m in "first serial byte (ms):2" "init (ms):3" "poweroff (ms):4"; do
 	label=${m%:*} f=${m##*:}
@@ -218,6 +222,8 @@ printf '%-34s %10s %10s\n' "guest RAM touched (MiB)" \
 init_ratio=$(awk -v a="$(median vdk 3)" -v b="$(median qemu 3)" 'BEGIN { printf "%.2f", a / b }')
 echo "goal exec -> init <= 0.70 x QEMU microvm: $init_ratio $(awk -v r="$init_ratio" 'BEGIN { print (r <= 0.70) ? "(met)" : "(NOT met)" }')"
 echo "goal RSS overhead < 5 MiB: $v MiB $(awk -v r="$v" 'BEGIN { print (r < 5) ? "(met)" : "(NOT met)" }')"
+echo "vdk-vmm's VDK_VMM_STATS=1 of the last run (exits to userspace, KVM's counters):"
+sed 's/^/  /' "$work/vdk.stats"
 echo "largest mappings by Rss at the last sample of the last run (guest RAM included):"
 for who in vdk qemu; do
 	echo " $who:"
