@@ -359,6 +359,13 @@ static int vdev_attach_pci(struct vmm_devices *d, struct vdev *v,
 			*errmsg = "eventfd() failed";
 			return -errno;
 		}
+		/* A device that waits on the ioeventfd itself (vhost-user:
+		 * the back-end's kick fd) takes it; else it goes on the loop.
+		 * Used buffer notifications stay with the transport on
+		 * virtio-pci: MSI-X masking (pending bits) and the driver's
+		 * queue-to-vector choices are the transport's to follow. */
+		if (vdk_device_set_kick_fd(v->dev, i, q->fd) == 0)
+			continue;
 		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
 		if (r < 0) {
 			*errmsg = "cannot watch the ioeventfd";
@@ -393,6 +400,7 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 		.irq = vdev_irq,
 		.irq_opaque = v,
 	};
+	bool direct_used = false;
 	int r;
 
 	r = vdk_device_attach_loop(v->dev, d->loop);
@@ -443,6 +451,12 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 			return r;
 		}
 		q->bound = true;
+		/* Direct notifications (vhost-user): the ioeventfd is the
+		 * back-end's kick fd, the device's irqfd its call fd. */
+		if (vdk_device_set_call_fd(v->dev, i, v->irq_fd) == 0)
+			direct_used = true;
+		if (vdk_device_set_kick_fd(v->dev, i, q->fd) == 0)
+			continue;
 		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
 		if (r < 0) {
 			*errmsg = "cannot watch the ioeventfd";
@@ -450,6 +464,9 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 		}
 		q->on_loop = true;
 	}
+	/* The device's own GSI, edge-triggered: InterruptStatus reports
+	 * "used buffer" for the interrupts the transport does not see. */
+	vdk_mmio_set_direct_used_notify(v->transport, direct_used);
 	return 0;
 }
 

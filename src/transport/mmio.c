@@ -346,6 +346,10 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 		pthread_mutex_lock(&t->irq_lock);
 		v = t->isr;
 		pthread_mutex_unlock(&t->irq_lock);
+		/* Used buffer notifications that bypass us (an irqfd the
+		 * device's back-end writes): any interrupt may be one. */
+		if (t->direct_used && t->activated)
+			v |= VIRTIO_MMIO_INT_VRING;
 		return v;
 	case VIRTIO_MMIO_STATUS:
 		return vdk_mmio_status_locked(t);
@@ -693,6 +697,15 @@ uint8_t vdk_mmio_status(struct vdk_mmio *t)
 	s = vdk_mmio_status_locked(t);
 	pthread_mutex_unlock(&t->lock);
 	return s;
+}
+
+void vdk_mmio_set_direct_used_notify(struct vdk_mmio *t, bool on)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->direct_used = on;
+	pthread_mutex_unlock(&t->lock);
 }
 
 uint32_t vdk_mmio_interrupt_status(struct vdk_mmio *t)

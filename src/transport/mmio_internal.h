@@ -53,6 +53,7 @@ struct vdk_mmio {
 	bool activated;	      /* vdk_device_activate() succeeded */
 	bool asleep;	      /* vdk_mmio_sleep() */
 	bool restored_active; /* restored ACTIVE: wake passes the queues */
+	bool direct_used;     /* vdk_mmio_set_direct_used_notify() */
 	struct vdk_ratelimit rl;
 
 	/* interrupt state, under irq_lock */
