@@ -22,7 +22,10 @@
 # RSS overhead < 5 MiB.
 #
 # Environment: RUNS (per VMM, default 5), BENCH_TIMEOUT (seconds per run, default 120),
-# VDK_VMM, QEMU (default qemu-system-x86_64), VDK_NESTED (lib/vmm_harness.sh).
+# VDK_VMM, QEMU (default qemu-system-x86_64), VDK_NESTED (lib/vmm_harness.sh),
+# VDK_VMM_BASE: another vdk-vmm build (before a change) run alternating with the two, its own
+# column (nested: put it where the L1 sysroot gets it, VDK_HARNESS_EXTRA=its directory, not
+# under /tmp or this repository).
 # Exit: 0 done, 1 a run failed, 77 skipped (no KVM here and no nested L1, no QEMU).
 # shellcheck disable=SC2016,SC2054
 set -uo pipefail
@@ -123,7 +126,7 @@ while True:
         next_sample = time.monotonic() + 0.02
         try:
             guest = max(guest, smaps_rss(p.pid, ram))
-            top = top_mappings(p.pid)
+            top = top_mappings(p.pid) or top  # empty once it exits
             with open(f"/proc/{p.pid}/status") as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
@@ -151,10 +154,12 @@ qemu_base=("$QEMU" -M microvm -enable-kvm -m "$MEM" -smp 1 -nodefaults -no-user-
 # run WHO N: one run; appends its figures to $work/WHO.
 run() {
 	local who=$1 n=$2 line rc
-	if [ "$who" = vdk ]; then
+	if [ "$who" = vdk ] || [ "$who" = base ]; then
+		local exe=$vmm
+		[ "$who" = base ] && exe=$VDK_VMM_BASE
 		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT VDK_VMM_STATS=1 \
-			python3 "$work/runvm.py" $((256 * 1024)) -- "${vdk_cmd[@]}")
-		grep -a '^vdk-vmm: ' "$work/err" >"$work/vdk.stats"
+			python3 "$work/runvm.py" $((256 * 1024)) -- "$exe" "${vdk_cmd[@]:1}")
+		grep -a '^vdk-vmm: ' "$work/err" >"$work/$who.stats"
 	else
 		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT \
 			python3 "$work/runvm.py" $((256 * 1024)) -- "${qemu_base[@]}" "${qemu_cpu[@]}")
@@ -187,9 +192,11 @@ done
 # One warm-up each (page cache), then alternating runs.
 run vdk 0 >/dev/null
 : >"$work/vdk"
+[ -z "${VDK_VMM_BASE:-}" ] || [ -x "$VDK_VMM_BASE" ] || die "VDK_VMM_BASE=$VDK_VMM_BASE is not executable here"
 for ((i = 1; i <= RUNS; i++)); do
 	run vdk "$i"
 	run qemu "$i"
+	[ -z "${VDK_VMM_BASE:-}" ] || run base "$i"
 done
 
 # median WHO FIELD: the median of field FIELD (1-based) over WHO's runs.
@@ -224,6 +231,16 @@ echo "goal exec -> init <= 0.70 x QEMU microvm: $init_ratio $(awk -v r="$init_ra
 echo "goal RSS overhead < 5 MiB: $v MiB $(awk -v r="$v" 'BEGIN { print (r < 5) ? "(met)" : "(NOT met)" }')"
 echo "vdk-vmm's VDK_VMM_STATS=1 of the last run (exits to userspace, KVM's counters):"
 sed 's/^/  /' "$work/vdk.stats"
+if [ -n "${VDK_VMM_BASE:-}" ]; then
+	echo "== the same for VDK_VMM_BASE=$VDK_VMM_BASE (medians; /QEMU as above)"
+	for m in "first serial byte (ms):2" "init (ms):3" "poweroff (ms):4"; do
+		label=${m%:*} f=${m##*:}
+		v=$(median base "$f") q=$(median qemu "$f")
+		printf '%-34s %10s %10s %12s\n' "exec -> $label" "$v" "$q" "$(awk -v a="$v" -v b="$q" 'BEGIN { printf "%.2f", a / b }')"
+	done
+	echo "VDK_VMM_STATS=1 of its last run:"
+	sed 's/^/  /' "$work/base.stats"
+fi
 echo "largest mappings by Rss at the last sample of the last run (guest RAM included):"
 for who in vdk qemu; do
 	echo " $who:"

@@ -14,6 +14,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+/* CPUID.1:ECX bit 24, TSC-deadline timer (Intel SDM vol. 2A, Table 3-10). */
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+
 /* Capabilities vdk-vmm cannot run without, with what each is for. */
 static const struct {
 	int cap;
@@ -132,6 +135,17 @@ int vmm_kvm_open(struct vmm_kvm *k, const char *path)
 		fail(k, err, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-err));
 		goto out_close;
 	}
+	/* The in-kernel LAPIC's TSC-deadline mode is not in the supported
+	 * CPUID; userspace offers it when KVM has it (api.rst,
+	 * KVM_GET_SUPPORTED_CPUID), as QEMU does. Linux then arms its timer
+	 * with one MSR write and skips the LAPIC timer calibration against
+	 * the PIT (100 ms of timer interrupts at boot). */
+	if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) >
+	    0)
+		for (uint32_t i = 0; i < k->cpuid->nent; i++)
+			if (k->cpuid->entries[i].function == 1)
+				k->cpuid->entries[i].ecx |=
+					CPUID_1_ECX_TSC_DEADLINE;
 	k->errmsg[0] = '\0';
 	return 0;
 

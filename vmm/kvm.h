@@ -76,7 +76,8 @@ struct vmm_kvm {
  * KVM_CAP_SET_TSS_ADDR and KVM_CAP_IMMEDIATE_EXIT; create the VM, set the
  * TSS and identity map addresses, create the in-kernel irqchip
  * (KVM_CREATE_IRQCHIP) and the PIT (KVM_CREATE_PIT2, speaker port dummy),
- * and fetch the supported CPUID.
+ * and fetch the supported CPUID (with the TSC-deadline timer bit added
+ * where KVM_CAP_TSC_DEADLINE_TIMER says the in-kernel LAPIC has it).
  * @k: caller's storage; on failure it is left closed (vmm_kvm_close() is
  *     still safe) with @k->errmsg saying what failed.
  * Return: 0; -errno of open() (-ENOENT: no /dev/kvm; -EACCES); -EPROTO for
