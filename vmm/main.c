@@ -701,6 +701,12 @@ static int run(struct vm *vm)
 			(unsigned long long)st.notifies,
 			(unsigned long long)st.msi_irqfd,
 			(unsigned long long)st.msi_ioctl);
+		if (st.direct_kick || st.direct_call)
+			fprintf(stderr,
+				"vdk-vmm: direct to vhost-user back-ends: %u "
+				"queues' ioeventfds (their notifications are "
+				"not counted above), %u queues' irqfds\n",
+				st.direct_kick, st.direct_call);
 		/* KVM's own counters: the exits handled in the kernel too. */
 		for (unsigned int i = 0; i < vm->num_vcpus; i++) {
 			char who[16];
