@@ -191,8 +191,7 @@ int main(int argc, char **argv)
 			"1..31 (default 1)\n"
 			"  --mtu=N                MTU advice, 68..65535 "
 			"(default: none)\n",
-		/* vhost-user.json: "net" has no feature list */
-		.capabilities = "{\n  \"type\": \"net\"\n}\n",
+		.type = "net",
 		.parse = parse,
 		.create = create,
 		.finish = finish,
