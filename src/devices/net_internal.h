@@ -144,6 +144,18 @@ VDK_HIDDEN void net_rx_abort(struct vdk_net *n, uint16_t pair);
 VDK_HIDDEN int net_rx_state_init(struct net_rx_state *s, uint16_t qmax,
 				 uint32_t iov_cap);
 VDK_HIDDEN void net_rx_state_fini(struct net_rx_state *s);
+/*
+ * A packet transmitted on @pair, when the backend loops_back(): its checked
+ * header @hdr and frame (@iov, @cnt entries, @len bytes) go straight into
+ * a receive buffer of @pair, with rx_take()'s header check and the receive
+ * filter. Return 1 when the packet is done with (delivered, dropped and
+ * counted, or the queue failed), 0 when it must go through the backend
+ * (no buffer now, a packet before it in progress, or it needs more than
+ * one mergeable buffer). The caller notifies the receive queue.
+ */
+VDK_HIDDEN int net_rx_direct(struct vdk_net *n, uint16_t pair,
+			     const struct virtio_net_hdr_v1 *hdr,
+			     const struct iovec *iov, int cnt, uint32_t len);
 VDK_HIDDEN bool net_rx_filter(const struct vdk_net *n, const uint8_t *frame,
 			      uint32_t len);
 

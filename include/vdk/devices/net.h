@@ -139,6 +139,15 @@ struct vdk_net_backend_ops {
 	bool (*link_up)(void *be);
 	/** Optional: free the backend (vdk_net_backend_free()). */
 	void (*destroy)(void *be);
+	/**
+	 * Optional: true when a packet sent on @pair now would come straight
+	 * back on @pair and nothing is waiting in the backend before it (a
+	 * loopback with an empty queue). The device may then copy a
+	 * transmitted packet straight from the transmit chain into a receive
+	 * buffer (one copy instead of send() + recv()), with the same header
+	 * check, receive filter and counters as a packet sent and received.
+	 */
+	bool (*loops_back)(void *be, uint16_t pair);
 };
 
 /** struct vdk_net_backend - a backend: its ops and its own pointer. */
@@ -157,7 +166,9 @@ void vdk_net_backend_free(struct vdk_net_backend *be);
  * vdk_net_loopback_new() - a backend that sends back what it is given:
  * a packet sent on pair p is received on pair p, header included. Each
  * pair holds up to @depth packets (0: 256); send() beyond that is -EAGAIN.
- * It carries every offload.
+ * It carries every offload. While a pair's queue is empty it reports
+ * loops_back(), so the device copies each packet once, from the transmit
+ * chain straight into a receive buffer.
  * @pairs: 1..VDK_NET_MAX_QUEUE_PAIRS.
  * Return: the backend (vdk_net_backend_free()), or NULL with *@err -EINVAL
  * or -ENOMEM.
