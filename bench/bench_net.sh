@@ -3,22 +3,24 @@
 #
 # The client is the same for both: dpdk-testpmd with net_virtio_user (a vhost-user front-end)
 # in io forwarding, --port-topology=loop --tx-first: a first burst of packets of the chosen
-# size then circulates between client and backend, and the client's receive rate (Rx-pps, the
-# median of its per-second figures after a warm-up) is the result. The backends:
+# size then circulates between client and backend, and the client's receive rate (packets it
+# received from the start of forwarding to a SIGINT SECONDS_PER_RUN later) is the result,
+# the median over ROUNDS runs of each. The backends:
 #   dpdk   dpdk-testpmd --vdev=net_vhost0 in io forwarding, --port-topology=loop
 #   vdk    vdk-vhost-user-net --loopback
 # Each backend runs on CPU 0 (testpmd: two lcores on CPU 0), the client on CPU 1. Runs
 # alternate (dpdk, vdk, dpdk, vdk, ...) so that a busy machine hurts both alike. No hugepages,
 # no NIC: --no-huge -m 1024 --single-file-segments --no-pci.
 #
-# Usage: bench/bench_net.sh   (env: BUILD=build, ROUNDS=2, SECONDS_PER_RUN=10, SIZES="64 1500")
-# Prints one line per size: "net <size> B: dpdk X Mpps, vdk Y Mpps, ratio Y/X".
+# Usage: bench/bench_net.sh   (env: BUILD=build, ROUNDS=5, SECONDS_PER_RUN=10, SIZES="64 1500",
+#        KEEP_LOGS=DIR to keep each run's client and backend logs)
+# Prints one line per size: "net <size> B: dpdk X Mpps, vdk Y Mpps, ratio Y/X" (medians).
 # Exit status: 0, 1 on failure, 77 if dpdk-testpmd is missing (apt-get install dpdk-dev).
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${BUILD:-$repo/build}"
-ROUNDS="${ROUNDS:-2}"
+ROUNDS="${ROUNDS:-5}"
 SECS="${SECONDS_PER_RUN:-10}"
 SIZES="${SIZES:-64 1500}"
 
@@ -38,12 +40,12 @@ trap '[[ -n "$backend" ]] && kill "$backend" 2>/dev/null; wait 2>/dev/null; rm -
 
 eal=(--no-huge -m 1024 --single-file-segments --no-pci)
 
-# run KIND SIZE: one run; prints the client's median Rx-pps.
+# run KIND SIZE: one run; prints the packets per second the client received.
 run() {
 	local kind="$1" size="$2" sock="$tmp/net.sock" log="$tmp/client.log"
 	rm -f "$sock"
 	if [[ "$kind" == dpdk ]]; then
-		sleep $((SECS + 6)) | dpdk-testpmd "${eal[@]}" --file-prefix=vdkbench-peer \
+		sleep $((SECS + 60)) | dpdk-testpmd "${eal[@]}" --file-prefix=vdkbench-peer \
 			--lcores '0@0,1@0' --vdev="net_vhost0,iface=$sock,queues=1" -- \
 			--forward-mode=io --port-topology=loop --total-num-mbufs=16384 \
 			>"$tmp/backend.log" 2>&1 &
@@ -58,18 +60,36 @@ run() {
 		echo "bench_net: $kind backend did not listen; $(tail -n 3 "$tmp/backend.log")" >&2
 		return 1
 	}
-	# With --stats-period testpmd runs until a signal: SIGINT after SECS.
-	timeout -s INT -k 5 "$SECS" dpdk-testpmd "${eal[@]}" \
+	# testpmd runs until a signal (--stats-period): SIGINT SECS after it
+	# starts forwarding. The result is its total received packets over
+	# that time (its per-second figures are not printed reliably when the
+	# machine is loaded: the printing thread shares the polling CPU).
+	dpdk-testpmd "${eal[@]}" \
 		--file-prefix=vdkbench-client \
 		--lcores '0@1,1@1' --vdev="net_virtio_user0,path=$sock,queues=1" -- \
 		--forward-mode=io --port-topology=loop --tx-first --txpkts="$size" \
-		--total-num-mbufs=16384 --stats-period=1 </dev/null >"$log" 2>&1
+		--total-num-mbufs=16384 --stats-period=60 </dev/null >"$log" 2>&1 &
+	local client=$! t0 t1
+	for _ in $(seq 600); do
+		grep -aq 'start packet forwarding' "$log" && break
+		kill -0 "$client" 2>/dev/null || break
+		sleep 0.05
+	done
+	t0="$(date +%s.%N)"
+	sleep "$SECS"
+	t1="$(date +%s.%N)"
+	kill -INT "$client" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$client" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$client" 2>/dev/null
+	wait "$client" 2>/dev/null
 	kill "$backend" 2>/dev/null
 	wait "$backend" 2>/dev/null
 	backend=""
-	# Per-second figures after the first three (connection, warm-up).
-	grep -a 'Rx-pps:' "$log" | awk '{ print $2 }' | tail -n +4 | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else print v[int((NR + 1) / 2)] }'
+	[[ -n "${KEEP_LOGS:-}" ]] && cp "$log" "$KEEP_LOGS/client-$kind-$size.log" &&
+		cp "$tmp/backend.log" "$KEEP_LOGS/backend-$kind-$size.log"
+	grep -a -A1 'Accumulated forward statistics' "$log" | grep -ao 'RX-packets: *[0-9]*' |
+		grep -o '[0-9]*$' | tail -n 1 |
+		awk -v t0="$t0" -v t1="$t1" '{ n = $1 } END { printf "%d\n", (n > 0 ? n / (t1 - t0) : 0) }'
 }
 
 for size in $SIZES; do
@@ -78,10 +98,10 @@ for size in $SIZES; do
 		d+=("$(run dpdk "$size")") || exit 1
 		v+=("$(run vdk "$size")") || exit 1
 	done
-	best() { printf '%s\n' "$@" | sort -n | tail -n 1; }
-	bd="$(best "${d[@]}")"
-	bv="$(best "${v[@]}")"
-	awk -v s="$size" -v d="$bd" -v v="$bv" -v dr="${d[*]}" -v vr="${v[*]}" 'BEGIN {
-		printf "net %5d B: dpdk %.3f Mpps, vdk %.3f Mpps, ratio %.2f (runs: dpdk %s; vdk %s pps)\n",
+	median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+	md="$(median "${d[@]}")"
+	mv="$(median "${v[@]}")"
+	awk -v s="$size" -v d="$md" -v v="$mv" -v dr="${d[*]}" -v vr="${v[*]}" 'BEGIN {
+		printf "net %5d B: dpdk %.3f Mpps, vdk %.3f Mpps, ratio %.2f (medians; runs: dpdk %s; vdk %s pps)\n",
 			s, d / 1e6, v / 1e6, (d > 0 ? v / d : 0), dr, vr }'
 done

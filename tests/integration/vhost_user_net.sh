@@ -160,8 +160,10 @@ alive() { kill -0 "$qemu_job" 2>/dev/null; }
 # Kill the backend once a quarter of the guest's upload has arrived, then start it again.
 killed=no
 while alive; do
-	if [[ "$killed" == no && -f "$tmp/g2h.progress" ]] &&
-		(($(cat "$tmp/g2h.progress") >= size / 4)); then
+	# The progress file is rewritten while we read it: an empty read is 0.
+	progress="$(cat "$tmp/g2h.progress" 2>/dev/null)"
+	[[ "$progress" =~ ^[0-9]+$ ]] || progress=0
+	if [[ "$killed" == no ]] && ((progress >= size / 4)); then
 		[[ "$(cat "/proc/$backend_pid/comm" 2>/dev/null)" == vdk-vhost-user* ]] ||
 			fail "pid $backend_pid is not the backend"
 		kill -KILL "$backend_pid"
