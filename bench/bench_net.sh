@@ -45,10 +45,11 @@ run() {
 	local kind="$1" size="$2" sock="$tmp/net.sock" log="$tmp/client.log"
 	rm -f "$sock"
 	if [[ "$kind" == dpdk ]]; then
-		sleep $((SECS + 60)) | dpdk-testpmd "${eal[@]}" --file-prefix=vdkbench-peer \
+		# --stats-period: runs until a signal, stdin unused.
+		dpdk-testpmd "${eal[@]}" --file-prefix=vdkbench-peer \
 			--lcores '0@0,1@0' --vdev="net_vhost0,iface=$sock,queues=1" -- \
 			--forward-mode=io --port-topology=loop --total-num-mbufs=16384 \
-			>"$tmp/backend.log" 2>&1 &
+			--stats-period=3600 </dev/null >"$tmp/backend.log" 2>&1 &
 	else
 		# testpmd's --no-huge memory is not a sealed memfd.
 		taskset -c 0 "$net" --socket-path="$sock" --loopback \
