@@ -140,8 +140,9 @@ pids+=($!)
 
 # --- boot -------------------------------------------------------------------------------------
 console="$art/console.log"
-# vectors=0 (INTx): QEMU 7.2 (Debian 12) crashes in msix_set_vector_notifiers when a vhost-user
-# virtio-net device starts with MSI-X (seen with any backend on this QEMU build).
+# vectors=0 (INTx): QEMU 7.2 (Debian 12) under TCG segfaults in msix_set_vector_notifiers ->
+# its KVM irqfd set-up when a vhost-user virtio-net device starts with MSI-X, with DPDK's
+# net_vhost as with ours (a QEMU bug; gdb backtrace in docs/net.md).
 (timeout -k 5 "$timeout_s" qemu-system-x86_64 -M q35 "${accel[@]}" -smp 2 -m 768M \
 	-nographic -no-reboot -nic none \
 	-object memory-backend-memfd,id=mem,size=768M,share=on -numa node,memdev=mem \
