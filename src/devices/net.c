@@ -179,6 +179,7 @@ static void rx_forget(struct vdk_net *n)
 		n->rx[p].len = n->rx[p].done = 0;
 		n->rx[p].nchains = 0;
 		n->rx[p].spare = false;
+		n->rx[p].dn = 0;
 	}
 }
 

@@ -35,6 +35,11 @@ struct net_rx_state {
 	/* where the first chain's header lives, for num_buffers */
 	struct iovec hdr_iov[VDK_NET_HDR_LEN];
 	uint32_t hdr_iovcnt;
+	/* net_rx_direct(): chains filled, published by one used-index
+	 * update at the end of the transmit pass (net_rx_direct_flush()) */
+	uint16_t *dheads;
+	uint32_t *dlens;
+	uint16_t dn;
 	/* non-mergeable: a popped chain kept for the next packet */
 	bool spare;
 	struct vdk_virtq_chain spare_chain;
@@ -156,6 +161,8 @@ VDK_HIDDEN void net_rx_state_fini(struct net_rx_state *s);
 VDK_HIDDEN int net_rx_direct(struct vdk_net *n, uint16_t pair,
 			     const struct virtio_net_hdr_v1 *hdr,
 			     const struct iovec *iov, int cnt, uint32_t len);
+/* Publish what net_rx_direct() filled on @pair (one used-index update). */
+VDK_HIDDEN void net_rx_direct_flush(struct vdk_net *n, uint16_t pair);
 VDK_HIDDEN bool net_rx_filter(const struct vdk_net *n, const uint8_t *frame,
 			      uint32_t len);
 

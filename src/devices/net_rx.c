@@ -31,7 +31,10 @@ int net_rx_state_init(struct net_rx_state *s, uint16_t qmax, uint32_t iov_cap)
 	s->heads = calloc(qmax, sizeof(*s->heads));
 	s->lens = calloc(qmax, sizeof(*s->lens));
 	s->spare_iov = calloc(iov_cap, sizeof(*s->spare_iov));
-	if (!s->buf || !s->heads || !s->lens || !s->spare_iov) {
+	s->dheads = calloc(qmax, sizeof(*s->dheads));
+	s->dlens = calloc(qmax, sizeof(*s->dlens));
+	if (!s->buf || !s->heads || !s->lens || !s->spare_iov || !s->dheads ||
+	    !s->dlens) {
 		net_rx_state_fini(s);
 		return -ENOMEM;
 	}
@@ -46,6 +49,8 @@ void net_rx_state_fini(struct net_rx_state *s)
 	free(s->heads);
 	free(s->lens);
 	free(s->spare_iov);
+	free(s->dheads);
+	free(s->dlens);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -59,8 +64,10 @@ void net_rx_abort(struct vdk_net *n, uint16_t pair)
 {
 	struct net_rx_state *s = &n->rx[pair];
 	struct vdk_virtq *q = n->queues[2 * pair];
-	uint16_t cnt = s->nchains;
+	uint16_t cnt;
 
+	net_rx_direct_flush(n, pair);
+	cnt = s->nchains;
 	if (s->spare && cnt < n->qmax)
 		s->heads[cnt++] = s->spare_chain.head;
 	if (cnt && q && !vdk_virtq_is_broken(q)) {
@@ -300,6 +307,18 @@ static int rx_fill_mergeable(struct vdk_net *n, struct vdk_virtq *q,
 	return FILL_DONE;
 }
 
+void net_rx_direct_flush(struct vdk_net *n, uint16_t pair)
+{
+	struct net_rx_state *s = &n->rx[pair];
+	struct vdk_virtq *q = n->queues[2 * pair];
+
+	if (!s->dn)
+		return;
+	if (q && vdk_virtq_add_used_batch(q, s->dheads, s->dlens, s->dn) < 0)
+		net_fail(n, q, "receiveq");
+	s->dn = 0;
+}
+
 int net_rx_direct(struct vdk_net *n, uint16_t pair,
 		  const struct virtio_net_hdr_v1 *hdr, const struct iovec *iov,
 		  int cnt, uint32_t len)
@@ -364,10 +383,11 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 					iov[i].iov_len);
 		off += (uint32_t)iov[i].iov_len;
 	}
-	if (vdk_virtq_add_used(q, c.head, off) < 0) {
-		net_fail(n, q, "receiveq");
-		return 1;
-	}
+	/* Published with the others of this pass (net_rx_direct_flush());
+	 * at most one entry per chain in flight, so dn < qmax. */
+	s->dheads[s->dn] = c.head;
+	s->dlens[s->dn] = off;
+	s->dn++;
 	n->stats.rx_packets++;
 	n->stats.rx_bytes += len;
 	n->pair_rx_packets[pair]++;
@@ -427,6 +447,8 @@ bool net_rx_process(struct vdk_net *n, uint16_t pair)
 	bool more = false;
 	int st;
 
+	/* Packets delivered straight from transmit go first. */
+	net_rx_direct_flush(n, pair);
 	if (!n->running || n->broken || !net_pair_enabled(n, pair))
 		return false;
 	q = n->queues[2 * pair];

@@ -22,6 +22,9 @@
 
 #define FB(bit)	    (1ull << (bit))
 
+/* Transmit chains returned per used-index update. */
+#define TX_BATCH 32
+
 int net_tx_check_header(const struct virtio_net_hdr_v1 *h, uint32_t len,
 			uint64_t features)
 {
@@ -154,13 +157,30 @@ static void tx_one(struct vdk_net *n, uint16_t pair,
 	n->pair_tx_packets[pair]++;
 }
 
+/* Return the transmit chains in @heads (@nh of them) with one used-index
+ * update; false if the queue failed. */
+static bool tx_return(struct vdk_net *n, struct vdk_virtq *q,
+		      const uint16_t *heads, unsigned *nh)
+{
+	static const uint32_t zero[TX_BATCH];
+	int ret = 0;
+
+	if (*nh)
+		ret = vdk_virtq_add_used_batch(q, heads, zero, (uint16_t)*nh);
+	*nh = 0;
+	if (ret < 0)
+		net_fail(n, q, "transmitq");
+	return ret == 0;
+}
+
 bool net_tx_process(struct vdk_net *n, uint16_t pair)
 {
 	struct vdk_virtq *q = n->queues[2 * pair + 1];
-	unsigned budget = VDK_NET_BUDGET;
+	unsigned budget = VDK_NET_BUDGET, nh = 0;
 	uint64_t rx_before = n->pair_rx_packets[pair];
 	bool returned = false, more = false;
 	struct vdk_virtq_chain c;
+	uint16_t heads[TX_BATCH];
 	int ret;
 
 	if (!n->running || n->broken || !q || !net_pair_enabled(n, pair))
@@ -176,20 +196,22 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 				break;
 			if (ret < 0) {
 				net_fail(n, q, "transmitq");
-				return false;
+				goto out;
 			}
 			budget--;
 			tx_one(n, pair, &c);
 			/* Taken (or dropped) even if its delivery broke the
-			 * receive queue: the chain goes back. */
-			if (vdk_virtq_add_used(q, c.head, 0) < 0) {
-				net_fail(n, q, "transmitq");
-				return false;
-			}
+			 * receive queue: the chain goes back, with the others
+			 * of this batch in one used-index update. */
+			heads[nh++] = c.head;
 			returned = true;
 			if (n->broken)
 				goto out;
+			if (nh == TX_BATCH && !tx_return(n, q, heads, &nh))
+				goto out;
 		}
+		if (!tx_return(n, q, heads, &nh))
+			goto out;
 		if (!budget) {
 			/* Notifications stay off: the caller comes back. */
 			more = vdk_virtq_has_avail(q) ||
@@ -200,12 +222,16 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 			break;
 	}
 out:
+	if (nh)
+		(void)tx_return(n, q, heads, &nh);
 	if (returned && vdk_virtq_should_notify(q))
 		vdk_interrupt_signal_used_queue(n->irq,
 						(uint16_t)(2 * pair + 1));
-	/* Packets net_rx_direct() delivered: one notification for all. */
-	if (!n->broken && n->pair_rx_packets[pair] != rx_before &&
-	    n->queues[2 * pair] && vdk_virtq_should_notify(n->queues[2 * pair]))
+	/* Packets net_rx_direct() delivered: one used-index update and one
+	 * notification for all of them. */
+	net_rx_direct_flush(n, pair);
+	if (n->pair_rx_packets[pair] != rx_before && n->queues[2 * pair] &&
+	    vdk_virtq_should_notify(n->queues[2 * pair]))
 		vdk_interrupt_signal_used_queue(n->irq, (uint16_t)(2 * pair));
-	return more;
+	return more && !n->broken;
 }
