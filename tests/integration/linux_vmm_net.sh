@@ -18,7 +18,7 @@
 #
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED. Environment: VDK_BUILD_DIR, VDK_VMM, LINUX_VMM_TIMEOUT
 # (seconds per boot, default 300), LINUX_VMM_NET_SIZE (bytes), LINUX_VMM_NET_TRANSPORTS,
-# VDK_NESTED (lib/vmm_harness.sh).
+# LINUX_VMM_CMDLINE (more kernel parameters), VDK_NESTED (lib/vmm_harness.sh).
 set -uo pipefail
 
 name=linux_vmm_net
@@ -144,7 +144,7 @@ boot() {
 	ip netns exec "$ns" timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --transport "$transport" \
 		--kernel "$dir/guest/vmlinuz" --initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus 2 \
 		--net tap=vdktap0,queue-pairs=2,mtu=9000,mac=52:54:00:78:00:02 --console "$w/serial.log" \
-		--cmdline "console=ttyS0 quiet vdk.test=vmmnet vdk.timeout=$((TIMEOUT - 10)) vdk.exit=poweroff vdk.transport=$transport vdk.size=$SIZE vdk.h2gsum=$h2gsum" \
+		--cmdline "console=ttyS0 quiet ${LINUX_VMM_CMDLINE:-} vdk.test=vmmnet vdk.timeout=$((TIMEOUT - 10)) vdk.exit=poweroff vdk.transport=$transport vdk.size=$SIZE vdk.h2gsum=$h2gsum" \
 		</dev/null >"$w/vmm.out" 2>"$w/vmm.err" &
 	vmm_pid=$!
 	pids+=("$vmm_pid")
