@@ -10,9 +10,10 @@
 #   vdk    vdk-vhost-user-net --loopback
 # Each backend runs on CPU 0 (testpmd: two lcores on CPU 0), the client on CPU 1. Runs
 # alternate (dpdk, vdk, dpdk, vdk, ...) so that a busy machine hurts both alike. No hugepages,
-# no NIC: --no-huge -m 1024 --single-file-segments --no-pci.
+# no NIC: --no-huge -m 1024 --single-file-segments --no-pci. Both sides run at nice NICE
+# (default -10, when root) so that other jobs on a shared machine disturb the runs less.
 #
-# Usage: bench/bench_net.sh   (env: BUILD=build, ROUNDS=5, SECONDS_PER_RUN=10, SIZES="64 1500",
+# Usage: bench/bench_net.sh   (env: BUILD=build, ROUNDS=5, SECONDS_PER_RUN=10, SIZES="64 1500", NICE,
 #        KEEP_LOGS=DIR to keep each run's client and backend logs)
 # Prints one line per size: "net <size> B: dpdk X Mpps, vdk Y Mpps, ratio Y/X" (medians).
 # Exit status: 0, 1 on failure, 77 if dpdk-testpmd is missing (apt-get install dpdk-dev).
@@ -23,6 +24,8 @@ BUILD="${BUILD:-$repo/build}"
 ROUNDS="${ROUNDS:-5}"
 SECS="${SECONDS_PER_RUN:-10}"
 SIZES="${SIZES:-64 1500}"
+NICE="${NICE:--10}"
+[[ "$(id -u)" == 0 ]] || NICE=0
 
 command -v dpdk-testpmd >/dev/null || {
 	echo "bench_net: SKIPPED: dpdk-testpmd not installed (apt-get install dpdk-dev)" >&2
@@ -46,13 +49,13 @@ run() {
 	rm -f "$sock"
 	if [[ "$kind" == dpdk ]]; then
 		# --stats-period: runs until a signal, stdin unused.
-		dpdk-testpmd "${eal[@]}" --file-prefix=vdkbench-peer \
+		nice -n "$NICE" dpdk-testpmd "${eal[@]}" --file-prefix=vdkbench-peer \
 			--lcores '0@0,1@0' --vdev="net_vhost0,iface=$sock,queues=1" -- \
 			--forward-mode=io --port-topology=loop --total-num-mbufs=16384 \
 			--stats-period=3600 </dev/null >"$tmp/backend.log" 2>&1 &
 	else
 		# testpmd's --no-huge memory is not a sealed memfd.
-		taskset -c 0 "$net" --socket-path="$sock" --loopback \
+		nice -n "$NICE" taskset -c 0 "$net" --socket-path="$sock" --loopback \
 			--allow-unsealed-memory >"$tmp/backend.log" 2>&1 &
 	fi
 	backend=$!
@@ -65,7 +68,7 @@ run() {
 	# starts forwarding. The result is its total received packets over
 	# that time (its per-second figures are not printed reliably when the
 	# machine is loaded: the printing thread shares the polling CPU).
-	dpdk-testpmd "${eal[@]}" \
+	nice -n "$NICE" dpdk-testpmd "${eal[@]}" \
 		--file-prefix=vdkbench-client \
 		--lcores '0@1,1@1' --vdev="net_virtio_user0,path=$sock,queues=1" -- \
 		--forward-mode=io --port-topology=loop --tx-first --txpkts="$size" \
