@@ -11,7 +11,7 @@
 # console on COM1) checks: MTU 9000 and 2 queue pairs from the device; pings the tap side from
 # CPU 0 and CPU 1 (each CPU transmits on its own queue pair) and with 8900-byte frames;
 # LINUX_VMM_NET_SIZE bytes (default 64 MiB, as the QEMU guest test; LINUX_VMM_NET_PCI_SIZE over
-# virtio-pci, default 16 MiB) go each way over TCP at the same time, the upload from CPU 0 and
+# virtio-pci, default 4 MiB) go each way over TCP at the same time, the upload from CPU 0 and
 # the download on CPU 1, streamed and sha256-checked at both ends; over
 # virtio-pci, MSI-X: a config vector and one vector per queue (virtioN-input.0/1,
 # output.0/1) on PCI-MSI, receive vectors fired; the host takes the tap down for 3 s and up
@@ -28,7 +28,7 @@ TIMEOUT=${LINUX_VMM_TIMEOUT:-300}
 SIZE=${LINUX_VMM_NET_SIZE:-$((64 << 20))}
 # virtio-pci repeats the checks with less data by default (nested TCG moves ~1 MB/s; make check's
 # nested part must stay within 4 minutes): LINUX_VMM_NET_PCI_SIZE=$((64 << 20)) for the full run.
-PCI_SIZE=${LINUX_VMM_NET_PCI_SIZE:-$((16 << 20))}
+PCI_SIZE=${LINUX_VMM_NET_PCI_SIZE:-$((4 << 20))}
 TRANSPORTS=${LINUX_VMM_NET_TRANSPORTS:-mmio pci}
 
 pass() {
