@@ -7,13 +7,13 @@
 # received from the start of forwarding to a SIGINT SECONDS_PER_RUN later) is the result,
 # the median over ROUNDS runs of each. The backends:
 #   dpdk   dpdk-testpmd --vdev=net_vhost0 in io forwarding, --port-topology=loop
-#   vdk    vdk-vhost-user-net --loopback
+#   vdk    vdk-vhost-user-net --loopback $VDK_NET_ARGS (default --busy-poll=50)
 # Each backend runs on CPU 0 (testpmd: two lcores on CPU 0), the client on CPU 1. Runs
 # alternate (dpdk, vdk, dpdk, vdk, ...) so that a busy machine hurts both alike. No hugepages,
 # no NIC: --no-huge -m 1024 --single-file-segments --no-pci. Both sides run at nice NICE
 # (default -10, when root) so that other jobs on a shared machine disturb the runs less.
 #
-# Usage: bench/bench_net.sh   (env: BUILD=build, ROUNDS=5, SECONDS_PER_RUN=10, SIZES="64 1500", NICE,
+# Usage: bench/bench_net.sh   (env: BUILD=build, ROUNDS=5, SECONDS_PER_RUN=10, SIZES="64 1500", NICE, VDK_NET_ARGS,
 #        KEEP_LOGS=DIR to keep each run's client and backend logs)
 # Prints one line per size: "net <size> B: dpdk X Mpps, vdk Y Mpps, ratio Y/X" (medians).
 # Exit status: 0, 1 on failure, 77 if dpdk-testpmd is missing (apt-get install dpdk-dev).
@@ -25,6 +25,9 @@ ROUNDS="${ROUNDS:-5}"
 SECS="${SECONDS_PER_RUN:-10}"
 SIZES="${SIZES:-64 1500}"
 NICE="${NICE:--10}"
+# vdk-vhost-user-net's extra options: DPDK's PMD polls all the time; vdk looks at an emptied
+# queue for 50 us before sleeping (--busy-poll). VDK_NET_ARGS= for the plain event-driven backend.
+VDK_NET_ARGS="${VDK_NET_ARGS---busy-poll=50}"
 [[ "$(id -u)" == 0 ]] || NICE=0
 
 command -v dpdk-testpmd >/dev/null || {
@@ -55,8 +58,9 @@ run() {
 			--stats-period=3600 </dev/null >"$tmp/backend.log" 2>&1 &
 	else
 		# testpmd's --no-huge memory is not a sealed memfd.
+		# shellcheck disable=SC2086 # VDK_NET_ARGS: words
 		nice -n "$NICE" taskset -c 0 "$net" --socket-path="$sock" --loopback \
-			--allow-unsealed-memory >"$tmp/backend.log" 2>&1 &
+			--allow-unsealed-memory $VDK_NET_ARGS >"$tmp/backend.log" 2>&1 &
 	fi
 	backend=$!
 	for _ in $(seq 200); do [[ -S "$sock" ]] && break; sleep 0.05; done

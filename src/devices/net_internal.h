@@ -61,7 +61,8 @@ struct vdk_net {
 	uint16_t max_pairs;
 	uint16_t mtu;
 	uint16_t qmax;
-	uint64_t offloads; /* backend offload bits offered */
+	uint32_t busy_poll_us; /* vdk_net_config */
+	uint64_t offloads;     /* backend offload bits offered */
 
 	/* driver-visible state */
 	uint8_t mac[6];

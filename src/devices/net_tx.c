@@ -9,6 +9,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/virtio_net.h>
 
@@ -173,6 +174,51 @@ static bool tx_return(struct vdk_net *n, struct vdk_virtq *q,
 	return ret == 0;
 }
 
+/* Signal what this pass returned on the transmit queue and delivered
+ * straight into the receive queue (net_rx_direct()), once for each. */
+static void tx_publish(struct vdk_net *n, uint16_t pair, struct vdk_virtq *q,
+		       bool *returned, uint64_t *rx_before)
+{
+	struct vdk_virtq *rq;
+
+	if (*returned && vdk_virtq_should_notify(q))
+		vdk_interrupt_signal_used_queue(n->irq,
+						(uint16_t)(2 * pair + 1));
+	*returned = false;
+	net_rx_direct_flush(n, pair);
+	rq = n->queues[2 * pair];
+	if (n->pair_rx_packets[pair] != *rx_before && rq &&
+	    vdk_virtq_should_notify(rq))
+		vdk_interrupt_signal_used_queue(n->irq, (uint16_t)(2 * pair));
+	*rx_before = n->pair_rx_packets[pair];
+}
+
+/* Busy polling (vdk_net_config.busy_poll_us): true as soon as the driver
+ * makes a chain available on @q, false after the time is up. */
+static bool tx_busy_poll(const struct vdk_net *n, struct vdk_virtq *q)
+{
+	struct timespec now, end;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_nsec += (long)n->busy_poll_us * 1000;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (vdk_virtq_has_avail(q))
+				return true;
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec < end.tv_sec ||
+		 (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+	return false;
+}
+
 bool net_tx_process(struct vdk_net *n, uint16_t pair)
 {
 	struct vdk_virtq *q = n->queues[2 * pair + 1];
@@ -218,20 +264,21 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 			       vdk_virtq_enable_notification(q, true);
 			break;
 		}
+		if (n->busy_poll_us) {
+			/* The driver sees this burst's results before we
+			 * wait for its next one. */
+			tx_publish(n, pair, q, &returned, &rx_before);
+			if (n->broken)
+				return false;
+			if (tx_busy_poll(n, q))
+				continue;
+		}
 		if (!vdk_virtq_enable_notification(q, true))
 			break;
 	}
 out:
 	if (nh)
 		(void)tx_return(n, q, heads, &nh);
-	if (returned && vdk_virtq_should_notify(q))
-		vdk_interrupt_signal_used_queue(n->irq,
-						(uint16_t)(2 * pair + 1));
-	/* Packets net_rx_direct() delivered: one used-index update and one
-	 * notification for all of them. */
-	net_rx_direct_flush(n, pair);
-	if (n->pair_rx_packets[pair] != rx_before && n->queues[2 * pair] &&
-	    vdk_virtq_should_notify(n->queues[2 * pair]))
-		vdk_interrupt_signal_used_queue(n->irq, (uint16_t)(2 * pair));
+	tx_publish(n, pair, q, &returned, &rx_before);
 	return more && !n->broken;
 }
