@@ -109,7 +109,11 @@ for size in $SIZES; do
 	median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 	md="$(median "${d[@]}")"
 	mv="$(median "${v[@]}")"
-	awk -v s="$size" -v d="$md" -v v="$mv" -v dr="${d[*]}" -v vr="${v[*]}" 'BEGIN {
-		printf "net %5d B: dpdk %.3f Mpps, vdk %.3f Mpps, ratio %.2f (medians; runs: dpdk %s; vdk %s pps)\n",
-			s, d / 1e6, v / 1e6, (d > 0 ? v / d : 0), dr, vr }'
+	# Each round's vdk/dpdk ratio (the two runs of a round are next to each other in time).
+	pr=()
+	for i in "${!d[@]}"; do pr+=("$(awk -v a="${v[$i]}" -v b="${d[$i]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"); done
+	mr="$(median "${pr[@]}")"
+	awk -v s="$size" -v d="$md" -v v="$mv" -v dr="${d[*]}" -v vr="${v[*]}" -v mr="$mr" -v pr="${pr[*]}" 'BEGIN {
+		printf "net %5d B: dpdk %.3f Mpps, vdk %.3f Mpps, ratio %.2f (medians); per-round ratios %s, median %s (runs: dpdk %s; vdk %s pps)\n",
+			s, d / 1e6, v / 1e6, (d > 0 ? v / d : 0), pr, mr, dr, vr }'
 done
