@@ -10,6 +10,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -453,6 +454,41 @@ static int serve_with_stats(const struct vdk_tool_program *p,
 	return ret;
 }
 
+/* --print-capabilities: the vhost-user spec's "Backend program conventions"
+ * JSON document ({"type": ..., "features": [...]}) on stdout. Return: the exit
+ * status. */
+static int print_capabilities(const struct vdk_tool_program *p)
+{
+	struct json_object *root = json_object_new_object(), *list = NULL;
+	const char *text;
+	int ret = 1;
+
+	if (!root || json_object_object_add(
+			     root, "type", json_object_new_string(p->type)) < 0)
+		goto out;
+	if (p->features && p->features[0]) {
+		list = json_object_new_array();
+		if (!list ||
+		    json_object_object_add(root, "features", list) < 0) {
+			json_object_put(list);
+			goto out;
+		}
+		for (size_t i = 0; p->features[i]; i++)
+			if (json_object_array_add(
+				    list,
+				    json_object_new_string(p->features[i])) < 0)
+				goto out;
+	}
+	text = json_object_to_json_string_ext(
+		root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+	ret = text && printf("%s\n", text) >= 0 && fflush(stdout) == 0 ? 0 : 1;
+out:
+	if (ret)
+		vdk_tool_msg("--print-capabilities: cannot write the JSON");
+	json_object_put(root);
+	return ret;
+}
+
 int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 {
 	struct vdk_tool_opts o = {.fd = -1};
@@ -463,10 +499,8 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 	int ret;
 
 	/* The spec: --print-capabilities ignores every other option. */
-	if (vdk_tool_cli_has(argc, argv, "print-capabilities")) {
-		fputs(p->capabilities, stdout);
-		return 0;
-	}
+	if (vdk_tool_cli_has(argc, argv, "print-capabilities"))
+		return print_capabilities(p);
 	vdk_tool_log_init(p->name, 0); /* names the program in messages */
 	while (p->options[n].name)
 		n++;
@@ -479,10 +513,8 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 	free(all);
 	if (ret != 0)
 		return ret > 0 ? 0 : 1;
-	if (o.print_capabilities) {
-		fputs(p->capabilities, stdout);
-		return 0;
-	}
+	if (o.print_capabilities)
+		return print_capabilities(p);
 	if (vdk_tool_check_common(&o) < 0)
 		return 1;
 	vdk_tool_log_open(p->name, (enum vdk_tool_log_target)o.log_target);

@@ -173,10 +173,14 @@ struct vdk_tool_program {
 	void (*usage)(FILE *out);
 	/** or the same as a fixed text, if @usage is NULL */
 	const char *help;
-	/** --print-capabilities JSON */
-	const char *capabilities;
-	/** statistics document "type" ("block", "rng") */
+	/** the vhost-user device type ("block", "net", "rng"): the "type" of
+	 * --print-capabilities (vhost-user.json VHostUserBackendType) and of
+	 * the statistics document */
 	const char *type;
+	/** --print-capabilities "features" (vhost-user.json
+	 * VHostUserBackendCapabilities<Type>), NULL-terminated; NULL or empty:
+	 * the type has none and the member is left out */
+	const char *const *features;
 	/** the device's members of the statistics document, called with
 	 * vdk_tool.stats_opaque (tools/stats.h) */
 	int (*stats)(void *opaque, struct json_object *root);

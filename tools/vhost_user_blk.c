@@ -262,6 +262,7 @@ static void finish(struct vdk_device *dev)
 
 int main(int argc, char **argv)
 {
+	static const char *const features[] = {"read-only", "blk-file", NULL};
 	static const struct vdk_tool_program prog = {
 		.name = PROG,
 		.synopsis = "--disk=IMAGE[,readonly][,serial=ID][,direct]"
@@ -270,11 +271,8 @@ int main(int argc, char **argv)
 			    "[--poll-us=N]",
 		.options = long_options,
 		.usage = usage,
-		/* vhost-user.json VHostUserBackendCapabilitiesBlock */
-		.capabilities = "{\n  \"type\": \"block\",\n"
-				"  \"features\": [\n    \"read-only\",\n"
-				"    \"blk-file\"\n  ]\n}\n",
 		.type = "block",
+		.features = features,
 		.stats = vdk_tool_stats_blk,
 		.parse = parse,
 		.create = create,

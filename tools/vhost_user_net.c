@@ -203,8 +203,7 @@ int main(int argc, char **argv)
 			"queue this long\n"
 			"                         before sleeping, 0..1000 "
 			"(default 0: off)\n",
-		/* vhost-user.json: "net" has no feature list */
-		.capabilities = "{\n  \"type\": \"net\"\n}\n",
+		.type = "net",
 		.parse = parse,
 		.create = create,
 		.finish = finish,

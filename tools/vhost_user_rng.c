@@ -86,8 +86,6 @@ int main(int argc, char **argv)
 			"  --max-bytes=N          at most N random bytes per "
 			"request (default: fill\n"
 			"                         the whole buffer)\n",
-		/* vhost-user.json: "rng" has no feature list */
-		.capabilities = "{\n  \"type\": \"rng\"\n}\n",
 		.type = "rng",
 		.stats = vdk_tool_stats_rng,
 		.parse = parse,

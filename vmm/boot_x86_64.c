@@ -140,6 +140,31 @@ int vmm_bzimage_parse(const void *img, size_t len, struct vmm_bzimage_info *out)
 
 /* ---- PVH ELF ----------------------------------------------------------- */
 
+/* The ELF header fields the PVH parse uses, whichever class they came from. */
+struct ehdr {
+	uint16_t machine, phentsize, phnum;
+	uint64_t phoff;
+};
+
+/* Read the ELF header of @img into @eh. The caller has checked that the
+ * header lies inside the file. */
+static void read_ehdr(const uint8_t *img, bool is64, struct ehdr *eh)
+{
+	if (is64) {
+		Elf64_Ehdr h;
+
+		memcpy(&h, img, sizeof(h));
+		*eh = (struct ehdr){h.e_machine, h.e_phentsize, h.e_phnum,
+				    h.e_phoff};
+	} else {
+		Elf32_Ehdr h;
+
+		memcpy(&h, img, sizeof(h));
+		*eh = (struct ehdr){h.e_machine, h.e_phentsize, h.e_phnum,
+				    h.e_phoff};
+	}
+}
+
 /* One program header, whichever ELF class it came from. */
 struct phdr {
 	uint32_t type;
@@ -208,51 +233,29 @@ static int find_pvh_note(const uint8_t *img, uint64_t off, uint64_t size,
 int vmm_pvh_parse(const void *img, size_t len, struct vmm_pvh_info *out)
 {
 	const uint8_t *p = img;
-	uint64_t phoff, phentsize, phnum;
+	struct ehdr eh;
 	bool is64, found = false;
-	uint16_t machine;
 
 	if (!img || len < EI_NIDENT || memcmp(p, ELFMAG, SELFMAG) ||
 	    p[EI_DATA] != ELFDATA2LSB)
 		return -ENOEXEC;
 	is64 = p[EI_CLASS] == ELFCLASS64;
-	if (!is64 && p[EI_CLASS] != ELFCLASS32)
+	if ((!is64 && p[EI_CLASS] != ELFCLASS32) ||
+	    len < (is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr)))
 		return -ENOEXEC;
-	if (is64) {
-		Elf64_Ehdr eh;
-
-		if (len < sizeof(eh))
-			return -ENOEXEC;
-		memcpy(&eh, p, sizeof(eh));
-		machine = eh.e_machine;
-		phoff = eh.e_phoff;
-		phentsize = eh.e_phentsize;
-		phnum = eh.e_phnum;
-		if (phentsize != sizeof(Elf64_Phdr))
-			return -ENOEXEC;
-	} else {
-		Elf32_Ehdr eh;
-
-		if (len < sizeof(eh))
-			return -ENOEXEC;
-		memcpy(&eh, p, sizeof(eh));
-		machine = eh.e_machine;
-		phoff = eh.e_phoff;
-		phentsize = eh.e_phentsize;
-		phnum = eh.e_phnum;
-		if (phentsize != sizeof(Elf32_Phdr))
-			return -ENOEXEC;
-	}
-	if ((machine != EM_X86_64 && machine != EM_386) || phnum == 0 ||
-	    !in_file(phoff, phentsize * phnum, len))
+	read_ehdr(p, is64, &eh);
+	if (eh.phentsize != (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) ||
+	    (eh.machine != EM_X86_64 && eh.machine != EM_386) ||
+	    eh.phnum == 0 ||
+	    !in_file(eh.phoff, (uint64_t)eh.phentsize * eh.phnum, len))
 		return -ENOEXEC;
 
 	memset(out, 0, sizeof(*out));
-	for (unsigned int i = 0; i < phnum; i++) {
+	for (unsigned int i = 0; i < eh.phnum; i++) {
 		struct phdr ph;
 		uint64_t end;
 
-		read_phdr(p, is64, phoff, i, &ph);
+		read_phdr(p, is64, eh.phoff, i, &ph);
 		if (ph.type == PT_NOTE && !found) {
 			int r;
 

@@ -114,7 +114,7 @@ static int read_file(const char *what, const char *path, void **buf,
 }
 
 /* Check a disk image before KVM is touched: exists, right type, access. */
-static int check_disk(const struct vmm_disk_opt *d)
+static int check_disk(const struct vdk_blk_config *d)
 {
 	struct stat st;
 
@@ -249,6 +249,22 @@ static int setup_vconsole(struct vm *vm)
 	return 0;
 }
 
+/* Add @dev to the VM as @id, or report why not as "@what@name: why: error";
+ * @dev NULL means its constructor failed with @r, which @fail explains.
+ * Return: 0 or -errno (reported). */
+static int add_device(struct vm *vm, const char *id, struct vdk_device *dev,
+		      int r, const char *fail, const char *what,
+		      const char *name)
+{
+	const char *msg = fail;
+
+	if (dev)
+		r = vmm_devices_add(vm->devices, id, dev, &msg);
+	if (r < 0)
+		vmm_die_setup("%s%s: %s: %s", what, name, msg, strerror(-r));
+	return r;
+}
+
 static int setup_devices(struct vm *vm)
 {
 	const char *msg = NULL;
@@ -275,53 +291,34 @@ static int setup_devices(struct vm *vm)
 		vmm_devices_use_pci(vm->devices, vm->pci);
 	}
 	for (size_t i = 0; i < vm->opt.num_disks; i++) {
-		const struct vmm_disk_opt *d = &vm->opt.disks[i];
-		struct vdk_blk_config bc = {
-			.path = d->path,
-			.read_only = d->read_only,
-			.serial = d->serial,
-		};
-
-		struct vdk_blk *blk;
+		const struct vdk_blk_config *d = &vm->opt.disks[i];
+		struct vdk_blk *blk = vdk_blk_new(d, &r);
 
 		snprintf(id, sizeof(id), "disk%zu", i);
-		blk = vdk_blk_new(&bc, &r);
-		msg = "cannot open the disk image";
-		if (r == 0)
-			r = vmm_devices_add(vm->devices, id,
-					    vdk_blk_device(blk), &msg);
+		r = add_device(vm, id, blk ? vdk_blk_device(blk) : NULL, r,
+			       "cannot open the disk image", "disk ", d->path);
 		if (r < 0)
-			return vmm_die_setup("disk %s: %s: %s", d->path, msg,
-					     strerror(-r)),
-			       r;
+			return r;
 	}
 	if (vm->opt.rng) {
-		struct vdk_rng *rng;
+		struct vdk_rng *rng = vdk_rng_new(NULL, &r);
 
-		rng = vdk_rng_new(NULL, &r);
-		msg = "cannot create the virtio-rng device";
-		if (r == 0)
-			r = vmm_devices_add(vm->devices, "rng0",
-					    vdk_rng_device(rng), &msg);
+		r = add_device(vm, "rng0", rng ? vdk_rng_device(rng) : NULL, r,
+			       "cannot create the virtio-rng device", "rng",
+			       "");
 		if (r < 0)
-			return vmm_die_setup("rng: %s: %s", msg, strerror(-r)),
-			       r;
+			return r;
 	}
 	for (size_t i = 0; i < vm->opt.num_vhost_user; i++) {
-		const struct vmm_vhost_user_opt *o = &vm->opt.vhost_user[i];
-		struct vdk_vhost_user_device_config vc = {
-			.socket_path = o->socket,
-			.device_id = o->device_id,
-			.num_queues = o->num_queues,
-			.config_size = o->config_size,
-		};
-		struct vdk_vhost_user_device *vu;
+		const struct vdk_vhost_user_device_config *o =
+			&vm->opt.vhost_user[i];
+		struct vdk_vhost_user_device *vu =
+			vdk_vhost_user_device_new(o, &r);
 
 		snprintf(id, sizeof(id), "vhost-user%zu", i);
-		vu = vdk_vhost_user_device_new(&vc, &r);
 		if (!vu)
 			return vmm_die_setup("vhost-user back-end %s: %s",
-					     o->socket,
+					     o->socket_path,
 					     r == -ERANGE ? "fewer queues than "
 							    "num-queues"
 					     : r == -EOPNOTSUPP
@@ -330,12 +327,10 @@ static int setup_devices(struct vm *vm)
 						       "CONFIG missing)"
 						     : strerror(-r)),
 			       r;
-		r = vmm_devices_add(vm->devices, id,
-				    vdk_vhost_user_device_vdk(vu), &msg);
+		r = add_device(vm, id, vdk_vhost_user_device_vdk(vu), 0, NULL,
+			       "vhost-user back-end ", o->socket_path);
 		if (r < 0)
-			return vmm_die_setup("vhost-user back-end %s: %s: %s",
-					     o->socket, msg, strerror(-r)),
-			       r;
+			return r;
 	}
 	if (vm->opt.net) {
 		r = vmm_net_add(vm->devices, vm->opt.net, &msg);

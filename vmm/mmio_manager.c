@@ -31,19 +31,16 @@ struct vmm_mmio_manager *vmm_mmio_manager_new(uint64_t mmio_base,
 	struct vmm_mmio_manager *m = NULL;
 	int ret = -EINVAL;
 
-	if (window_size == 0 || window_size % 1024 != 0 ||
-	    mmio_base % window_size != 0 || irq_first > irq_last)
-		goto out;
-	ret = -ENOMEM;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		goto out;
-	m->next_base = mmio_base;
-	m->window_size = window_size;
-	m->next_irq = irq_first;
-	m->irq_last = irq_last;
-	ret = 0;
-out:
+	if (window_size != 0 && window_size % 1024 == 0 &&
+	    mmio_base % window_size == 0 && irq_first <= irq_last) {
+		m = malloc(sizeof(*m));
+		ret = m ? 0 : -ENOMEM;
+	}
+	if (m)
+		*m = (struct vmm_mmio_manager){.next_base = mmio_base,
+					       .window_size = window_size,
+					       .next_irq = irq_first,
+					       .irq_last = irq_last};
 	if (err)
 		*err = ret;
 	return m;

@@ -141,7 +141,7 @@ static int parse_size(const char *s, uint64_t *out)
 
 /* Parse "PATH[,readonly][,serial=ID]"; ",," is a comma inside PATH or ID
  * (QEMU's escape). */
-static int parse_disk(const char *arg, struct vmm_disk_opt *d)
+static int parse_disk(const char *arg, struct vdk_blk_config *d)
 {
 	char *copy = strdup(arg), *cur, *tok;
 	int r = 0;
@@ -174,7 +174,7 @@ static int parse_disk(const char *arg, struct vmm_disk_opt *d)
 /* Parse "SOCKET[,num-queues=N][,config-size=BYTES]" for @device_id; with
  * @generic, "TYPE," comes first. */
 static int parse_vhost_user(const char *arg, bool generic, uint32_t device_id,
-			    struct vmm_vhost_user_opt *v)
+			    struct vdk_vhost_user_device_config *v)
 {
 	char *copy = strdup(arg), *save = NULL, *tok, *end;
 	unsigned long n;
@@ -207,7 +207,7 @@ static int parse_vhost_user(const char *arg, bool generic, uint32_t device_id,
 		free(copy);
 		return -EINVAL;
 	}
-	v->socket = strdup(tok);
+	v->socket_path = strdup(tok);
 	while (r == 0 && (tok = strtok_r(NULL, ",", &save))) {
 		const char *val = strchr(tok, '=');
 
@@ -225,7 +225,7 @@ static int parse_vhost_user(const char *arg, bool generic, uint32_t device_id,
 			r = -EINVAL;
 	}
 	free(copy);
-	if (r == 0 && !v->socket)
+	if (r == 0 && !v->socket_path)
 		r = -ENOMEM;
 	return r;
 }
@@ -470,9 +470,9 @@ int vmm_options_check_consoles(const struct vmm_options *o)
 void vmm_options_fini(struct vmm_options *o)
 {
 	for (size_t i = 0; i < o->num_disks; i++) {
-		free(o->disks[i].path);
-		free(o->disks[i].serial);
+		free((char *)o->disks[i].path);
+		free((char *)o->disks[i].serial);
 	}
 	for (size_t i = 0; i < o->num_vhost_user; i++)
-		free(o->vhost_user[i].socket);
+		free((char *)o->vhost_user[i].socket_path);
 }

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vdk/devices/blk.h>
+#include <vdk/vhost_user_frontend.h>
+
 /** Exit statuses of vdk-vmm (listed by --help and at the top of main.c). */
 enum {
 	VMM_EXIT_POWEROFF = 0, /**< the guest powered off (ACPI S5) */
@@ -37,21 +40,6 @@ enum {
 #define VMM_MAX_DISKS	     16u
 #define VMM_MAX_VHOST_USER   8u
 
-/** One --vhost-user-blk, --vhost-user-rng or --vhost-user. */
-struct vmm_vhost_user_opt {
-	char *socket;	      /**< strdup'd */
-	uint32_t device_id;   /**< VIRTIO_ID_* */
-	uint16_t num_queues;  /**< 0: what the back-end says */
-	uint32_t config_size; /**< 0: the device type's default */
-};
-
-/** One --disk PATH[,readonly][,serial=ID]. */
-struct vmm_disk_opt {
-	char *path; /**< strdup'd */
-	bool read_only;
-	char *serial; /**< strdup'd or NULL */
-};
-
 /** Everything the command line says; strings other than the disks' point
  * into argv. */
 struct vmm_options {
@@ -64,9 +52,13 @@ struct vmm_options {
 	bool rng, mmio_cmdline;
 	bool pci; /**< --transport=pci (virtio-pci), else virtio-mmio */
 	size_t num_disks;
-	struct vmm_disk_opt disks[VMM_MAX_DISKS];
+	/** --disk PATH[,readonly][,serial=ID]: path and serial strdup'd */
+	struct vdk_blk_config disks[VMM_MAX_DISKS];
 	size_t num_vhost_user;
-	struct vmm_vhost_user_opt vhost_user[VMM_MAX_VHOST_USER];
+	/** --vhost-user-blk, --vhost-user-rng or --vhost-user: socket_path
+	 * strdup'd; num_queues 0: what the back-end says; config_size 0: the
+	 * device type's default */
+	struct vdk_vhost_user_device_config vhost_user[VMM_MAX_VHOST_USER];
 };
 
 /**

@@ -46,7 +46,7 @@ static void pio_read(void *opaque, uint64_t base, uint64_t off, void *data,
 {
 	struct vmm_pci_bus *b = opaque;
 
-	vmm_pci_host_pio_read(b->host, (uint16_t)(base + off), data, len);
+	vmm_pci_host_pio(b->host, (uint16_t)(base + off), data, len, false);
 }
 
 static void pio_write(void *opaque, uint64_t base, uint64_t off,
@@ -54,7 +54,8 @@ static void pio_write(void *opaque, uint64_t base, uint64_t off,
 {
 	struct vmm_pci_bus *b = opaque;
 
-	vmm_pci_host_pio_write(b->host, (uint16_t)(base + off), data, len);
+	vmm_pci_host_pio(b->host, (uint16_t)(base + off), (void *)data, len,
+			 true);
 }
 
 static const struct vdk_bus_device_ops pio_ops = {.read = pio_read,
@@ -64,16 +65,16 @@ static void ecam_read(void *opaque, uint64_t base, uint64_t off, void *data,
 		      size_t len)
 {
 	(void)base;
-	vmm_pci_host_ecam_read(((struct vmm_pci_bus *)opaque)->host, off, data,
-			       len);
+	vmm_pci_host_ecam(((struct vmm_pci_bus *)opaque)->host, off, data, len,
+			  false);
 }
 
 static void ecam_write(void *opaque, uint64_t base, uint64_t off,
 		       const void *data, size_t len)
 {
 	(void)base;
-	vmm_pci_host_ecam_write(((struct vmm_pci_bus *)opaque)->host, off, data,
-				len);
+	vmm_pci_host_ecam(((struct vmm_pci_bus *)opaque)->host, off,
+			  (void *)data, len, true);
 }
 
 static const struct vdk_bus_device_ops ecam_ops = {.read = ecam_read,

@@ -30,20 +30,18 @@ struct vmm_pci_host *vmm_pci_host_new(uint64_t mem_base, uint64_t mem_size,
 	struct vmm_pci_host *h = NULL;
 	int r = -EINVAL;
 
-	if (mem_size == 0 || mem_base + mem_size < mem_base ||
-	    mem_base + mem_size > (1ull << 32) ||
-	    mem64_base + mem64_size < mem64_base)
-		goto out;
-	r = -ENOMEM;
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		goto out;
-	h->mem_next = mem_base;
-	h->mem_end = mem_base + mem_size;
-	h->mem64_next = mem64_base;
-	h->mem64_end = mem64_base + mem64_size;
-	r = 0;
-out:
+	if (mem_size != 0 && mem_base + mem_size >= mem_base &&
+	    mem_base + mem_size <= (1ull << 32) &&
+	    mem64_base + mem64_size >= mem64_base) {
+		h = calloc(1, sizeof(*h));
+		r = h ? 0 : -ENOMEM;
+	}
+	if (h) {
+		h->mem_next = mem_base;
+		h->mem_end = mem_base + mem_size;
+		h->mem64_next = mem64_base;
+		h->mem64_end = mem64_base + mem64_size;
+	}
 	if (err)
 		*err = r;
 	return h;
@@ -102,54 +100,41 @@ static struct slot *lookup(struct vmm_pci_host *h, uint32_t bus, uint32_t dev,
 	return &h->slots[dev];
 }
 
-static void cfg_access(struct vmm_pci_host *h, uint32_t bus, uint32_t dev,
-		       uint32_t fn, uint32_t reg, void *data, size_t len,
+/* Pass an access to function @s at register @reg; with no function (NULL),
+ * reads give all ones (master abort) and writes are dropped. */
+static void cfg_access(struct slot *s, uint32_t reg, void *data, size_t len,
 		       bool write)
 {
-	struct slot *s = lookup(h, bus, dev, fn);
-
 	if (!s) {
 		if (!write)
 			memset(data, 0xff, len);
-		return;
-	}
-	if (write)
+	} else if (write) {
 		s->wr(s->opaque, reg, data, len);
-	else
+	} else {
 		s->rd(s->opaque, reg, data, len);
-}
-
-static void ecam(struct vmm_pci_host *h, uint64_t off, void *data, size_t len,
-		 bool write)
-{
-	if (!h || !data || len == 0 || len > 4 ||
-	    off >= 256ull * VMM_PCI_ECAM_BUS_SIZE) {
-		if (h && data && !write)
-			memset(data, 0xff, len);
-		return;
 	}
-	cfg_access(h, (uint32_t)(off >> 20), (uint32_t)(off >> 15) & 31,
-		   (uint32_t)(off >> 12) & 7, (uint32_t)off & 0xfff, data, len,
-		   write);
 }
 
-void vmm_pci_host_ecam_read(struct vmm_pci_host *h, uint64_t offset, void *data,
-			    size_t len)
+void vmm_pci_host_ecam(struct vmm_pci_host *h, uint64_t offset, void *data,
+		       size_t len, bool write)
 {
-	ecam(h, offset, data, len, false);
-}
+	struct slot *s = NULL;
 
-void vmm_pci_host_ecam_write(struct vmm_pci_host *h, uint64_t offset,
-			     const void *data, size_t len)
-{
-	ecam(h, offset, (void *)data, len, true);
+	if (!h || !data)
+		return;
+	if (len >= 1 && len <= 4 && offset < 256ull * VMM_PCI_ECAM_BUS_SIZE)
+		s = lookup(h, (uint32_t)(offset >> 20),
+			   (uint32_t)(offset >> 15) & 31,
+			   (uint32_t)(offset >> 12) & 7);
+	cfg_access(s, (uint32_t)offset & 0xfff, data, len, write);
 }
 
 /* The data port: CONFIG_ADDRESS selects the dword, the port's low bits
  * the byte in it (PCI 3.0 §3.2.2.3.2). */
-static void pio(struct vmm_pci_host *h, uint16_t port, void *data, size_t len,
-		bool write)
+void vmm_pci_host_pio(struct vmm_pci_host *h, uint16_t port, void *data,
+		      size_t len, bool write)
 {
+	struct slot *s = NULL;
 	uint32_t a, v;
 
 	if (!h || !data || len == 0 || len > 4)
@@ -164,30 +149,10 @@ static void pio(struct vmm_pci_host *h, uint16_t port, void *data, size_t len,
 		}
 		return;
 	}
-	if (port < VMM_PCI_CONFIG_DATA ||
-	    port + len > VMM_PCI_CONFIG_DATA + 4) {
-		if (!write)
-			memset(data, 0xff, len);
-		return;
-	}
 	a = atomic_load(&h->cf8);
-	if (!(a & 0x80000000u)) {
-		if (!write)
-			memset(data, 0xff, len);
-		return;
-	}
-	cfg_access(h, (a >> 16) & 0xff, (a >> 11) & 31, (a >> 8) & 7,
-		   (a & 0xfc) + (port - VMM_PCI_CONFIG_DATA), data, len, write);
-}
-
-void vmm_pci_host_pio_read(struct vmm_pci_host *h, uint16_t port, void *data,
-			   size_t len)
-{
-	pio(h, port, data, len, false);
-}
-
-void vmm_pci_host_pio_write(struct vmm_pci_host *h, uint16_t port,
-			    const void *data, size_t len)
-{
-	pio(h, port, (void *)data, len, true);
+	if (port >= VMM_PCI_CONFIG_DATA &&
+	    port + len <= VMM_PCI_CONFIG_DATA + 4 && (a & 0x80000000u))
+		s = lookup(h, (a >> 16) & 0xff, (a >> 11) & 31, (a >> 8) & 7);
+	cfg_access(s, (a & 0xfc) + (port - VMM_PCI_CONFIG_DATA), data, len,
+		   write);
 }

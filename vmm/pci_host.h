@@ -75,18 +75,15 @@ int vmm_pci_host_add(struct vmm_pci_host *h, vmm_pci_cfg_read_fn *rd,
 int vmm_pci_host_alloc(struct vmm_pci_host *h, uint64_t size, bool is64,
 		       uint64_t *addr);
 
-/** vmm_pci_host_ecam_read() / _write() - an access at @offset in the
- * ECAM window (bytes from its base). */
-void vmm_pci_host_ecam_read(struct vmm_pci_host *h, uint64_t offset, void *data,
-			    size_t len);
-void vmm_pci_host_ecam_write(struct vmm_pci_host *h, uint64_t offset,
-			     const void *data, size_t len);
+/** vmm_pci_host_ecam() - a read, or with @write a write of @data (which
+ * is then only read), of @len (1..4) bytes at @offset in the ECAM window
+ * (bytes from its base). No function there: a read gives all ones. */
+void vmm_pci_host_ecam(struct vmm_pci_host *h, uint64_t offset, void *data,
+		       size_t len, bool write);
 
-/** vmm_pci_host_pio_read() / _write() - an access at @port, one of
- * 0xCF8..0xCFF. */
-void vmm_pci_host_pio_read(struct vmm_pci_host *h, uint16_t port, void *data,
-			   size_t len);
-void vmm_pci_host_pio_write(struct vmm_pci_host *h, uint16_t port,
-			    const void *data, size_t len);
+/** vmm_pci_host_pio() - the same at @port, one of 0xCF8..0xCFF
+ * (configuration mechanism #1). */
+void vmm_pci_host_pio(struct vmm_pci_host *h, uint16_t port, void *data,
+		      size_t len, bool write);
 
 #endif /* VDK_VMM_PCI_HOST_H */

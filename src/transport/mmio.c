@@ -60,14 +60,14 @@ void vdk_mmio_irq_update_locked(struct vdk_mmio *t)
 static void irq_raise(struct vdk_mmio *t, uint32_t bits, bool config_changed,
 		      bool needs_reset)
 {
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->isr |= bits;
 	if (config_changed)
 		t->config_generation++;
 	if (needs_reset)
-		t->needs_reset = true;
+		t->c.needs_reset = true;
 	vdk_mmio_irq_update_locked(t);
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 }
 
 static void mmio_signal_used_queue(void *opaque, uint16_t queue)
@@ -98,130 +98,41 @@ const struct vdk_interrupt_ops vdk_mmio_irq_ops = {
 
 static bool negotiated(const struct vdk_mmio *t, unsigned int bit)
 {
-	return (t->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	       (t->driver_features & (1ull << bit));
+	return vdk_transport_negotiated(t->c.status, t->c.driver_features, bit);
 }
 
 /* The queue QueueSel selects, or NULL (reads 0, writes ignored). */
 static struct vdk_virtq *selected_queue(struct vdk_mmio *t)
 {
-	if (t->queue_sel >= t->num_queues)
+	if (t->queue_sel >= t->c.num_queues)
 		return NULL;
-	return &t->queues[t->queue_sel];
+	return &t->c.queues[t->queue_sel];
 }
 
-uint8_t vdk_mmio_status_locked(struct vdk_mmio *t)
+/* After a device reset (virtio 1.2 §2.4), irq_lock held: the registers
+ * only virtio-mmio has, and the line down. */
+static void reset_locked(struct vdk_transport *c)
 {
-	uint8_t s = t->status;
+	struct vdk_mmio *t = c->opaque;
 
-	pthread_mutex_lock(&t->irq_lock);
-	if (t->needs_reset)
-		s |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	pthread_mutex_unlock(&t->irq_lock);
-	return s;
-}
-
-static void fail_device(struct vdk_mmio *t, const char *why, int err)
-{
-	vdk_log(VDK_LOG_ERROR, MOD, "%s: %s (%d); DEVICE_NEEDS_RESET",
-		t->dev->ops->name, why, err);
-	mmio_set_needs_reset(t);
-}
-
-/*
- * Start or stop one queue of a running device while its others run
- * (QueueReset, and re-enabling after it; virtio 1.2 §2.6.1): queue @idx
- * becomes @nq (NULL: stop and reset it). A device without per-queue ops is
- * put to sleep and woken with the new set of queues instead.
- */
-static void swap_queue(struct vdk_mmio *t, uint16_t idx, struct vdk_virtq *nq)
-{
-	const char *why;
-	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
-					 t->active, idx, nq, &why);
-
-	if (r < 0)
-		fail_device(t, why, r);
-}
-
-/* ---- device status (virtio 1.2 §2.1, §3.1.1) -------------------------- */
-
-void vdk_mmio_reset_queues(struct vdk_mmio *t)
-{
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		vdk_virtq_reset(&t->queues[i]);
-		t->active[i] = NULL;
-	}
-}
-
-/* Writing 0 to Status: virtio 1.2 §2.4 device reset. */
-static void device_reset(void *opaque)
-{
-	struct vdk_mmio *t = opaque;
-	int r = vdk_transport_reset_device(t->dev, t->queues, t->num_queues,
-					   t->active);
-
-	if (r < 0) {
-		/* The device may still be using the queues: leave them, and
-		 * tell the driver the reset did not complete. */
-		fail_device(t, "device reset failed", r);
-		return;
-	}
-	t->status = 0;
-	t->device_features_sel = 0;
-	t->driver_features_sel = 0;
-	t->driver_features = 0;
 	t->queue_sel = 0;
 	t->shm_sel = 0;
-	t->activated = false;
-	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
-
-	pthread_mutex_lock(&t->irq_lock);
 	t->isr = 0;
-	t->needs_reset = false;
-	vdk_mmio_irq_update_locked(t); /* config_generation is kept */
-	pthread_mutex_unlock(&t->irq_lock);
+	vdk_mmio_irq_update_locked(t);
 }
 
-/* FEATURES_OK: virtio 1.2 §3.1.1 step 5, §6.1 (VERSION_1 is mandatory). */
-static bool features_acceptable(void *opaque)
+/* On wake, irq_lock held: a restored InterruptStatus re-asserts the line. */
+static void wake_irq_locked(struct vdk_transport *c)
 {
-	struct vdk_mmio *t = opaque;
-
-	return vdk_transport_features_ok(t->dev, t->device_features,
-					 t->driver_features, &t->rl, MOD);
+	vdk_mmio_irq_update_locked(c->opaque);
 }
 
-/* DRIVER_OK: activate every ready queue, then the device (§3.1.1 step 8). */
-static void driver_ok(void *opaque)
-{
-	struct vdk_mmio *t = opaque;
-	const char *why;
-	int r = vdk_transport_activate(t->dev, t->mem, &t->irq, t->queues,
-				       t->num_queues, t->active,
-				       t->driver_features, &why);
-
-	if (r < 0) {
-		fail_device(t, why, r);
-		return;
-	}
-	t->activated = true;
-}
-
-static const struct vdk_transport_status_hooks status_hooks = {
-	.reset = device_reset,
-	.features_ok = features_acceptable,
-	.driver_ok = driver_ok,
+static const struct vdk_transport_ops transport_ops = {
+	.reset_locked = reset_locked,
+	.wake_irq_locked = wake_irq_locked,
+	.irq_ops = &vdk_mmio_irq_ops,
+	.mod = MOD,
 };
-
-static void write_status(struct vdk_mmio *t, uint32_t val)
-{
-	bool needs_reset =
-		vdk_mmio_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
-
-	vdk_transport_write_status(&t->status, val, needs_reset, &status_hooks,
-				   t, &t->rl, MOD, t->dev->ops->name);
-}
 
 /* ---- queue registers (virtio 1.2 §4.2.2, §4.2.3.2) -------------------- */
 
@@ -229,67 +140,32 @@ static void write_queue_ready(struct vdk_mmio *t, struct vdk_virtq *q,
 			      uint32_t val)
 {
 	uint16_t idx = (uint16_t)t->queue_sel;
-	int r;
 
-	if (val > 1 || (t->active[idx] && val == 0)) {
+	if (val > 1 || (t->c.active[idx] && val == 0)) {
 		/* Stopping a running queue takes QueueReset (§2.6.1). */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueReady %u for queue %u ignored",
-			   t->dev->ops->name, val, idx);
+			   t->c.dev->ops->name, val, idx);
 		return;
 	}
-	vdk_virtq_set_ready(q, val == 1);
-	if (val == 0 || !t->activated || q->active)
-		return;
-	/* Re-enabling a queue after QueueReset while DRIVER_OK (§2.6.1.2). */
-	if (!negotiated(t, VIRTIO_F_RING_RESET))
-		return;
-	r = vdk_virtq_activate(q, t->mem, t->driver_features);
-	if (r < 0) {
-		fail_device(t, "queue re-enable failed", r);
-		return;
-	}
-	swap_queue(t, idx, q);
-}
-
-static void write_queue_reset(struct vdk_mmio *t, struct vdk_virtq *q,
-			      uint32_t val)
-{
-	uint16_t idx = (uint16_t)t->queue_sel;
-
-	if (val != 1 || !negotiated(t, VIRTIO_F_RING_RESET)) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: QueueReset %u ignored (RING_RESET %s)",
-			   t->dev->ops->name, val,
-			   negotiated(t, VIRTIO_F_RING_RESET) ? "on" : "off");
-		return;
-	}
-	/* Done synchronously: QueueReset reads 0 again (reset complete) and
-	 * QueueReady reads 0 when this returns (§4.2.2.2). */
-	if (t->active[idx])
-		swap_queue(t, idx, NULL);
+	if (val == 0)
+		vdk_virtq_set_ready(q, false);
 	else
-		vdk_virtq_reset(q);
+		vdk_transport_enable_queue(&t->c, idx);
 }
 
 /* Queue{Desc,Driver,Device}{Low,High}: @slot 0..2, @high for bits 32..63. */
 static void write_queue_addr(struct vdk_mmio *t, struct vdk_virtq *q,
 			     unsigned int slot, bool high, uint32_t val)
 {
-	uint64_t a[3] = {q->desc_gpa, q->driver_gpa, q->device_gpa};
-
 	if (q->ready) {
 		/* §4.2.2.3: not while QueueReady is 1. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: queue %u address write while ready ignored",
-			   t->dev->ops->name, t->queue_sel);
+			   t->c.dev->ops->name, t->queue_sel);
 		return;
 	}
-	if (high)
-		a[slot] = (a[slot] & 0xffffffffull) | ((uint64_t)val << 32);
-	else
-		a[slot] = (a[slot] & ~0xffffffffull) | val;
-	(void)vdk_virtq_set_addrs(q, a[0], a[1], a[2]);
+	vdk_transport_set_queue_addr(q, slot, high, val);
 }
 
 static void write_queue_num(struct vdk_mmio *t, struct vdk_virtq *q,
@@ -297,9 +173,9 @@ static void write_queue_num(struct vdk_mmio *t, struct vdk_virtq *q,
 {
 	if (q->ready || val > UINT16_MAX ||
 	    vdk_virtq_set_size(q, (uint16_t)val) < 0)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueNum %u for queue %u refused",
-			   t->dev->ops->name, val, t->queue_sel);
+			   t->c.dev->ops->name, val, t->queue_sel);
 }
 
 /* QueueNotify: the queue index, plus more with NOTIFICATION_DATA (§4.2.3.3).
@@ -308,10 +184,10 @@ static int notify_index(struct vdk_mmio *t, uint32_t val)
 {
 	if (negotiated(t, VIRTIO_F_NOTIFICATION_DATA))
 		val &= 0xffff;
-	if (val >= t->num_queues) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	if (val >= t->c.num_queues) {
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: QueueNotify for queue %u of %u ignored",
-			   t->dev->ops->name, val, t->num_queues);
+			   t->c.dev->ops->name, val, t->c.num_queues);
 		return -1;
 	}
 	return (int)val;
@@ -330,25 +206,23 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 	case VIRTIO_MMIO_VERSION:
 		return 2;
 	case VIRTIO_MMIO_DEVICE_ID:
-		return t->dev->ops->device_type;
+		return t->c.dev->ops->device_type;
 	case VIRTIO_MMIO_VENDOR_ID:
 		return t->vendor_id;
 	case VIRTIO_MMIO_DEVICE_FEATURES:
-		if (t->device_features_sel > 1)
-			return 0;
-		return (uint32_t)(t->device_features >>
-				  (32 * t->device_features_sel));
+		return vdk_transport_features_word(t->c.device_features,
+						   t->c.device_features_sel);
 	case VIRTIO_MMIO_QUEUE_NUM_MAX:
 		return q ? q->max_size : 0;
 	case VIRTIO_MMIO_QUEUE_READY:
 		return q ? q->ready : 0;
 	case VIRTIO_MMIO_INTERRUPT_STATUS:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->isr;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_MMIO_STATUS:
-		return vdk_mmio_status_locked(t);
+		return vdk_transport_status_locked(&t->c);
 	case VIRTIO_MMIO_SHM_LEN_LOW:
 	case VIRTIO_MMIO_SHM_LEN_HIGH:
 	case VIRTIO_MMIO_SHM_BASE_LOW:
@@ -359,18 +233,18 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 	case VIRTIO_MMIO_QUEUE_RESET:
 		return 0; /* resets complete synchronously */
 	case VIRTIO_MMIO_CONFIG_GENERATION:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->config_generation;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_MMIO_GUEST_PAGE_SIZE: /* legacy (version 1) registers */
 	case VIRTIO_MMIO_QUEUE_ALIGN:
 	case VIRTIO_MMIO_QUEUE_PFN:
 		return 0;
 	default:
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: read of write-only or unknown register %#llx",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return 0;
 	}
 }
@@ -379,30 +253,17 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 {
 	struct vdk_virtq *q = selected_queue(t);
-	uint32_t st = t->status;
-	unsigned int shift;
 
 	switch (off) {
 	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
-		t->device_features_sel = val;
+		t->c.device_features_sel = val;
 		return -1;
 	case VIRTIO_MMIO_DRIVER_FEATURES:
-		if (!(st & VIRTIO_CONFIG_S_DRIVER) ||
-		    (st & VIRTIO_CONFIG_S_FEATURES_OK) ||
-		    t->driver_features_sel > 1) {
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-				   "%s: DriverFeatures write ignored "
-				   "(status %#x, sel %u)",
-				   t->dev->ops->name, st,
-				   t->driver_features_sel);
-			return -1;
-		}
-		shift = 32 * t->driver_features_sel;
-		t->driver_features &= ~(0xffffffffull << shift);
-		t->driver_features |= (uint64_t)val << shift;
+		vdk_transport_write_driver_features(&t->c, val,
+						    "DriverFeatures");
 		return -1;
 	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
-		t->driver_features_sel = val;
+		t->c.driver_features_sel = val;
 		return -1;
 	case VIRTIO_MMIO_QUEUE_SEL:
 		t->queue_sel = val;
@@ -410,13 +271,13 @@ static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		return notify_index(t, val);
 	case VIRTIO_MMIO_INTERRUPT_ACK:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		t->isr &= ~val;
 		vdk_mmio_irq_update_locked(t);
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return -1;
 	case VIRTIO_MMIO_STATUS:
-		write_status(t, val);
+		vdk_transport_set_status(&t->c, val);
 		return -1;
 	case VIRTIO_MMIO_SHM_SEL:
 		t->shm_sel = val;
@@ -440,18 +301,18 @@ static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 	case VIRTIO_MMIO_QUEUE_USED_LOW:
 	case VIRTIO_MMIO_QUEUE_USED_HIGH:
 		if (!q) {
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: write to %#llx for queue %u of %u "
 				   "ignored",
-				   t->dev->ops->name, (unsigned long long)off,
-				   t->queue_sel, t->num_queues);
+				   t->c.dev->ops->name, (unsigned long long)off,
+				   t->queue_sel, t->c.num_queues);
 			return -1;
 		}
 		break;
 	default:
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write to read-only or unknown register %#llx",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return -1;
 	}
 
@@ -463,7 +324,10 @@ static int write_reg(struct vdk_mmio *t, uint64_t off, uint32_t val)
 		write_queue_ready(t, q, val);
 		break;
 	case VIRTIO_MMIO_QUEUE_RESET:
-		write_queue_reset(t, q, val);
+		/* QueueReset reads 0 again (reset complete) and QueueReady
+		 * reads 0 when this returns (§4.2.2.2). */
+		(void)vdk_transport_reset_queue(&t->c, (uint16_t)t->queue_sel,
+						val, "QueueReset");
 		break;
 	default:
 		/* 0x080/0x090/0x0a0 + 4 for the high half */
@@ -481,10 +345,10 @@ static bool reg_access_ok(struct vdk_mmio *t, uint64_t offset, size_t len,
 {
 	if (len == 4 && (offset & 3) == 0)
 		return true;
-	VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 		   "%s: %zu-byte %s at %#llx is not an aligned 32-bit "
 		   "register access; ignored",
-		   t->dev->ops->name, len, what, (unsigned long long)offset);
+		   t->c.dev->ops->name, len, what, (unsigned long long)offset);
 	return false;
 }
 
@@ -507,28 +371,28 @@ void vdk_mmio_read(struct vdk_mmio *t, uint64_t offset, void *data, size_t len)
 	if (!t || !data || !len)
 		return;
 	memset(data, 0, len);
-	pthread_mutex_lock(&t->lock);
-	if (t->asleep) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	pthread_mutex_lock(&t->c.lock);
+	if (t->c.asleep) {
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: read at %#llx while asleep ignored",
-			   t->dev->ops->name, (unsigned long long)offset);
+			   t->c.dev->ops->name, (unsigned long long)offset);
 	} else if (offset >= VDK_MMIO_CONFIG_OFFSET) {
 		/* §4.2.2: device-specific configuration, any width */
 		if (!config_access_ok(offset, len, &coff) ||
-		    vdk_device_read_config(t->dev, coff, data, (uint32_t)len) <
-			    0) {
+		    vdk_device_read_config(t->c.dev, coff, data,
+					   (uint32_t)len) < 0) {
 			memset(data, 0, len);
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: config read of %zu bytes at %#llx "
 				   "out of range",
-				   t->dev->ops->name, len,
+				   t->c.dev->ops->name, len,
 				   (unsigned long long)offset);
 		}
 	} else if (reg_access_ok(t, offset, len, "read")) {
 		v = htole32(read_reg(t, offset));
 		memcpy(data, &v, sizeof(v));
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->c.lock);
 }
 
 void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
@@ -539,19 +403,19 @@ void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
 
 	if (!t || !data || !len)
 		return;
-	pthread_mutex_lock(&t->lock);
-	if (t->asleep) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	pthread_mutex_lock(&t->c.lock);
+	if (t->c.asleep) {
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx while asleep ignored",
-			   t->dev->ops->name, (unsigned long long)offset);
+			   t->c.dev->ops->name, (unsigned long long)offset);
 	} else if (offset >= VDK_MMIO_CONFIG_OFFSET) {
 		if (!config_access_ok(offset, len, &coff) ||
-		    vdk_device_write_config(t->dev, coff, data, (uint32_t)len) <
-			    0)
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		    vdk_device_write_config(t->c.dev, coff, data,
+					    (uint32_t)len) < 0)
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: config write of %zu bytes at %#llx "
 				   "out of range",
-				   t->dev->ops->name, len,
+				   t->c.dev->ops->name, len,
 				   (unsigned long long)offset);
 	} else if (reg_access_ok(t, offset, len, "write")) {
 		memcpy(&v, data, sizeof(v));
@@ -560,8 +424,8 @@ void vdk_mmio_write(struct vdk_mmio *t, uint64_t offset, const void *data,
 	/* Without a notify callback, queue_notify runs under the lock so it
 	 * cannot race a reset; it may signal (irq_lock only). */
 	if (notify >= 0 && !t->notify)
-		vdk_device_queue_notify(t->dev, (uint16_t)notify);
-	pthread_mutex_unlock(&t->lock);
+		vdk_device_queue_notify(t->c.dev, (uint16_t)notify);
+	pthread_mutex_unlock(&t->c.lock);
 	if (notify >= 0 && t->notify)
 		t->notify(t->notify_opaque, (uint16_t)notify);
 }
@@ -570,20 +434,20 @@ void vdk_mmio_notify(struct vdk_mmio *t, uint16_t queue)
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	/* Under the lock, so that it cannot race a reset or QueueReset from
 	 * a vCPU (virtio 1.2 §4.2.2, QueueNotify). */
-	if (t->asleep)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	if (t->c.asleep)
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: notify of queue %u while asleep ignored",
-			   t->dev->ops->name, queue);
-	else if (queue >= t->num_queues)
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			   t->c.dev->ops->name, queue);
+	else if (queue >= t->c.num_queues)
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: notify of queue %u of %u ignored",
-			   t->dev->ops->name, queue, t->num_queues);
+			   t->c.dev->ops->name, queue, t->c.num_queues);
 	else
-		vdk_device_queue_notify(t->dev, queue);
-	pthread_mutex_unlock(&t->lock);
+		vdk_device_queue_notify(t->c.dev, queue);
+	pthread_mutex_unlock(&t->c.lock);
 }
 
 static void bus_read(void *opaque, uint64_t base, uint64_t offset, void *data,
@@ -621,50 +485,28 @@ int vdk_mmio_register(struct vdk_mmio *t, struct vdk_bus *bus, uint64_t base)
 struct vdk_mmio *vdk_mmio_new(const struct vdk_mmio_config *cfg, int *err)
 {
 	struct vdk_mmio *t = NULL;
-	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
-	struct vdk_device *dev;
 	int r = -EINVAL;
 
 	if (!cfg || !cfg->device || !cfg->mem || !cfg->device->ops)
-		goto out;
-	dev = cfg->device;
-	if (dev->num_queues == 0 || dev->num_queues > VDK_DEVICE_MAX_QUEUES)
 		goto out;
 	r = -ENOMEM;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
-	t->queues = calloc(dev->num_queues, sizeof(*t->queues));
-	if (!t->queues)
+	r = vdk_transport_init(&t->c, &transport_ops, t, cfg->device, cfg->mem);
+	if (r < 0) {
+		free(t);
+		t = NULL;
 		goto out;
-	r = -EINVAL;
-	for (uint16_t i = 0; i < dev->num_queues; i++)
-		if (vdk_virtq_init(&t->queues[i],
-				   dev->ops->queue_max_size(dev->impl, i),
-				   i) < 0)
-			goto out;
-	t->dev = dev;
-	t->mem = cfg->mem;
-	t->num_queues = dev->num_queues;
+	}
 	t->notify = cfg->notify;
 	t->notify_opaque = cfg->notify_opaque;
 	t->irq_fn = cfg->irq;
 	t->irq_opaque = cfg->irq_opaque;
 	t->vendor_id = cfg->vendor_id ? cfg->vendor_id : VDK_MMIO_VENDOR_ID;
-	t->device_features = dev->ops->features(dev->impl);
-	t->rl = rl;
-	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_mutex_init(&t->irq_lock, NULL);
-	r = 0;
 out:
 	if (err)
 		*err = r;
-	if (r < 0 && t) {
-		free(t->queues);
-		free(t);
-		t = NULL;
-	}
 	return t;
 }
 
@@ -672,42 +514,26 @@ void vdk_mmio_free(struct vdk_mmio *t)
 {
 	if (!t)
 		return;
-	if (t->asleep)
-		(void)vdk_mmio_wake(t);
-	pthread_mutex_lock(&t->lock);
-	if (t->activated && vdk_device_reset(t->dev) < 0)
-		vdk_log(VDK_LOG_ERROR, MOD, "%s: reset on free failed",
-			t->dev->ops->name);
-	pthread_mutex_unlock(&t->lock);
-	pthread_mutex_destroy(&t->lock);
-	pthread_mutex_destroy(&t->irq_lock);
-	free(t->queues);
+	vdk_transport_fini(&t->c);
 	free(t);
 }
 
 uint8_t vdk_mmio_status(struct vdk_mmio *t)
 {
-	uint8_t s;
-
-	pthread_mutex_lock(&t->lock);
-	s = vdk_mmio_status_locked(t);
-	pthread_mutex_unlock(&t->lock);
-	return s;
+	return vdk_transport_status(&t->c);
 }
 
 uint32_t vdk_mmio_interrupt_status(struct vdk_mmio *t)
 {
 	uint32_t v;
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	v = t->isr;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 	return v;
 }
 
 struct vdk_virtq *vdk_mmio_queue(struct vdk_mmio *t, uint16_t index)
 {
-	if (!t || index >= t->num_queues)
-		return NULL;
-	return &t->queues[index];
+	return t ? vdk_transport_queue(&t->c, index) : NULL;
 }

@@ -25,37 +25,12 @@
 
 int vdk_mmio_sleep(struct vdk_mmio *t)
 {
-	int r;
-
-	pthread_mutex_lock(&t->lock);
-	r = t->asleep ? -EBUSY : vdk_device_sleep(t->dev);
-	if (r == 0)
-		t->asleep = true;
-	pthread_mutex_unlock(&t->lock);
-	return r;
+	return vdk_transport_sleep(&t->c);
 }
 
 int vdk_mmio_wake(struct vdk_mmio *t)
 {
-	int r;
-
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep)
-		r = -EBUSY;
-	else if (t->restored_active)
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
-	else
-		r = vdk_device_wake(t->dev, NULL, NULL, NULL);
-	if (r == 0) {
-		t->asleep = false;
-		t->restored_active = false;
-		/* a restored InterruptStatus re-asserts the line */
-		pthread_mutex_lock(&t->irq_lock);
-		vdk_mmio_irq_update_locked(t);
-		pthread_mutex_unlock(&t->irq_lock);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return r;
+	return vdk_transport_wake(&t->c);
 }
 
 /* ---- snapshot / restore ----------------------------------------------- */
@@ -63,26 +38,10 @@ int vdk_mmio_wake(struct vdk_mmio *t)
 #define SNAP_FORMAT  "vdk-mmio"
 #define SNAP_VERSION 1
 
-static cbor_item_t *snapshot_queue(const struct vdk_virtq *q)
+static int snapshot_locked(struct vdk_transport *c, cbor_item_t *root)
 {
-	cbor_item_t *m = cbor_new_definite_map(7);
-
-	if (!m)
-		return NULL;
-	if (!vdk_snapshot_put_uint(m, "size", q->size) ||
-	    !vdk_snapshot_put(m, "ready", cbor_build_bool(q->ready)) ||
-	    !vdk_snapshot_put_uint(m, "desc", q->desc_gpa) ||
-	    !vdk_snapshot_put_uint(m, "driver", q->driver_gpa) ||
-	    !vdk_snapshot_put_uint(m, "device", q->device_gpa) ||
-	    !vdk_snapshot_put_uint(m, "next_avail", vdk_virtq_next_avail(q)) ||
-	    !vdk_snapshot_put_uint(m, "next_used", vdk_virtq_next_used(q)))
-		cbor_decref(&m);
-	return m;
-}
-
-static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
-{
-	cbor_item_t *queues = cbor_new_definite_array(t->num_queues);
+	struct vdk_mmio *t = c->opaque;
+	cbor_item_t *queues = vdk_transport_snapshot_queues(c, NULL);
 	cbor_item_t *dev = NULL;
 	uint32_t isr, gen;
 	bool ok;
@@ -90,41 +49,30 @@ static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
 
 	if (!queues)
 		return -ENOMEM;
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		cbor_item_t *q = snapshot_queue(&t->queues[i]);
-
-		ok = q && cbor_array_push(queues, q);
-		if (q)
-			cbor_decref(&q);
-		if (!ok) {
-			cbor_decref(&queues);
-			return -ENOMEM;
-		}
-	}
-	r = vdk_device_snapshot_item(t->dev, &dev);
+	r = vdk_device_snapshot_item(c->dev, &dev);
 	if (r < 0) {
 		cbor_decref(&queues);
 		return r;
 	}
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&c->irq_lock);
 	isr = t->isr;
 	gen = t->config_generation;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&c->irq_lock);
 	/* Insertion order is serialisation order. */
-	ok = vdk_snapshot_put(root, "format", cbor_build_string(SNAP_FORMAT)) &&
-	     vdk_snapshot_put_uint(root, "version", SNAP_VERSION) &&
-	     vdk_snapshot_put_uint(root, "status", vdk_mmio_status_locked(t)) &&
+	ok = vdk_transport_snap_put_header(root, SNAP_FORMAT, SNAP_VERSION) &&
+	     vdk_snapshot_put_uint(root, "status",
+				   vdk_transport_status_locked(c)) &&
 	     vdk_snapshot_put_uint(root, "device_features_sel",
-				   t->device_features_sel) &&
+				   c->device_features_sel) &&
 	     vdk_snapshot_put_uint(root, "driver_features",
-				   t->driver_features) &&
+				   c->driver_features) &&
 	     vdk_snapshot_put_uint(root, "driver_features_sel",
-				   t->driver_features_sel) &&
+				   c->driver_features_sel) &&
 	     vdk_snapshot_put_uint(root, "queue_sel", t->queue_sel) &&
 	     vdk_snapshot_put_uint(root, "shm_sel", t->shm_sel) &&
 	     vdk_snapshot_put_uint(root, "interrupt_status", isr) &&
 	     vdk_snapshot_put_uint(root, "config_generation", gen) &&
-	     vdk_snapshot_put(root, "active", cbor_build_bool(t->activated));
+	     vdk_snapshot_put(root, "active", cbor_build_bool(c->activated));
 	/* vdk_snapshot_put() consumes its item even when it fails: hand both
 	 * over whatever happened above, so that neither leaks. */
 	if (!vdk_snapshot_put(root, "queues", queues))
@@ -136,86 +84,31 @@ static int snapshot_locked(struct vdk_mmio *t, cbor_item_t *root)
 
 int vdk_mmio_snapshot(struct vdk_mmio *t, uint8_t **buf, size_t *len)
 {
-	cbor_item_t *root;
-	int r;
-
 	if (!t || !buf || !len)
 		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep) {
-		r = -EBUSY;
-		goto out;
-	}
-	root = cbor_new_definite_map(13);
-	r = root ? snapshot_locked(t, root) : -ENOMEM;
-	if (r == 0)
-		r = vdk_snapshot_serialize(root, buf, len);
-	if (root)
-		cbor_decref(&root);
-out:
-	pthread_mutex_unlock(&t->lock);
-	return r;
+	return vdk_transport_snapshot(&t->c, 13, snapshot_locked, buf, len);
 }
 
 /* A snapshot as read back, every field range-checked. */
-struct snap_queue {
-	uint64_t size, desc, driver, device, next_avail, next_used;
-	bool ready;
-};
-
 struct snap {
 	uint64_t status, device_features_sel, driver_features;
 	uint64_t driver_features_sel, queue_sel, shm_sel, isr, generation;
 	bool active;
-	struct snap_queue q[VDK_DEVICE_MAX_QUEUES];
+	struct vdk_transport_snap_queue q[VDK_DEVICE_MAX_QUEUES];
 	const cbor_item_t *device;
 };
 
-static int parse_queues(struct vdk_mmio *t, const cbor_item_t *arr,
-			struct snap *s)
+static int parse_snapshot(struct vdk_transport *c, const cbor_item_t *root,
+			  void *snap)
 {
-	cbor_item_t **items;
-
-	if (!arr || !cbor_isa_array(arr) ||
-	    cbor_array_size(arr) != t->num_queues)
-		return -EINVAL;
-	items = cbor_array_handle(arr);
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		const cbor_item_t *m = items[i];
-		struct snap_queue *q = &s->q[i];
-
-		if (!vdk_snapshot_get_uint(m, "size", t->queues[i].max_size,
-					   &q->size) ||
-		    !vdk_snapshot_get_bool(m, "ready", &q->ready) ||
-		    !vdk_snapshot_get_uint(m, "desc", UINT64_MAX, &q->desc) ||
-		    !vdk_snapshot_get_uint(m, "driver", UINT64_MAX,
-					   &q->driver) ||
-		    !vdk_snapshot_get_uint(m, "device", UINT64_MAX,
-					   &q->device) ||
-		    !vdk_snapshot_get_uint(m, "next_avail", UINT16_MAX,
-					   &q->next_avail) ||
-		    !vdk_snapshot_get_uint(m, "next_used", UINT16_MAX,
-					   &q->next_used))
-			return -EINVAL;
-	}
-	return 0;
-}
-
-static int parse_snapshot(struct vdk_mmio *t, const cbor_item_t *root,
-			  struct snap *s)
-{
-	const uint64_t version_1 = 1ull << VIRTIO_F_VERSION_1;
-	uint64_t version, acked;
+	struct snap *s = snap;
+	uint64_t acked;
 	const cbor_item_t *state;
 
-	if (!cbor_isa_map(root) ||
-	    !vdk_snapshot_str_eq(vdk_snapshot_map_get(root, "format"),
-				 SNAP_FORMAT))
-		return -EINVAL;
-	if (!vdk_snapshot_get_uint(root, "version", UINT64_MAX, &version))
-		return -EINVAL;
-	if (version != SNAP_VERSION)
-		return -EPROTO;
+	int r = vdk_transport_snap_header(root, SNAP_FORMAT, SNAP_VERSION);
+
+	if (r < 0)
+		return r;
 	if (!vdk_snapshot_get_uint(root, "status", UINT8_MAX, &s->status) ||
 	    !vdk_snapshot_get_uint(root, "device_features_sel", UINT32_MAX,
 				   &s->device_features_sel) ||
@@ -233,19 +126,10 @@ static int parse_snapshot(struct vdk_mmio *t, const cbor_item_t *root,
 	    !vdk_snapshot_get_bool(root, "active", &s->active))
 		return -EINVAL;
 	/* The state must be one this transport could have reached. */
-	if ((s->status & ~(uint64_t)(VDK_MMIO_DRIVER_STATUS_BITS |
-				     VIRTIO_CONFIG_S_NEEDS_RESET)) ||
-	    (s->driver_features & ~t->device_features))
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	    !(s->driver_features & version_1))
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	    !(s->status & VIRTIO_CONFIG_S_FEATURES_OK))
-		return -EINVAL;
-	if (s->active && !(s->status & VIRTIO_CONFIG_S_DRIVER_OK))
-		return -EINVAL;
-	if (parse_queues(t, vdk_snapshot_map_get(root, "queues"), s) < 0)
+	if (!vdk_transport_snap_state_ok(c, s->status, s->driver_features,
+					 s->active) ||
+	    vdk_transport_parse_queues(c, vdk_snapshot_map_get(root, "queues"),
+				       false, s->q) < 0)
 		return -EINVAL;
 	/* The device envelope (<vdk/device.h>) must agree with the
 	 * transport before the device is touched. */
@@ -261,91 +145,38 @@ static int parse_snapshot(struct vdk_mmio *t, const cbor_item_t *root,
 	return 0;
 }
 
-static int apply_snapshot(struct vdk_mmio *t, const struct snap *s)
+static int apply_snapshot(struct vdk_transport *c, const void *snap)
 {
-	int r;
+	const struct snap *s = snap;
+	struct vdk_mmio *t = c->opaque;
+	int r = vdk_transport_restore_queues(c, s->q, s->active,
+					     s->driver_features);
 
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		const struct snap_queue *sq = &s->q[i];
-		struct vdk_virtq *q = &t->queues[i];
-
-		vdk_virtq_reset(q);
-		t->active[i] = NULL;
-		r = vdk_virtq_set_size(q, (uint16_t)sq->size);
-		if (r == 0)
-			r = vdk_virtq_set_addrs(q, sq->desc, sq->driver,
-						sq->device);
-		if (r == 0)
-			r = vdk_virtq_set_next_avail(q,
-						     (uint16_t)sq->next_avail);
-		if (r == 0)
-			r = vdk_virtq_set_next_used(q, (uint16_t)sq->next_used);
-		if (r < 0)
-			goto fail;
-		vdk_virtq_set_ready(q, sq->ready);
-		if (!s->active || !sq->ready)
-			continue;
-		r = vdk_virtq_activate(q, t->mem, s->driver_features);
-		if (r < 0)
-			goto fail;
-		t->active[i] = q;
-	}
-	r = vdk_device_restore_item(t->dev, s->device);
-	if (r < 0)
-		goto fail;
-	if ((t->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
+	if (r == 0)
+		r = vdk_device_restore_item(c->dev, s->device);
+	if (r == 0 && (c->dev->state == VDK_DEVICE_ACTIVE) != s->active)
 		r = -EINVAL; /* cannot happen after parse_snapshot() */
-		goto fail;
+	if (r < 0) {
+		vdk_transport_reset_queues(c);
+		return r;
 	}
-	t->status = (uint8_t)(s->status & VDK_MMIO_DRIVER_STATUS_BITS);
-	t->device_features_sel = (uint32_t)s->device_features_sel;
-	t->driver_features = s->driver_features;
-	t->driver_features_sel = (uint32_t)s->driver_features_sel;
+	vdk_transport_restore_registers(c, s->status,
+					(uint32_t)s->device_features_sel,
+					(uint32_t)s->driver_features_sel,
+					s->driver_features, s->active);
 	t->queue_sel = (uint32_t)s->queue_sel;
 	t->shm_sel = (uint32_t)s->shm_sel;
-	t->activated = s->active;
-	t->restored_active = s->active;
-	vdk_interrupt_init_callback(&t->irq, &vdk_mmio_irq_ops, t);
-	t->irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&c->irq_lock);
 	t->isr = (uint32_t)s->isr;
 	t->config_generation = (uint32_t)s->generation;
-	t->needs_reset = t->irq.needs_reset;
-	pthread_mutex_unlock(&t->irq_lock); /* the line follows on wake */
+	pthread_mutex_unlock(&c->irq_lock); /* the line follows on wake */
 	return 0;
-fail:
-	vdk_mmio_reset_queues(t);
-	return r;
 }
 
 int vdk_mmio_restore(struct vdk_mmio *t, const uint8_t *buf, size_t len)
 {
-	cbor_item_t *root;
-	struct snap *s;
-	int r;
-
 	if (!t || !buf || !len)
 		return -EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep || t->activated) {
-		r = -EBUSY;
-		goto out;
-	}
-	r = vdk_snapshot_load(buf, len, &root);
-	if (r < 0)
-		goto out;
-	r = parse_snapshot(t, root, s);
-	if (r == 0)
-		r = apply_snapshot(t, s);
-	cbor_decref(&root);
-out:
-	pthread_mutex_unlock(&t->lock);
-	free(s);
-	if (r < 0)
-		vdk_log(VDK_LOG_WARN, MOD, "%s: restore refused (%d)",
-			t->dev->ops->name, r);
-	return r;
+	return vdk_transport_restore(&t->c, buf, len, sizeof(struct snap),
+				     parse_snapshot, apply_snapshot);
 }

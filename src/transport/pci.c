@@ -68,11 +68,11 @@ static void irq_raise(struct vdk_virtio_pci *t, uint8_t isr_bit, uint16_t queue,
 {
 	uint16_t vec;
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	if (config_changed)
 		t->config_generation++;
 	if (needs_reset)
-		t->needs_reset = true;
+		t->c.needs_reset = true;
 	if (vdk_pci_msix_enabled(t->pci)) {
 		vec = queue == UINT16_MAX ? t->config_vector
 					  : t->queue_vector[queue];
@@ -82,14 +82,14 @@ static void irq_raise(struct vdk_virtio_pci *t, uint8_t isr_bit, uint16_t queue,
 		t->isr |= isr_bit;
 		vdk_pci_set_intx(t->pci, true);
 	}
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 }
 
 static void pci_signal_used_queue(void *opaque, uint16_t queue)
 {
 	struct vdk_virtio_pci *t = opaque;
 
-	if (queue >= t->num_queues)
+	if (queue >= t->c.num_queues)
 		return;
 	irq_raise(t, VIRTIO_PCI_ISR_QUEUE, queue, false, false);
 }
@@ -114,32 +114,14 @@ const struct vdk_interrupt_ops vdk_virtio_pci_irq_ops = {
 
 /* ---- helpers (lock held) ----------------------------------------------- */
 
-uint8_t vdk_virtio_pci_status_locked(struct vdk_virtio_pci *t)
-{
-	uint8_t s = t->status;
-
-	pthread_mutex_lock(&t->irq_lock);
-	if (t->needs_reset)
-		s |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	pthread_mutex_unlock(&t->irq_lock);
-	return s;
-}
-
-void vdk_virtio_pci_fail(struct vdk_virtio_pci *t, const char *why, int err)
-{
-	vdk_log(VDK_LOG_ERROR, MOD, "%s: %s (%d); DEVICE_NEEDS_RESET",
-		t->dev->ops->name, why, err);
-	pci_set_needs_reset(t);
-}
-
 /* ---- BAR contents (lock held) ------------------------------------------- */
 
 static void bad_access(struct vdk_virtio_pci *t, const char *what, uint64_t off,
 		       size_t len)
 {
-	VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 		   "%s: bad %zu-byte %s access at BAR offset %#llx ignored",
-		   t->dev->ops->name, len, what, (unsigned long long)off);
+		   t->c.dev->ops->name, len, what, (unsigned long long)off);
 }
 
 /* Notification write at @off in the notify region (§4.1.4.4): the slot
@@ -155,12 +137,12 @@ static void notify_write(struct vdk_virtio_pci *t, uint64_t off,
 		bad_access(t, "notify", off, len);
 		return;
 	}
-	if (idx >= t->num_queues || !t->active[idx] ||
+	if (idx >= t->c.num_queues || !t->c.active[idx] ||
 	    vdk_virtio_pci_needs_reset(t)) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: notification for queue %llu that is not "
 			   "running dropped",
-			   t->dev->ops->name, (unsigned long long)idx);
+			   t->c.dev->ops->name, (unsigned long long)idx);
 		return;
 	}
 	t->pending_notify = (int)idx;
@@ -190,15 +172,15 @@ static void bar_read(void *opaque, unsigned int bar, uint64_t off, void *data,
 			return;
 		}
 		/* §4.1.4.5: reading clears the ISR and de-asserts INTx. */
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		*(uint8_t *)data = t->isr;
 		t->isr = 0;
 		vdk_pci_set_intx(t->pci, false);
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return;
 	case VDK_VIRTIO_PCI_DEVICE_OFFSET:
 		if ((len != 1 && len != 2 && len != 4 && len != 8) ||
-		    vdk_device_read_config(t->dev, (uint32_t)o, data,
+		    vdk_device_read_config(t->c.dev, (uint32_t)o, data,
 					   (uint32_t)len) < 0) {
 			memset(data, 0, len);
 			bad_access(t, "device config", off, len);
@@ -231,7 +213,7 @@ static void bar_write(void *opaque, unsigned int bar, uint64_t off,
 	case VDK_VIRTIO_PCI_DEVICE_OFFSET:
 		if (vdk_virtio_pci_needs_reset(t) ||
 		    (len != 1 && len != 2 && len != 4 && len != 8) ||
-		    vdk_device_write_config(t->dev, (uint32_t)o, data,
+		    vdk_device_write_config(t->c.dev, (uint32_t)o, data,
 					    (uint32_t)len) < 0)
 			bad_access(t, "device config", off, len);
 		return;
@@ -276,10 +258,10 @@ static void cfg_cap_access(void *opaque, uint8_t *cap, uint8_t cap_len,
 		return;
 	if ((length != 1 && length != 2 && length != 4) ||
 	    (offset & (length - 1))) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: PCI_CFG window access of %u bytes at %#x "
 			   "ignored",
-			   t->dev->ops->name, length, offset);
+			   t->c.dev->ops->name, length, offset);
 		if (!write)
 			memset(cap + CFG_CAP_DATA, 0, 4);
 		return;
@@ -337,7 +319,7 @@ static int add_caps(struct vdk_virtio_pci *t, uint32_t config_size)
 	if (r == 0)
 		r = add_vendor_cap(t, VIRTIO_PCI_CAP_NOTIFY_CFG,
 				   VDK_VIRTIO_PCI_NOTIFY_OFFSET,
-				   (uint32_t)t->num_queues *
+				   (uint32_t)t->c.num_queues *
 					   VDK_VIRTIO_PCI_NOTIFY_MULTIPLIER,
 				   mult, 4, NULL, NULL);
 	if (r == 0)
@@ -362,11 +344,11 @@ static int add_caps(struct vdk_virtio_pci *t, uint32_t config_size)
 /* Accesses while asleep are ignored (reads 0): the device must not move. */
 static bool asleep(struct vdk_virtio_pci *t, uint64_t where)
 {
-	if (!t->asleep)
+	if (!t->c.asleep)
 		return false;
-	VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+	VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 		   "%s: access at %#llx while asleep ignored",
-		   t->dev->ops->name, (unsigned long long)where);
+		   t->c.dev->ops->name, (unsigned long long)where);
 	return true;
 }
 
@@ -379,8 +361,8 @@ static void unlock_and_notify(struct vdk_virtio_pci *t)
 	/* Without a notify callback, queue_notify runs under the lock so it
 	 * cannot race a reset; it may signal (irq_lock only). */
 	if (q >= 0 && !t->notify)
-		vdk_device_queue_notify(t->dev, (uint16_t)q);
-	pthread_mutex_unlock(&t->lock);
+		vdk_device_queue_notify(t->c.dev, (uint16_t)q);
+	pthread_mutex_unlock(&t->c.lock);
 	if (q >= 0 && t->notify)
 		t->notify(t->notify_opaque, (uint16_t)q);
 }
@@ -390,7 +372,7 @@ void vdk_virtio_pci_config_read(struct vdk_virtio_pci *t, uint32_t offset,
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	if (asleep(t, offset))
 		memset(data, 0, len);
 	else
@@ -403,7 +385,7 @@ void vdk_virtio_pci_config_write(struct vdk_virtio_pci *t, uint32_t offset,
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	if (!asleep(t, offset))
 		vdk_pci_config_write(t->pci, offset, data, len);
 	unlock_and_notify(t);
@@ -414,7 +396,7 @@ void vdk_virtio_pci_bar_read(struct vdk_virtio_pci *t, unsigned int bar,
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	if (asleep(t, offset))
 		memset(data, 0, len);
 	else
@@ -427,7 +409,7 @@ void vdk_virtio_pci_bar_write(struct vdk_virtio_pci *t, unsigned int bar,
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	if (!asleep(t, offset))
 		vdk_pci_bar_write(t->pci, bar, offset, data, len);
 	unlock_and_notify(t);
@@ -441,7 +423,7 @@ int vdk_virtio_pci_mmio_read(struct vdk_virtio_pci *t, uint64_t addr,
 
 	if (!t)
 		return -ENOENT;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	bar = vdk_pci_bar_find(t->pci, addr, &off);
 	if (bar >= 0 && asleep(t, addr))
 		memset(data, 0, len);
@@ -459,7 +441,7 @@ int vdk_virtio_pci_mmio_write(struct vdk_virtio_pci *t, uint64_t addr,
 
 	if (!t)
 		return -ENOENT;
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->c.lock);
 	bar = vdk_pci_bar_find(t->pci, addr, &off);
 	if (bar >= 0 && !asleep(t, addr))
 		vdk_pci_bar_write(t->pci, (unsigned int)bar, off, data, len);
@@ -469,7 +451,7 @@ int vdk_virtio_pci_mmio_write(struct vdk_virtio_pci *t, uint64_t addr,
 
 int64_t vdk_virtio_pci_notify_offset(struct vdk_virtio_pci *t, uint16_t queue)
 {
-	if (!t || queue >= t->num_queues)
+	if (!t || queue >= t->c.num_queues)
 		return -ERANGE;
 	return VDK_VIRTIO_PCI_NOTIFY_OFFSET +
 	       (int64_t)queue * VDK_VIRTIO_PCI_NOTIFY_MULTIPLIER;
@@ -479,16 +461,16 @@ void vdk_virtio_pci_notify(struct vdk_virtio_pci *t, uint16_t queue)
 {
 	if (!t)
 		return;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep && queue < t->num_queues && t->active[queue] &&
+	pthread_mutex_lock(&t->c.lock);
+	if (!t->c.asleep && queue < t->c.num_queues && t->c.active[queue] &&
 	    !vdk_virtio_pci_needs_reset(t))
-		vdk_device_queue_notify(t->dev, queue);
+		vdk_device_queue_notify(t->c.dev, queue);
 	else
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: notification for queue %u that is not running "
 			   "dropped",
-			   t->dev->ops->name, queue);
-	pthread_mutex_unlock(&t->lock);
+			   t->c.dev->ops->name, queue);
+	pthread_mutex_unlock(&t->c.lock);
 }
 
 /* A PCI class for the device type, as other VMMs give (virtio 1.2 §4.1.2
@@ -511,7 +493,6 @@ struct vdk_virtio_pci *
 vdk_virtio_pci_new(const struct vdk_virtio_pci_config *cfg, int *err)
 {
 	struct vdk_virtio_pci *t = NULL;
-	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
 	struct vdk_device *dev;
 	uint32_t config_size = 0;
 	uint16_t nvec;
@@ -533,31 +514,20 @@ vdk_virtio_pci_new(const struct vdk_virtio_pci_config *cfg, int *err)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		goto out;
-	t->queues = calloc(dev->num_queues, sizeof(*t->queues));
 	t->queue_vector = calloc(dev->num_queues, sizeof(*t->queue_vector));
-	if (!t->queues || !t->queue_vector)
+	if (!t->queue_vector)
 		goto out;
-	r = -EINVAL;
-	for (uint16_t i = 0; i < dev->num_queues; i++) {
-		if (vdk_virtq_init(&t->queues[i],
-				   dev->ops->queue_max_size(dev->impl, i),
-				   i) < 0)
-			goto out;
+	r = vdk_transport_init(&t->c, &vdk_virtio_pci_transport_ops, t, dev,
+			       cfg->mem);
+	if (r < 0)
+		goto out;
+	for (uint16_t i = 0; i < dev->num_queues; i++)
 		t->queue_vector[i] = VIRTIO_MSI_NO_VECTOR;
-	}
-	t->dev = dev;
-	t->mem = cfg->mem;
-	t->num_queues = dev->num_queues;
 	t->nvec = nvec;
 	t->notify = cfg->notify;
 	t->notify_opaque = cfg->notify_opaque;
-	t->device_features = dev->ops->features(dev->impl);
 	t->config_vector = VIRTIO_MSI_NO_VECTOR;
 	t->pending_notify = -1;
-	t->rl = rl;
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_mutex_init(&t->irq_lock, NULL);
-	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
 
 	struct vdk_pci_config pc = {
 		.id = {.vendor_id = VDK_VIRTIO_PCI_VENDOR_ID,
@@ -588,13 +558,10 @@ out:
 	if (err)
 		*err = r;
 	if (r < 0 && t) {
-		if (t->dev) {
-			pthread_mutex_destroy(&t->lock);
-			pthread_mutex_destroy(&t->irq_lock);
-		}
+		if (t->c.queues)
+			vdk_transport_fini(&t->c);
 		vdk_pci_dev_free(t->pci);
 		free(t->queue_vector);
-		free(t->queues);
 		free(t);
 		t = NULL;
 	}
@@ -605,18 +572,9 @@ void vdk_virtio_pci_free(struct vdk_virtio_pci *t)
 {
 	if (!t)
 		return;
-	if (t->asleep)
-		(void)vdk_virtio_pci_wake(t);
-	pthread_mutex_lock(&t->lock);
-	if (t->activated && vdk_device_reset(t->dev) < 0)
-		vdk_log(VDK_LOG_ERROR, MOD, "%s: reset on free failed",
-			t->dev->ops->name);
-	pthread_mutex_unlock(&t->lock);
-	pthread_mutex_destroy(&t->lock);
-	pthread_mutex_destroy(&t->irq_lock);
+	vdk_transport_fini(&t->c);
 	vdk_pci_dev_free(t->pci);
 	free(t->queue_vector);
-	free(t->queues);
 	free(t);
 }
 
@@ -627,39 +585,32 @@ struct vdk_pci_dev *vdk_virtio_pci_dev(struct vdk_virtio_pci *t)
 
 uint8_t vdk_virtio_pci_status(struct vdk_virtio_pci *t)
 {
-	uint8_t s;
-
-	pthread_mutex_lock(&t->lock);
-	s = vdk_virtio_pci_status_locked(t);
-	pthread_mutex_unlock(&t->lock);
-	return s;
+	return vdk_transport_status(&t->c);
 }
 
 uint8_t vdk_virtio_pci_isr(struct vdk_virtio_pci *t)
 {
 	uint8_t v;
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	v = t->isr;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 	return v;
 }
 
 struct vdk_virtq *vdk_virtio_pci_queue(struct vdk_virtio_pci *t, uint16_t index)
 {
-	if (!t || index >= t->num_queues)
-		return NULL;
-	return &t->queues[index];
+	return t ? vdk_transport_queue(&t->c, index) : NULL;
 }
 
 uint16_t vdk_virtio_pci_queue_vector(struct vdk_virtio_pci *t, uint16_t index)
 {
 	uint16_t v = VIRTIO_MSI_NO_VECTOR;
 
-	if (!t || (index >= t->num_queues && index != UINT16_MAX))
+	if (!t || (index >= t->c.num_queues && index != UINT16_MAX))
 		return v;
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	v = index == UINT16_MAX ? t->config_vector : t->queue_vector[index];
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 	return v;
 }

@@ -22,84 +22,42 @@
 
 #define MOD "virtio-pci"
 
-/* Start or stop one queue while the others run (queue_reset and
- * re-enabling after it; virtio 1.2 §2.6.1), the rules of common.c. */
-static void swap_queue(struct vdk_virtio_pci *t, uint16_t idx,
-		       struct vdk_virtq *nq)
+/* After a device reset (virtio 1.2 §2.4), irq_lock held: the fields only
+ * virtio-pci has, the MSI-X vector numbers and INTx. */
+static void reset_locked(struct vdk_transport *c)
 {
-	const char *why;
-	int r = vdk_transport_swap_queue(t->dev, t->mem, &t->irq, t->queues,
-					 t->active, idx, nq, &why);
+	struct vdk_virtio_pci *t = c->opaque;
 
-	if (r < 0)
-		vdk_virtio_pci_fail(t, why, r);
-}
-
-/* ---- device status (the shared rules of common.c) ---------------------- */
-
-static void device_reset(void *opaque)
-{
-	struct vdk_virtio_pci *t = opaque;
-	int r = vdk_transport_reset_device(t->dev, t->queues, t->num_queues,
-					   t->active);
-
-	if (r < 0) {
-		vdk_virtio_pci_fail(t, "device reset failed", r);
-		return;
-	}
-	t->status = 0;
-	t->device_feature_select = 0;
-	t->driver_feature_select = 0;
-	t->driver_features = 0;
 	t->queue_select = 0;
-	t->activated = false;
-	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
-
-	pthread_mutex_lock(&t->irq_lock);
 	t->isr = 0;
-	t->needs_reset = false;
 	t->config_vector = VIRTIO_MSI_NO_VECTOR;
-	for (uint16_t i = 0; i < t->num_queues; i++)
+	for (uint16_t i = 0; i < c->num_queues; i++)
 		t->queue_vector[i] = VIRTIO_MSI_NO_VECTOR;
 	vdk_pci_set_intx(t->pci, false);
-	pthread_mutex_unlock(&t->irq_lock); /* config_generation is kept */
 }
 
-static bool features_ok(void *opaque)
+/* On wake, irq_lock held: a restored ISR re-asserts INTx. */
+static void wake_irq_locked(struct vdk_transport *c)
 {
-	struct vdk_virtio_pci *t = opaque;
+	struct vdk_virtio_pci *t = c->opaque;
 
-	return vdk_transport_features_ok(t->dev, t->device_features,
-					 t->driver_features, &t->rl, MOD);
+	if (t->isr)
+		vdk_pci_set_intx(t->pci, true);
 }
 
-static void driver_ok(void *opaque)
-{
-	struct vdk_virtio_pci *t = opaque;
-	const char *why;
-	int r = vdk_transport_activate(t->dev, t->mem, &t->irq, t->queues,
-				       t->num_queues, t->active,
-				       t->driver_features, &why);
-
-	if (r < 0) {
-		vdk_virtio_pci_fail(t, why, r);
-		return;
-	}
-	t->activated = true;
-}
-
-static const struct vdk_transport_status_hooks status_hooks = {
-	.reset = device_reset,
-	.features_ok = features_ok,
-	.driver_ok = driver_ok,
+const struct vdk_transport_ops vdk_virtio_pci_transport_ops = {
+	.reset_locked = reset_locked,
+	.wake_irq_locked = wake_irq_locked,
+	.irq_ops = &vdk_virtio_pci_irq_ops,
+	.mod = MOD,
 };
 
 /* ---- common configuration (virtio 1.2 §4.1.4.3) ------------------------ */
 
 static struct vdk_virtq *selected_queue(struct vdk_virtio_pci *t)
 {
-	return t->queue_select < t->num_queues ? &t->queues[t->queue_select]
-					       : NULL;
+	return t->queue_select < t->c.num_queues ? &t->c.queues[t->queue_select]
+						 : NULL;
 }
 
 /* The natural width of the field at @off, or 0 if none starts there. */
@@ -142,32 +100,28 @@ uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
 
 	switch (off) {
 	case VIRTIO_PCI_COMMON_DFSELECT:
-		return t->device_feature_select;
+		return t->c.device_features_sel;
 	case VIRTIO_PCI_COMMON_DF:
-		if (t->device_feature_select > 1)
-			return 0;
-		return (uint32_t)(t->device_features >>
-				  (32 * t->device_feature_select));
+		return vdk_transport_features_word(t->c.device_features,
+						   t->c.device_features_sel);
 	case VIRTIO_PCI_COMMON_GFSELECT:
-		return t->driver_feature_select;
+		return t->c.driver_features_sel;
 	case VIRTIO_PCI_COMMON_GF:
-		if (t->driver_feature_select > 1)
-			return 0;
-		return (uint32_t)(t->driver_features >>
-				  (32 * t->driver_feature_select));
+		return vdk_transport_features_word(t->c.driver_features,
+						   t->c.driver_features_sel);
 	case VIRTIO_PCI_COMMON_MSIX:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->config_vector;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_PCI_COMMON_NUMQ:
-		return t->num_queues;
+		return t->c.num_queues;
 	case VIRTIO_PCI_COMMON_STATUS:
-		return vdk_virtio_pci_status_locked(t);
+		return vdk_transport_status_locked(&t->c);
 	case VIRTIO_PCI_COMMON_CFGGENERATION:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->config_generation;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_PCI_COMMON_Q_SELECT:
 		return t->queue_select;
@@ -183,9 +137,9 @@ uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		return q->size;
 	case VIRTIO_PCI_COMMON_Q_MSIX:
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->queue_vector[t->queue_select];
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return v;
 	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		return q->ready;
@@ -216,9 +170,9 @@ uint32_t vdk_virtio_pci_common_read(struct vdk_virtio_pci *t, uint64_t off)
 static uint16_t checked_vector(struct vdk_virtio_pci *t, uint32_t v)
 {
 	if (v != VIRTIO_MSI_NO_VECTOR && v >= t->nvec) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: MSI-X vector %u beyond the table of %u",
-			   t->dev->ops->name, v, t->nvec);
+			   t->c.dev->ops->name, v, t->nvec);
 		return VIRTIO_MSI_NO_VECTOR;
 	}
 	return (uint16_t)v;
@@ -227,80 +181,53 @@ static uint16_t checked_vector(struct vdk_virtio_pci *t, uint32_t v)
 static void write_queue_enable(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 			       uint32_t v)
 {
-	uint16_t idx = t->queue_select;
-	int r;
-
 	if (v != 1 || q->ready) {
 		/* §4.1.4.3.2: the driver MUST NOT write 0; enabling twice
 		 * changes nothing. Stopping a queue takes queue_reset. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: queue_enable %u for queue %u (enabled %d) "
 			   "ignored",
-			   t->dev->ops->name, v, idx, q->ready);
+			   t->c.dev->ops->name, v, t->queue_select, q->ready);
 		return;
 	}
-	vdk_virtq_set_ready(q, true);
-	if (!t->activated || q->active)
-		return;
-	/* Re-enabling a queue after queue_reset while DRIVER_OK (§2.6.1.2). */
-	if (!negotiated(t, VIRTIO_F_RING_RESET))
-		return;
-	r = vdk_virtq_activate(q, t->mem, t->driver_features);
-	if (r < 0) {
-		vdk_virtio_pci_fail(t, "queue re-enable failed", r);
-		return;
-	}
-	swap_queue(t, idx, q);
+	vdk_transport_enable_queue(&t->c, t->queue_select);
 }
 
-static void write_queue_reset(struct vdk_virtio_pci *t, struct vdk_virtq *q,
-			      uint32_t v)
+static void write_queue_reset(struct vdk_virtio_pci *t, uint32_t v)
 {
 	uint16_t idx = t->queue_select;
 
-	if (v != 1 || !negotiated(t, VIRTIO_F_RING_RESET)) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-			   "%s: queue_reset %u ignored (RING_RESET %s)",
-			   t->dev->ops->name, v,
-			   negotiated(t, VIRTIO_F_RING_RESET) ? "on" : "off");
+	if (!vdk_transport_reset_queue(&t->c, idx, v, "queue_reset"))
 		return;
-	}
-	if (t->active[idx])
-		swap_queue(t, idx, NULL);
-	else
-		vdk_virtq_reset(q);
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&t->c.irq_lock);
 	t->queue_vector[idx] = VIRTIO_MSI_NO_VECTOR;
-	pthread_mutex_unlock(&t->irq_lock);
+	pthread_mutex_unlock(&t->c.irq_lock);
 }
 
 static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 			      uint64_t off, uint32_t v)
 {
-	uint64_t a[3] = {q->desc_gpa, q->driver_gpa, q->device_gpa};
-	unsigned int slot;
-
 	switch (off) {
 	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		write_queue_enable(t, q, v);
 		return;
 	case VIRTIO_PCI_COMMON_Q_RESET:
-		write_queue_reset(t, q, v);
+		write_queue_reset(t, v);
 		return;
 	case VIRTIO_PCI_COMMON_Q_MSIX:
 		v = checked_vector(t, v);
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		t->queue_vector[t->queue_select] = (uint16_t)v;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return;
 	default:
 		break;
 	}
 	if (q->ready) {
 		/* §4.1.4.3.2: not while the queue is enabled. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx for enabled queue %u ignored",
-			   t->dev->ops->name, (unsigned long long)off,
+			   t->c.dev->ops->name, (unsigned long long)off,
 			   t->queue_select);
 		return;
 	}
@@ -308,9 +235,9 @@ static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* A power of two, 1..maximum (vdk_virtq_set_size checks). */
 		if (vdk_virtq_set_size(q, (uint16_t)v) < 0)
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+			VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 				   "%s: queue_size %u for queue %u refused",
-				   t->dev->ops->name, v, t->queue_select);
+				   t->c.dev->ops->name, v, t->queue_select);
 		return;
 	case VIRTIO_PCI_COMMON_Q_DESCLO:
 	case VIRTIO_PCI_COMMON_Q_DESCHI:
@@ -318,18 +245,14 @@ static void write_queue_field(struct vdk_virtio_pci *t, struct vdk_virtq *q,
 	case VIRTIO_PCI_COMMON_Q_AVAILHI:
 	case VIRTIO_PCI_COMMON_Q_USEDLO:
 	case VIRTIO_PCI_COMMON_Q_USEDHI:
-		slot = (unsigned int)(off - VIRTIO_PCI_COMMON_Q_DESCLO) / 8;
-		if (off & 4)
-			a[slot] =
-				(a[slot] & 0xffffffffull) | ((uint64_t)v << 32);
-		else
-			a[slot] = (a[slot] & ~0xffffffffull) | v;
-		(void)vdk_virtq_set_addrs(q, a[0], a[1], a[2]);
+		vdk_transport_set_queue_addr(
+			q, (unsigned int)(off - VIRTIO_PCI_COMMON_Q_DESCLO) / 8,
+			(off & 4) != 0, v);
 		return;
 	default: /* queue_notify_off, queue_notify_data: read-only */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write to read-only field %#llx ignored",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return;
 	}
 }
@@ -338,50 +261,34 @@ void vdk_virtio_pci_common_write(struct vdk_virtio_pci *t, uint64_t off,
 				 uint32_t v)
 {
 	struct vdk_virtq *q = selected_queue(t);
-	uint8_t st = t->status;
-	unsigned int shift;
 
 	if (off == VIRTIO_PCI_COMMON_STATUS) {
-		vdk_transport_write_status(
-			&t->status, v, vdk_virtio_pci_needs_reset(t),
-			&status_hooks, t, &t->rl, MOD, t->dev->ops->name);
+		vdk_transport_set_status(&t->c, v);
 		return;
 	}
 	if (vdk_virtio_pci_needs_reset(t)) {
 		/* §2.1.2: the device waits for a reset. */
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx while DEVICE_NEEDS_RESET "
 			   "ignored",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return;
 	}
 	switch (off) {
 	case VIRTIO_PCI_COMMON_DFSELECT:
-		t->device_feature_select = v;
+		t->c.device_features_sel = v;
 		return;
 	case VIRTIO_PCI_COMMON_GFSELECT:
-		t->driver_feature_select = v;
+		t->c.driver_features_sel = v;
 		return;
 	case VIRTIO_PCI_COMMON_GF:
-		if (!(st & VIRTIO_CONFIG_S_DRIVER) ||
-		    (st & VIRTIO_CONFIG_S_FEATURES_OK) ||
-		    t->driver_feature_select > 1) {
-			VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
-				   "%s: driver_feature write ignored "
-				   "(status %#x, select %u)",
-				   t->dev->ops->name, st,
-				   t->driver_feature_select);
-			return;
-		}
-		shift = 32 * t->driver_feature_select;
-		t->driver_features &= ~(0xffffffffull << shift);
-		t->driver_features |= (uint64_t)v << shift;
+		vdk_transport_write_driver_features(&t->c, v, "driver_feature");
 		return;
 	case VIRTIO_PCI_COMMON_MSIX:
 		v = checked_vector(t, v);
-		pthread_mutex_lock(&t->irq_lock);
+		pthread_mutex_lock(&t->c.irq_lock);
 		t->config_vector = (uint16_t)v;
-		pthread_mutex_unlock(&t->irq_lock);
+		pthread_mutex_unlock(&t->c.irq_lock);
 		return;
 	case VIRTIO_PCI_COMMON_Q_SELECT:
 		t->queue_select = (uint16_t)v;
@@ -389,18 +296,18 @@ void vdk_virtio_pci_common_write(struct vdk_virtio_pci *t, uint64_t off,
 	case VIRTIO_PCI_COMMON_DF:
 	case VIRTIO_PCI_COMMON_NUMQ:
 	case VIRTIO_PCI_COMMON_CFGGENERATION:
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write to read-only field %#llx ignored",
-			   t->dev->ops->name, (unsigned long long)off);
+			   t->c.dev->ops->name, (unsigned long long)off);
 		return;
 	default:
 		break;
 	}
 	if (!q) {
-		VDK_LOG_RL(&t->rl, VDK_LOG_WARN, MOD,
+		VDK_LOG_RL(&t->c.rl, VDK_LOG_WARN, MOD,
 			   "%s: write at %#llx for queue %u of %u ignored",
-			   t->dev->ops->name, (unsigned long long)off,
-			   t->queue_select, t->num_queues);
+			   t->c.dev->ops->name, (unsigned long long)off,
+			   t->queue_select, t->c.num_queues);
 		return;
 	}
 	write_queue_field(t, q, off, v);

@@ -21,62 +21,41 @@
 #include "common.h"
 
 struct vdk_virtio_pci {
-	pthread_mutex_t lock;
+	struct vdk_transport c; /* first: the shared state (common.h) */
 	struct vdk_pci_dev *pci;
-	struct vdk_device *dev;
-	const struct vdk_mem *mem;
 	vdk_virtio_pci_notify_fn *notify;
 	void *notify_opaque;
-	uint64_t device_features; /* cached ops->features() */
-	uint16_t num_queues;
 	uint16_t nvec;
-	struct vdk_virtq *queues; /* num_queues entries */
-	struct vdk_virtq *active[VDK_DEVICE_MAX_QUEUES];
-	struct vdk_ratelimit rl;
 
 	/* common configuration, under lock */
-	uint8_t status; /* driver-written bits only */
-	uint32_t device_feature_select;
-	uint32_t driver_feature_select;
-	uint64_t driver_features;
 	uint16_t queue_select;
-	bool activated;
-	bool asleep;	      /* vdk_virtio_pci_sleep() */
-	bool restored_active; /* restored ACTIVE: wake passes the queues */
-	int pending_notify;   /* queue to notify once lock is dropped, or -1 */
+	int pending_notify; /* queue to notify once lock is dropped, or -1 */
 
 	/* interrupt state, under irq_lock */
-	pthread_mutex_t irq_lock;
 	uint8_t isr;
 	uint8_t config_generation;
-	bool needs_reset;
 	uint16_t config_vector;
 	uint16_t *queue_vector; /* num_queues entries */
-	struct vdk_interrupt irq;
 };
 
 /* The vdk_interrupt ops the transport gives its device (opaque: the
  * transport). */
 VDK_HIDDEN extern const struct vdk_interrupt_ops vdk_virtio_pci_irq_ops;
 
-/* Call with lock held: the device status as the driver reads it. */
-VDK_HIDDEN uint8_t vdk_virtio_pci_status_locked(struct vdk_virtio_pci *t);
+/* What virtio-pci does differently in the shared rules (pci_common_cfg.c). */
+VDK_HIDDEN extern const struct vdk_transport_ops vdk_virtio_pci_transport_ops;
 
 /* Call with lock held: DEVICE_NEEDS_RESET is set (§2.1.2). */
 static inline bool vdk_virtio_pci_needs_reset(struct vdk_virtio_pci *t)
 {
-	return vdk_virtio_pci_status_locked(t) & VIRTIO_CONFIG_S_NEEDS_RESET;
+	return vdk_transport_status_locked(&t->c) & VIRTIO_CONFIG_S_NEEDS_RESET;
 }
 
 /* Whether feature @bit is negotiated. */
 static inline bool negotiated(const struct vdk_virtio_pci *t, unsigned int bit)
 {
-	return vdk_transport_negotiated(t->status, t->driver_features, bit);
+	return vdk_transport_negotiated(t->c.status, t->c.driver_features, bit);
 }
-
-/* Call with lock held: log @why, set DEVICE_NEEDS_RESET, notify. */
-VDK_HIDDEN void vdk_virtio_pci_fail(struct vdk_virtio_pci *t, const char *why,
-				    int err);
 
 /* pci_common_cfg.c: the natural width of the common configuration field
  * at @off (0: none starts there), and a read / write of it (lock held). */

@@ -32,68 +32,20 @@
 
 int vdk_virtio_pci_sleep(struct vdk_virtio_pci *t)
 {
-	int r;
-
-	if (!t)
-		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	r = t->asleep ? -EBUSY : vdk_device_sleep(t->dev);
-	if (r == 0)
-		t->asleep = true;
-	pthread_mutex_unlock(&t->lock);
-	return r;
+	return t ? vdk_transport_sleep(&t->c) : -EINVAL;
 }
 
 int vdk_virtio_pci_wake(struct vdk_virtio_pci *t)
 {
-	int r;
-
-	if (!t)
-		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep)
-		r = -EBUSY;
-	else if (t->restored_active)
-		r = vdk_device_wake(t->dev, t->mem, &t->irq, t->active);
-	else
-		r = vdk_device_wake(t->dev, NULL, NULL, NULL);
-	if (r == 0) {
-		t->asleep = false;
-		t->restored_active = false;
-		/* a restored ISR re-asserts INTx */
-		pthread_mutex_lock(&t->irq_lock);
-		if (t->isr)
-			vdk_pci_set_intx(t->pci, true);
-		pthread_mutex_unlock(&t->irq_lock);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return r;
+	return t ? vdk_transport_wake(&t->c) : -EINVAL;
 }
 
 /* ---- snapshot -------------------------------------------------------------- */
 
-static cbor_item_t *snapshot_queue(const struct vdk_virtq *q, uint16_t vec)
+static int snapshot_locked(struct vdk_transport *c, cbor_item_t *root)
 {
-	cbor_item_t *m = cbor_new_definite_map(8);
-
-	if (!m)
-		return NULL;
-	if (!vdk_snapshot_put_uint(m, "size", q->size) ||
-	    !vdk_snapshot_put(m, "ready", cbor_build_bool(q->ready)) ||
-	    !vdk_snapshot_put_uint(m, "desc", q->desc_gpa) ||
-	    !vdk_snapshot_put_uint(m, "driver", q->driver_gpa) ||
-	    !vdk_snapshot_put_uint(m, "device", q->device_gpa) ||
-	    !vdk_snapshot_put_uint(m, "next_avail", vdk_virtq_next_avail(q)) ||
-	    !vdk_snapshot_put_uint(m, "next_used", vdk_virtq_next_used(q)) ||
-	    !vdk_snapshot_put_uint(m, "msix_vector", vec))
-		cbor_decref(&m);
-	return m;
-}
-
-static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
-{
-	cbor_item_t *queues = cbor_new_definite_array(t->num_queues);
-	cbor_item_t *dev = NULL, *pci = NULL;
+	struct vdk_virtio_pci *t = c->opaque;
+	cbor_item_t *queues, *dev = NULL, *pci = NULL;
 	uint8_t *dbuf = NULL, *pbuf = NULL;
 	size_t dlen = 0, plen = vdk_pci_state_size(t->pci);
 	uint16_t cvec, qvec[VDK_DEVICE_MAX_QUEUES];
@@ -101,26 +53,16 @@ static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 	bool ok;
 	int r;
 
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&c->irq_lock);
 	isr = t->isr;
 	gen = t->config_generation;
 	cvec = t->config_vector;
-	memcpy(qvec, t->queue_vector, t->num_queues * sizeof(*qvec));
-	pthread_mutex_unlock(&t->irq_lock);
+	memcpy(qvec, t->queue_vector, c->num_queues * sizeof(*qvec));
+	pthread_mutex_unlock(&c->irq_lock);
+	queues = vdk_transport_snapshot_queues(c, qvec);
 	if (!queues)
 		return -ENOMEM;
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		cbor_item_t *q = snapshot_queue(&t->queues[i], qvec[i]);
-
-		ok = q && cbor_array_push(queues, q);
-		if (q)
-			cbor_decref(&q);
-		if (!ok) {
-			cbor_decref(&queues);
-			return -ENOMEM;
-		}
-	}
-	r = vdk_device_snapshot(t->dev, &dbuf, &dlen);
+	r = vdk_device_snapshot(c->dev, &dbuf, &dlen);
 	if (r < 0) {
 		cbor_decref(&queues);
 		return r;
@@ -137,23 +79,22 @@ static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 	free(dbuf);
 	free(pbuf);
 	/* Insertion order is serialisation order. */
-	ok = vdk_snapshot_put(root, "format", cbor_build_string(SNAP_FORMAT)) &&
-	     vdk_snapshot_put_uint(root, "version", SNAP_VERSION) &&
+	ok = vdk_transport_snap_put_header(root, SNAP_FORMAT, SNAP_VERSION) &&
 	     vdk_snapshot_put_uint(root, "device_type",
-				   t->dev->ops->device_type) &&
+				   c->dev->ops->device_type) &&
 	     vdk_snapshot_put_uint(root, "status",
-				   vdk_virtio_pci_status_locked(t)) &&
+				   vdk_transport_status_locked(c)) &&
 	     vdk_snapshot_put_uint(root, "device_feature_select",
-				   t->device_feature_select) &&
+				   c->device_features_sel) &&
 	     vdk_snapshot_put_uint(root, "driver_feature_select",
-				   t->driver_feature_select) &&
+				   c->driver_features_sel) &&
 	     vdk_snapshot_put_uint(root, "driver_features",
-				   t->driver_features) &&
+				   c->driver_features) &&
 	     vdk_snapshot_put_uint(root, "queue_select", t->queue_select) &&
 	     vdk_snapshot_put_uint(root, "config_msix_vector", cvec) &&
 	     vdk_snapshot_put_uint(root, "isr", isr) &&
 	     vdk_snapshot_put_uint(root, "config_generation", gen) &&
-	     vdk_snapshot_put(root, "active", cbor_build_bool(t->activated));
+	     vdk_snapshot_put(root, "active", cbor_build_bool(c->activated));
 	/* vdk_snapshot_put() consumes its item even when it fails. */
 	if (!vdk_snapshot_put(root, "queues", queues))
 		ok = false;
@@ -167,39 +108,18 @@ static int snapshot_locked(struct vdk_virtio_pci *t, cbor_item_t *root)
 int vdk_virtio_pci_snapshot(struct vdk_virtio_pci *t, uint8_t **buf,
 			    size_t *len)
 {
-	cbor_item_t *root;
-	int r;
-
 	if (!t || !buf || !len)
 		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep) {
-		r = -EBUSY;
-		goto out;
-	}
-	root = cbor_new_definite_map(15);
-	r = root ? snapshot_locked(t, root) : -ENOMEM;
-	if (r == 0)
-		r = vdk_snapshot_serialize(root, buf, len);
-	if (root)
-		cbor_decref(&root);
-out:
-	pthread_mutex_unlock(&t->lock);
-	return r;
+	return vdk_transport_snapshot(&t->c, 15, snapshot_locked, buf, len);
 }
 
 /* ---- restore ----------------------------------------------------------------- */
-
-struct snap_queue {
-	uint64_t size, desc, driver, device, next_avail, next_used, vector;
-	bool ready;
-};
 
 struct snap {
 	uint64_t status, dfselect, gfselect, driver_features, queue_select;
 	uint64_t config_vector, isr, generation, device_type;
 	bool active;
-	struct snap_queue q[VDK_DEVICE_MAX_QUEUES];
+	struct vdk_transport_snap_queue q[VDK_DEVICE_MAX_QUEUES];
 	const cbor_item_t *pci, *device;
 };
 
@@ -208,59 +128,22 @@ static bool vector_ok(const struct vdk_virtio_pci *t, uint64_t v)
 	return v == VIRTIO_MSI_NO_VECTOR || v < t->nvec;
 }
 
-static int parse_queues(struct vdk_virtio_pci *t, const cbor_item_t *arr,
-			struct snap *s)
-{
-	cbor_item_t **items;
-
-	if (!arr || !cbor_isa_array(arr) ||
-	    cbor_array_size(arr) != t->num_queues)
-		return -EINVAL;
-	items = cbor_array_handle(arr);
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		const cbor_item_t *m = items[i];
-		struct snap_queue *q = &s->q[i];
-
-		if (!vdk_snapshot_get_uint(m, "size", t->queues[i].max_size,
-					   &q->size) ||
-		    !vdk_snapshot_get_bool(m, "ready", &q->ready) ||
-		    !vdk_snapshot_get_uint(m, "desc", UINT64_MAX, &q->desc) ||
-		    !vdk_snapshot_get_uint(m, "driver", UINT64_MAX,
-					   &q->driver) ||
-		    !vdk_snapshot_get_uint(m, "device", UINT64_MAX,
-					   &q->device) ||
-		    !vdk_snapshot_get_uint(m, "next_avail", UINT16_MAX,
-					   &q->next_avail) ||
-		    !vdk_snapshot_get_uint(m, "next_used", UINT16_MAX,
-					   &q->next_used) ||
-		    !vdk_snapshot_get_uint(m, "msix_vector", UINT16_MAX,
-					   &q->vector) ||
-		    !vector_ok(t, q->vector))
-			return -EINVAL;
-	}
-	return 0;
-}
-
 static bool is_bytes(const cbor_item_t *item)
 {
 	return item && cbor_isa_bytestring(item) &&
 	       cbor_bytestring_is_definite(item);
 }
 
-static int parse_snapshot(struct vdk_virtio_pci *t, const cbor_item_t *root,
-			  struct snap *s)
+static int parse_snapshot(struct vdk_transport *c, const cbor_item_t *root,
+			  void *snap)
 {
-	const uint64_t version_1 = 1ull << VIRTIO_F_VERSION_1;
-	uint64_t version;
+	struct vdk_virtio_pci *t = c->opaque;
+	struct snap *s = snap;
 
-	if (!cbor_isa_map(root) ||
-	    !vdk_snapshot_str_eq(vdk_snapshot_map_get(root, "format"),
-				 SNAP_FORMAT))
-		return -EINVAL;
-	if (!vdk_snapshot_get_uint(root, "version", UINT64_MAX, &version))
-		return -EINVAL;
-	if (version != SNAP_VERSION)
-		return -EPROTO;
+	int r = vdk_transport_snap_header(root, SNAP_FORMAT, SNAP_VERSION);
+
+	if (r < 0)
+		return r;
 	if (!vdk_snapshot_get_uint(root, "device_type", UINT32_MAX,
 				   &s->device_type) ||
 	    !vdk_snapshot_get_uint(root, "status", UINT8_MAX, &s->status) ||
@@ -280,23 +163,16 @@ static int parse_snapshot(struct vdk_virtio_pci *t, const cbor_item_t *root,
 	    !vdk_snapshot_get_bool(root, "active", &s->active))
 		return -EINVAL;
 	/* The state must be one this transport could have reached. */
-	if (s->device_type != t->dev->ops->device_type ||
-	    !vector_ok(t, s->config_vector))
+	if (s->device_type != c->dev->ops->device_type ||
+	    !vector_ok(t, s->config_vector) ||
+	    !vdk_transport_snap_state_ok(c, s->status, s->driver_features,
+					 s->active) ||
+	    vdk_transport_parse_queues(c, vdk_snapshot_map_get(root, "queues"),
+				       true, s->q) < 0)
 		return -EINVAL;
-	if ((s->status & ~(uint64_t)(VDK_TRANSPORT_DRIVER_STATUS_BITS |
-				     VIRTIO_CONFIG_S_NEEDS_RESET)) ||
-	    (s->driver_features & ~t->device_features))
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
-	    !(s->driver_features & version_1))
-		return -EINVAL;
-	if ((s->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	    !(s->status & VIRTIO_CONFIG_S_FEATURES_OK))
-		return -EINVAL;
-	if (s->active && !(s->status & VIRTIO_CONFIG_S_DRIVER_OK))
-		return -EINVAL;
-	if (parse_queues(t, vdk_snapshot_map_get(root, "queues"), s) < 0)
-		return -EINVAL;
+	for (uint16_t i = 0; i < c->num_queues; i++)
+		if (!vector_ok(t, s->q[i].vector))
+			return -EINVAL;
 	s->pci = vdk_snapshot_map_get(root, "pci");
 	s->device = vdk_snapshot_map_get(root, "device");
 	if (!is_bytes(s->pci) || !is_bytes(s->device) ||
@@ -305,48 +181,10 @@ static int parse_snapshot(struct vdk_virtio_pci *t, const cbor_item_t *root,
 	return 0;
 }
 
-static void reset_queues(struct vdk_virtio_pci *t)
+static int apply_snapshot(struct vdk_transport *c, const void *snap)
 {
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		vdk_virtq_reset(&t->queues[i]);
-		t->active[i] = NULL;
-	}
-}
-
-static int apply_queues(struct vdk_virtio_pci *t, const struct snap *s)
-{
-	int r = 0;
-
-	for (uint16_t i = 0; i < t->num_queues; i++) {
-		const struct snap_queue *sq = &s->q[i];
-		struct vdk_virtq *q = &t->queues[i];
-
-		vdk_virtq_reset(q);
-		t->active[i] = NULL;
-		r = vdk_virtq_set_size(q, (uint16_t)sq->size);
-		if (r == 0)
-			r = vdk_virtq_set_addrs(q, sq->desc, sq->driver,
-						sq->device);
-		if (r == 0)
-			r = vdk_virtq_set_next_avail(q,
-						     (uint16_t)sq->next_avail);
-		if (r == 0)
-			r = vdk_virtq_set_next_used(q, (uint16_t)sq->next_used);
-		if (r < 0)
-			return r;
-		vdk_virtq_set_ready(q, sq->ready);
-		if (!s->active || !sq->ready)
-			continue;
-		r = vdk_virtq_activate(q, t->mem, s->driver_features);
-		if (r < 0)
-			return r;
-		t->active[i] = q;
-	}
-	return 0;
-}
-
-static int apply_snapshot(struct vdk_virtio_pci *t, const struct snap *s)
-{
+	const struct snap *s = snap;
+	struct vdk_virtio_pci *t = c->opaque;
 	size_t plen = vdk_pci_state_size(t->pci);
 	uint8_t *old = malloc(plen);
 	int r;
@@ -355,17 +193,18 @@ static int apply_snapshot(struct vdk_virtio_pci *t, const struct snap *s)
 		return -ENOMEM;
 	r = vdk_pci_save_state(t->pci, old, plen);
 	if (r == 0)
-		r = apply_queues(t, s);
+		r = vdk_transport_restore_queues(c, s->q, s->active,
+						 s->driver_features);
 	if (r == 0)
 		r = vdk_pci_load_state(t->pci, cbor_bytestring_handle(s->pci),
 				       plen);
 	if (r < 0)
 		goto fail;
-	r = vdk_device_restore(t->dev, cbor_bytestring_handle(s->device),
+	r = vdk_device_restore(c->dev, cbor_bytestring_handle(s->device),
 			       cbor_bytestring_length(s->device));
-	if (r == 0 && (t->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
+	if (r == 0 && (c->dev->state == VDK_DEVICE_ACTIVE) != s->active) {
 		/* The device's snapshot does not match the transport's. */
-		(void)vdk_device_reset(t->dev);
+		(void)vdk_device_reset(c->dev);
 		r = -EINVAL;
 	}
 	if (r < 0) {
@@ -373,59 +212,29 @@ static int apply_snapshot(struct vdk_virtio_pci *t, const struct snap *s)
 		goto fail;
 	}
 	free(old);
-	t->status = (uint8_t)(s->status & VDK_TRANSPORT_DRIVER_STATUS_BITS);
-	t->device_feature_select = (uint32_t)s->dfselect;
-	t->driver_feature_select = (uint32_t)s->gfselect;
-	t->driver_features = s->driver_features;
+	vdk_transport_restore_registers(c, s->status, (uint32_t)s->dfselect,
+					(uint32_t)s->gfselect,
+					s->driver_features, s->active);
 	t->queue_select = (uint16_t)s->queue_select;
-	t->activated = s->active;
-	t->restored_active = s->active;
-	vdk_interrupt_init_callback(&t->irq, &vdk_virtio_pci_irq_ops, t);
-	t->irq.needs_reset = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
-	pthread_mutex_lock(&t->irq_lock);
+	pthread_mutex_lock(&c->irq_lock);
 	t->isr = (uint8_t)s->isr;
 	t->config_generation = (uint8_t)s->generation;
-	t->needs_reset = t->irq.needs_reset;
 	t->config_vector = (uint16_t)s->config_vector;
-	for (uint16_t i = 0; i < t->num_queues; i++)
+	for (uint16_t i = 0; i < c->num_queues; i++)
 		t->queue_vector[i] = (uint16_t)s->q[i].vector;
-	pthread_mutex_unlock(&t->irq_lock); /* INTx follows on wake */
+	pthread_mutex_unlock(&c->irq_lock); /* INTx follows on wake */
 	return 0;
 fail:
 	free(old);
-	reset_queues(t);
+	vdk_transport_reset_queues(c);
 	return r;
 }
 
 int vdk_virtio_pci_restore(struct vdk_virtio_pci *t, const uint8_t *buf,
 			   size_t len)
 {
-	cbor_item_t *root;
-	struct snap *s;
-	int r;
-
 	if (!t || !buf || !len)
 		return -EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	pthread_mutex_lock(&t->lock);
-	if (!t->asleep || t->activated) {
-		r = -EBUSY;
-		goto out;
-	}
-	r = vdk_snapshot_load(buf, len, &root);
-	if (r < 0)
-		goto out;
-	r = parse_snapshot(t, root, s);
-	if (r == 0)
-		r = apply_snapshot(t, s);
-	cbor_decref(&root);
-out:
-	pthread_mutex_unlock(&t->lock);
-	free(s);
-	if (r < 0)
-		vdk_log(VDK_LOG_WARN, MOD, "%s: restore refused (%d)",
-			t->dev->ops->name, r);
-	return r;
+	return vdk_transport_restore(&t->c, buf, len, sizeof(struct snap),
+				     parse_snapshot, apply_snapshot);
 }

@@ -64,51 +64,51 @@ static void test_cf8_cfc(void **state)
 	assert_int_equal(slot, 1);
 	/* Dword read of register 0x10. */
 	a = cf8(1, 0, 0x10);
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &a, 4);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_ADDRESS, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &a, 4, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &v, 4, false);
 	assert_int_equal(v, a);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_DATA, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA, &v, 4, false);
 	assert_int_equal(f.off, 0x10);
 	assert_int_equal(v, 0x13121110);
 	/* A word at 0xCFE is register 0x12. */
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_DATA + 2, &w, 2);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA + 2, &w, 2, false);
 	assert_int_equal(f.off, 0x12);
 	assert_int_equal(f.len, 2);
 	/* A write reaches the function. */
 	v = 0xabcd;
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_DATA + 1, &v, 1);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA + 1, &v, 1, true);
 	assert_int_equal(f.writes, 1);
 	assert_int_equal(f.off, 0x11);
 	/* Enable bit clear, other function, other bus, empty slot: ones. */
 	int reads = f.reads;
 	a = cf8(1, 0, 0x10) & 0x7fffffff;
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &a, 4);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_DATA, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &a, 4, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
 	a = cf8(1, 1, 0);
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &a, 4);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_DATA, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &a, 4, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
 	a = cf8(1, 0, 0) | 1u << 16;
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &a, 4);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_DATA, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &a, 4, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
 	a = cf8(2, 0, 0);
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &a, 4);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_DATA, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &a, 4, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_DATA, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_DATA, &v, 4, true);
 	assert_int_equal(f.reads, reads);
 	assert_int_equal(f.writes, 1);
 	/* The latch keeps only defined bits; a byte write to 0xCF8 is not a
 	 * latch write. */
 	a = 0xffffffff;
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &a, 4);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_ADDRESS, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &a, 4, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &v, 4, false);
 	assert_int_equal(v, 0x80fffffc);
 	uint8_t b = 0;
-	vmm_pci_host_pio_write(h, VMM_PCI_CONFIG_ADDRESS, &b, 1);
-	vmm_pci_host_pio_read(h, VMM_PCI_CONFIG_ADDRESS, &v, 4);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &b, 1, true);
+	vmm_pci_host_pio(h, VMM_PCI_CONFIG_ADDRESS, &v, 4, false);
 	assert_int_equal(v, 0x80fffffc);
 	vmm_pci_host_free(h);
 }
@@ -123,23 +123,23 @@ static void test_ecam(void **state)
 
 	(void)state;
 	assert_int_equal(vmm_pci_host_add(h, fn_rd, fn_wr, &f, &slot), 0);
-	vmm_pci_host_ecam_read(h, (uint64_t)slot << 15 | 0x104, &v, 4);
+	vmm_pci_host_ecam(h, (uint64_t)slot << 15 | 0x104, &v, 4, false);
 	assert_int_equal(f.off, 0x104);
 	assert_int_equal(f.reads, 1);
-	vmm_pci_host_ecam_write(h, (uint64_t)slot << 15 | 0x40, &v, 2);
+	vmm_pci_host_ecam(h, (uint64_t)slot << 15 | 0x40, &v, 2, true);
 	assert_int_equal(f.off, 0x40);
 	assert_int_equal(f.len, 2);
 	/* Other bus, function, slot; beyond the window; bad length. */
-	vmm_pci_host_ecam_read(h, 1ull << 20 | (uint64_t)slot << 15, &v, 4);
+	vmm_pci_host_ecam(h, 1ull << 20 | (uint64_t)slot << 15, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
-	vmm_pci_host_ecam_read(h, (uint64_t)slot << 15 | 1u << 12, &v, 4);
+	vmm_pci_host_ecam(h, (uint64_t)slot << 15 | 1u << 12, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
-	vmm_pci_host_ecam_read(h, 7ull << 15, &v, 4);
+	vmm_pci_host_ecam(h, 7ull << 15, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
-	vmm_pci_host_ecam_read(h, 256ull << 20, &v, 4);
+	vmm_pci_host_ecam(h, 256ull << 20, &v, 4, false);
 	assert_int_equal(v, 0xffffffff);
 	uint8_t big[8];
-	vmm_pci_host_ecam_read(h, (uint64_t)slot << 15, big, 8);
+	vmm_pci_host_ecam(h, (uint64_t)slot << 15, big, 8, false);
 	assert_int_equal(f.reads, 1);
 	vmm_pci_host_free(h);
 }

@@ -6,6 +6,7 @@
  * activates once, FAILED freezes the status, DEVICE_NEEDS_RESET blocks
  * everything but a reset, 0 resets.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -154,6 +155,88 @@ static void test_failed_and_needs_reset(void **state)
 	assert_int_equal(t.resets, 2);
 }
 
+/* The feature registers read word 0 or 1 of the 64-bit value, 0 beyond. */
+static void test_features_word(void **state)
+{
+	(void)state;
+	assert_int_equal(vdk_transport_features_word(0x1122334455667788ull, 0),
+			 0x55667788u);
+	assert_int_equal(vdk_transport_features_word(0x1122334455667788ull, 1),
+			 0x11223344u);
+	assert_int_equal(vdk_transport_features_word(~0ull, 2), 0);
+	assert_int_equal(vdk_transport_features_word(~0ull, UINT32_MAX), 0);
+}
+
+/* A restored state must be one a transport could have reached. */
+static void test_snap_state_ok(void **state)
+{
+	const uint64_t v1 = 1ull << VIRTIO_F_VERSION_1;
+	struct vdk_transport c = {.device_features = v1 | 1};
+	const uint8_t fok = VIRTIO_CONFIG_S_ACKNOWLEDGE |
+			    VIRTIO_CONFIG_S_DRIVER |
+			    VIRTIO_CONFIG_S_FEATURES_OK;
+
+	(void)state;
+	assert_true(vdk_transport_snap_state_ok(&c, 0, 0, false));
+	assert_true(vdk_transport_snap_state_ok(&c, fok, v1, false));
+	assert_true(vdk_transport_snap_state_ok(
+		&c, fok | VIRTIO_CONFIG_S_DRIVER_OK, v1 | 1, true));
+	assert_true(vdk_transport_snap_state_ok(
+		&c, fok | VIRTIO_CONFIG_S_NEEDS_RESET, v1, false));
+	/* a bit no driver writes */
+	assert_false(vdk_transport_snap_state_ok(&c, 0x20, 0, false));
+	/* features that were never offered */
+	assert_false(vdk_transport_snap_state_ok(&c, fok, v1 | 2, false));
+	/* FEATURES_OK without VERSION_1 */
+	assert_false(vdk_transport_snap_state_ok(&c, fok, 1, false));
+	/* DRIVER_OK without FEATURES_OK */
+	assert_false(vdk_transport_snap_state_ok(&c, VIRTIO_CONFIG_S_DRIVER_OK,
+						 0, false));
+	/* active without DRIVER_OK */
+	assert_false(vdk_transport_snap_state_ok(&c, fok, v1, true));
+}
+
+/* The format and version at the head of a snapshot. */
+static void test_snap_header(void **state)
+{
+	cbor_item_t *m = cbor_new_definite_map(2);
+	cbor_item_t *other = cbor_new_definite_map(2);
+	cbor_item_t *arr = cbor_new_definite_array(0);
+
+	(void)state;
+	assert_true(vdk_transport_snap_put_header(m, "vdk-x", 1));
+	assert_int_equal(vdk_transport_snap_header(m, "vdk-x", 1), 0);
+	assert_int_equal(vdk_transport_snap_header(m, "vdk-x", 2), -EPROTO);
+	assert_int_equal(vdk_transport_snap_header(m, "vdk-y", 1), -EINVAL);
+	assert_int_equal(vdk_transport_snap_header(arr, "vdk-x", 1), -EINVAL);
+	/* no version */
+	assert_true(
+		vdk_snapshot_put(other, "format", cbor_build_string("vdk-x")));
+	assert_int_equal(vdk_transport_snap_header(other, "vdk-x", 1), -EINVAL);
+	cbor_decref(&m);
+	cbor_decref(&other);
+	cbor_decref(&arr);
+}
+
+/* Each 32-bit half of a queue address changes only that half. */
+static void test_queue_addr(void **state)
+{
+	struct vdk_virtq q;
+
+	(void)state;
+	assert_int_equal(vdk_virtq_init(&q, 256, 0), 0);
+	vdk_transport_set_queue_addr(&q, 0, false, 0x1000);
+	vdk_transport_set_queue_addr(&q, 0, true, 0x2);
+	vdk_transport_set_queue_addr(&q, 1, false, 0x3000);
+	vdk_transport_set_queue_addr(&q, 2, true, 0x4);
+	vdk_transport_set_queue_addr(&q, 2, false, 0x5000);
+	assert_true(q.desc_gpa == 0x200001000ull);
+	assert_true(q.driver_gpa == 0x3000ull);
+	assert_true(q.device_gpa == 0x400005000ull);
+	vdk_transport_set_queue_addr(&q, 0, false, 0x6000);
+	assert_true(q.desc_gpa == 0x200006000ull);
+}
+
 static void quiet(void *o, enum vdk_log_level l, const char *m, const char *s)
 {
 	(void)o;
@@ -169,6 +252,10 @@ int main(void)
 		cmocka_unit_test(test_out_of_order),
 		cmocka_unit_test(test_features_refused),
 		cmocka_unit_test(test_failed_and_needs_reset),
+		cmocka_unit_test(test_features_word),
+		cmocka_unit_test(test_snap_state_ok),
+		cmocka_unit_test(test_snap_header),
+		cmocka_unit_test(test_queue_addr),
 	};
 
 	vdk_log_set_sink(quiet, NULL, VDK_LOG_ERROR);
