@@ -14,14 +14,18 @@
 #   first byte   exec -> the first byte on the serial console
 #   init         exec -> "VDK-GUEST: init", the first line of the initramfs's /init
 #   poweroff     exec -> the process's exit after the guest's ACPI poweroff
-#   RSS overhead the VMM's peak RSS (VmHWM) minus the Rss of the guest RAM mapping (vdk-vmm:
-#                memfd:vdk-vmm-ram, QEMU: the anonymous mapping of exactly the RAM size),
+#   RSS overhead the VMM's peak RSS (VmHWM) minus the Rss of the guest RAM mapping (for both
+#                the mapping of exactly the RAM size: anonymous memory with no vhost-user device),
 #                sampled from /proc every 20 ms until exit
-# Prints the median of each, and vdk-vmm / QEMU. Goals: init <= 0.7 x QEMU microvm;
+# Prints the median of each, and vdk-vmm / QEMU, and vdk-vmm's VDK_VMM_STATS=1 counters of its
+# last run (exits to userspace; KVM's own counters of exits and page faults). Goals: init <= 0.7 x QEMU microvm;
 # RSS overhead < 5 MiB.
 #
 # Environment: RUNS (per VMM, default 5), BENCH_TIMEOUT (seconds per run, default 120),
-# VDK_VMM, QEMU (default qemu-system-x86_64), VDK_NESTED (lib/vmm_harness.sh).
+# VDK_VMM, QEMU (default qemu-system-x86_64), VDK_NESTED (lib/vmm_harness.sh),
+# VDK_VMM_BASE: another vdk-vmm build (before a change) run alternating with the two, its own
+# column (nested: put it where the L1 sysroot gets it, VDK_HARNESS_EXTRA=its directory, not
+# under /tmp or this repository).
 # Exit: 0 done, 1 a run failed, 77 skipped (no KVM here and no nested L1, no QEMU).
 # shellcheck disable=SC2016,SC2054
 set -uo pipefail
@@ -122,7 +126,7 @@ while True:
         next_sample = time.monotonic() + 0.02
         try:
             guest = max(guest, smaps_rss(p.pid, ram))
-            top = top_mappings(p.pid)
+            top = top_mappings(p.pid) or top  # empty once it exits
             with open(f"/proc/{p.pid}/status") as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
@@ -150,9 +154,12 @@ qemu_base=("$QEMU" -M microvm -enable-kvm -m "$MEM" -smp 1 -nodefaults -no-user-
 # run WHO N: one run; appends its figures to $work/WHO.
 run() {
 	local who=$1 n=$2 line rc
-	if [ "$who" = vdk ]; then
-		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT \
-			python3 "$work/runvm.py" memfd:vdk-vmm-ram -- "${vdk_cmd[@]}")
+	if [ "$who" = vdk ] || [ "$who" = base ]; then
+		local exe=$vmm
+		[ "$who" = base ] && exe=$VDK_VMM_BASE
+		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT VDK_VMM_STATS=1 \
+			python3 "$work/runvm.py" $((256 * 1024)) -- "$exe" "${vdk_cmd[@]:1}")
+		grep -a '^vdk-vmm: ' "$work/err" >"$work/$who.stats"
 	else
 		line=$(RUNVM_OUT=$work/out RUNVM_ERR=$work/err BENCH_TIMEOUT=$TIMEOUT \
 			python3 "$work/runvm.py" $((256 * 1024)) -- "${qemu_base[@]}" "${qemu_cpu[@]}")
@@ -185,9 +192,11 @@ done
 # One warm-up each (page cache), then alternating runs.
 run vdk 0 >/dev/null
 : >"$work/vdk"
+[ -z "${VDK_VMM_BASE:-}" ] || [ -x "$VDK_VMM_BASE" ] || die "VDK_VMM_BASE=$VDK_VMM_BASE is not executable here"
 for ((i = 1; i <= RUNS; i++)); do
 	run vdk "$i"
 	run qemu "$i"
+	[ -z "${VDK_VMM_BASE:-}" ] || run base "$i"
 done
 
 # median WHO FIELD: the median of field FIELD (1-based) over WHO's runs.
@@ -204,6 +213,8 @@ echo "== $name: vdk-vmm vs QEMU microvm (-enable-kvm ${qemu_cpu[*]}), $RUNS runs
 if harness_in_l1; then
 	echo "   (inside the nested L1 guest: QEMU TCG L1, nested SVM; ratios matter, not absolute times)"
 fi
+thp=/sys/kernel/mm/transparent_hugepage
+echo "   transparent huge pages here: enabled $(cat $thp/enabled 2>/dev/null || echo '(none)'), shmem_enabled $(cat $thp/shmem_enabled 2>/dev/null || echo '(none)')"
 printf '%-34s %10s %10s %12s\n' metric vdk-vmm QEMU vdk/QEMU
 for m in "first serial byte (ms):2" "init (ms):3" "poweroff (ms):4"; do
 	label=${m%:*} f=${m##*:}
@@ -218,6 +229,18 @@ printf '%-34s %10s %10s\n' "guest RAM touched (MiB)" \
 init_ratio=$(awk -v a="$(median vdk 3)" -v b="$(median qemu 3)" 'BEGIN { printf "%.2f", a / b }')
 echo "goal exec -> init <= 0.70 x QEMU microvm: $init_ratio $(awk -v r="$init_ratio" 'BEGIN { print (r <= 0.70) ? "(met)" : "(NOT met)" }')"
 echo "goal RSS overhead < 5 MiB: $v MiB $(awk -v r="$v" 'BEGIN { print (r < 5) ? "(met)" : "(NOT met)" }')"
+echo "vdk-vmm's VDK_VMM_STATS=1 of the last run (exits to userspace, KVM's counters):"
+sed 's/^/  /' "$work/vdk.stats"
+if [ -n "${VDK_VMM_BASE:-}" ]; then
+	echo "== the same for VDK_VMM_BASE=$VDK_VMM_BASE (medians; /QEMU as above)"
+	for m in "first serial byte (ms):2" "init (ms):3" "poweroff (ms):4"; do
+		label=${m%:*} f=${m##*:}
+		v=$(median base "$f") q=$(median qemu "$f")
+		printf '%-34s %10s %10s %12s\n' "exec -> $label" "$v" "$q" "$(awk -v a="$v" -v b="$q" 'BEGIN { printf "%.2f", a / b }')"
+	done
+	echo "VDK_VMM_STATS=1 of its last run:"
+	sed 's/^/  /' "$work/base.stats"
+fi
 echo "largest mappings by Rss at the last sample of the last run (guest RAM included):"
 for who in vdk qemu; do
 	echo " $who:"

@@ -290,6 +290,38 @@ int vdk_device_attach_loop(struct vdk_device *dev, struct vdk_loop *loop)
 	return 0;
 }
 
+/* The checks set_kick_fd and set_call_fd share. */
+static int fd_op_check(struct vdk_device *dev, const char *what, uint16_t index,
+		       int fd, bool has_op)
+{
+	if (!has_op)
+		return -EOPNOTSUPP;
+	if (dev->state == VDK_DEVICE_ACTIVE)
+		return refuse(dev, what, -EBUSY);
+	if (index >= dev->num_queues) {
+		vdk_log(VDK_LOG_WARN, MOD, "%s: %s of queue %u of %u",
+			dev_name(dev), what, index, dev->num_queues);
+		return -ERANGE;
+	}
+	return fd < 0 ? -EBADF : 0;
+}
+
+int vdk_device_set_kick_fd(struct vdk_device *dev, uint16_t index, int fd)
+{
+	int ret = fd_op_check(dev, "set_kick_fd", index, fd,
+			      dev->ops->set_kick_fd != NULL);
+
+	return ret < 0 ? ret : dev->ops->set_kick_fd(dev->impl, index, fd);
+}
+
+int vdk_device_set_call_fd(struct vdk_device *dev, uint16_t index, int fd)
+{
+	int ret = fd_op_check(dev, "set_call_fd", index, fd,
+			      dev->ops->set_call_fd != NULL);
+
+	return ret < 0 ? ret : dev->ops->set_call_fd(dev->impl, index, fd);
+}
+
 /* The checks start_queue and stop_queue share. */
 static int queue_op_check(struct vdk_device *dev, const char *what,
 			  uint16_t index)

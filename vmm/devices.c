@@ -99,6 +99,7 @@ struct vmm_devices {
 	bool running;
 	struct stdin_feed in;
 	atomic_uint_fast64_t notifies, msi_irqfd, msi_ioctl; /* stats */
+	unsigned int direct_kick, direct_call;		     /* stats */
 	size_t num;
 	struct vdev devs[VMM_DEVICES_MAX];
 };
@@ -167,6 +168,8 @@ void vmm_devices_stats(struct vmm_devices *d, struct vmm_devices_stats *out)
 	out->notifies = atomic_load(&d->notifies);
 	out->msi_irqfd = atomic_load(&d->msi_irqfd);
 	out->msi_ioctl = atomic_load(&d->msi_ioctl);
+	out->direct_kick = d->direct_kick;
+	out->direct_call = d->direct_call;
 }
 
 void vmm_devices_use_pci(struct vmm_devices *d, struct vmm_pci_bus *pci)
@@ -359,6 +362,15 @@ static int vdev_attach_pci(struct vmm_devices *d, struct vdev *v,
 			*errmsg = "eventfd() failed";
 			return -errno;
 		}
+		/* A device that waits on the ioeventfd itself (vhost-user:
+		 * the back-end's kick fd) takes it; else it goes on the loop.
+		 * Used buffer notifications stay with the transport on
+		 * virtio-pci: MSI-X masking (pending bits) and the driver's
+		 * queue-to-vector choices are the transport's to follow. */
+		if (vdk_device_set_kick_fd(v->dev, i, q->fd) == 0) {
+			d->direct_kick++;
+			continue;
+		}
 		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
 		if (r < 0) {
 			*errmsg = "cannot watch the ioeventfd";
@@ -393,6 +405,7 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 		.irq = vdev_irq,
 		.irq_opaque = v,
 	};
+	bool direct_used = false;
 	int r;
 
 	r = vdk_device_attach_loop(v->dev, d->loop);
@@ -443,6 +456,16 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 			return r;
 		}
 		q->bound = true;
+		/* Direct notifications (vhost-user): the ioeventfd is the
+		 * back-end's kick fd, the device's irqfd its call fd. */
+		if (vdk_device_set_call_fd(v->dev, i, v->irq_fd) == 0) {
+			d->direct_call++;
+			direct_used = true;
+		}
+		if (vdk_device_set_kick_fd(v->dev, i, q->fd) == 0) {
+			d->direct_kick++;
+			continue;
+		}
 		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
 		if (r < 0) {
 			*errmsg = "cannot watch the ioeventfd";
@@ -450,6 +473,9 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 		}
 		q->on_loop = true;
 	}
+	/* The device's own GSI, edge-triggered: InterruptStatus reports
+	 * "used buffer" for the interrupts the transport does not see. */
+	vdk_mmio_set_direct_used_notify(v->transport, direct_used);
 	return 0;
 }
 

@@ -103,6 +103,12 @@ struct vmm_devices_stats {
 	uint64_t notifies;  /**< queue notifications (ioeventfd counts) */
 	uint64_t msi_irqfd; /**< MSI-X messages through a routed irqfd */
 	uint64_t msi_ioctl; /**< MSI-X messages through KVM_SIGNAL_MSI */
+	/** queues whose ioeventfd the device took (vdk_device_set_kick_fd():
+	 * a vhost-user back-end reads it; not in @notifies) */
+	unsigned int direct_kick;
+	/** queues whose used buffer notifications go straight to the
+	 * device's irqfd (vdk_device_set_call_fd()) */
+	unsigned int direct_call;
 };
 
 /** vmm_devices_stats() - the counters of @d into @out. Any thread. */

@@ -14,6 +14,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+/* CPUID.1:ECX bit 24, TSC-deadline timer (Intel SDM vol. 2A, Table 3-10). */
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+
 /* Capabilities vdk-vmm cannot run without, with what each is for. */
 static const struct {
 	int cap;
@@ -132,6 +135,17 @@ int vmm_kvm_open(struct vmm_kvm *k, const char *path)
 		fail(k, err, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-err));
 		goto out_close;
 	}
+	/* The in-kernel LAPIC's TSC-deadline mode is not in the supported
+	 * CPUID; userspace offers it when KVM has it (api.rst,
+	 * KVM_GET_SUPPORTED_CPUID), as QEMU does. Linux then arms its timer
+	 * with one MSR write and skips the LAPIC timer calibration against
+	 * the PIT (100 ms of timer interrupts at boot). */
+	if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) >
+	    0)
+		for (uint32_t i = 0; i < k->cpuid->nent; i++)
+			if (k->cpuid->entries[i].function == 1)
+				k->cpuid->entries[i].ecx |=
+					CPUID_1_ECX_TSC_DEADLINE;
 	k->errmsg[0] = '\0';
 	return 0;
 
@@ -352,4 +366,66 @@ void vmm_kvm_msi_route_free(struct vmm_kvm *k, uint32_t gsi)
 	}
 	m->used = false;
 	pthread_mutex_unlock(&k->routes_lock);
+}
+
+int vmm_kvm_stats_print(int fd, const char *who, FILE *out)
+{
+	struct kvm_stats_header h;
+	size_t desc_size, col = 0;
+	uint8_t *descs = NULL;
+	int sfd, err = 0;
+	ssize_t n;
+
+	sfd = ioctl(fd, KVM_GET_STATS_FD, NULL);
+	if (sfd < 0)
+		return -errno;
+	n = pread(sfd, &h, sizeof(h), 0);
+	if (n != (ssize_t)sizeof(h) || h.num_desc == 0 || h.num_desc > 4096 ||
+	    h.name_size == 0 || h.name_size > 256) {
+		err = n < 0 ? -errno : -EPROTO;
+		goto out;
+	}
+	desc_size = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = calloc(h.num_desc, desc_size);
+	if (!descs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	n = pread(sfd, descs, h.num_desc * desc_size, h.desc_offset);
+	if (n != (ssize_t)(h.num_desc * desc_size)) {
+		err = n < 0 ? -errno : -EPROTO;
+		goto out;
+	}
+	for (uint32_t i = 0; i < h.num_desc; i++) {
+		struct kvm_stats_desc *d =
+			(struct kvm_stats_desc *)(descs + i * desc_size);
+		uint64_t v;
+
+		d->name[h.name_size - 1] = '\0';
+		if ((d->flags & KVM_STATS_TYPE_MASK) !=
+			    KVM_STATS_TYPE_CUMULATIVE ||
+		    d->size != 1)
+			continue;
+		if (pread(sfd, &v, sizeof(v),
+			  (off_t)h.data_offset + d->offset) != sizeof(v)) {
+			err = -EPROTO;
+			break;
+		}
+		if (v == 0)
+			continue;
+		if (col == 0)
+			col = (size_t)fprintf(out, "vdk-vmm: %s:", who);
+		col += (size_t)fprintf(out, " %s %llu", d->name,
+				       (unsigned long long)v);
+		if (col > 72) {
+			fputc('\n', out);
+			col = 0;
+		}
+	}
+	if (col)
+		fputc('\n', out);
+out:
+	free(descs);
+	close(sfd);
+	return err;
 }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <linux/kvm.h>
 
@@ -75,7 +76,8 @@ struct vmm_kvm {
  * KVM_CAP_SET_TSS_ADDR and KVM_CAP_IMMEDIATE_EXIT; create the VM, set the
  * TSS and identity map addresses, create the in-kernel irqchip
  * (KVM_CREATE_IRQCHIP) and the PIT (KVM_CREATE_PIT2, speaker port dummy),
- * and fetch the supported CPUID.
+ * and fetch the supported CPUID (with the TSC-deadline timer bit added
+ * where KVM_CAP_TSC_DEADLINE_TIMER says the in-kernel LAPIC has it).
  * @k: caller's storage; on failure it is left closed (vmm_kvm_close() is
  *     still safe) with @k->errmsg saying what failed.
  * Return: 0; -errno of open() (-ENOENT: no /dev/kvm; -EACCES); -EPROTO for
@@ -156,5 +158,19 @@ int vmm_kvm_msi_route_set(struct vmm_kvm *k, uint32_t gsi, uint64_t addr,
  * Deassign its irqfds first. Any thread; an unknown @gsi is ignored.
  */
 void vmm_kvm_msi_route_free(struct vmm_kvm *k, uint32_t gsi);
+
+/**
+ * vmm_kvm_stats_print() - print the non-zero cumulative counters of a VM or
+ * vCPU as "@who: name value, name value, ..." lines on @out, from the KVM
+ * binary statistics of @fd (KVM_GET_STATS_FD on a VM or vCPU fd; KVM API
+ * section 4.133): exits by cause (io_exits, mmio_exits, halt_exits,
+ * irq_exits, ...), page faults handled in the kernel (pf_taken, pf_fixed),
+ * and so on. Diagnostics for VDK_VMM_STATS; nothing is kept.
+ * @fd:  a VM or vCPU fd (not owned).
+ * @who: the line prefix ("vCPU 0", "VM").
+ * Return: 0; -errno of the ioctl (-ENOTTY/-EINVAL: a kernel before 5.14) or
+ * of pread; -EPROTO for a stats file that does not parse; -ENOMEM.
+ */
+int vmm_kvm_stats_print(int fd, const char *who, FILE *out);
 
 #endif /* VDK_KVM_H */

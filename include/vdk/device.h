@@ -141,6 +141,28 @@ struct vdk_device_ops {
 	 * Return 0 or -errno.
 	 */
 	int (*attach_loop)(void *dev, struct vdk_loop *loop);
+	/**
+	 * Optional: the host's eventfd @fd is signalled for every driver
+	 * notification of queue @index (available buffer notification,
+	 * virtio 1.2 §2.7.23; a KVM ioeventfd on the queue's notification
+	 * address). A device that returns 0 waits on @fd itself (vhost-user:
+	 * the back-end's kick fd) and keeps a dup() of it; the host then no
+	 * longer calls queue_notify for notifications that come through @fd
+	 * and never reads it. Called while the device is not ACTIVE. Return 0
+	 * or -errno (the host keeps forwarding through queue_notify).
+	 */
+	int (*set_kick_fd)(void *dev, uint16_t index, int fd);
+	/**
+	 * Optional: a write of a non-zero count to the host's eventfd @fd is
+	 * a used buffer notification of queue @index (virtio 1.2 §2.7.23) that
+	 * reaches the driver without the transport (a KVM irqfd on the queue's
+	 * interrupt). A device that returns 0 keeps a dup() of @fd and may
+	 * notify through it (vhost-user: hands it to the back-end as the call
+	 * fd) instead of vdk_interrupt_signal_used_queue(); the transport must
+	 * be told (vdk_mmio_set_direct_used_notify()). Called while the device
+	 * is not ACTIVE. Return 0 or -errno (nothing changes).
+	 */
+	int (*set_call_fd)(void *dev, uint16_t index, int fd);
 };
 
 /** Lifecycle state of a device (see the diagram above). */
@@ -230,6 +252,33 @@ void vdk_device_queue_notify(struct vdk_device *dev, uint16_t index);
  * or the device is ACTIVE; the device's error.
  */
 int vdk_device_attach_loop(struct vdk_device *dev, struct vdk_loop *loop);
+
+/**
+ * vdk_device_set_kick_fd() - offer the device eventfd @fd, signalled by the
+ * host for every driver notification of queue @index (struct
+ * vdk_device_ops.set_kick_fd). On 0 the device waits on @fd itself (with its
+ * own dup) and the host must neither read @fd nor forward its notifications
+ * with vdk_device_queue_notify(); otherwise nothing changed.
+ * @fd: an eventfd (not owned; the device dup()s it).
+ *
+ * Return: 0; -EOPNOTSUPP if the device lacks the op; -EBUSY while ACTIVE;
+ * -ERANGE if @index >= num_queues; -EBADF for a negative @fd; the device's
+ * error.
+ */
+int vdk_device_set_kick_fd(struct vdk_device *dev, uint16_t index, int fd);
+
+/**
+ * vdk_device_set_call_fd() - offer the device eventfd @fd, a write to which
+ * notifies the driver of used buffers in queue @index without the transport
+ * (struct vdk_device_ops.set_call_fd; a KVM irqfd). On 0 the device may
+ * notify through @fd (its own dup) instead of its struct vdk_interrupt,
+ * and the host must tell the transport (vdk_mmio_set_direct_used_notify()
+ * on virtio-mmio).
+ * @fd: an eventfd (not owned; the device dup()s it).
+ *
+ * Return: as vdk_device_set_kick_fd().
+ */
+int vdk_device_set_call_fd(struct vdk_device *dev, uint16_t index, int fd);
 
 /**
  * vdk_device_start_queue() - start queue @index of an ACTIVE, awake device

@@ -104,6 +104,21 @@ void vdk_mmio_free(struct vdk_mmio *t);
  */
 void vdk_mmio_notify(struct vdk_mmio *t, uint16_t queue);
 
+/**
+ * vdk_mmio_set_direct_used_notify() - the device's used buffer notifications
+ * reach the driver without the transport (@on true): an irqfd on the
+ * device's interrupt line written by someone else, such as a vhost-user
+ * back-end given it as its call fd (vdk_device_set_call_fd()). The
+ * transport cannot see those, so while the device is activated
+ * (DRIVER_OK) InterruptStatus always reports bit 0, "used buffer"
+ * (virtio 1.2 §4.2.2), besides what the transport raised itself: Linux's
+ * vm_interrupt() then scans the queues on every interrupt and finds nothing
+ * new after a configuration-change-only one. Firecracker does the same for
+ * its vhost-user devices on virtio-mmio. The line must be edge-triggered
+ * and not shared. Any thread.
+ */
+void vdk_mmio_set_direct_used_notify(struct vdk_mmio *t, bool on);
+
 /** Bus ops: the opaque pointer is the struct vdk_mmio. */
 extern const struct vdk_bus_device_ops vdk_mmio_bus_ops;
 

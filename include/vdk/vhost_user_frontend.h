@@ -408,9 +408,15 @@ struct vdk_vhost_user_device;
  * back-end's next available index and the used ring's index);
  * queue_notify = a write to the ring's kick eventfd; the ring's call
  * eventfd sits on the loop given by attach_loop and becomes
- * vdk_interrupt_signal_used_queue() (a loop hop: passing a KVM irqfd
- * straight to the back-end is a later optimisation). The device needs a
- * loop (vdk_device_attach_loop()) to deliver used buffer notifications.
+ * vdk_interrupt_signal_used_queue(). The device needs a loop
+ * (vdk_device_attach_loop()) to deliver used buffer notifications.
+ * Direct notifications (no hop through the host): set_kick_fd (a KVM
+ * ioeventfd on the queue's notification address) becomes the ring's kick
+ * fd, so the guest's notifications reach the back-end inside the kernel;
+ * set_call_fd (a KVM irqfd) becomes the ring's call fd instead of ours, so
+ * the back-end interrupts the guest itself (the transport must then be
+ * told: vdk_mmio_set_direct_used_notify()). Both are kept for every later
+ * back-end.
  *
  * Reconnection (as QEMU's vhost-user-blk): once a loop is attached, the
  * connection's socket is watched; when the back-end goes away (EPOLLHUP)

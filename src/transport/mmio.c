@@ -220,6 +220,10 @@ static uint32_t read_reg(struct vdk_mmio *t, uint64_t off)
 		pthread_mutex_lock(&t->c.irq_lock);
 		v = t->isr;
 		pthread_mutex_unlock(&t->c.irq_lock);
+		/* Used buffer notifications that bypass us (an irqfd the
+		 * device's back-end writes): any interrupt may be one. */
+		if (t->direct_used && t->c.activated)
+			v |= VIRTIO_MMIO_INT_VRING;
 		return v;
 	case VIRTIO_MMIO_STATUS:
 		return vdk_transport_status_locked(&t->c);
@@ -521,6 +525,15 @@ void vdk_mmio_free(struct vdk_mmio *t)
 uint8_t vdk_mmio_status(struct vdk_mmio *t)
 {
 	return vdk_transport_status(&t->c);
+}
+
+void vdk_mmio_set_direct_used_notify(struct vdk_mmio *t, bool on)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->c.lock);
+	t->direct_used = on;
+	pthread_mutex_unlock(&t->c.lock);
 }
 
 uint32_t vdk_mmio_interrupt_status(struct vdk_mmio *t)

@@ -35,6 +35,7 @@ struct vdk_mmio {
 	/* register state, under lock */
 	uint32_t queue_sel;
 	uint32_t shm_sel;
+	bool direct_used; /* vdk_mmio_set_direct_used_notify() */
 
 	/* interrupt state, under irq_lock */
 	vdk_mmio_irq_fn *irq_fn;

@@ -53,8 +53,12 @@
 struct vu_queue {
 	struct vdk_vhost_user_device *d;
 	uint16_t index;
-	int kick_fd; /* eventfd we write, the back-end reads */
-	int call_fd; /* eventfd the back-end writes, we read on the loop */
+	/* eventfd the back-end reads: ours (we write it on a notification),
+	 * or the host's dup (set_kick_fd: a KVM ioeventfd signals it) */
+	int kick_fd;
+	int call_fd;	 /* eventfd the back-end writes, we read on the loop */
+	int direct_call; /* set_call_fd: the host's (a KVM irqfd), or -1;
+			    the back-end gets it instead of call_fd */
 	bool on_loop;
 	struct vdk_virtq *vq; /* started: the queue, else NULL */
 };
@@ -202,8 +206,9 @@ static int ring_start(struct vdk_vhost_user_device *d, uint16_t i,
 			(uint64_t)(uintptr_t)q->avail,
 			(uint64_t)(uintptr_t)q->used);
 	if (ret == 0)
-		ret = vdk_vhost_user_frontend_set_vring_call(d->fe, i,
-							     vq->call_fd);
+		ret = vdk_vhost_user_frontend_set_vring_call(
+			d->fe, i,
+			vq->direct_call >= 0 ? vq->direct_call : vq->call_fd);
 	if (ret == 0)
 		ret = vdk_vhost_user_frontend_set_vring_kick(d->fe, i,
 							     vq->kick_fd);
@@ -657,12 +662,54 @@ static void vu_destroy(void *dev)
 			close(d->q[i].kick_fd);
 		if (d->q[i].call_fd >= 0)
 			close(d->q[i].call_fd);
+		if (d->q[i].direct_call >= 0)
+			close(d->q[i].direct_call);
 	}
 	if (d->inflight_fd >= 0)
 		close(d->inflight_fd);
 	free(d->socket_path);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
+}
+
+/* Keep a dup of the host's eventfd @fd in *@slot (closing what was there). */
+static int take_fd(int *slot, int fd)
+{
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (dup_fd < 0)
+		return -errno;
+	if (*slot >= 0)
+		close(*slot);
+	*slot = dup_fd;
+	return 0;
+}
+
+/* The host's ioeventfd becomes the back-end's kick fd: the guest's
+ * notifications reach the back-end without a hop through the host's loop.
+ * vu_queue_notify() (reconnects) writes the same eventfd. */
+static int vu_set_kick_fd(void *dev, uint16_t index, int fd)
+{
+	struct vdk_vhost_user_device *d = dev;
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	ret = take_fd(&d->q[index].kick_fd, fd);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+/* The host's irqfd becomes the back-end's call fd: its used buffer
+ * notifications reach the guest without a hop through the host's loop. */
+static int vu_set_call_fd(void *dev, uint16_t index, int fd)
+{
+	struct vdk_vhost_user_device *d = dev;
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	ret = take_fd(&d->q[index].direct_call, fd);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
 }
 
 static const struct vdk_device_ops vu_ops_template = {
@@ -677,6 +724,8 @@ static const struct vdk_device_ops vu_ops_template = {
 	.start_queue = vu_start_queue,
 	.stop_queue = vu_stop_queue,
 	.attach_loop = vu_attach_loop,
+	.set_kick_fd = vu_set_kick_fd,
+	.set_call_fd = vu_set_call_fd,
 	.destroy = vu_destroy,
 };
 
@@ -808,7 +857,8 @@ vdk_vhost_user_device_new(const struct vdk_vhost_user_device_config *cfg,
 		d->q[i] = (struct vu_queue){.d = d,
 					    .index = (uint16_t)i,
 					    .kick_fd = -1,
-					    .call_fd = -1};
+					    .call_fd = -1,
+					    .direct_call = -1};
 	d->ops = vu_ops_template;
 	d->ops.device_type = cfg->device_id;
 	d->ops.config_size = csize;
