@@ -601,7 +601,7 @@ static void test_net_link(void **state)
 	(void)state;
 	atomic_store(&net_link, true);
 	backend_start(&b, VIRTIO_ID_NET);
-	vmm_open(&v, b.sock, VIRTIO_ID_NET, PF(VIRTIO_NET_F_STATUS));
+	vmm_open(&v, b.sock, VIRTIO_ID_NET, PF(VIRTIO_NET_F_STATUS), false);
 	assert_true(v.features & PF(VIRTIO_NET_F_STATUS));
 	assert_true(net_status_is(&v, true));
 	for (int round = 0; round < 2; round++) {
