@@ -14,7 +14,10 @@
  *       byte keeps group i: 0 MRG_RXBUF, 1 CSUM+HOST_TSO*, 2 GUEST_CSUM +
  *       GUEST_TSO*, 3 CTRL_VQ+CTRL_*, 4 MQ, 5 EVENT_IDX, 6 INDIRECT_DESC,
  *       7 GUEST_ANNOUNCE)
- *   [1] bits 0-1: queue size 4 << n; bit 2: two queue pairs
+ *   [1] bits 0-1: queue size 4 << n; bit 2: two queue pairs; bit 3: the
+ *       backend's loops_back() is offered (transmitted packets go straight
+ *       into receive buffers, net_rx_direct()), else every packet goes
+ *       through send() and recv()
  *   op % 8: 0 receive chain (1..4 buffers, each readable or writable, any
  *       length in the data area), 1 transmit chain (a header from the
  *       input, a frame, split over 1..3 buffers), 2 control command (class,
@@ -471,6 +474,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	r.ops = *r.lb->ops;
 	r.ops.send = check_send;
+	if (!(qsel & 8))
+		r.ops.loops_back = NULL;
 	r.ops.destroy = NULL;
 	r.be = (struct vdk_net_backend){&r.ops, r.lb->impl};
 	vdk_interrupt_init_callback(&r.irq, &irq_ops, &r);

@@ -36,6 +36,7 @@ enum {
 	OPT_MAC,
 	OPT_QUEUE_PAIRS,
 	OPT_MTU,
+	OPT_BUSY_POLL,
 };
 
 static const struct option long_options[] = {
@@ -45,6 +46,7 @@ static const struct option long_options[] = {
 	{"mac", required_argument, NULL, OPT_MAC},
 	{"queue-pairs", required_argument, NULL, OPT_QUEUE_PAIRS},
 	{"mtu", required_argument, NULL, OPT_MTU},
+	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 	{NULL, 0, NULL, 0},
 };
 
@@ -103,6 +105,11 @@ static int parse(int opt, const char *arg)
 		if (vdk_tool_parse_opt("mtu", arg, 68, 65535, false, &v))
 			return -EINVAL;
 		cfg.mtu = (uint16_t)v;
+		return 0;
+	case OPT_BUSY_POLL:
+		if (vdk_tool_parse_opt("busy-poll", arg, 0, 1000, false, &v))
+			return -EINVAL;
+		cfg.busy_poll_us = (uint32_t)v;
 		return 0;
 	default:
 		return -EINVAL;
@@ -173,7 +180,8 @@ int main(int argc, char **argv)
 	static const struct vdk_tool_program prog = {
 		.name = PROG,
 		.synopsis = "(--tap=IFNAME | --tap-fd=N | --loopback) "
-			    "[--mac=MAC] [--queue-pairs=N] [--mtu=N]",
+			    "[--mac=MAC] [--queue-pairs=N] [--mtu=N] "
+			    "[--busy-poll=USEC]",
 		.options = long_options,
 		.help = "Serve a virtio-net device to one vhost-user "
 			"front-end, "
@@ -190,7 +198,11 @@ int main(int argc, char **argv)
 			"pairs, "
 			"1..31 (default 1)\n"
 			"  --mtu=N                MTU advice, 68..65535 "
-			"(default: none)\n",
+			"(default: none)\n"
+			"  --busy-poll=USEC       look at an emptied transmit "
+			"queue this long\n"
+			"                         before sleeping, 0..1000 "
+			"(default 0: off)\n",
 		.type = "net",
 		.parse = parse,
 		.create = create,

@@ -280,7 +280,10 @@ int vdk_vhost_user_run(struct vdk_vhost_user *vu);
  * is sent after that request's reply, so that neither side waits on the
  * other.
  *
- * Return: 0 (or 0 and deferred, see above); -ENOTCONN if no back-end
+ * Return: 0 (or 0 and deferred, see above); -EOPNOTSUPP if the front-end
+ * did not negotiate VHOST_USER_PROTOCOL_F_CONFIG (the spec allows the
+ * message only then; QEMU's vhost-user-net does not negotiate it and keeps
+ * its own copy of the configuration space); -ENOTCONN if no back-end
  * channel is set; -ETIMEDOUT if the front-end did not take or answer the
  * message in time, -EPROTO if it answered with something else (the channel
  * is closed in both cases, as its framing is then unknown); -EIO if it

@@ -179,6 +179,7 @@ static void rx_forget(struct vdk_net *n)
 		n->rx[p].len = n->rx[p].done = 0;
 		n->rx[p].nchains = 0;
 		n->rx[p].spare = false;
+		n->rx[p].dn = 0;
 	}
 }
 
@@ -513,7 +514,7 @@ struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
 	qmax = cfg->queue_max_size ? cfg->queue_max_size
 				   : VDK_NET_DEFAULT_QUEUE_SIZE;
 	if (pairs > VDK_NET_MAX_QUEUE_PAIRS || (qmax & (qmax - 1)) ||
-	    (cfg->mtu && cfg->mtu < 68))
+	    (cfg->mtu && cfg->mtu < 68) || cfg->busy_poll_us > 1000)
 		goto bad;
 	n = calloc(1, sizeof(*n));
 	if (!n)
@@ -526,6 +527,7 @@ struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
 	n->cur_pairs = 1;
 	n->mtu = cfg->mtu;
 	n->qmax = qmax;
+	n->busy_poll_us = cfg->busy_poll_us;
 	n->log_rl = rl;
 	n->link_set = true;
 	n->be_link = true;

@@ -35,6 +35,11 @@ struct net_rx_state {
 	/* where the first chain's header lives, for num_buffers */
 	struct iovec hdr_iov[VDK_NET_HDR_LEN];
 	uint32_t hdr_iovcnt;
+	/* net_rx_direct(): chains filled, published by one used-index
+	 * update at the end of the transmit pass (net_rx_direct_flush()) */
+	uint16_t *dheads;
+	uint32_t *dlens;
+	uint16_t dn;
 	/* non-mergeable: a popped chain kept for the next packet */
 	bool spare;
 	struct vdk_virtq_chain spare_chain;
@@ -56,7 +61,8 @@ struct vdk_net {
 	uint16_t max_pairs;
 	uint16_t mtu;
 	uint16_t qmax;
-	uint64_t offloads; /* backend offload bits offered */
+	uint32_t busy_poll_us; /* vdk_net_config */
+	uint64_t offloads;     /* backend offload bits offered */
 
 	/* driver-visible state */
 	uint8_t mac[6];
@@ -144,6 +150,20 @@ VDK_HIDDEN void net_rx_abort(struct vdk_net *n, uint16_t pair);
 VDK_HIDDEN int net_rx_state_init(struct net_rx_state *s, uint16_t qmax,
 				 uint32_t iov_cap);
 VDK_HIDDEN void net_rx_state_fini(struct net_rx_state *s);
+/*
+ * A packet transmitted on @pair, when the backend loops_back(): its checked
+ * header @hdr and frame (@iov, @cnt entries, @len bytes) go straight into
+ * a receive buffer of @pair, with rx_take()'s header check and the receive
+ * filter. Return 1 when the packet is done with (delivered, dropped and
+ * counted, or the queue failed), 0 when it must go through the backend
+ * (no buffer now, a packet before it in progress, or it needs more than
+ * one mergeable buffer). The caller notifies the receive queue.
+ */
+VDK_HIDDEN int net_rx_direct(struct vdk_net *n, uint16_t pair,
+			     const struct virtio_net_hdr_v1 *hdr,
+			     const struct iovec *iov, int cnt, uint32_t len);
+/* Publish what net_rx_direct() filled on @pair (one used-index update). */
+VDK_HIDDEN void net_rx_direct_flush(struct vdk_net *n, uint16_t pair);
 VDK_HIDDEN bool net_rx_filter(const struct vdk_net *n, const uint8_t *frame,
 			      uint32_t len);
 

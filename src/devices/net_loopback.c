@@ -92,6 +92,13 @@ static ssize_t lb_recv(void *be, uint16_t pair, const struct iovec *iov,
 	return (ssize_t)off;
 }
 
+static bool lb_loops_back(void *be, uint16_t pair)
+{
+	struct lb *lb = be;
+
+	return pair < lb->pairs && lb->fifo[pair].count == 0;
+}
+
 static uint64_t lb_offloads(void *be)
 {
 	(void)be;
@@ -120,6 +127,7 @@ static const struct vdk_net_backend_ops lb_ops = {
 	.recv = lb_recv,
 	.offloads = lb_offloads,
 	.destroy = lb_destroy,
+	.loops_back = lb_loops_back,
 };
 
 struct vdk_net_backend *vdk_net_loopback_new(uint16_t pairs, uint32_t depth,

@@ -31,7 +31,10 @@ int net_rx_state_init(struct net_rx_state *s, uint16_t qmax, uint32_t iov_cap)
 	s->heads = calloc(qmax, sizeof(*s->heads));
 	s->lens = calloc(qmax, sizeof(*s->lens));
 	s->spare_iov = calloc(iov_cap, sizeof(*s->spare_iov));
-	if (!s->buf || !s->heads || !s->lens || !s->spare_iov) {
+	s->dheads = calloc(qmax, sizeof(*s->dheads));
+	s->dlens = calloc(qmax, sizeof(*s->dlens));
+	if (!s->buf || !s->heads || !s->lens || !s->spare_iov || !s->dheads ||
+	    !s->dlens) {
 		net_rx_state_fini(s);
 		return -ENOMEM;
 	}
@@ -46,6 +49,8 @@ void net_rx_state_fini(struct net_rx_state *s)
 	free(s->heads);
 	free(s->lens);
 	free(s->spare_iov);
+	free(s->dheads);
+	free(s->dlens);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -59,8 +64,10 @@ void net_rx_abort(struct vdk_net *n, uint16_t pair)
 {
 	struct net_rx_state *s = &n->rx[pair];
 	struct vdk_virtq *q = n->queues[2 * pair];
-	uint16_t cnt = s->nchains;
+	uint16_t cnt;
 
+	net_rx_direct_flush(n, pair);
+	cnt = s->nchains;
 	if (s->spare && cnt < n->qmax)
 		s->heads[cnt++] = s->spare_chain.head;
 	if (cnt && q && !vdk_virtq_is_broken(q)) {
@@ -251,15 +258,21 @@ static int rx_fill_mergeable(struct vdk_net *n, struct vdk_virtq *q,
 			net_rx_abort(n, (uint16_t)(q->index / 2));
 			return FILL_DONE;
 		}
-		c = (struct vdk_virtq_chain){.iov = n->iov,
-					     .iov_cap = n->iov_cap};
-		ret = vdk_virtq_pop(q, &c);
-		if (ret == 0)
-			return FILL_WAIT;
-		if (ret < 0 || !rx_chain_ok(n, q, &c)) {
-			if (ret < 0)
-				net_fail(n, q, "receiveq");
-			return FILL_BROKEN;
+		if (s->spare) {
+			/* Kept by net_rx_direct(): checked already. */
+			c = s->spare_chain;
+			s->spare = false;
+		} else {
+			c = (struct vdk_virtq_chain){.iov = n->iov,
+						     .iov_cap = n->iov_cap};
+			ret = vdk_virtq_pop(q, &c);
+			if (ret == 0)
+				return FILL_WAIT;
+			if (ret < 0 || !rx_chain_ok(n, q, &c)) {
+				if (ret < 0)
+					net_fail(n, q, "receiveq");
+				return FILL_BROKEN;
+			}
 		}
 		if (s->nchains == 0) {
 			/* Where the header goes, to patch num_buffers: the
@@ -292,6 +305,93 @@ static int rx_fill_mergeable(struct vdk_net *n, struct vdk_virtq *q,
 	}
 	rx_delivered(n, s);
 	return FILL_DONE;
+}
+
+void net_rx_direct_flush(struct vdk_net *n, uint16_t pair)
+{
+	struct net_rx_state *s = &n->rx[pair];
+	struct vdk_virtq *q = n->queues[2 * pair];
+
+	if (!s->dn)
+		return;
+	if (q && vdk_virtq_add_used_batch(q, s->dheads, s->dlens, s->dn) < 0)
+		net_fail(n, q, "receiveq");
+	s->dn = 0;
+}
+
+int net_rx_direct(struct vdk_net *n, uint16_t pair,
+		  const struct virtio_net_hdr_v1 *hdr, const struct iovec *iov,
+		  int cnt, uint32_t len)
+{
+	struct net_rx_state *s = &n->rx[pair];
+	struct vdk_virtq *q = n->queues[2 * pair];
+	struct virtio_net_hdr_v1 h = *hdr;
+	struct vdk_virtq_chain c;
+	uint8_t eth[18];
+	uint32_t got = 0, off;
+	int ret;
+
+	/* Only with nothing in progress, so packets keep their order. */
+	if (!q || s->len || !net_link_ok(n))
+		return 0;
+	/* The same checks as a packet from the backend (rx_take()). */
+	if (len < 14 || rx_check_header(n, &h, len) < 0) {
+		n->stats.rx_dropped_header++;
+		return 1;
+	}
+	for (int i = 0; i < cnt && got < sizeof(eth); i++) {
+		uint32_t k = (uint32_t)sizeof(eth) - got;
+
+		if (k > iov[i].iov_len)
+			k = (uint32_t)iov[i].iov_len;
+		memcpy(eth + got, iov[i].iov_base, k);
+		got += k;
+	}
+	if (!net_rx_filter(n, eth, len)) {
+		n->stats.rx_filtered++;
+		return 1;
+	}
+	if (s->spare) {
+		c = s->spare_chain;
+	} else {
+		c = (struct vdk_virtq_chain){.iov = s->spare_iov,
+					     .iov_cap = s->spare_chain.iov_cap};
+		ret = vdk_virtq_pop(q, &c);
+		if (ret == 0)
+			return 0; /* no buffer: the backend keeps it */
+		if (ret < 0 || !rx_chain_ok(n, q, &c)) {
+			if (ret < 0)
+				net_fail(n, q, "receiveq");
+			return 1;
+		}
+	}
+	if (c.writable_len < VDK_NET_HDR_LEN + len) {
+		/* Kept for the next packet (rx_fill_one/_mergeable). */
+		s->spare_chain = c;
+		s->spare = true;
+		if (net_has(n, VIRTIO_NET_F_MRG_RXBUF))
+			return 0; /* through the backend, over more chains */
+		n->stats.rx_dropped_no_room++;
+		return 1;
+	}
+	s->spare = false;
+	h.num_buffers = htole16(1);
+	vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
+	off = VDK_NET_HDR_LEN;
+	for (int i = 0; i < cnt; i++) {
+		vdk_virtq_chain_copy_to(&c, off, iov[i].iov_base,
+					iov[i].iov_len);
+		off += (uint32_t)iov[i].iov_len;
+	}
+	/* Published with the others of this pass (net_rx_direct_flush());
+	 * at most one entry per chain in flight, so dn < qmax. */
+	s->dheads[s->dn] = c.head;
+	s->dlens[s->dn] = off;
+	s->dn++;
+	n->stats.rx_packets++;
+	n->stats.rx_bytes += len;
+	n->pair_rx_packets[pair]++;
+	return 1;
 }
 
 /* Take the next packet from the backend; true if one is now pending. */
@@ -347,6 +447,8 @@ bool net_rx_process(struct vdk_net *n, uint16_t pair)
 	bool more = false;
 	int st;
 
+	/* Packets delivered straight from transmit go first. */
+	net_rx_direct_flush(n, pair);
 	if (!n->running || n->broken || !net_pair_enabled(n, pair))
 		return false;
 	q = n->queues[2 * pair];

@@ -9,6 +9,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/virtio_net.h>
 
@@ -21,6 +22,9 @@
 #define ETH_HDR_LEN 14
 
 #define FB(bit)	    (1ull << (bit))
+
+/* Transmit chains returned per used-index update. */
+#define TX_BATCH 32
 
 int net_tx_check_header(const struct virtio_net_hdr_v1 *h, uint32_t len,
 			uint64_t features)
@@ -129,6 +133,14 @@ static void tx_one(struct vdk_net *n, uint16_t pair,
 		return;
 	}
 	out = tx_gather(c->iov - 1, c->num_readable, &h, &cnt);
+	if (n->be->ops->loops_back &&
+	    n->be->ops->loops_back(n->be->impl, pair) &&
+	    net_rx_direct(n, pair, &h, out + 1, cnt - 1, len)) {
+		n->stats.tx_packets++;
+		n->stats.tx_bytes += len;
+		n->pair_tx_packets[pair]++;
+		return;
+	}
 	r = n->be->ops->send(n->be->impl, pair, out, cnt);
 	if (r == -EAGAIN) {
 		/* A backend without an fd (loopback) is full until its
@@ -146,12 +158,75 @@ static void tx_one(struct vdk_net *n, uint16_t pair,
 	n->pair_tx_packets[pair]++;
 }
 
+/* Return the transmit chains in @heads (@nh of them) with one used-index
+ * update; false if the queue failed. */
+static bool tx_return(struct vdk_net *n, struct vdk_virtq *q,
+		      const uint16_t *heads, unsigned *nh)
+{
+	static const uint32_t zero[TX_BATCH];
+	int ret = 0;
+
+	if (*nh)
+		ret = vdk_virtq_add_used_batch(q, heads, zero, (uint16_t)*nh);
+	*nh = 0;
+	if (ret < 0)
+		net_fail(n, q, "transmitq");
+	return ret == 0;
+}
+
+/* Signal what this pass returned on the transmit queue and delivered
+ * straight into the receive queue (net_rx_direct()), once for each. */
+static void tx_publish(struct vdk_net *n, uint16_t pair, struct vdk_virtq *q,
+		       bool *returned, uint64_t *rx_before)
+{
+	struct vdk_virtq *rq;
+
+	if (*returned && vdk_virtq_should_notify(q))
+		vdk_interrupt_signal_used_queue(n->irq,
+						(uint16_t)(2 * pair + 1));
+	*returned = false;
+	net_rx_direct_flush(n, pair);
+	rq = n->queues[2 * pair];
+	if (n->pair_rx_packets[pair] != *rx_before && rq &&
+	    vdk_virtq_should_notify(rq))
+		vdk_interrupt_signal_used_queue(n->irq, (uint16_t)(2 * pair));
+	*rx_before = n->pair_rx_packets[pair];
+}
+
+/* Busy polling (vdk_net_config.busy_poll_us): true as soon as the driver
+ * makes a chain available on @q, false after the time is up. */
+static bool tx_busy_poll(const struct vdk_net *n, struct vdk_virtq *q)
+{
+	struct timespec now, end;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_nsec += (long)n->busy_poll_us * 1000;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (vdk_virtq_has_avail(q))
+				return true;
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec < end.tv_sec ||
+		 (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+	return false;
+}
+
 bool net_tx_process(struct vdk_net *n, uint16_t pair)
 {
 	struct vdk_virtq *q = n->queues[2 * pair + 1];
-	unsigned budget = VDK_NET_BUDGET;
+	unsigned budget = VDK_NET_BUDGET, nh = 0;
+	uint64_t rx_before = n->pair_rx_packets[pair];
 	bool returned = false, more = false;
 	struct vdk_virtq_chain c;
+	uint16_t heads[TX_BATCH];
 	int ret;
 
 	if (!n->running || n->broken || !q || !net_pair_enabled(n, pair))
@@ -167,29 +242,43 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 				break;
 			if (ret < 0) {
 				net_fail(n, q, "transmitq");
-				return false;
+				goto out;
 			}
 			budget--;
 			tx_one(n, pair, &c);
-			if (n->broken)
-				return false;
-			if (vdk_virtq_add_used(q, c.head, 0) < 0) {
-				net_fail(n, q, "transmitq");
-				return false;
-			}
+			/* Taken (or dropped) even if its delivery broke the
+			 * receive queue: the chain goes back, with the others
+			 * of this batch in one used-index update. */
+			heads[nh++] = c.head;
 			returned = true;
+			if (n->broken)
+				goto out;
+			if (nh == TX_BATCH && !tx_return(n, q, heads, &nh))
+				goto out;
 		}
+		if (!tx_return(n, q, heads, &nh))
+			goto out;
 		if (!budget) {
 			/* Notifications stay off: the caller comes back. */
 			more = vdk_virtq_has_avail(q) ||
 			       vdk_virtq_enable_notification(q, true);
 			break;
 		}
+		if (n->busy_poll_us) {
+			/* The driver sees this burst's results before we
+			 * wait for its next one. */
+			tx_publish(n, pair, q, &returned, &rx_before);
+			if (n->broken)
+				return false;
+			if (tx_busy_poll(n, q))
+				continue;
+		}
 		if (!vdk_virtq_enable_notification(q, true))
 			break;
 	}
-	if (returned && vdk_virtq_should_notify(q))
-		vdk_interrupt_signal_used_queue(n->irq,
-						(uint16_t)(2 * pair + 1));
-	return more;
+out:
+	if (nh)
+		(void)tx_return(n, q, heads, &nh);
+	tx_publish(n, pair, q, &returned, &rx_before);
+	return more && !n->broken;
 }

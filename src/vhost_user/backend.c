@@ -225,7 +225,14 @@ static void vu_signal_config_changed(void *opaque)
 {
 	int ret = vdk_vhost_user_send_config_change(opaque);
 
-	if (ret < 0 && ret != -ENOTCONN)
+	if (ret == -EOPNOTSUPP)
+		/* QEMU's vhost-user-net (up to at least 8.x) does not: it
+		 * answers the guest's config reads from its own copy. */
+		vdk_log(VDK_LOG_WARN, VU_LOG,
+			"config change not signalled: the front-end did not "
+			"negotiate VHOST_USER_PROTOCOL_F_CONFIG, so its driver "
+			"does not see the device's new configuration (status)");
+	else if (ret < 0 && ret != -ENOTCONN)
 		vdk_log(VDK_LOG_WARN, VU_LOG, "config change not delivered: %s",
 			strerror(-ret));
 }

@@ -700,6 +700,10 @@ int vu_set_backend_req_fd(struct vdk_vhost_user *vu, struct vu_msg *msg,
 
 int vdk_vhost_user_send_config_change(struct vdk_vhost_user *vu)
 {
+	/* Spec "Back-end message types": only with F_CONFIG negotiated. */
+	if (!(__atomic_load_n(&vu->acked_protocol_features, __ATOMIC_RELAXED) &
+	      PF(VHOST_USER_PROTOCOL_F_CONFIG)))
+		return -EOPNOTSUPP;
 	if (__atomic_load_n(&vu->in_dispatch, __ATOMIC_ACQUIRE) &&
 	    pthread_equal(pthread_self(), vu->dispatch_thread)) {
 		vu->config_change_pending = true;

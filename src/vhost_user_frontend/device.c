@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <linux/virtio_blk.h>
+#include <linux/virtio_net.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
@@ -396,8 +397,7 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 			    .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
 	const char *why = NULL;
-	uint64_t verdict = 1;
-	bool changed = false;
+	bool changed = false, config;
 	ssize_t n;
 
 	(void)events;
@@ -439,27 +439,30 @@ static void on_backend_req(void *opaque, int fd, uint32_t events)
 		d->req_on_loop = false;
 		goto out;
 	}
-	if (m.hdr.request == VHOST_USER_BACKEND_CONFIG_CHANGE_MSG) {
-		if (d->ops.config_size && d->fe &&
-		    vdk_vhost_user_frontend_get_config(
+	config = m.hdr.request == VHOST_USER_BACKEND_CONFIG_CHANGE_MSG &&
+		 d->ops.config_size && d->fe;
+	/* The ack first: a back-end that sent the message from its own
+	 * loop waits for it there, and would not answer the GET_CONFIG
+	 * below until it came (vdk's net link timer does so). */
+	if (m.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
+		m.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
+		m.hdr.size = sizeof(uint64_t);
+		m.payload.u64 = config ? 0 : 1;
+		if (send(fd, &m, sizeof(m.hdr) + sizeof(uint64_t),
+			 MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			vdk_log(VDK_LOG_WARN, MODULE,
+				"%s: back-end channel reply: %s", d->name,
+				strerror(errno));
+	}
+	if (config) {
+		if (vdk_vhost_user_frontend_get_config(
 			    d->fe, 0, d->config, d->ops.config_size) == 0) {
-			verdict = 0;
 			changed = d->irq != NULL;
 			if (changed)
 				vdk_interrupt_signal_config_changed(d->irq);
 		}
 		vdk_log(VDK_LOG_INFO, MODULE, "%s: configuration changed%s",
 			d->name, changed ? "" : " (driver not told: inactive)");
-	}
-	if (m.hdr.flags & VHOST_USER_NEED_REPLY_MASK) {
-		m.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
-		m.hdr.size = sizeof(uint64_t);
-		m.payload.u64 = verdict;
-		if (send(fd, &m, sizeof(m.hdr) + sizeof(uint64_t),
-			 MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			vdk_log(VDK_LOG_WARN, MODULE,
-				"%s: back-end channel reply: %s", d->name,
-				strerror(errno));
 	}
 out:
 	pthread_mutex_unlock(&d->lock);
@@ -736,6 +739,11 @@ static uint32_t default_config_size(uint32_t device_id)
 		 * discard and write-zeroes (and vdk's blk serves) */
 		return offsetof(struct virtio_blk_config,
 				max_secure_erase_sectors);
+	case VIRTIO_ID_NET:
+		/* mac, status, max_virtqueue_pairs, mtu (§5.1.4): status
+		 * changes (link) reach the driver through GET_CONFIG after
+		 * the back-end's CONFIG_CHANGE_MSG */
+		return offsetof(struct virtio_net_config, speed);
 	default:
 		return 0;
 	}

@@ -170,6 +170,9 @@ static inline void *ne_alloc(struct net_env *e, size_t len, size_t align)
 	return e->ram + off;
 }
 
+/* vdk_net_config.busy_poll_us of the next ne_new*(). */
+static uint32_t ne_busy_poll_us;
+
 /* A device with @pairs queue pairs and MTU @mtu on backend @be (NULL: a
  * loopback, freed with the environment). */
 static inline struct net_env *ne_new_be(uint16_t pairs, uint16_t mtu,
@@ -199,6 +202,7 @@ static inline struct net_env *ne_new_be(uint16_t pairs, uint16_t mtu,
 	cfg.backend = e->be;
 	memcpy(cfg.mac, net_mac, 6);
 	cfg.queue_max_size = QSIZE;
+	cfg.busy_poll_us = ne_busy_poll_us;
 	e->net = vdk_net_new(&cfg, &err);
 	assert_non_null(e->net);
 	e->dev = vdk_net_device(e->net);

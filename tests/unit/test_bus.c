@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A test device that records its last access. */
 struct tdev {
@@ -543,6 +544,14 @@ static void *dispatcher(void *arg)
 	return NULL;
 }
 
+/* Wait until *@counter is non-zero: the dispatcher threads got the CPU. Gives
+ * up after 60 s (the assertions after it then fail). */
+static void wait_until_dispatched(atomic_long *counter)
+{
+	for (int i = 0; i < 60000 && atomic_load(counter) == 0; i++)
+		usleep(1000);
+}
+
 static void test_concurrent_dispatch_and_registration(void **state)
 {
 	struct vdk_bus *bus = new_bus(VDK_BUS_MMIO);
@@ -570,6 +579,9 @@ static void test_concurrent_dispatch_and_registration(void **state)
 	for (int i = 0; i < N_READERS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, dispatcher, bus),
 				 0);
+	/* On a loaded machine the dispatchers may not have run yet: the
+	 * registrations below must race with them, so wait for the first. */
+	wait_until_dispatched(&g_dispatches);
 
 	for (int c = 0; c < WRITER_CYCLES; c++) {
 		struct cdev *d = &g_dyn[c % N_DYN];
@@ -589,6 +601,10 @@ static void test_concurrent_dispatch_and_registration(void **state)
 			late_calls++;
 		atomic_store(&d->live, false);
 	}
+	/* Every stable range must have answered at least once (not a
+	 * matter of speed: the dispatchers run until it has). */
+	for (int i = 0; i < N_STABLE; i++)
+		wait_until_dispatched(&g_stable[i].calls);
 	atomic_store(&g_stop, true);
 	for (int i = 0; i < N_READERS; i++)
 		pthread_join(th[i], NULL);

@@ -235,7 +235,7 @@ static void test_no_mergeable(void **state)
 
 /* A packet with nothing to receive it waits in the loopback; a burst
  * beyond the budget is all delivered. */
-static void test_burst(void **state)
+static void burst(void)
 {
 	struct net_env *e = ne_new(1, 0);
 	struct virtio_net_hdr_v1 *h;
@@ -243,7 +243,6 @@ static void test_burst(void **state)
 	uint32_t len;
 	unsigned got = 0, sent = 0;
 
-	(void)state;
 	ne_up(e, NET_GUEST_FEATURES);
 	h = ne_hdr(e);
 	frame = ne_frame(e, 60, NULL, 9);
@@ -276,6 +275,33 @@ static void test_burst(void **state)
 	assert_int_equal(sent, 1000);
 	assert_int_equal(got, 1000);
 	ne_free(e);
+}
+
+static void test_burst(void **state)
+{
+	(void)state;
+	burst();
+}
+
+/* The same with busy polling (vdk_net_config.busy_poll_us): every packet
+ * still arrives once; more than 1000 us is refused. */
+static void test_burst_busy_poll(void **state)
+{
+	struct vdk_net_backend *be;
+	struct vdk_net_config cfg = {0};
+	int err = 0;
+
+	(void)state;
+	ne_busy_poll_us = 200;
+	burst();
+	ne_busy_poll_us = 0;
+	be = vdk_net_loopback_new(1, 0, &err);
+	assert_non_null(be);
+	cfg.backend = be;
+	cfg.busy_poll_us = 1001;
+	assert_null(vdk_net_new(&cfg, &err));
+	assert_int_equal(err, -EINVAL);
+	vdk_net_backend_free(be);
 }
 
 static void test_ctrl_commands(void **state)
@@ -537,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_mergeable_gso),
 		cmocka_unit_test(test_no_mergeable),
 		cmocka_unit_test(test_burst),
+		cmocka_unit_test(test_burst_busy_poll),
 		cmocka_unit_test(test_ctrl_commands),
 		cmocka_unit_test(test_rx_filter),
 		cmocka_unit_test(test_multiqueue),

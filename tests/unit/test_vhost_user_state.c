@@ -97,11 +97,12 @@ static void test_backend_channel(void **state)
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch),
 			 0);
-	/* before negotiation: refused; no channel: -ENOTCONN */
+	/* before negotiation: refused; without F_CONFIG: -EOPNOTSUPP */
 	assert_int_equal(
 		vu_fe_req_fd(fe, VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, ch[1]),
 		-EOPNOTSUPP);
-	assert_int_equal(vdk_vhost_user_send_config_change(fe->vu), -ENOTCONN);
+	assert_int_equal(vdk_vhost_user_send_config_change(fe->vu),
+			 -EOPNOTSUPP);
 	assert_int_equal(vu_fe_setup(fe, pf) & pf, pf);
 	assert_int_equal(
 		vu_fe_req_fd(fe, VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, -1),
@@ -179,6 +180,13 @@ static void test_backend_channel(void **state)
 	close(ch2[0]);
 	assert_true(vdk_vhost_user_send_config_change(fe->vu) < 0);
 	assert_false(vdk_vhost_user_is_broken(fe->vu));
+	/* F_CONFIG not negotiated (QEMU's vhost-user-net): never sent */
+	assert_int_equal(vu_fe_req_u64(fe, VHOST_USER_SET_PROTOCOL_FEATURES,
+				       PF(VHOST_USER_PROTOCOL_F_BACKEND_REQ),
+				       -1),
+			 1);
+	assert_int_equal(vdk_vhost_user_send_config_change(fe->vu),
+			 -EOPNOTSUPP);
 }
 
 /* ---- device state ------------------------------------------------------ */

@@ -139,6 +139,15 @@ struct vdk_net_backend_ops {
 	bool (*link_up)(void *be);
 	/** Optional: free the backend (vdk_net_backend_free()). */
 	void (*destroy)(void *be);
+	/**
+	 * Optional: true when a packet sent on @pair now would come straight
+	 * back on @pair and nothing is waiting in the backend before it (a
+	 * loopback with an empty queue). The device may then copy a
+	 * transmitted packet straight from the transmit chain into a receive
+	 * buffer (one copy instead of send() + recv()), with the same header
+	 * check, receive filter and counters as a packet sent and received.
+	 */
+	bool (*loops_back)(void *be, uint16_t pair);
 };
 
 /** struct vdk_net_backend - a backend: its ops and its own pointer. */
@@ -157,7 +166,9 @@ void vdk_net_backend_free(struct vdk_net_backend *be);
  * vdk_net_loopback_new() - a backend that sends back what it is given:
  * a packet sent on pair p is received on pair p, header included. Each
  * pair holds up to @depth packets (0: 256); send() beyond that is -EAGAIN.
- * It carries every offload.
+ * It carries every offload. While a pair's queue is empty it reports
+ * loops_back(), so the device copies each packet once, from the transmit
+ * chain straight into a receive buffer.
  * @pairs: 1..VDK_NET_MAX_QUEUE_PAIRS.
  * Return: the backend (vdk_net_backend_free()), or NULL with *@err -EINVAL
  * or -ENOMEM.
@@ -209,6 +220,15 @@ struct vdk_net_config {
 	uint16_t mtu;
 	/** Largest queue size: a power of two; 0: default. */
 	uint16_t queue_max_size;
+	/**
+	 * Busy polling, microseconds (0: off; at most 1000): when a transmit
+	 * queue runs empty, the device publishes what it did, then keeps
+	 * looking at the queue for up to this long before asking the driver
+	 * for a notification again (as Linux vhost-net's busyloop_timeout):
+	 * CPU time of the loop thread traded for fewer notifications and
+	 * wake-ups when a driver sends in bursts. Within the pass's budget.
+	 */
+	uint32_t busy_poll_us;
 };
 
 /** struct vdk_net_stats - counters (part of the snapshot). */
@@ -230,8 +250,8 @@ struct vdk_net;
  * vdk_net_new() - create a virtio-net device (VIRTIO_ID_NET) wrapped in an
  * initialised struct vdk_device (state NEW, awake).
  * Return: the device (vdk_net_free()), or NULL with *@err -EINVAL (no
- * backend or a backend without send/recv, bad pair count, queue size or
- * MTU) or -ENOMEM.
+ * backend or a backend without send/recv, bad pair count, queue size,
+ * MTU or busy_poll_us) or -ENOMEM.
  */
 struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err);
 
