@@ -34,8 +34,10 @@
 
 /** Where the RSDP normally goes: start of the BIOS area Linux scans. */
 #define VMM_ACPI_DEFAULT_GPA 0xe0000ull
-/** Bytes from VMM_ACPI_DEFAULT_GPA to the end of the scanned area (1 MiB). */
-#define VMM_ACPI_DEFAULT_SIZE 0x20000u
+/** Bytes from VMM_ACPI_DEFAULT_GPA the tables may take: the area Linux
+ * scans, less its last page (0xff000-0xfffff holds the reset stub at the
+ * reset vector, boot_x86_64.h). */
+#define VMM_ACPI_DEFAULT_SIZE 0x1f000u
 
 /** Local APIC registers, guest-physical (Intel SDM vol. 3 §10.4.1). */
 #define VMM_ACPI_LAPIC_ADDR 0xfee00000u

@@ -354,6 +354,15 @@ static int write_gdt(const struct vdk_mem *mem)
 	return vdk_mem_write(mem, VMM_BOOT_GDT_GPA, gdt, sizeof(gdt));
 }
 
+/* The reset stub at the real-mode reset vector (see boot_x86_64.h). */
+static int write_reset_stub(const struct vdk_mem *mem)
+{
+	static const uint8_t stub[] = VMM_BOOT_RESET_STUB;
+
+	return vdk_mem_write(mem, VMM_BOOT_RESET_VECTOR_GPA, stub,
+			     sizeof(stub));
+}
+
 /* Identity-map the first 8 GiB with 2 MiB pages: PML4[0] -> PDPT[0..7] ->
  * eight page directories (Intel SDM vol. 3 §4.5). */
 static int write_page_tables(const struct vdk_mem *mem)
@@ -602,6 +611,8 @@ int vmm_boot_load(const struct vdk_mem *mem, const struct vmm_boot_config *cfg,
 	out->ds = VMM_BOOT_SEL_DATA;
 	out->tr = VMM_BOOT_SEL_TSS;
 	r = write_gdt(mem);
+	if (r == 0)
+		r = write_reset_stub(mem);
 	if (r < 0)
 		return r;
 	switch (out->kind) {

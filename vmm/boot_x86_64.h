@@ -30,6 +30,7 @@
  *   0x009000  PML4   0x00a000 PDPT    0x00b000-0x012fff  8 page directories
  *   0x020000  command line (at most VMM_BOOT_CMDLINE_MAX bytes with NUL)
  *   0x0e0000  ACPI tables (acpi.h; reserved in the e820 map)
+ *   0x0ffff0  reset stub at the real-mode reset vector f000:fff0 (below)
  *   0x100000  kernel (bzImage) / ELF segments (PVH: at their p_paddr)
  *   initrd: page-aligned, as high in the RAM below 4 GiB as the kernel
  *           allows (initrd_addr_max for a bzImage).
@@ -70,6 +71,23 @@
 #define VMM_BOOT_EBDA_GPA 0x9fc00ull
 /** The BIOS area holding the ACPI tables, reserved in the e820 map. */
 #define VMM_BOOT_BIOS_GPA 0xe0000ull
+/**
+ * The real-mode alias of the x86 reset vector, f000:fff0: where a kernel
+ * jumps to "reboot through the BIOS". Linux does so when the guest has
+ * hardware-reduced ACPI and no EFI (arch/x86/kernel/reboot.c: reboot_init()
+ * then picks BOOT_EFI, efi_reboot() returns, BOOT_BIOS follows) unless the
+ * command line has a reboot= option. With no firmware there, the guest
+ * would run zeroes forever; vmm_boot_load() writes VMM_BOOT_RESET_STUB
+ * here instead, which asks for a reset the PC/AT way (command 0xfe to the
+ * i8042 at port 0x64) and halts.
+ */
+#define VMM_BOOT_RESET_VECTOR_GPA 0xffff0ull
+/** The 16-bit code at VMM_BOOT_RESET_VECTOR_GPA (8 of the 16 bytes below
+ * 1 MiB): mov al, 0xfe; out 0x64, al; cli; hlt; jmp to the hlt. */
+#define VMM_BOOT_RESET_STUB                                                    \
+	{                                                                      \
+		0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfd                 \
+	}
 /** RAM at 0 ends at most here (the rest goes above 4 GiB). */
 #define VMM_BOOT_LOW_RAM_MAX  0xc0000000ull
 #define VMM_BOOT_HIGH_RAM_GPA 0x100000000ull
@@ -224,7 +242,8 @@ uint64_t vmm_boot_gdt_entry(unsigned int index);
  * @cfg: what to load. @out: filled on success.
  * @errmsg: if not NULL, set on failure to a static human-readable reason.
  *
- * Writes the GDT, and for a bzImage the zero page and page tables, for PVH
+ * Writes the GDT and the reset stub (VMM_BOOT_RESET_VECTOR_GPA), and for a
+ * bzImage the zero page and page tables, for PVH
  * the hvm_start_info (version 1, memory map, initrd as module 0, RSDP);
  * copies the kernel, command line and initrd.
  *

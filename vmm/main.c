@@ -20,7 +20,8 @@
  * Exit status:
  *   0  the guest powered off (ACPI S5 through the FADT sleep register)
  *   1  an error before the guest started (options, files, KVM)
- *   2  the guest asked for a reboot (ACPI reset register, i8042 reset)
+ *   2  the guest asked for a reboot (ACPI reset register, i8042 reset, or
+ *      a jump to the reset vector: Linux's default `reboot` here)
  *   3  the guest triple-faulted or crashed
  *   4  a VMM or KVM error while the guest ran
  *   5  --timeout SECONDS expired with the guest still running (a guest
@@ -672,10 +673,12 @@ static int run(struct vm *vm)
 	vmm_console_restore(&vm->console);
 	if (why != VMM_STOP_POWEROFF)
 		fprintf(stderr, "vdk-vmm: %s\n", vm->stop.msg);
-	/* Where a guest that stopped responding was. */
-	for (unsigned int i = 0; why == VMM_STOP_TIMEOUT && i < vm->num_vcpus;
+	/* Where a guest that stopped responding or triple-faulted was. */
+	for (unsigned int i = 0;
+	     (why == VMM_STOP_TIMEOUT || why == VMM_STOP_SHUTDOWN) &&
+	     i < vm->num_vcpus;
 	     i++) {
-		char where[160];
+		char where[512];
 
 		vmm_vcpu_where(&vm->vcpus[i], where, sizeof(where));
 		fprintf(stderr, "vdk-vmm: vCPU %u: %s\n", i, where);

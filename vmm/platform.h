@@ -11,7 +11,9 @@
  *   0x60, 0x64  an i8042 keyboard controller that has nothing to say: reads
  *               return 0 (no data, output buffer empty); the "pulse reset
  *               line" command 0xfe written to 0x64 stops the VM with
- *               VMM_STOP_RESET (Linux reboot=k). Other writes are ignored.
+ *               VMM_STOP_RESET (Linux reboot=k, and the reset stub at the
+ *               reset vector, boot_x86_64.h, that Linux's default reboot
+ *               reaches here). Other writes are ignored.
  *   0x80, 0xed  the POST / I/O delay ports Linux writes to for timing:
  *               writes ignored, reads all ones, no log.
  *

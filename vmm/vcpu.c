@@ -34,6 +34,10 @@
 /* CPUID bits (Intel SDM vol. 2A, Table 3-8/3-10). */
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT	       (1u << 28)
+/* Leaf 0xb/0x1f ECX[15:8]: level type (0: invalid, 1: SMT, 2: core). */
+#define CPUID_TOPO_TYPE_MASK 0xff00u
+#define CPUID_TOPO_TYPE_SMT  1u
+#define CPUID_TOPO_TYPE_CORE 2u
 
 /* Local APIC registers and LVT delivery modes (Intel SDM vol. 3 §10.5.1). */
 #define APIC_LVT0	 0x350
@@ -121,7 +125,16 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 
 int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
 {
+	static const char *const mp_states[] = {
+		"runnable",	 "uninitialized", "init-received", "halted",
+		"sipi-received", "stopped",	  "check-stop",	   "operating",
+		"load",		 "ap-reset-hold", "suspended",
+	};
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_sregs sregs;
 	struct kvm_regs regs;
+	int n;
 
 	if (v->fd < 0 || ioctl(v->fd, KVM_GET_REGS, &regs) < 0) {
 		int err = v->fd < 0 ? -EBADF : -errno;
@@ -129,9 +142,40 @@ int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
 		snprintf(buf, len, "registers unknown (%s)", strerror(-err));
 		return err;
 	}
-	snprintf(buf, len, "rip %#llx rsp %#llx rflags %#llx",
-		 (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
-		 (unsigned long long)regs.rflags);
+	n = snprintf(buf, len, "rip %#llx rsp %#llx rflags %#llx",
+		     (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		     (unsigned long long)regs.rflags);
+	/* The rest is best effort: what the mode and state were. */
+	if (n > 0 && (size_t)n < len &&
+	    ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0)
+		n += snprintf(
+			buf + n, len - (size_t)n,
+			" cs %#x base %#llx cr0 %#llx cr2 %#llx cr3 "
+			"%#llx cr4 %#llx efer %#llx idt %#llx/%#x gdt "
+			"%#llx/%#x",
+			sregs.cs.selector, (unsigned long long)sregs.cs.base,
+			(unsigned long long)sregs.cr0,
+			(unsigned long long)sregs.cr2,
+			(unsigned long long)sregs.cr3,
+			(unsigned long long)sregs.cr4,
+			(unsigned long long)sregs.efer,
+			(unsigned long long)sregs.idt.base, sregs.idt.limit,
+			(unsigned long long)sregs.gdt.base, sregs.gdt.limit);
+	if (n > 0 && (size_t)n < len &&
+	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0)
+		n += snprintf(
+			buf + n, len - (size_t)n, " exception %s%u%s nmi %s",
+			ev.exception.injected || ev.exception.pending ? ""
+								      : "none/",
+			ev.exception.nr,
+			ev.exception.has_error_code ? " (error code)" : "",
+			ev.nmi.injected || ev.nmi.pending ? "pending" : "none");
+	if (n > 0 && (size_t)n < len &&
+	    ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
+		snprintf(buf + n, len - (size_t)n, " mp-state %s",
+			 mp.mp_state < sizeof(mp_states) / sizeof(mp_states[0])
+				 ? mp_states[mp.mp_state]
+				 : "unknown");
 	return 0;
 }
 
@@ -147,17 +191,64 @@ enum vmm_stop_reason vmm_stop_reason(struct vmm_stop *s)
 
 /* ---- setup -------------------------------------------------------------- */
 
+/* Bits needed for @v distinct IDs: the smallest n with 2^n >= v. */
+static unsigned int id_bits(unsigned int v)
+{
+	unsigned int n = 0;
+
+	while (n < 31 && (1u << n) < v)
+		n++;
+	return n;
+}
+
+/* Does leaf @function sub-leaf 0 in @entries describe a topology level? */
+static bool has_topology_leaf(const struct kvm_cpuid_entry2 *entries, size_t n,
+			      uint32_t function)
+{
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].function == function && entries[i].index == 0)
+			return (entries[i].ecx & CPUID_TOPO_TYPE_MASK) != 0;
+	return false;
+}
+
+/* Leaf 0xb/0x1f sub-leaf @e->index of one package of @num_vcpus cores
+ * with one thread each (Intel SDM vol. 2A, CPUID leaf 0BH). */
+static void set_topology_leaf(struct kvm_cpuid_entry2 *e,
+			      unsigned int num_vcpus)
+{
+	switch (e->index) {
+	case 0: /* SMT: one thread per core */
+		e->eax = 0;
+		e->ebx = 1;
+		e->ecx = CPUID_TOPO_TYPE_SMT << 8;
+		break;
+	case 1: /* core: every vCPU of the VM */
+		e->eax = id_bits(num_vcpus);
+		e->ebx = num_vcpus;
+		e->ecx = 1 | CPUID_TOPO_TYPE_CORE << 8;
+		break;
+	default: /* no more levels */
+		e->eax = e->ebx = 0;
+		e->ecx = e->index & 0xffu;
+		break;
+	}
+}
+
 void vmm_vcpu_setup_cpuid(struct kvm_cpuid_entry2 *entries, size_t n,
 			  unsigned int apic_id, unsigned int num_vcpus)
 {
+	bool topo_b = has_topology_leaf(entries, n, 0xb);
+	bool topo_1f = has_topology_leaf(entries, n, 0x1f);
+
 	for (size_t i = 0; i < n; i++) {
 		struct kvm_cpuid_entry2 *e = &entries[i];
 
 		switch (e->function) {
 		case 1:
+			/* Addressable IDs per package: a power of two. */
 			e->ebx = (e->ebx & 0x0000ffffu) |
 				 (apic_id & 0xffu) << 24 |
-				 (num_vcpus & 0xffu) << 16;
+				 ((1u << id_bits(num_vcpus)) & 0xffu) << 16;
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
 			if (num_vcpus > 1)
 				e->edx |= CPUID_1_EDX_HTT;
@@ -166,7 +257,19 @@ void vmm_vcpu_setup_cpuid(struct kvm_cpuid_entry2 *entries, size_t n,
 			break;
 		case 0xb:
 		case 0x1f:
+			/* The host's levels (its threads per core, cores
+			 * per package) do not describe this VM. */
+			if (e->function == 0xb ? topo_b : topo_1f)
+				set_topology_leaf(e, num_vcpus);
 			e->edx = apic_id; /* x2APIC ID, every sub-leaf */
+			break;
+		case 0x80000008:
+			/* AMD: NC (cores - 1) and ApicIdCoreIdSize, one
+			 * package of num_vcpus cores (AMD APM vol. 3,
+			 * CPUID Fn8000_0008_ECX). Reserved on Intel. */
+			e->ecx = (e->ecx & ~0xf0ffu) |
+				 id_bits(num_vcpus) << 12 |
+				 ((num_vcpus - 1) & 0xffu);
 			break;
 		default:
 			break;

@@ -6,9 +6,13 @@
  *
  * Setup per vCPU (Documentation/virt/kvm/api.rst):
  *  - CPUID: KVM_GET_SUPPORTED_CPUID with this vCPU's APIC ID in leaf 1
- *    EBX[31:24] and leaves 0xb/0x1f EDX, the logical processor count in
- *    leaf 1 EBX[23:16] (HTT set when more than one), the hypervisor bit in
- *    leaf 1 ECX[31] (Intel SDM vol. 2A, CPUID);
+ *    EBX[31:24] and leaves 0xb/0x1f EDX, the hypervisor bit in leaf 1
+ *    ECX[31] (Intel SDM vol. 2A, CPUID), and one topology for every vCPU:
+ *    one package of --cpus cores with one thread each, whatever the host's
+ *    is (leaf 1 EBX[23:16] the next power of two, HTT set when more than
+ *    one; leaves 0xb/0x1f, where the host has them, an SMT level of 1 and
+ *    a core level of --cpus; AMD's leaf 0x80000008 ECX NC = --cpus - 1
+ *    and ApicIdCoreIdSize to match), so that Linux sees what the MADT says;
  *  - LAPIC: LINT0 as ExtINT and LINT1 as NMI, as a BIOS leaves them
  *    (Intel MultiProcessor Specification §B.4);
  *  - the boot vCPU (index 0) gets the entry state of struct
@@ -104,7 +108,14 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 /**
  * vmm_vcpu_where() - write "rip 0x... rsp 0x... rflags 0x..." of a vCPU
  * that is not running (its thread joined) into @buf, for the message about
- * a guest that stopped responding (KVM_GET_REGS).
+ * a guest that stopped responding or triple-faulted (KVM_GET_REGS), then,
+ * as far as KVM gives them, its code segment, control registers, EFER,
+ * IDT and GDT (KVM_GET_SREGS), a pending exception or NMI
+ * (KVM_GET_VCPU_EVENTS) and its multiprocessing state (KVM_GET_MP_STATE).
+ * On AMD, KVM puts a vCPU that triple-faulted through INIT before it
+ * reports KVM_EXIT_SHUTDOWN (arch/x86/kvm/svm/svm.c,
+ * shutdown_interception()), so that vCPU shows the reset state (rip
+ * 0xfff0), not where it faulted; the other vCPUs show where they were.
  * Return: 0, or -errno of KVM_GET_REGS (@buf then says so).
  */
 int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len);

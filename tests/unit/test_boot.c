@@ -322,6 +322,18 @@ static void test_bzimage_load(void **state)
 	assert_int_equal(pml4, VMM_BOOT_PDPT_GPA | 3);
 	assert_int_equal(pdpt, (VMM_BOOT_PD_GPA + 3 * 4096) | 3);
 	assert_int_equal(pd3, ((4ull << 30) - (2ull << 20)) | 0x83);
+	/* The reset stub at f000:fff0, ending below 1 MiB. */
+	{
+		static const uint8_t stub[] = VMM_BOOT_RESET_STUB;
+
+		assert_true(VMM_BOOT_RESET_VECTOR_GPA + sizeof(stub) <=
+			    0x100000);
+		assert_memory_equal(g->ram + VMM_BOOT_RESET_VECTOR_GPA, stub,
+				    sizeof(stub));
+		/* out 0x64 of 0xfe, then a hlt loop. */
+		assert_int_equal(stub[1], 0xfe);
+		assert_int_equal(stub[3], 0x64);
+	}
 	/* GDT in memory matches vmm_boot_gdt_entry(). */
 	for (unsigned int i = 0; i < VMM_BOOT_GDT_ENTRIES; i++) {
 		uint64_t d;

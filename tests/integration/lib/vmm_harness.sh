@@ -45,8 +45,20 @@
 #   VDK_NESTED_SMP      vCPUs of L1 (default 2, with `-accel tcg,thread=multi`)
 #   VDK_NESTED_TIMEOUT  seconds for the whole L1 run (default 900)
 #   VDK_NESTED_TEST_TIMEOUT  seconds for one test inside L1 (default 420; exit 124 past it)
+#   VDK_NESTED_L1_LOGLEVEL   L1 kernel console loglevel (default 3; 4 shows L1's soft lockups,
+#                       8 their call traces, on the L1 console)
 #   VDK_IN_L1           set inside L1 (by l1.sh); tests skip their host-side preparation
 #   VDK_HARNESS_EXTRA   more host paths to put in the sysroot (space-separated)
+#
+# Known limit of the nested mode (QEMU 7.2 TCG emulating SVM for L1's KVM): now and then an L2
+# vCPU triple-faults, or both L1 CPUs soft-lock in vdk-vmm's vCPU threads ("watchdog: BUG: soft
+# lockup ... [vdk-vmm:N]", the "L1 wedge"); 4 in about 85 Linux L2 boots in one session, 3 of
+# them at 4 vCPUs. A KVM trace in L1 (kvm:kvm_exit) of one such triple fault: the vCPU left
+# L2 for a WRMSR (the LAPIC timer), L1 KVM skipped the instruction by decoding it (TCG's SVM
+# has no NRIPS), and on re-entry the vCPU took an instruction-fetch #PF (error code 0x10) at
+# the next kernel text address whose delivery ended in SHUTDOWN (exit_int_info 0x80000b0e);
+# the other vCPUs' state was sane. With SVM, KVM resets a vCPU before it reports the
+# triple fault, so vdk-vmm cannot show where it faulted; trace in L1 for that.
 
 harness_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 harness_dir=$harness_root/build/nested
@@ -313,7 +325,7 @@ harness_nested() {
 		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
 		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
 		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
+		-append "console=ttyS0 quiet loglevel=${VDK_NESTED_L1_LOGLEVEL:-3} panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
 		</dev/null 2>&1)
 	now=$EPOCHREALTIME
 	harness_stage l1-total "$([[ $ended == 1 ]] && echo PASS || echo FAIL)" "$(harness_secs "$t0" "$now")" \

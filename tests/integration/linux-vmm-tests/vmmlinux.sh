@@ -148,6 +148,30 @@ echo "vmmlinux: hvc0: echoed (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 fi
 
 # ---- interrupts (irqfd): every virtio device interrupted ---------------------------------
+if [ "$transport" = pci ] && [ "$(word vdk.intx)" = 1 ]; then
+	# INTx (pci=nomsi): no MSI-X vector anywhere; each device on a level-triggered IO-APIC
+	# line of its own name (shared lines list several: "virtio0, virtio2"), each line fired.
+	grep virtio /proc/interrupts | sed 's/^/vmmlinux:   /'
+	grep -q ' virtio[0-9]*-' /proc/interrupts && bad "pci=nomsi, yet MSI-X vectors: $(grep ' virtio[0-9]*-' /proc/interrupts | tr -s ' ')"
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor")" = 0x1af4 ] || continue
+		[ -d "$d/msi_irqs" ] && [ -n "$(ls "$d/msi_irqs")" ] && bad "${d##*/}: MSI/MSI-X enabled despite pci=nomsi"
+		[ "$(cat "$d/irq")" -gt 0 ] || bad "${d##*/}: no INTx line (irq $(cat "$d/irq"))"
+	done
+	nline=0
+	for v in /sys/bus/virtio/devices/virtio*; do
+		n=${v##*/}
+		line=$(grep -E " $n(,|\$)" /proc/interrupts)
+		[ -n "$line" ] || bad "$n: no interrupt line named $n in /proc/interrupts"
+		case "$line" in *IO-APIC*fasteoi*) ;; *) bad "$n: not a level-triggered IO-APIC line: $(echo "$line" | tr -s ' ')" ;; esac
+		fired=$(echo "$line" | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; else break } END { print s + 0 }')
+		[ "$fired" -gt 0 ] || bad "$n: its INTx line never fired: $(echo "$line" | tr -s ' ')"
+		nline=$((nline + 1))
+	done
+	nirq=$(grep -c 'virtio' /proc/interrupts)
+	detail "$transport INTx: $npci functions, $nline devices on $nirq IO-APIC lines; $cpus vCPUs; $rw rw, $ro ro: read, copy, fsync, ro refused; hwrng 64 B; hvc0: $lines lines out, $in_bytes B in and echoed"
+	exit 0
+fi
 if [ "$transport" = pci ]; then
 	# MSI-X: per device a config vector and one vector per virtqueue (virtioN-config,
 	# virtioN-<queue>), all on PCI-MSI; each device's queue vectors fired.
