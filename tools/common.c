@@ -107,12 +107,12 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 		o->socket_path = arg;
 		return 1;
 	case VDK_TOOL_OPT_FD:
-		if (vdk_tool_parse_u32(arg, 0, INT_MAX, &fd) < 0) {
-			vdk_tool_msg("--fd: not a file descriptor: '%s'", arg);
-			return -EINVAL;
+		if (vdk_tool_parse_u32(arg, 0, INT_MAX, &fd) == 0) {
+			o->fd = (int)fd;
+			return 1;
 		}
-		o->fd = (int)fd;
-		return 1;
+		vdk_tool_msg("--fd: not a file descriptor: '%s'", arg);
+		return -EINVAL;
 	case VDK_TOOL_OPT_PRINT_CAPS:
 		o->print_capabilities = true;
 		return 1;
@@ -124,17 +124,11 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 	case VDK_TOOL_OPT_ALLOW_UNSEALED:
 		o->allow_unsealed = true;
 		return 1;
-	case VDK_TOOL_OPT_LOG: {
-		enum vdk_tool_log_target t;
-
-		if (vdk_tool_log_parse(arg, &t) < 0) {
-			vdk_tool_msg("--log: want stderr or syslog (see "
-				     "--help)");
-			return -EINVAL;
-		}
-		o->log_target = (int)t;
-		return 1;
-	}
+	case VDK_TOOL_OPT_LOG:
+		if (vdk_tool_log_parse(arg, &o->log_target) == 0)
+			return 1;
+		vdk_tool_msg("--log: want stderr or syslog (see --help)");
+		return -EINVAL;
 	case VDK_TOOL_OPT_STATS_SOCKET:
 		o->stats_socket = arg;
 		return 1;
@@ -517,7 +511,7 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 		return print_capabilities(p);
 	if (vdk_tool_check_common(&o) < 0)
 		return 1;
-	vdk_tool_log_open(p->name, (enum vdk_tool_log_target)o.log_target);
+	vdk_tool_log_open(p->name, o.log_target);
 	vdk_tool_log_init(p->name, o.verbosity);
 	ret = vdk_tool_start(&t);
 	if (ret < 0) {

@@ -21,17 +21,19 @@
 #include <vdk/loop.h>
 #include <vdk/vhost_user.h>
 
+#include "log.h"
+
 struct json_object;
 
 /** Options every backend program takes (spec "Backend program conventions"). */
 struct vdk_tool_opts {
-	const char *socket_path;  /**< --socket-path: listen here, or NULL */
-	int fd;			  /**< --fd: inherited socket, or -1 */
-	bool print_capabilities;  /**< --print-capabilities */
-	bool once;		  /**< --once: exit after one front-end */
-	bool allow_unsealed;	  /**< --allow-unsealed-memory */
-	int verbosity;		  /**< number of -v */
-	int log_target;		  /**< --log: enum vdk_tool_log_target */
+	const char *socket_path; /**< --socket-path: listen here, or NULL */
+	int fd;			 /**< --fd: inherited socket, or -1 */
+	bool print_capabilities; /**< --print-capabilities */
+	bool once;		 /**< --once: exit after one front-end */
+	bool allow_unsealed;	 /**< --allow-unsealed-memory */
+	int verbosity;		 /**< number of -v */
+	enum vdk_tool_log_target log_target; /**< --log */
 	const char *stats_socket; /**< --stats-socket: path, or NULL */
 	const char *socket_group; /**< --socket-group, or NULL */
 };
