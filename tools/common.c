@@ -348,8 +348,10 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 				     o->socket_path);
 		else
 			vdk_tool_msg("cannot serve: %s", strerror(-ret));
+		t->reported = true;
 		return ret;
 	}
+	t->served = true;
 	ret = share_socket(o);
 	if (ret < 0) {
 		vdk_vhost_user_server_free(srv); /* removes the socket */
@@ -522,9 +524,10 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 			ret = -EINVAL;
 		} else {
 			ret = serve_with_stats(p, &t, &o, dev);
-			if (ret < 0)
+			if (ret < 0 && !t.reported)
 				vdk_tool_msg("error: %s", strerror(-ret));
-			p->finish(dev); /* before the loop it is attached to */
+			/* before the loop it is attached to */
+			p->finish(dev, t.served);
 		}
 	}
 	vdk_tool_end(&t);

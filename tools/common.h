@@ -128,7 +128,9 @@ struct vdk_tool {
 	struct vdk_loop *loop;	 /**< epoll loop everything runs on */
 	int result;		 /**< error of a failed connection, or 0 */
 	const char *device_name; /**< set by create(): logs and statistics */
-	void *stats_opaque;	 /**< set by create(): for program.stats */
+	bool reported; /**< the error that ended serving was already said */
+	bool served;   /**< the server was listening (vdk_tool_serve()) */
+	void *stats_opaque; /**< set by create(): for program.stats */
 };
 
 /**
@@ -191,8 +193,10 @@ struct vdk_tool_program {
 	/** After parsing: check the options, create the device (it may set
 	 * the loop's busy-polling). NULL after printing why. */
 	struct vdk_device *(*create)(struct vdk_tool *t);
-	/** After serving: print its statistics and free the device. */
-	void (*finish)(struct vdk_device *dev);
+	/** After serving: print its statistics if @served (it listened for a
+	 * front-end; false when serving could not start), then free the
+	 * device. */
+	void (*finish)(struct vdk_device *dev, bool served);
 };
 
 /**

@@ -253,10 +253,11 @@ static struct vdk_device *create(struct vdk_tool *t)
 	return vdk_blk_device(blk);
 }
 
-static void finish(struct vdk_device *dev)
+static void finish(struct vdk_device *dev, bool served)
 {
 	(void)dev;
-	print_stats(blk, cfg.path);
+	if (served)
+		print_stats(blk, cfg.path);
 	vdk_blk_free(blk);
 }
 

@@ -147,11 +147,13 @@ static struct vdk_device *create(struct vdk_tool *t)
 	return vdk_net_device(net);
 }
 
-static void finish(struct vdk_device *dev)
+static void finish(struct vdk_device *dev, bool served)
 {
 	struct vdk_net_stats st = vdk_net_stats(net);
 
 	(void)dev;
+	if (!served)
+		goto out;
 	vdk_tool_msg("tx %llu packets %llu bytes (%llu dropped), rx %llu "
 		     "packets %llu bytes (%llu dropped)",
 		     (unsigned long long)st.tx_packets,
@@ -172,6 +174,7 @@ static void finish(struct vdk_device *dev)
 		vdk_tool_msg("queue pair %u: tx %llu packets, rx %llu packets",
 			     p, (unsigned long long)tx, (unsigned long long)rx);
 	}
+out:
 	vdk_net_free(net);
 }
 

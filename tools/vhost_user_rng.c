@@ -64,14 +64,15 @@ static struct vdk_device *create(struct vdk_tool *t)
 	return vdk_rng_device(rng);
 }
 
-static void finish(struct vdk_device *dev)
+static void finish(struct vdk_device *dev, bool served)
 {
 	struct vdk_rng_stats st = vdk_rng_stats(rng);
 
 	(void)dev;
-	vdk_tool_msg("%llu requests, %llu random bytes",
-		     (unsigned long long)st.requests,
-		     (unsigned long long)st.bytes);
+	if (served)
+		vdk_tool_msg("%llu requests, %llu random bytes",
+			     (unsigned long long)st.requests,
+			     (unsigned long long)st.bytes);
 	vdk_rng_free(rng);
 }
 

@@ -197,12 +197,13 @@ static int listen_at(const char *path)
 
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			vdk_log(VDK_LOG_ERROR, SRV_LOG,
+			/* The caller reports it (-EEXIST is documented). */
+			vdk_log(VDK_LOG_DEBUG, SRV_LOG,
 				"%s exists and is not a socket", path);
 			return -EEXIST;
 		}
 		if (socket_alive(path)) {
-			vdk_log(VDK_LOG_ERROR, SRV_LOG,
+			vdk_log(VDK_LOG_DEBUG, SRV_LOG,
 				"%s is in use: another process accepts "
 				"connections on it",
 				path);
