@@ -163,6 +163,27 @@ static void on_notify(void *opaque, int fd, uint32_t events)
 		vdk_mmio_notify(q->v->transport, q->index);
 }
 
+/* Queue @q's ioeventfd, bound: a device that waits on it itself (vhost-user:
+ * the back-end's kick fd) takes it; else it goes on the loop (on_notify()).
+ * Return: 0, or -errno with *@errmsg set. */
+static int watch_notify(struct vmm_devices *d, struct vdev *v, struct vqueue *q,
+			const char **errmsg)
+{
+	int r;
+
+	if (vdk_device_set_kick_fd(v->dev, q->index, q->fd) == 0) {
+		d->direct_kick++;
+		return 0;
+	}
+	r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
+	if (r < 0) {
+		*errmsg = "cannot watch the ioeventfd";
+		return r;
+	}
+	q->on_loop = true;
+	return 0;
+}
+
 void vmm_devices_stats(struct vmm_devices *d, struct vmm_devices_stats *out)
 {
 	out->notifies = atomic_load(&d->notifies);
@@ -362,21 +383,12 @@ static int vdev_attach_pci(struct vmm_devices *d, struct vdev *v,
 			*errmsg = "eventfd() failed";
 			return -errno;
 		}
-		/* A device that waits on the ioeventfd itself (vhost-user:
-		 * the back-end's kick fd) takes it; else it goes on the loop.
-		 * Used buffer notifications stay with the transport on
+		/* Used buffer notifications stay with the transport on
 		 * virtio-pci: MSI-X masking (pending bits) and the driver's
 		 * queue-to-vector choices are the transport's to follow. */
-		if (vdk_device_set_kick_fd(v->dev, i, q->fd) == 0) {
-			d->direct_kick++;
-			continue;
-		}
-		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
-		if (r < 0) {
-			*errmsg = "cannot watch the ioeventfd";
+		r = watch_notify(d, v, q, errmsg);
+		if (r < 0)
 			return r;
-		}
-		q->on_loop = true;
 	}
 	v->pci = vdk_virtio_pci_new(&pc, &r);
 	if (!v->pci) {
@@ -462,16 +474,9 @@ static int vdev_attach(struct vmm_devices *d, struct vdev *v, const char *id,
 			d->direct_call++;
 			direct_used = true;
 		}
-		if (vdk_device_set_kick_fd(v->dev, i, q->fd) == 0) {
-			d->direct_kick++;
-			continue;
-		}
-		r = vdk_loop_add(d->loop, q->fd, VDK_LOOP_IN, on_notify, q);
-		if (r < 0) {
-			*errmsg = "cannot watch the ioeventfd";
+		r = watch_notify(d, v, q, errmsg);
+		if (r < 0)
 			return r;
-		}
-		q->on_loop = true;
 	}
 	/* The device's own GSI, edge-triggered: InterruptStatus reports
 	 * "used buffer" for the interrupts the transport does not see. */
