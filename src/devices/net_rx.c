@@ -339,17 +339,23 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 		n->stats.rx_dropped_header++;
 		return 1;
 	}
-	for (int i = 0; i < cnt && got < sizeof(eth); i++) {
-		uint32_t k = (uint32_t)sizeof(eth) - got;
+	/* The filter can only drop with VLAN filtering or a MAC filter in
+	 * use (net_rx_filter()); without them, no copy of the frame's
+	 * addresses is needed. */
+	if (net_has(n, VIRTIO_NET_F_CTRL_VLAN) ||
+	    (net_has(n, VIRTIO_NET_F_CTRL_RX) && !n->promisc)) {
+		for (int i = 0; i < cnt && got < sizeof(eth); i++) {
+			uint32_t k = (uint32_t)sizeof(eth) - got;
 
-		if (k > iov[i].iov_len)
-			k = (uint32_t)iov[i].iov_len;
-		memcpy(eth + got, iov[i].iov_base, k);
-		got += k;
-	}
-	if (!net_rx_filter(n, eth, len)) {
-		n->stats.rx_filtered++;
-		return 1;
+			if (k > iov[i].iov_len)
+				k = (uint32_t)iov[i].iov_len;
+			memcpy(eth + got, iov[i].iov_base, k);
+			got += k;
+		}
+		if (!net_rx_filter(n, eth, len)) {
+			n->stats.rx_filtered++;
+			return 1;
+		}
 	}
 	if (s->spare) {
 		c = s->spare_chain;

@@ -291,6 +291,15 @@ static size_t chain_copy(const struct vdk_virtq_chain *chain, uint32_t first,
 size_t vdk_virtq_chain_copy_from(const struct vdk_virtq_chain *chain,
 				 size_t offset, void *buf, size_t len)
 {
+	/* Fast path: all of it inside the first readable iovec (a header,
+	 * a one-descriptor packet). */
+	if (chain->num_readable && chain->iov_cap &&
+	    offset < chain->iov[0].iov_len &&
+	    len <= chain->iov[0].iov_len - offset) {
+		memcpy(buf, (const uint8_t *)chain->iov[0].iov_base + offset,
+		       len);
+		return len;
+	}
 	return chain_copy(chain, 0, chain->num_readable, offset, buf, len,
 			  false);
 }
@@ -298,6 +307,16 @@ size_t vdk_virtq_chain_copy_from(const struct vdk_virtq_chain *chain,
 size_t vdk_virtq_chain_copy_to(const struct vdk_virtq_chain *chain,
 			       size_t offset, const void *buf, size_t len)
 {
+	uint32_t w = chain->num_readable;
+
+	/* Fast path: all of it inside the first writable iovec (a receive
+	 * buffer of one descriptor). */
+	if (chain->num_writable && w < chain->iov_cap &&
+	    offset < chain->iov[w].iov_len &&
+	    len <= chain->iov[w].iov_len - offset) {
+		memcpy((uint8_t *)chain->iov[w].iov_base + offset, buf, len);
+		return len;
+	}
 	return chain_copy(chain, chain->num_readable, chain->num_writable,
 			  offset, (void *)buf, len, true);
 }
