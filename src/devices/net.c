@@ -54,11 +54,6 @@ void net_fail(struct vdk_net *n, struct vdk_virtq *q, const char *why)
 	vdk_interrupt_needs_reset(n->irq);
 }
 
-bool net_link_ok(struct vdk_net *n)
-{
-	return n->link_set && n->be_link;
-}
-
 void net_update_status(struct vdk_net *n, bool notify)
 {
 	uint16_t old = n->status;

@@ -130,11 +130,17 @@ static inline bool net_pair_enabled(const struct vdk_net *n, uint16_t pair)
 	return true;
 }
 
+/* Whether packets flow: the link is up as set by the device's owner and
+ * as the backend reports it. */
+static inline bool net_link_ok(const struct vdk_net *n)
+{
+	return n->link_set && n->be_link;
+}
+
 /* net.c */
 VDK_HIDDEN void net_service(struct vdk_net *n, uint16_t idx);
 VDK_HIDDEN void net_fail(struct vdk_net *n, struct vdk_virtq *q,
 			 const char *why);
-VDK_HIDDEN bool net_link_ok(struct vdk_net *n);
 VDK_HIDDEN void net_update_status(struct vdk_net *n, bool notify);
 
 /* net_tx.c: process transmitq of @pair; true if the budget ran out */

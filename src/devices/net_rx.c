@@ -156,12 +156,10 @@ static int rx_check_header(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
 	}
 }
 
-/* §5.1.6.3.1: receive buffers are device-writable and hold the header. */
-static bool rx_chain_ok(struct vdk_net *n, struct vdk_virtq *q,
-			const struct vdk_virtq_chain *c)
+/* A receive chain that is not rx_chain_ok(): log it, stop the queue. */
+static bool rx_chain_bad(struct vdk_net *n, struct vdk_virtq *q,
+			 const struct vdk_virtq_chain *c)
 {
-	if (c->num_readable == 0 && c->writable_len >= VDK_NET_HDR_LEN)
-		return true;
 	VDK_LOG_RL(&n->log_rl, VDK_LOG_WARN, NET_MOD,
 		   "receiveq %u: chain %u has %u readable and %u writable "
 		   "bytes (at least %u writable needed)",
@@ -169,6 +167,15 @@ static bool rx_chain_ok(struct vdk_net *n, struct vdk_virtq *q,
 		   VDK_NET_HDR_LEN);
 	net_fail(n, q, "receiveq");
 	return false;
+}
+
+/* §5.1.6.3.1: receive buffers are device-writable and hold the header. */
+static inline bool rx_chain_ok(struct vdk_net *n, struct vdk_virtq *q,
+			       const struct vdk_virtq_chain *c)
+{
+	if (c->num_readable == 0 && c->writable_len >= VDK_NET_HDR_LEN)
+		return true;
+	return rx_chain_bad(n, q, c);
 }
 
 /* Write @len bytes at @off into @iov[0..cnt). */
@@ -339,17 +346,23 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 		n->stats.rx_dropped_header++;
 		return 1;
 	}
-	for (int i = 0; i < cnt && got < sizeof(eth); i++) {
-		uint32_t k = (uint32_t)sizeof(eth) - got;
+	/* The filter can only drop with VLAN filtering or a MAC filter in
+	 * use (net_rx_filter()); without them, no copy of the frame's
+	 * addresses is needed. */
+	if (net_has(n, VIRTIO_NET_F_CTRL_VLAN) ||
+	    (net_has(n, VIRTIO_NET_F_CTRL_RX) && !n->promisc)) {
+		for (int i = 0; i < cnt && got < sizeof(eth); i++) {
+			uint32_t k = (uint32_t)sizeof(eth) - got;
 
-		if (k > iov[i].iov_len)
-			k = (uint32_t)iov[i].iov_len;
-		memcpy(eth + got, iov[i].iov_base, k);
-		got += k;
-	}
-	if (!net_rx_filter(n, eth, len)) {
-		n->stats.rx_filtered++;
-		return 1;
+			if (k > iov[i].iov_len)
+				k = (uint32_t)iov[i].iov_len;
+			memcpy(eth + got, iov[i].iov_base, k);
+			got += k;
+		}
+		if (!net_rx_filter(n, eth, len)) {
+			n->stats.rx_filtered++;
+			return 1;
+		}
 	}
 	if (s->spare) {
 		c = s->spare_chain;
@@ -376,7 +389,12 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 	}
 	s->spare = false;
 	h.num_buffers = htole16(1);
-	vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
+	/* rx_chain_ok(): no readable part, so iov[0] is the first writable
+	 * descriptor; the header in it is one fixed-size copy. */
+	if (c.iov[0].iov_len >= VDK_NET_HDR_LEN)
+		memcpy(c.iov[0].iov_base, &h, VDK_NET_HDR_LEN);
+	else
+		vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
 	off = VDK_NET_HDR_LEN;
 	for (int i = 0; i < cnt; i++) {
 		vdk_virtq_chain_copy_to(&c, off, iov[i].iov_base,

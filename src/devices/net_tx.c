@@ -108,9 +108,17 @@ static void tx_one(struct vdk_net *n, uint16_t pair,
 	ssize_t r;
 	int cnt;
 
-	if (c->num_writable || c->readable_len < VDK_NET_HDR_LEN ||
-	    vdk_virtq_chain_copy_from(c, 0, &h, VDK_NET_HDR_LEN) !=
-		    VDK_NET_HDR_LEN) {
+	if (c->num_writable || c->readable_len < VDK_NET_HDR_LEN) {
+		n->stats.tx_dropped_header++;
+		return;
+	}
+	/* readable_len >= VDK_NET_HDR_LEN, so num_readable >= 1. The
+	 * header in the first descriptor (the usual layout): one fixed-size
+	 * copy; else gathered over the descriptors. */
+	if (c->iov[0].iov_len >= VDK_NET_HDR_LEN)
+		memcpy(&h, c->iov[0].iov_base, VDK_NET_HDR_LEN);
+	else if (vdk_virtq_chain_copy_from(c, 0, &h, VDK_NET_HDR_LEN) !=
+		 VDK_NET_HDR_LEN) {
 		n->stats.tx_dropped_header++;
 		return;
 	}

@@ -256,7 +256,9 @@ int vdk_virtq_pop_slow(struct vdk_virtq *q, uint16_t head, uint64_t addr,
 }
 
 /* Copy between @buf and the iovecs [first, first + count) of @chain,
- * starting @offset bytes into them. */
+ * starting @offset bytes into them. memmove, here and in the fast paths
+ * below: @buf may be guest memory too (virtio-net's loopback copies one
+ * chain into another) and a hostile guest can make the two overlap. */
 static size_t chain_copy(const struct vdk_virtq_chain *chain, uint32_t first,
 			 uint32_t count, size_t offset, void *buf, size_t len,
 			 bool to_chain)
@@ -278,10 +280,10 @@ static size_t chain_copy(const struct vdk_virtq_chain *chain, uint32_t first,
 		if (n > len - done)
 			n = len - done;
 		if (to_chain)
-			memcpy((uint8_t *)v->iov_base + offset, p + done, n);
+			memmove((uint8_t *)v->iov_base + offset, p + done, n);
 		else
-			memcpy(p + done, (const uint8_t *)v->iov_base + offset,
-			       n);
+			memmove(p + done, (const uint8_t *)v->iov_base + offset,
+				n);
 		done += n;
 		offset = 0;
 	}
@@ -291,6 +293,15 @@ static size_t chain_copy(const struct vdk_virtq_chain *chain, uint32_t first,
 size_t vdk_virtq_chain_copy_from(const struct vdk_virtq_chain *chain,
 				 size_t offset, void *buf, size_t len)
 {
+	/* Fast path: all of it inside the first readable iovec (a header,
+	 * a one-descriptor packet). */
+	if (chain->num_readable && chain->iov_cap &&
+	    offset < chain->iov[0].iov_len &&
+	    len <= chain->iov[0].iov_len - offset) {
+		memmove(buf, (const uint8_t *)chain->iov[0].iov_base + offset,
+			len);
+		return len;
+	}
 	return chain_copy(chain, 0, chain->num_readable, offset, buf, len,
 			  false);
 }
@@ -298,6 +309,16 @@ size_t vdk_virtq_chain_copy_from(const struct vdk_virtq_chain *chain,
 size_t vdk_virtq_chain_copy_to(const struct vdk_virtq_chain *chain,
 			       size_t offset, const void *buf, size_t len)
 {
+	uint32_t w = chain->num_readable;
+
+	/* Fast path: all of it inside the first writable iovec (a receive
+	 * buffer of one descriptor). */
+	if (chain->num_writable && w < chain->iov_cap &&
+	    offset < chain->iov[w].iov_len &&
+	    len <= chain->iov[w].iov_len - offset) {
+		memmove((uint8_t *)chain->iov[w].iov_base + offset, buf, len);
+		return len;
+	}
 	return chain_copy(chain, chain->num_readable, chain->num_writable,
 			  offset, (void *)buf, len, true);
 }

@@ -371,14 +371,18 @@ int vdk_virtq_add_used_batch(struct vdk_virtq *q, const uint16_t *heads,
 			     const uint32_t *written, uint16_t n)
 {
 	struct vring_used *used = q->used;
-	uint16_t next = q->next_used;
+	uint16_t next = q->next_used, size = q->size;
+	uint32_t mask = q->mask;
+	bool track = q->track && q->track->used;
 
 	if (!q->active || q->error != VDK_VIRTQ_OK)
 		return -EIO;
 	if (n == 0)
 		return 0;
+	if (q->in_flight < n)
+		return used_id_fail(q, heads[0]);
 	for (uint16_t i = 0; i < n; i++)
-		if (heads[i] >= q->size || q->in_flight < n)
+		if (heads[i] >= size)
 			return used_id_fail(q, heads[i]);
 	for (uint16_t i = 0; i < n; i++) {
 		uint64_t elem = htole64((uint64_t)written[i] << 32 | heads[i]);
@@ -386,10 +390,10 @@ int vdk_virtq_add_used_batch(struct vdk_virtq *q, const uint16_t *heads,
 		/* Before the element is published: struct
 		 * vdk_virtq_track_ops (each is published by the one index
 		 * store below). */
-		if (q->track && q->track->used)
+		if (track)
 			q->track->used(q->track_opaque, heads[i],
 				       (uint16_t)(next + i + 1));
-		memcpy(&used->ring[(uint16_t)(next + i) & q->mask], &elem,
+		memcpy(&used->ring[(uint16_t)(next + i) & mask], &elem,
 		       sizeof(elem));
 	}
 	q->next_used = (uint16_t)(next + n);
