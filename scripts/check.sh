@@ -92,7 +92,8 @@ step "integration tests"
 # (tests/integration/lib/vmm_harness.sh): the first of them boots it for all.
 VDK_NESTED_RESULTS=$(mktemp -d /tmp/vdk-check-nested.XXXXXX)
 export VDK_NESTED_RESULTS
-trap 'rm -rf "$VDK_NESTED_RESULTS"' EXIT
+# The L1 console outlives the run (build/nested-l1-console.txt): it is what tells why an L1 died.
+trap 'cp -f "$VDK_NESTED_RESULTS/l1-console.txt" build/nested-l1-console.txt 2>/dev/null; rm -rf "$VDK_NESTED_RESULTS"' EXIT
 for t in tests/integration/*.sh; do
 	[ -f "$t" ] || continue
 	out=$(bash "$t" 2>&1); rc=$?
