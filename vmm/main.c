@@ -188,7 +188,9 @@ static void serial_irq(void *opaque, bool level)
  * under nested virtualisation. Shmem (memfd) gets huge pages only where
  * /sys/kernel/mm/transparent_hugepage/shmem_enabled allows ("advise" or
  * "always"; the default is "never"); it is asked for there too. Without THP
- * both work as before, with 4 KiB pages.
+ * both work as before, with 4 KiB pages. The anonymous mapping is
+ * MAP_NORESERVE (as Firecracker's): RAM is touched as the guest uses it, so a
+ * guest may be given more than the host could commit at once.
  */
 static int add_ram(struct vm *vm, unsigned int i, uint64_t gpa, uint64_t size,
 		   const char *name)
@@ -210,8 +212,8 @@ static int add_ram(struct vm *vm, unsigned int i, uint64_t gpa, uint64_t size,
 	if (size > SIZE_MAX - RAM_ALIGN)
 		return -ENOMEM;
 	len = (size_t)size + RAM_ALIGN;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		 -1, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* Keep the 2 MiB-aligned @size bytes inside, unmap the rest. */
