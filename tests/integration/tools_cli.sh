@@ -134,6 +134,10 @@ check blk-bad-queue-size 1 "--queue-size: want a power of two 4..1024" "$blk" \
 check blk-bad-aio 1 "--aio: want auto|sync|io_uring" "$blk" --socket-path "$work/s" \
 	--disk "$work/disk.img" --aio=native
 check blk-no-disk 1 "--disk (or --blk-file) is required" "$blk" --socket-path "$work/s"
+check rng-bad-max-bytes 1 "--max-bytes: want 1..4294967295" "$rng" --socket-path "$work/s" \
+	--max-bytes 0
+check rng-bad-queue-size 1 "--queue-size: want a power of two 1..32768" "$rng" \
+	--socket-path "$work/s" --queue-size 3
 check net-bad-mac 1 "--mac: want a unicast address" "$net" --socket-path "$work/s" \
 	--loopback --mac 01:00:5e:00:00:01
 check net-bad-pairs 1 "--queue-pairs: want 1..31" "$net" --socket-path "$work/s" \

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the device settings (<vdk/config.h>, src/config.c,
- * src/devices/blk_config.c, src/devices/net_config.c): every setting of
- * blk and net, the ",," escape, unknown and repeated settings, bad values
+ * src/devices/{blk,net,rng}_config.c): every setting of blk, net and rng, the ",," escape, unknown and repeated settings, bad values
  * with the message naming the setting, ownership of the copied strings
  * (ASan in make check finds a leak or a double free), and the lists a
  * program builds its options and help from.
@@ -20,6 +19,7 @@
 #include <vdk/config.h>
 #include <vdk/devices/blk.h>
 #include <vdk/devices/net.h>
+#include <vdk/devices/rng.h>
 
 static char msg[VDK_CONFIG_MSG_LEN];
 
@@ -433,6 +433,51 @@ static void test_net_new_from_settings(void **state)
 	close(fds[1]);
 }
 
+/* ---- rng ---------------------------------------------------------------- */
+
+static void test_rng(void **state)
+{
+	static const struct {
+		const char *spec, *name, *text;
+	} bad[] = {
+		{"max-bytes=0", "max-bytes", "want 1..4294967295"},
+		{"max-bytes=4294967296", "max-bytes", "want 1..4294967295"},
+		{"max-bytes", "max-bytes", "needs a value"},
+		{"queue-size=3", "queue-size", "power of two 1..32768"},
+		{"queue-size=65536", "queue-size", "power of two 1..32768"},
+		{"queue-size=8,queue-size=8", "queue-size", "given twice"},
+		{"readonly", "readonly", "unknown setting"},
+	};
+	static const char *const keys[] = {"max-bytes", "queue-size", NULL};
+	struct vdk_rng_config c = {0};
+	struct vdk_rng *rng;
+	int err;
+
+	(void)state;
+	check_keys(vdk_rng_config_key, keys);
+	assert_int_equal(vdk_rng_config_parse(&c,
+					      "max-bytes=4294967295,"
+					      "queue-size=32768",
+					      msg, sizeof(msg)),
+			 0);
+	assert_int_equal(c.max_bytes_per_request, UINT32_MAX);
+	assert_int_equal(c.queue_max_size, 32768);
+	assert_int_equal(
+		vdk_rng_config_set(&c, "queue-size", "1", msg, sizeof(msg)), 0);
+	assert_int_equal(c.queue_max_size, 1);
+	rng = vdk_rng_new(&c, &err); /* the device takes what was set */
+	assert_non_null(rng);
+	vdk_rng_free(rng);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct vdk_rng_config b = {0};
+
+		if (vdk_rng_config_parse(&b, bad[i].spec, msg, sizeof(msg)) !=
+		    -EINVAL)
+			fail_msg("'%s' accepted", bad[i].spec);
+		assert_msg(bad[i].name, bad[i].text);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_net_bad),
 		cmocka_unit_test(test_net_set_again),
 		cmocka_unit_test(test_net_new_from_settings),
+		cmocka_unit_test(test_rng),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
