@@ -160,8 +160,8 @@ int vdk_config_schema_set(const struct vdk_config_schema *s, void *cfg,
 	if (msg && len)
 		msg[0] = '\0';
 	if (!cfg || !key)
-		return vdk_config_msg(-EINVAL, msg, len, "(null)",
-				      "no config or setting name");
+		return vdk_config_msg(-EINVAL, msg, len, "setting",
+				      "no config or no name");
 	r = find(s, key, &alias);
 	if (!r)
 		return vdk_config_msg(-EINVAL, msg, len, key,
@@ -214,6 +214,9 @@ int vdk_config_schema_parse(const struct vdk_config_schema *s, void *cfg,
 		msg[0] = '\0';
 	if (!cfg || !spec || !*spec)
 		return vdk_config_msg(-EINVAL, msg, len, "spec", "empty");
+	if (s->n > 64) /* @seen has a bit per setting */
+		return vdk_config_msg(-EINVAL, msg, len, "spec",
+				      "too many settings to parse");
 	copy = strdup(spec);
 	if (!copy)
 		return vdk_config_msg(-ENOMEM, msg, len, "spec",

@@ -29,7 +29,9 @@
 extern "C" {
 #endif
 
-/** A message buffer of this many bytes holds every message in full. */
+/** A message buffer of this many bytes holds any message in full, unless
+ * it quotes a long value ("not '...'"); a message is cut to the buffer
+ * given, always NUL-terminated. */
 #define VDK_CONFIG_MSG_LEN 160
 
 /**
