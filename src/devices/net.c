@@ -572,6 +572,8 @@ static struct vdk_net *net_new_with_backend(const struct vdk_net_config *cfg,
 	int ret = -EINVAL;
 
 	c.tap.pairs = cfg->max_queue_pairs ? cfg->max_queue_pairs : 1;
+	if (c.tap.ifname) /* a zeroed fd 0 must not be taken (and closed) */
+		c.tap.fd = -1;
 	if (cfg->backend_type == VDK_NET_BACKEND_TAP)
 		c.backend = vdk_net_tap_new(&c.tap, &ret); /* closes tap.fd */
 	else if (cfg->backend_type == VDK_NET_BACKEND_LOOPBACK)

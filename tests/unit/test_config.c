@@ -7,6 +7,7 @@
  * program builds its options and help from.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -420,6 +421,19 @@ static void test_net_new_from_settings(void **state)
 		vdk_net_pair_stats(net, 1, &(uint64_t){0}, &(uint64_t){0}), 0);
 	vdk_net_free(net); /* frees the loopback it opened (ASan) */
 	vdk_net_config_fini(&c);
+
+	/* a tap by name filled by hand with the fd left 0, refused before
+	 * anything is opened (a name too long): fd 0 is not closed */
+	fds[0] = open("/dev/null", O_RDONLY);
+	assert_true(fds[0] >= 0);
+	assert_int_equal(dup2(fds[0], 0), 0);
+	close(fds[0]);
+	memset(&c, 0, sizeof(c));
+	c.backend_type = VDK_NET_BACKEND_TAP;
+	c.tap.ifname = "vdk-name-too-long";
+	assert_null(vdk_net_new(&c, &err));
+	assert_int_equal(err, -EINVAL);
+	assert_true(fcntl(0, F_GETFD) >= 0);
 
 	/* a tap fd that is no tap: refused, and closed */
 	assert_int_equal(pipe(fds), 0);

@@ -227,10 +227,10 @@ struct vdk_net_config {
 	/** With @backend NULL: which backend to open (settings "tap",
 	 * "tap-fd", "loopback"). */
 	enum vdk_net_backend_type backend_type;
-	/** For VDK_NET_BACKEND_TAP: @tap.ifname, or @tap.fd (then @tap.ifname
-	 * is NULL; vdk_net_new() takes the fd over: the backend closes it on
-	 * free, and vdk_net_new() closes it on failure). @tap.pairs is
-	 * ignored: @max_queue_pairs is used. */
+	/** For VDK_NET_BACKEND_TAP: @tap.ifname (then @tap.fd is ignored),
+	 * or @tap.fd with @tap.ifname NULL (vdk_net_new() takes the fd over:
+	 * the backend closes it on free, and vdk_net_new() closes it on
+	 * failure). @tap.pairs is ignored: @max_queue_pairs is used. */
 	struct vdk_net_tap_config tap;
 	/** The device frees @backend (vdk_net_backend_free()) when it is
 	 * destroyed, and on a vdk_net_new() failure. */
