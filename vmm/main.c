@@ -62,7 +62,6 @@
 #include "pci_bus.h"
 #include "kvm.h"
 #include "mmio_manager.h"
-#include "net.h"
 #include "options.h"
 #include "platform.h"
 #include "serial.h"
@@ -335,7 +334,6 @@ static int add_device(struct vm *vm, const char *id, struct vdk_device *dev,
 
 static int setup_devices(struct vm *vm)
 {
-	const char *msg = NULL;
 	char id[32];
 	int r;
 
@@ -400,12 +398,14 @@ static int setup_devices(struct vm *vm)
 		if (r < 0)
 			return r;
 	}
-	if (vm->opt.net) {
-		r = vmm_net_add(vm->devices, vm->opt.net, &msg);
+	if (vm->opt.has_net) {
+		struct vdk_net *net = vdk_net_new(&vm->opt.net, &r);
+
+		r = add_device(vm, "net0", net ? vdk_net_device(net) : NULL, r,
+			       "cannot create the virtio-net device", "--net",
+			       "");
 		if (r < 0)
-			return vmm_die_setup("--net %s: %s: %s", vm->opt.net,
-					     msg, strerror(-r)),
-			       r;
+			return r;
 	}
 	return setup_vconsole(vm);
 }
