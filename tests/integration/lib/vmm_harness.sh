@@ -30,6 +30,7 @@
 #   VDK-L1: kvm PASS|SKIP <detail>         /dev/kvm usable in L1 (nested SVM)
 #   VDK-L1-OUT <test>: <line>              the test's own output, line by line
 #   VDK-L1: test <test> rc=<n>             the test ended with status n (0, 1, 77)
+#   VDK-L1: alive                          every 20 s (a heartbeat: see VDK_NESTED_SILENCE)
 #   VDK-L1: end                            every test ran
 #
 # and the harness prints one line per stage, "harness: stage <stage>: PASS|FAIL|SKIPPED
@@ -45,6 +46,8 @@
 #   VDK_NESTED_SMP      vCPUs of L1 (default 2, with `-accel tcg,thread=multi`)
 #   VDK_NESTED_TIMEOUT  seconds for the whole L1 run (default 900)
 #   VDK_NESTED_TEST_TIMEOUT  seconds for one test inside L1 (default 420; exit 124 past it)
+#   VDK_NESTED_SILENCE  seconds without L1 console output (L1 prints a heartbeat every 20 s)
+#                       after which L1 counts as wedged and is stopped (default 120)
 #   VDK_NESTED_L1_LOGLEVEL   L1 kernel console loglevel (default 3; 4 shows L1's soft lockups,
 #                       8 their call traces, on the L1 console)
 #   VDK_NESTED_QEMU     the QEMU binary that runs L1 (default qemu-system-x86_64 on PATH)
@@ -326,7 +329,20 @@ harness_l1_run() {
 		-append "console=ttyS0 quiet loglevel=${VDK_NESTED_L1_LOGLEVEL:-3} panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
 		</dev/null >"$fifo" 2>&1 &
 	qpid=$!
-	while IFS= read -r line; do
+	# Silence for $silence seconds once L1 is up (no test output, no heartbeat) is the L1 wedge:
+	# its CPUs spin with interrupts off (no soft-lockup report either). Stop it then.
+	local silence=${VDK_NESTED_SILENCE:-120} st
+	while :; do
+		IFS= read -r -t "$silence" line
+		st=$?
+		if [[ $st -gt 128 ]]; then
+			[[ $booted == 1 ]] || continue
+			echo "$EPOCHREALTIME ==== harness: no L1 console output for ${silence}s; stopping QEMU" >>"$console"
+			wedged=1
+			kill "$qpid" 2>/dev/null
+			break
+		fi
+		[[ $st == 0 ]] || break
 		line=${line%$'\r'}
 		stamp=$EPOCHREALTIME
 		printf '%s %s\n' "$stamp" "$line" >>"$console"
@@ -367,6 +383,7 @@ harness_l1_run() {
 			tstart=$stamp
 			;;
 		"VDK-L1: end"*) ended=1 ;;
+		"VDK-L1: alive") ;;
 		*"BUG: soft lockup"*)
 			# The L1 wedge: its CPUs stay locked; stop it now.
 			wedged=1
@@ -393,12 +410,12 @@ harness_l1_run() {
 	for t in "${run[@]}"; do
 		[[ -f "$harness_results/$t.rc" ]] || { cur=$t && break; }
 	done
-	if [[ $qrc == 124 || $qrc == 137 ]] && [[ $wedged == 0 ]]; then
+	if [[ $wedged == 0 ]] && awk -v a="$t0" -v b="$now" -v t="$timeout" 'BEGIN { exit !(b - a >= t) }'; then
 		harness_stage "l1-timeout$sfx" FAIL "$(harness_secs "$t0" "$now")" "the L1 run took over ${timeout}s${cur:+, in $cur}"
 		return 3
 	fi
 	local why="the L1 guest ended without its end line (QEMU exit status $qrc: an L1 panic or reset)"
-	[[ $wedged == 1 ]] && why="the L1 guest soft-locked (the L1 wedge); QEMU stopped"
+	[[ $wedged == 1 ]] && why="the L1 guest locked up (soft lockup, or ${silence}s of silence: the L1 wedge); QEMU stopped"
 	[[ -n "$cur" && -f "$harness_results/$cur.log" ]] &&
 		echo "---- $why during this test$sfx" >>"$harness_results/$cur.log"
 	harness_stage "l1-died$sfx" FAIL "$(harness_secs "$t0" "$now")" "$why${cur:+, during $cur}"
@@ -567,6 +584,8 @@ harness_l1_script() {
 #!/bin/sh
 # l1.sh - inside the nested-KVM L1 guest (tests/integration/lib/vmm_harness.sh).
 echo "VDK-L1: start"
+# A heartbeat: silence on the console means L1 itself is stuck (lib/vmm_harness.sh).
+(while sleep 20; do echo "VDK-L1: alive"; done) &
 word() { for w in $(cat /proc/cmdline); do case "$w" in "$1"=*) echo "${w#*=}"; return ;; esac; done; }
 tests=$(word vdk.l1tests | tr , ' ')
 if [ ! -e /dev/kvm ]; then
