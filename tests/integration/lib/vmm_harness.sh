@@ -65,8 +65,12 @@
 # the next kernel text address whose delivery ended in SHUTDOWN (exit_int_info 0x80000b0e);
 # the other vCPUs' state was sane. With SVM, KVM resets a vCPU before it reports the
 # triple fault, so vdk-vmm cannot show where it faulted; trace in L1 for that.
-# Rarer still, the L1 guest itself dies (QEMU exits with no "VDK-L1: end"; seen once in about
-# 20 nested runs, with QEMU 7.2 and with 10.0) or wedges. A process in L1 cannot legitimately
+# The same L2 booted by QEMU (microvm, -enable-kvm) inside the same L1 fails the same ways (the
+# cross-check in bench/nested_smp_rate.sh, variant QEMU=1: a silent triple fault, a vCPU stuck
+# with an RCU stall), so it is the nested emulation, not vdk-vmm.
+# Rarer still, the L1 guest itself dies (QEMU exits with no "VDK-L1: end": 2 of about 12 full
+# nested runs on 2026-12-05/06, with QEMU 7.2 and with 10.0) or wedges (both CPUs spinning with
+# interrupts off: no console output at all, not even a soft-lockup report). A process in L1 cannot legitimately
 # take down L1's kernel, so the harness then boots a second L1, once, for the tests that have no
 # result yet (the one that was running starts again); it says so loudly (THE L1 GUEST DIED),
 # keeps both L1 consoles in one file and records "l1-died" in the stages. A test that fails
