@@ -167,18 +167,6 @@ testguest() {
 	cat "$w/vmm.err"
 	echo "---- $label: back-ends"
 	cat "$w/rw.log" "$w/ro.log" "$w/rng.log"
-	# Nested only: the emulation's rare L2 fault gets one more boot (lib/vmm_harness.sh).
-	local sign
-	if [ "$attempt" = 1 ] && sign=$(harness_l2_crash "$rc" "$w/vmm.err" "$w/serial.txt"); then
-		tail -n 40 "$w/serial.txt"
-		echo "$name: RETRY $label: $sign; booting it again, once"
-		retried+=("$label: $sign")
-		rm -rf "$w"
-		attempt=2
-		linux "$label"
-		attempt=1
-		return
-	fi
 	[ "$rc" -ne 124 ] && [ "$rc" -ne 5 ] || fail "$label: the guest did not power off within ${TIMEOUT}s"
 	! grep -aq '^VDK-TESTGUEST: .*: FAIL' "$w/out.txt" || fail "$label: a guest check failed"
 	grep -aq '^VDK-TESTGUEST: done [0-9]* passed, 0 failed$' "$w/out.txt" ||
