@@ -46,42 +46,14 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+. "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v ip >/dev/null || skip "ip (iproute2) not found"
 
 # ---- build vdk-vmm and the guest (on the host) ------------------------------------------
-if [ -n "${VDK_BUILD_DIR:-}" ]; then
-	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
-	build=$root/build
-else
-	build=/tmp/vdk-linux-vmm-build
-fi
-vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 dir=$root/build/linux-vmm/net
-if ! harness_in_l1; then
-	if [ -z "${VDK_VMM:-}" ]; then
-		if [ ! -f "$build/build.ninja" ]; then
-			meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-				fail "meson setup $build failed (see /tmp/$name-setup.log)"
-		fi
-		ninja -C "$build" vmm/vdk-vmm >"/tmp/$name-build.log" 2>&1 ||
-			{
-				cat "/tmp/$name-build.log"
-				fail "building vdk-vmm failed"
-			}
-	fi
-	mkdir -p "$dir" || fail "cannot create $dir"
-	"$root/scripts/build-guest.sh" "$dir/guest" "$root/tests/integration/linux-vmm-tests" \
-		>"$dir/build-guest.log" 2>&1 ||
-		{
-			tail -n 20 "$dir/build-guest.log"
-			fail "scripts/build-guest.sh failed (see $dir/build-guest.log)"
-		}
-fi
-[ -x "$vmm" ] || fail "$vmm missing"
-[ -f "$dir/guest/vmlinuz" ] || fail "$dir/guest/vmlinuz missing"
+linux_guest_prepare "$dir" "$root/tests/integration/linux-vmm-tests" || fail "$linux_guest_why"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
 harness_run "$@"

@@ -41,35 +41,23 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+. "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 
 # ---- build (on the host; the nested L1 guest gets the results) ---------------------------
-if [ -n "${VDK_BUILD_DIR:-}" ]; then
-	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
-	build=$root/build
-else
-	build=/tmp/vdk-vmm-vhost-user-build
-fi
+build=$(vmm_build_dir /tmp/vdk-vmm-vhost-user-build)
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 guest=$build/testguest/vdk-testguest
 vublk=$build/tools/vdk-vhost-user-blk
 vurng=$build/tools/vdk-vhost-user-rng
 dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
 if ! harness_in_l1; then
-	if [ ! -f "$build/build.ninja" ]; then
-		meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-			fail "meson setup $build failed (see /tmp/$name-setup.log)"
-	fi
-	targets=(testguest/vdk-testguest tools/vdk-vhost-user-blk tools/vdk-vhost-user-rng)
-	[ -n "${VDK_VMM:-}" ] || targets+=(vmm/vdk-vmm)
-	ninja -C "$build" "${targets[@]}" >"/tmp/$name-build.log" 2>&1 ||
-		{ cat "/tmp/$name-build.log"; fail "building ${targets[*]} failed"; }
+	vmm_build "$build" testguest/vdk-testguest tools/vdk-vhost-user-blk tools/vdk-vhost-user-rng \
+		vmm/vdk-vmm || fail "building vdk-vmm, vdk-testguest and the vhost-user back-ends failed"
 	# The Linux guest (shared with linux_vmm.sh, built once).
-	mkdir -p "$dir" && "$root/scripts/build-guest.sh" "$dir/guest" \
-		"$root/tests/integration/linux-vmm-tests" >"$dir/build-guest-vu.log" 2>&1 ||
+	linux_guest_build "$dir" "$root/tests/integration/linux-vmm-tests" "$dir/build-guest-vu.log" ||
 		echo "$name: note: the Linux guest could not be built (see $dir/build-guest-vu.log)"
 fi
 for f in "$vmm" "$guest" "$vublk" "$vurng"; do [ -e "$f" ] || fail "$f missing after the build"; done

@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+# harness_root is lib/vmm_harness.sh's, name the caller's:
+# shellcheck disable=SC2154
+#
+# linux_guest.sh - the host-side preparation of the tests and benchmarks that boot a stock Linux
+# guest (scripts/build-guest.sh: Debian 12's cloud kernel, vdk's busybox initramfs) under
+# vdk-vmm: tests/integration/linux_vmm.sh, linux_vmm_net.sh, vmm_vhost_user.sh,
+# bench/bench_linux_vmm.sh and bench/bench_transport_linux.sh.
+#
+# Sourced after lib/vmm_harness.sh (it uses harness_root and harness_in_l1). The preparation
+# runs on the host, before harness_run; inside the L1 guest the host's results are at the same
+# paths, so a test skips it there (`if ! harness_in_l1`). Logs are named after the caller's
+# $name. The functions print what went wrong and return 1; the caller says FAIL its own way.
+
+# vmm_build_dir FALLBACK: print the build directory to use: $VDK_BUILD_DIR; else <repo>/build
+# when meson has set it up, and always inside the L1 guest (its sysroot carries the host's);
+# else FALLBACK (a test then sets up a build of its own there).
+vmm_build_dir() {
+	if [ -n "${VDK_BUILD_DIR:-}" ]; then
+		echo "$VDK_BUILD_DIR"
+	elif [ -f "$harness_root/build/build.ninja" ] || harness_in_l1; then
+		echo "$harness_root/build"
+	else
+		echo "$1"
+	fi
+}
+
+# vmm_build BUILD TARGET...: set BUILD up with meson unless it is already, then build the ninja
+# TARGETs (e.g. vmm/vdk-vmm, tools/vdk-vhost-user-blk) in it; vmm/vdk-vmm is left out when
+# $VDK_VMM names another vdk-vmm. Output goes to /tmp/$name-setup.log and /tmp/$name-build.log;
+# the build log is printed when the build fails.
+vmm_build() {
+	local build=$1 t targets=()
+	shift
+	for t in "$@"; do
+		[ "$t" = vmm/vdk-vmm ] && [ -n "${VDK_VMM:-}" ] && continue
+		targets+=("$t")
+	done
+	if [ ! -f "$build/build.ninja" ]; then
+		meson setup "$build" "$harness_root" >"/tmp/$name-setup.log" 2>&1 || {
+			echo "$name: meson setup $build failed (see /tmp/$name-setup.log)"
+			return 1
+		}
+	fi
+	[ "${#targets[@]}" -gt 0 ] || return 0
+	ninja -C "$build" "${targets[@]}" >"/tmp/$name-build.log" 2>&1 || {
+		cat "/tmp/$name-build.log"
+		return 1
+	}
+}
+
+# linux_guest_build DIR [TESTS_DIR [LOG]]: the guest's kernel and initramfs in DIR/guest
+# (vmlinuz, initramfs.cpio.gz), by scripts/build-guest.sh, with TESTS_DIR's files in the
+# initramfs's /tests (the scripts its /init runs for vdk.test=NAME; none when TESTS_DIR is
+# empty). Cheap when nothing changed: build-guest.sh keeps outputs that are up to date. Its
+# output goes to LOG (default DIR/build-guest.log), whose last 20 lines are printed on failure.
+linux_guest_build() {
+	local dir=$1 tests=${2:-} log=${3:-$1/build-guest.log}
+	mkdir -p "$dir" || {
+		echo "$name: cannot create $dir"
+		return 1
+	}
+	"$harness_root/scripts/build-guest.sh" "$dir/guest" ${tests:+"$tests"} >"$log" 2>&1 || {
+		tail -n 20 "$log"
+		return 1
+	}
+}
+
+# linux_guest_prepare DIR TESTS_DIR [FALLBACK]: what a test or benchmark that boots the Linux
+# guest needs before harness_run. Sets build (vmm_build_dir FALLBACK; default
+# /tmp/vdk-linux-vmm-build) and vmm ($VDK_VMM, else the build's vdk-vmm); on the host, builds
+# vdk-vmm (vmm_build) and the guest in DIR/guest with TESTS_DIR's files (linux_guest_build).
+# Returns 1 with the reason in $linux_guest_why when a build failed or vdk-vmm or the guest's
+# kernel is missing.
+linux_guest_prepare() {
+	local dir=$1 tests=$2
+	linux_guest_why=
+	build=$(vmm_build_dir "${3:-/tmp/vdk-linux-vmm-build}")
+	vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
+	if harness_in_l1; then
+		:
+	elif ! vmm_build "$build" vmm/vdk-vmm; then
+		linux_guest_why="building vdk-vmm failed"
+	elif ! linux_guest_build "$dir" "$tests"; then
+		linux_guest_why="scripts/build-guest.sh failed (see $dir/build-guest.log)"
+	fi
+	if [ -n "$linux_guest_why" ]; then
+		:
+	elif [ ! -x "$vmm" ]; then
+		linux_guest_why="$vmm missing"
+	elif [ ! -f "$dir/guest/vmlinuz" ]; then
+		linux_guest_why="$dir/guest/vmlinuz missing"
+	fi
+	[ -z "$linux_guest_why" ]
+}
