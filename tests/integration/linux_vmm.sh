@@ -115,18 +115,9 @@ print(hashlib.sha256(inp.encode()).hexdigest(), len(inp), file=open(f"{d}/con{n}
 PY
 }
 # The disks' first contents (each boot gets fresh copies).
-sums=$(python3 - "$work" <<'PY'
-import hashlib, random, sys
-d = sys.argv[1]
-rng = random.Random(0x7664)
-rw, ro = rng.randbytes(1 << 20), rng.randbytes(1 << 20)
-open(f"{d}/rw.img", "wb").write(rw + bytes(3 << 20))
-open(f"{d}/ro.img", "wb").write(ro)
-print(hashlib.sha256(rw).hexdigest(), hashlib.sha256(ro).hexdigest())
-PY
-) || fail "creating disk images"
+sums=$(linux_guest_disks "$work" 0x7664) || fail "creating disk images"
 read -r rw_sha ro_sha <<<"$sums"
-initrd_kib=$((($(stat -c %s "$dir/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
+initrd_kib=$(linux_guest_initrd_kib "$dir")
 
 # extract FILE BEGIN END: the bytes strictly between the lines BEGIN\n and END\n.
 extract() {

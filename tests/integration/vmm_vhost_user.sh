@@ -191,19 +191,10 @@ linux() {
 	local label=$1 w=$work/$1 rc ms start sums rw_sha ro_sha kib i k ro_serial=vdk-linux-ro
 	local rwcmd kills=0 roname=vdk
 	mkdir -p "$w"
-	sums=$(python3 - "$w" <<'PY'
-import hashlib, random, sys
-d = sys.argv[1]
-rng = random.Random(0x7675)
-rw, ro = rng.randbytes(1 << 20), rng.randbytes(1 << 20)
-open(f"{d}/rw.img", "wb").write(rw + bytes(3 << 20))
-open(f"{d}/ro.img", "wb").write(ro)
-print(hashlib.sha256(rw).hexdigest(), hashlib.sha256(ro).hexdigest())
-PY
-) || fail "creating disk images"
+	sums=$(linux_guest_disks "$w" 0x7675) || fail "creating disk images"
 	read -r rw_sha ro_sha <<<"$sums"
 	cp "$w/ro.img" "$w/ro.orig"
-	kib=$((($(stat -c %s "$dir/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
+	kib=$(linux_guest_initrd_kib "$dir")
 	rwcmd=("$vublk" --socket-path="$w/rw.sock" --disk="$w/rw.img,serial=vdk-linux-rw")
 	backend "$w/rw.log" "$w/rw.sock" "${rwcmd[@]}"
 	local rwpid=${pids[-1]}

@@ -3,15 +3,16 @@
 # harness_root is lib/vmm_harness.sh's, name the caller's:
 # shellcheck disable=SC2154
 #
-# linux_guest.sh - the host-side preparation of the tests and benchmarks that boot a stock Linux
-# guest (scripts/build-guest.sh: Debian 12's cloud kernel, vdk's busybox initramfs) under
-# vdk-vmm: tests/integration/linux_vmm.sh, linux_vmm_net.sh, vmm_vhost_user.sh,
+# linux_guest.sh - what the tests and benchmarks that boot a stock Linux guest
+# (scripts/build-guest.sh: Debian 12's cloud kernel, vdk's busybox initramfs) under vdk-vmm
+# share on the host: building vdk-vmm and the guest, and the disks linux-vmm-tests/vmmlinux.sh
+# checks. Used by tests/integration/linux_vmm.sh, linux_vmm_net.sh, vmm_vhost_user.sh,
 # bench/bench_linux_vmm.sh and bench/bench_transport_linux.sh.
 #
-# Sourced after lib/vmm_harness.sh (it uses harness_root and harness_in_l1). The preparation
-# runs on the host, before harness_run; inside the L1 guest the host's results are at the same
-# paths, so a test skips it there (`if ! harness_in_l1`). Logs are named after the caller's
-# $name. The functions print what went wrong and return 1; the caller says FAIL its own way.
+# Sourced after lib/vmm_harness.sh (it uses harness_root and harness_in_l1). The builds run on
+# the host, before harness_run; inside the L1 guest the host's results are at the same paths,
+# so they are skipped there. Logs are named after the caller's $name. The functions print what
+# went wrong and return 1; the caller says FAIL its own way.
 
 # vmm_build_dir FALLBACK: print the build directory to use: $VDK_BUILD_DIR; else <repo>/build
 # when meson has set it up, and always inside the L1 guest (its sysroot carries the host's);
@@ -93,4 +94,27 @@ linux_guest_prepare() {
 		linux_guest_why="$dir/guest/vmlinuz missing"
 	fi
 	[ -z "$linux_guest_why" ]
+}
+
+# linux_guest_disks DIR SEED: the two disks linux-vmm-tests/vmmlinux.sh checks, made afresh:
+# DIR/rw.img, 4 MiB, MiB 0 pseudo-random (Python's random.Random(SEED)) and the rest zeros;
+# DIR/ro.img, 1 MiB pseudo-random. Prints "RW_SHA RO_SHA", the SHA-256 of rw.img's MiB 0 and of
+# ro.img (vdk.rw_sha=, vdk.ro_sha= on the guest's command line).
+linux_guest_disks() {
+	python3 - "$1" "$2" <<'PY'
+import hashlib, random, sys
+d = sys.argv[1]
+rng = random.Random(int(sys.argv[2], 0))
+rw, ro = rng.randbytes(1 << 20), rng.randbytes(1 << 20)
+open(f"{d}/rw.img", "wb").write(rw + bytes(3 << 20))
+open(f"{d}/ro.img", "wb").write(ro)
+print(hashlib.sha256(rw).hexdigest(), hashlib.sha256(ro).hexdigest())
+PY
+}
+
+# linux_guest_initrd_kib DIR: the size of DIR/guest/initramfs.cpio.gz in KiB rounded up to
+# whole 4 KiB pages, as the guest's kernel reports it freed (vdk.initrd_kib=).
+linux_guest_initrd_kib() {
+	# shellcheck disable=SC2017 # rounds up to whole pages on purpose
+	echo $((($(stat -c %s "$1/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
 }
