@@ -43,9 +43,12 @@ die() { echo "$name: FAIL $*"; exit 1; }
 skip() { echo "SKIPPED: $name: $*"; exit 77; }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=../tests/integration/lib/linux_guest.sh
 . "$root/tests/integration/lib/linux_guest.sh"
 command -v python3 >/dev/null || skip "python3 not found"
-linux_guest_prepare "$dir" "" "$root/build" || die "$linux_guest_why"
+vmm=${VDK_VMM:-$root/build/vmm/vdk-vmm}
+linux_guest_prepare "$root/build" "$dir" "" || die "$linux_guest_why"
+[ -x "$vmm" ] || die "$vmm missing"
 harness_run "$@"
 [ -e /dev/kvm ] || skip "no /dev/kvm"
 command -v "$QEMU" >/dev/null || skip "$QEMU not installed: nothing to compare with"

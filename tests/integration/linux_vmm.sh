@@ -74,14 +74,18 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/linux_guest.sh
 . "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 
 # ---- build vdk-vmm and the guest (on the host) ------------------------------------------
+build=$(vmm_build_dir /tmp/vdk-linux-vmm-build)
+vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
-linux_guest_prepare "$dir" "$root/tests/integration/linux-vmm-tests" || fail "$linux_guest_why"
+linux_guest_prepare "$build" "$dir" "$root/tests/integration/linux-vmm-tests" || fail "$linux_guest_why"
+[ -x "$vmm" ] || fail "$vmm missing"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
 harness_run "$@"

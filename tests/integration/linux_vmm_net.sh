@@ -46,14 +46,18 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/linux_guest.sh
 . "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v ip >/dev/null || skip "ip (iproute2) not found"
 
 # ---- build vdk-vmm and the guest (on the host) ------------------------------------------
+build=$(vmm_build_dir /tmp/vdk-linux-vmm-build)
+vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 dir=$root/build/linux-vmm/net
-linux_guest_prepare "$dir" "$root/tests/integration/linux-vmm-tests" || fail "$linux_guest_why"
+linux_guest_prepare "$build" "$dir" "$root/tests/integration/linux-vmm-tests" || fail "$linux_guest_why"
+[ -x "$vmm" ] || fail "$vmm missing"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
 harness_run "$@"
@@ -81,30 +85,9 @@ ip -n "$ns" tuntap add dev vdktap0 mode tap multi_queue || fail "cannot create t
 ip -n "$ns" link set vdktap0 mtu 9000 up
 ip -n "$ns" addr add 10.78.0.1/24 dev vdktap0
 
-# TCP servers in the namespace (per boot): 5001 takes the boot's size in bytes (sha256 to a
-# file), 5002 sends as many.
-cat >"$work/srv.py" <<'PY'
-import hashlib, socket, sys
-mode, port, size, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.78.0.1", port))
-s.listen(1)
-c, _ = s.accept()
-if mode == "recv":
-    h, got = hashlib.sha256(), 0
-    while got < size:
-        b = c.recv(min(1 << 20, size - got))
-        if not b:
-            break
-        h.update(b)
-        got += len(b)
-    open(path, "w").write("%d %s\n" % (got, h.hexdigest()))
-else:
-    c.sendall(open(path, "rb").read())
-    c.shutdown(socket.SHUT_WR)
-c.close()
-PY
+# TCP servers in the namespace (per boot, lib/tcp_server.py): 5001 takes the boot's size in
+# bytes (sha256 to a file), 5002 sends as many.
+srv=$root/tests/integration/lib/tcp_server.py
 # boot TRANSPORT: one guest with every check over --transport TRANSPORT.
 boot() {
 	local transport=$1 w=$work/$1 rc ms start vmm_pid linked gsum got hsum h2gsum size=$SIZE
@@ -112,9 +95,9 @@ boot() {
 	mkdir -p "$w"
 	head -c "$size" /dev/urandom >"$w/h2g.bin"
 	h2gsum=$(sha256sum <"$w/h2g.bin" | cut -d' ' -f1)
-	ip netns exec "$ns" python3 "$work/srv.py" recv 5001 "$size" "$w/g2h" 2>"$w/srv-recv.log" &
+	ip netns exec "$ns" python3 "$srv" recv 10.78.0.1 5001 "$size" "$w/g2h" 2>"$w/srv-recv.log" &
 	pids+=($!)
-	ip netns exec "$ns" python3 "$work/srv.py" send 5002 0 "$w/h2g.bin" 2>"$w/srv-send.log" &
+	ip netns exec "$ns" python3 "$srv" send 10.78.0.1 5002 0 "$w/h2g.bin" 2>"$w/srv-send.log" &
 	pids+=($!)
 	ip -n "$ns" link set vdktap0 up
 

@@ -68,17 +68,13 @@ linux_guest_build() {
 	}
 }
 
-# linux_guest_prepare DIR TESTS_DIR [FALLBACK]: what a test or benchmark that boots the Linux
-# guest needs before harness_run. Sets build (vmm_build_dir FALLBACK; default
-# /tmp/vdk-linux-vmm-build) and vmm ($VDK_VMM, else the build's vdk-vmm); on the host, builds
-# vdk-vmm (vmm_build) and the guest in DIR/guest with TESTS_DIR's files (linux_guest_build).
-# Returns 1 with the reason in $linux_guest_why when a build failed or vdk-vmm or the guest's
-# kernel is missing.
+# linux_guest_prepare BUILD DIR TESTS_DIR: what a test or benchmark that boots the Linux guest
+# needs before harness_run: on the host, vdk-vmm built in BUILD (vmm_build) and the guest in
+# DIR/guest with TESTS_DIR's files (linux_guest_build). Returns 1 with the reason in
+# $linux_guest_why when a build failed or the guest's kernel is missing.
 linux_guest_prepare() {
-	local dir=$1 tests=$2
+	local build=$1 dir=$2 tests=$3
 	linux_guest_why=
-	build=$(vmm_build_dir "${3:-/tmp/vdk-linux-vmm-build}")
-	vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 	if harness_in_l1; then
 		:
 	elif ! vmm_build "$build" vmm/vdk-vmm; then
@@ -86,11 +82,7 @@ linux_guest_prepare() {
 	elif ! linux_guest_build "$dir" "$tests"; then
 		linux_guest_why="scripts/build-guest.sh failed (see $dir/build-guest.log)"
 	fi
-	if [ -n "$linux_guest_why" ]; then
-		:
-	elif [ ! -x "$vmm" ]; then
-		linux_guest_why="$vmm missing"
-	elif [ ! -f "$dir/guest/vmlinuz" ]; then
+	if [ -z "$linux_guest_why" ] && [ ! -f "$dir/guest/vmlinuz" ]; then
 		linux_guest_why="$dir/guest/vmlinuz missing"
 	fi
 	[ -z "$linux_guest_why" ]
