@@ -102,40 +102,13 @@ start_backend() {
 }
 start_backend
 
-# --- TCP servers in the namespace -------------------------------------------------------------
+# --- TCP servers in the namespace (lib/tcp_server.py) -----------------------------------------
 head -c "$size" /dev/urandom >"$tmp/h2g.bin"
 h2gsum="$(sha256sum <"$tmp/h2g.bin" | cut -d' ' -f1)"
-cat >"$tmp/srv.py" <<'EOF'
-import hashlib, os, socket, sys
-mode, port, size, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.77.0.1", port))
-s.listen(1)
-c, _ = s.accept()
-if mode == "recv":
-    h, got, mark = hashlib.sha256(), 0, 0
-    while got < size:
-        b = c.recv(min(1 << 20, size - got))
-        if not b:
-            break
-        h.update(b)
-        got += len(b)
-        if got >= mark:
-            with open(path + ".progress", "w") as f:
-                f.write(str(got))
-            mark = got + (1 << 20)
-    with open(path, "w") as f:
-        f.write("%d %s\n" % (got, h.hexdigest()))
-else:
-    with open(path, "rb") as f:
-        c.sendall(f.read())
-    c.shutdown(socket.SHUT_WR)
-c.close()
-EOF
-ip netns exec "$ns" python3 "$tmp/srv.py" recv 5001 "$size" "$tmp/g2h" 2>"$art/srv-recv.log" &
+srv="$repo/tests/integration/lib/tcp_server.py"
+ip netns exec "$ns" python3 "$srv" recv 10.77.0.1 5001 "$size" "$tmp/g2h" 2>"$art/srv-recv.log" &
 pids+=($!)
-ip netns exec "$ns" python3 "$tmp/srv.py" send 5002 0 "$tmp/h2g.bin" 2>"$art/srv-send.log" &
+ip netns exec "$ns" python3 "$srv" send 10.77.0.1 5002 0 "$tmp/h2g.bin" 2>"$art/srv-send.log" &
 pids+=($!)
 
 # --- boot -------------------------------------------------------------------------------------
