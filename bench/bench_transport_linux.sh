@@ -40,7 +40,8 @@ skip() { echo "SKIPPED: $name: $*"; exit 77; }
 . "$root/tests/integration/lib/linux_guest.sh"
 command -v python3 >/dev/null || skip "python3 not found"
 vmm=${VDK_VMM:-$root/build/vmm/vdk-vmm}
-linux_guest_prepare "$root/build" "$dir" "$root/bench/transport-l2-tests" || die "$linux_guest_why"
+linux_guest_prepare "$root/build" "$dir" "$root/bench/transport-l2-tests" ||
+	die "$linux_guest_why"
 [ -x "$vmm" ] || die "$vmm missing"
 harness_run "$@"
 [ -e /dev/kvm ] || skip "no /dev/kvm"

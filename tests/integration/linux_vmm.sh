@@ -84,7 +84,8 @@ command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 build=$(vmm_build_dir /tmp/vdk-linux-vmm-build)
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
-linux_guest_prepare "$build" "$dir" "$root/tests/integration/linux-vmm-tests" || fail "$linux_guest_why"
+linux_guest_prepare "$build" "$dir" "$root/tests/integration/linux-vmm-tests" ||
+	fail "$linux_guest_why"
 [ -x "$vmm" ] || fail "$vmm missing"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).

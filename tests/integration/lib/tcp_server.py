@@ -12,7 +12,8 @@ import hashlib
 import socket
 import sys
 
-mode, addr, port, size, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+mode, addr, path = sys.argv[1], sys.argv[2], sys.argv[5]
+port, size = int(sys.argv[3]), int(sys.argv[4])
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((addr, port))
