@@ -15,7 +15,9 @@
 #   VDK_RATE_VARIANTS  space-separated NAME=ENV[,ENV...]: ENV is VAR=VALUE in vdk-vmm's
 #                  environment, or VMM=PATH, another vdk-vmm binary (list it in
 #                  VDK_HARNESS_EXTRA so that it reaches L1), or "-" for none; default "A=-".
-#                  Example: VDK_RATE_VARIANTS="A=- B=VMM=/tmp/vdk-vmm-patched"
+#                  Example: VDK_RATE_VARIANTS="A=- B=VMM=/tmp/vdk-vmm-patched"; QEMU=1 boots
+#                  the same guest under QEMU microvm with L1's KVM instead (the cross-check:
+#                  does the fault come from the nested emulation or from vdk-vmm?)
 #   VDK_RATE_ROUNDS    rounds (each boots every variant once, in turn); default 40
 #   VDK_RATE_SECONDS   start no new round after this many seconds; default 2400
 #   VDK_RATE_FIRST     index of the variant that starts each round (default 0), to resume a
@@ -60,10 +62,21 @@ for ((r = 1; r <= rounds && SECONDS < limit; r++)); do
 		truncate -s 0 "$work/disk.img" && truncate -s 4M "$work/disk.img"
 		t0=$(date +%s%N)
 		(sleep 4; grep AnonHugePages /proc/meminfo >"$work/thp") &
-		env "${envv[@]}" timeout 100 "$bin" --timeout 90 --disk "$work/disk.img" \
-			--kernel "$dir/guest/vmlinuz" --initrd "$dir/guest/initramfs.cpio.gz" \
-			--memory 256M --cpus "$cpus" --transport "${VDK_RATE_TRANSPORT:-mmio}" --rng \
-			--cmdline "quiet vdk.exit=poweroff" >"$work/serial" 2>"$work/err" </dev/null
+		if [[ " ${envv[*]} " == *" QEMU=1 "* ]]; then
+			# The cross-check: the same L2 under QEMU's microvm with L1's KVM.
+			timeout 100 qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 256M -smp "$cpus" \
+				-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+				-global virtio-mmio.force-legacy=false \
+				-drive "id=d0,file=$work/disk.img,format=raw,if=none" -device virtio-blk-device,drive=d0 \
+				-device virtio-rng-device -kernel "$dir/guest/vmlinuz" \
+				-initrd "$dir/guest/initramfs.cpio.gz" -append "console=ttyS0 panic=-1 pci=off quiet vdk.exit=poweroff" \
+				>"$work/serial" 2>"$work/err" </dev/null
+		else
+			env "${envv[@]}" timeout 100 "$bin" --timeout 90 --disk "$work/disk.img" \
+				--kernel "$dir/guest/vmlinuz" --initrd "$dir/guest/initramfs.cpio.gz" \
+				--memory 256M --cpus "$cpus" --transport "${VDK_RATE_TRANSPORT:-mmio}" --rng \
+				--cmdline "quiet vdk.exit=poweroff" >"$work/serial" 2>"$work/err" </dev/null
+		fi
 		rc=$?
 		wait
 		ms=$((($(date +%s%N) - t0) / 1000000))

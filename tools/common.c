@@ -371,6 +371,7 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 /* ---- the program ---------------------------------------------------------- */
 
 static const struct option common_options[] = {VDK_TOOL_LONG_OPTIONS};
+#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
 
 static void usage(const struct vdk_tool_program *p, FILE *out)
 {
@@ -383,9 +384,57 @@ static void usage(const struct vdk_tool_program *p, FILE *out)
 		p->usage(out);
 	else
 		fputs(p->help, out);
+	if (p->keys)
+		vdk_tool_settings_help(out, p->keys, 0, "  ", "--", p->renames);
 	fputs(vdk_tool_common_help, out);
 }
-#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
+
+/* Option @opt (VDK_TOOL_OPT_FIRST_SETTING + index) sets a device setting.
+ * Return: 0, or -EINVAL (reported). */
+static int set_setting(const struct vdk_tool_program *p, int opt,
+		       const char *arg)
+{
+	const struct vdk_config_key *k =
+		p->keys(opt - VDK_TOOL_OPT_FIRST_SETTING);
+	char msg[VDK_CONFIG_MSG_LEN] = "";
+	size_t n = strlen(k->name);
+	int ret = p->set(k->name, arg, msg, sizeof(msg));
+
+	if (ret < 0 && msg[0])
+		/* "serial: at most ..." is said as "--serial: at most ..." */
+		vdk_tool_msg("--%s%s",
+			     vdk_tool_setting_name(p->renames, k->name),
+			     strncmp(msg, k->name, n) ? msg : msg + n);
+	return ret < 0 ? -EINVAL : 0;
+}
+
+/* The long options: the common ones, the program's, then one per device
+ * setting. Return: the table (free()), or NULL. */
+static struct option *long_options(const struct vdk_tool_program *p)
+{
+	size_t n = 0, nk = 0, i = N_COMMON;
+	const struct vdk_config_key *k;
+	struct option *all;
+
+	while (p->options && p->options[n].name)
+		n++;
+	while (p->keys && p->keys(nk))
+		nk++;
+	all = calloc(N_COMMON + n + nk + 1, sizeof(*all));
+	if (!all)
+		return NULL;
+	memcpy(all, common_options, sizeof(common_options));
+	for (size_t j = 0; j < n; j++)
+		all[i++] = p->options[j];
+	for (size_t j = 0; j < nk; j++) {
+		k = p->keys(j);
+		all[i++] = (struct option){
+			vdk_tool_setting_name(p->renames, k->name),
+			k->value ? required_argument : no_argument, NULL,
+			VDK_TOOL_OPT_FIRST_SETTING + (int)j};
+	}
+	return all;
+}
 
 /* Parse the command line into @o; 1: exit 0 (--help, --version), 0: go on,
  * -EINVAL: exit 1 (reported). */
@@ -413,7 +462,11 @@ static int parse_args(const struct vdk_tool_program *p, struct option *all,
 		default:
 			if (opt < VDK_TOOL_OPT_FIRST_PRIVATE)
 				return -EINVAL; /* reported by cli_next */
-			ret = p->parse(opt, optarg);
+			if (opt >= VDK_TOOL_OPT_FIRST_SETTING)
+				ret = set_setting(p, opt, optarg);
+			else
+				ret = p->parse ? p->parse(opt, optarg)
+					       : -EINVAL;
 			if (ret < 0)
 				return ret;
 		}
@@ -491,27 +544,22 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 	struct option *all;
 	struct vdk_device *dev;
 	struct vdk_tool t = {0};
-	size_t n = 0;
 	int ret;
 
 	/* The spec: --print-capabilities ignores every other option. */
 	if (vdk_tool_cli_has(argc, argv, "print-capabilities"))
 		return print_capabilities(p);
 	vdk_tool_log_init(p->name, 0); /* names the program in messages */
-	while (p->options[n].name)
-		n++;
-	all = calloc(N_COMMON + n + 1, sizeof(*all));
+	all = long_options(p);
 	if (!all)
 		return 1;
-	memcpy(all, common_options, sizeof(common_options));
-	memcpy(all + N_COMMON, p->options, n * sizeof(*all));
 	ret = parse_args(p, all, &o, argc, argv);
 	free(all);
 	if (ret != 0)
 		return ret > 0 ? 0 : 1;
 	if (o.print_capabilities)
 		return print_capabilities(p);
-	if (vdk_tool_check_common(&o) < 0)
+	if (vdk_tool_check_common(&o) < 0 || (p->check && p->check() < 0))
 		return 1;
 	vdk_tool_log_open(p->name, o.log_target);
 	vdk_tool_log_init(p->name, o.verbosity);

@@ -6,7 +6,8 @@
  * (tools/stats.h) and serving: one epoll loop
  * (<vdk/loop.h>) with the signals on it, and the library's vhost-user
  * server over the program's device, which registers its own fds there. A
- * program is an option table and a device constructor.
+ * program is its device's settings (<vdk/config.h>, offered as options),
+ * a few options of its own and a device constructor.
  */
 #ifndef VDK_TOOLS_COMMON_H
 #define VDK_TOOLS_COMMON_H
@@ -18,6 +19,7 @@
 
 #include <getopt.h>
 
+#include <vdk/config.h>
 #include <vdk/loop.h>
 #include <vdk/vhost_user.h>
 
@@ -50,6 +52,9 @@ enum {
 	VDK_TOOL_OPT_STATS_SOCKET,
 	VDK_TOOL_OPT_SOCKET_GROUP,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
+	/** The device's settings (vdk_tool_program.keys) are options from
+	 * here on, in the order the device lists them. */
+	VDK_TOOL_OPT_FIRST_SETTING = 0x180,
 };
 
 /** The common long options, to put in a program's struct option table. */
@@ -170,13 +175,25 @@ struct vdk_tool_program {
 	const char *name;
 	/** its options, for the usage line */
 	const char *synopsis;
-	/** its own options, {NULL}-terminated */
+	/** its own options, {NULL}-terminated, or NULL (the device's
+	 * settings come from @keys) */
 	const struct option *options;
-	/** --help: what it does and its options (the usage line and the
-	 * common options are printed around it) */
+	/** --help: what it does and its own options (the usage line, the
+	 * device's settings and the common options are printed after it) */
 	void (*usage)(FILE *out);
 	/** or the same as a fixed text, if @usage is NULL */
 	const char *help;
+	/** the device's settings (<vdk/config.h>, e.g. vdk_blk_config_key):
+	 * each is an option --NAME[=VALUE] with its line in --help, handed
+	 * to @set; NULL: none */
+	vdk_config_key_fn *keys;
+	/** options named otherwise than their setting: {setting, option,
+	 * ..., NULL} (vdk_tool_setting_name()); NULL: none */
+	const char *const *renames;
+	/** Set device setting @key (its name in @keys) to @value (NULL for a
+	 * flag): 0, or -errno with "KEY: why" in @msg (@len bytes), which is
+	 * printed as "--OPTION: why"; an empty @msg: already printed. */
+	int (*set)(const char *key, const char *value, char *msg, size_t len);
 	/** the vhost-user device type ("block", "net", "rng"): the "type" of
 	 * --print-capabilities (vhost-user.json VHostUserBackendType) and of
 	 * the statistics document */
@@ -188,10 +205,15 @@ struct vdk_tool_program {
 	/** the device's members of the statistics document, called with
 	 * vdk_tool.stats_opaque (tools/stats.h) */
 	int (*stats)(void *opaque, struct json_object *root);
-	/** Handle one of its options: 0, or -EINVAL (message printed). */
+	/** Handle one of its own options: 0, or -EINVAL (message printed).
+	 * NULL if it has none. */
 	int (*parse)(int opt, const char *arg);
-	/** After parsing: check the options, create the device (it may set
-	 * the loop's busy-polling). NULL after printing why. */
+	/** After parsing, before logging starts: whether the options are
+	 * complete (a required setting missing, two that conflict): 0, or
+	 * -EINVAL after printing why in one line. NULL: nothing to check. */
+	int (*check)(void);
+	/** After checking: create the device (it may set the loop's
+	 * busy-polling). NULL after printing why. */
 	struct vdk_device *(*create)(struct vdk_tool *t);
 	/** After serving: print its statistics if @served (it listened for a
 	 * front-end; false when serving could not start), then free the

@@ -131,21 +131,31 @@ void vdk_tool_cli_version(const struct vdk_tool_cli *c, const char *version)
 	printf("%s %s\n", c->prog, version);
 }
 
-char *vdk_tool_subopt_next(char **cur)
+const char *vdk_tool_setting_name(const char *const *renames, const char *key)
 {
-	char *field = *cur, *r, *w;
+	for (size_t i = 0; renames && renames[i] && renames[i + 1]; i += 2)
+		if (!strcmp(renames[i], key))
+			return renames[i + 1];
+	return key;
+}
 
-	if (!field)
-		return NULL;
-	for (r = w = field; *r; r++, w++) {
-		if (*r == ',') {
-			if (r[1] != ',')
-				break;
-			r++; /* ",," is one comma of the field */
-		}
-		*w = *r;
+void vdk_tool_settings_help(FILE *out, vdk_config_key_fn *keys, size_t first,
+			    const char *indent, const char *prefix,
+			    const char *const *renames)
+{
+	const struct vdk_config_key *k;
+	char label[64];
+	int n;
+
+	for (size_t i = first; (k = keys(i)); i++) {
+		n = snprintf(label, sizeof(label), "%s%s%s%s%s", indent, prefix,
+			     vdk_tool_setting_name(renames, k->name),
+			     k->value ? "=" : "", k->value ? k->value : "");
+		if (n < 0)
+			continue;
+		if (n < 24)
+			fprintf(out, "%-25s%s\n", label, k->help);
+		else
+			fprintf(out, "%s\n%25s%s\n", label, "", k->help);
 	}
-	*cur = *r ? r + 1 : NULL;
-	*w = '\0';
-	return field;
 }

@@ -10,8 +10,9 @@
  *     error, not a silent override;
  *   - --print-capabilities (backend programs, vhost-user spec "Backend
  *     program conventions") ignores every other option, even unknown ones;
- *   - comma-separated sub-options (--disk=IMAGE,serial=ID) write a comma
- *     inside a value as ",," (QEMU's escape).
+ *   - a device's settings (<vdk/config.h>) are the same everywhere: in a
+ *     comma-separated spec (--disk=IMAGE,serial=ID, a comma inside a value
+ *     written ",,"), as long options (--serial=ID) and in --help.
  * Nothing here exits; the caller decides.
  */
 #ifndef VDK_TOOLS_OPTIONS_H
@@ -20,6 +21,9 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <vdk/config.h>
 
 /** Option ids vdk_tool_cli_once() tracks: short options and long-only ids
  * below this bound (programs number theirs from 0x100). */
@@ -97,13 +101,21 @@ bool vdk_tool_cli_has(int argc, char **argv, const char *name);
 void vdk_tool_cli_version(const struct vdk_tool_cli *c, const char *version);
 
 /**
- * vdk_tool_subopt_next() - split the next comma-separated field off *@cur,
- * in place: ",," stands for one comma inside a field (QEMU's escape) and is
- * unescaped; a single ',' ends the field and is overwritten with '\0'.
- * @cur: the cursor; NULL once the string is consumed.
- *
- * Return: the field (may be empty), or NULL when there is nothing left.
+ * vdk_tool_setting_name() - the name a program gives device setting @key
+ * (<vdk/config.h>): the entry after @key in @renames, a {setting, name,
+ * ..., NULL} list (vdk-vhost-user-blk: {"readonly", "read-only", ...}),
+ * else @key itself. @renames may be NULL.
  */
-char *vdk_tool_subopt_next(char **cur);
+const char *vdk_tool_setting_name(const char *const *renames, const char *key);
+
+/**
+ * vdk_tool_settings_help() - print one line per device setting @keys lists
+ * from index @first on: @indent, @prefix ("--" for options), the name
+ * (vdk_tool_setting_name()), "=VALUE" unless it is a flag, then its help
+ * at column 25 (on the next line if the name reaches that column).
+ */
+void vdk_tool_settings_help(FILE *out, vdk_config_key_fn *keys, size_t first,
+			    const char *indent, const char *prefix,
+			    const char *const *renames);
 
 #endif /* VDK_TOOLS_OPTIONS_H */

@@ -40,11 +40,6 @@
 
 enum {
 	OPT_DISK = VDK_TOOL_OPT_FIRST_PRIVATE,
-	OPT_BLK_FILE,
-	OPT_READ_ONLY,
-	OPT_SERIAL,
-	OPT_NUM_QUEUES,
-	OPT_QUEUE_SIZE,
 	OPT_POLL_US,
 };
 
@@ -55,15 +50,18 @@ enum {
 #define DEFAULT_POLL_US 32
 #define POLL_US_UNSET	UINT32_MAX
 
+/* The program's own options; the device's settings (<vdk/devices/blk.h>)
+ * are options too: --blk-file, --read-only, --serial, --num-queues, ... */
 static const struct option long_options[] = {
 	{"disk", required_argument, NULL, OPT_DISK},
-	{"blk-file", required_argument, NULL, OPT_BLK_FILE},
-	{"read-only", no_argument, NULL, OPT_READ_ONLY},
-	{"serial", required_argument, NULL, OPT_SERIAL},
-	{"num-queues", required_argument, NULL, OPT_NUM_QUEUES},
-	{"queue-size", required_argument, NULL, OPT_QUEUE_SIZE},
 	{"poll-us", required_argument, NULL, OPT_POLL_US},
 	{NULL, 0, NULL, 0},
+};
+
+/* The vhost-user spec's spellings ("Backend program conventions",
+ * vhost-user-blk) of two settings. */
+static const char *const renames[] = {
+	"path", "blk-file", "readonly", "read-only", NULL,
 };
 
 static void usage(FILE *out)
@@ -73,81 +71,30 @@ static void usage(FILE *out)
 		"device)\nto vhost-user front-ends, e.g. QEMU's "
 		"vhost-user-blk-pci.\n"
 		"\n"
-		"  --disk=IMAGE[,readonly][,serial=ID]\n"
-		"                         the image; 'readonly' offers "
-		"VIRTIO_BLK_F_RO and\n"
-		"                         opens it read-only; 'serial' is the "
-		"device ID\n"
-		"                         (at most 20 bytes; Linux shows it "
-		"in\n"
-		"                         /sys/block/vdX/serial); write a "
-		"comma "
-		"in IMAGE\n"
-		"                         or ID as ',,'\n"
-		"                         'direct' (or 'cache=none') opens it "
-		"O_DIRECT;\n"
-		"                         'aio=auto|sync|io_uring': reads and "
-		"writes with\n"
-		"                         preadv/pwritev or io_uring; auto "
-		"(default) is sync\n"
-		"                         on tmpfs and ramfs (no non-blocking "
+		"  --disk=IMAGE[,SETTING]...\n"
+		"                         the image and any of the settings "
+		"below, e.g.\n"
+		"                         --disk=disk.img,readonly,serial=d0 "
+		"(readonly: ro,\n"
+		"                         direct: cache=none); write a comma "
+		"in IMAGE or a\n"
+		"                         value as ',,'. aio=auto (the "
+		"default) is sync on\n"
+		"                         tmpfs and ramfs (no non-blocking "
 		"reads there),\n"
-		"                         io_uring elsewhere\n"
-		"  --blk-file=IMAGE       the image (vhost-user spec "
-		"spelling)\n"
-		"  --read-only            as ',readonly'\n"
-		"  --serial=ID            as ',serial=ID'\n"
-		"  --num-queues=N         request queues, 1..%u (default 1); "
-		"give QEMU\n"
-		"                         the same num-queues=N\n"
-		"  --queue-size=N         largest queue size, a power of two "
-		"4..%u\n"
-		"                         (default %u)\n"
+		"                         io_uring elsewhere; Linux shows the "
+		"serial in\n"
+		"                         /sys/block/vdX/serial; give QEMU "
+		"the same\n"
+		"                         num-queues=N as here\n"
 		"  --poll-us=N            busy-poll for N microseconds before "
 		"sleeping,\n"
 		"                         0..1000000 (default %u with "
 		"synchronous reads\n"
 		"                         and writes, 0 with "
-		"io_uring)\n",
-		VDK_BLK_MAX_QUEUES, VDK_BLK_MAX_QUEUE_SIZE,
-		VDK_BLK_DEFAULT_QUEUE_SIZE, DEFAULT_POLL_US);
-}
-
-/* Parse "IMAGE[,readonly][,serial=ID][,direct][,aio=MODE]" into @cfg
- * (pointing into @arg, which is modified); ",," is a comma inside IMAGE or
- * ID (QEMU's escape). */
-static int parse_disk(char *arg, struct vdk_blk_config *cfg)
-{
-	char *cur = arg;
-	char *tok = vdk_tool_subopt_next(&cur);
-
-	if (!tok || !*tok) {
-		vdk_tool_msg("--disk: no image path");
-		return -EINVAL;
-	}
-	cfg->path = tok;
-	while ((tok = vdk_tool_subopt_next(&cur))) {
-		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
-			cfg->read_only = true;
-		else if (!strncmp(tok, "serial=", 7))
-			cfg->serial = tok + 7;
-		else if (!strcmp(tok, "direct") || !strcmp(tok, "cache=none"))
-			cfg->direct = true;
-		else if (!strcmp(tok, "aio=auto"))
-			cfg->io_mode = VDK_BLK_IO_AUTO;
-		else if (!strcmp(tok, "aio=sync") ||
-			 !strcmp(tok, "aio=threads"))
-			cfg->io_mode = VDK_BLK_IO_SYNC;
-		else if (!strcmp(tok, "aio=io_uring") ||
-			 !strcmp(tok, "aio=async"))
-			cfg->io_mode = VDK_BLK_IO_ASYNC;
-		else {
-			vdk_tool_msg("--disk: unknown option '%s' (see --help)",
-				     tok);
-			return -EINVAL;
-		}
-	}
-	return 0;
+		"io_uring)\n"
+		"The device's settings, also as options:\n",
+		DEFAULT_POLL_US);
 }
 
 static void print_stats(struct vdk_blk *blk, const char *path)
@@ -168,48 +115,38 @@ static void print_stats(struct vdk_blk *blk, const char *path)
 		(unsigned long long)s.unsupported);
 }
 
-/* The program's options (static: this is a program). */
+/* The program's options (static: this is a program). The strings in @cfg
+ * are its copies (vdk_blk_config_fini() at exit). */
 static struct vdk_blk_config cfg;
 static uint32_t poll_us = POLL_US_UNSET;
 static struct vdk_blk *blk;
 
-static int parse(int opt, const char *arg)
+static int set(const char *key, const char *value, char *msg, size_t len)
 {
-	static char disk[4096];
-	uint32_t v = 0;
-	int ret;
-
-	if ((opt == OPT_DISK || opt == OPT_BLK_FILE) && cfg.path) {
+	if (!strcmp(key, "path") && cfg.path) {
 		vdk_tool_msg("give one of --disk and --blk-file (see --help)");
+		msg[0] = '\0';
 		return -EINVAL;
 	}
+	return vdk_blk_config_set(&cfg, key, value, msg, len);
+}
+
+static int parse(int opt, const char *arg)
+{
+	char msg[VDK_CONFIG_MSG_LEN];
+
 	switch (opt) {
 	case OPT_DISK:
-		if (strlen(arg) >= sizeof(disk)) {
-			vdk_tool_msg("--disk: too long");
+		if (cfg.path) {
+			vdk_tool_msg("give one of --disk and --blk-file (see "
+				     "--help)");
 			return -EINVAL;
 		}
-		strcpy(disk, arg);
-		return parse_disk(disk, &cfg);
-	case OPT_BLK_FILE:
-		cfg.path = arg;
+		if (vdk_blk_config_parse(&cfg, arg, msg, sizeof(msg)) < 0) {
+			vdk_tool_msg("--disk: %s (see --help)", msg);
+			return -EINVAL;
+		}
 		return 0;
-	case OPT_READ_ONLY:
-		cfg.read_only = true;
-		return 0;
-	case OPT_SERIAL:
-		cfg.serial = arg;
-		return 0;
-	case OPT_NUM_QUEUES:
-		ret = vdk_tool_parse_opt("num-queues", arg, 1,
-					 VDK_BLK_MAX_QUEUES, false, &v);
-		cfg.num_queues = (uint16_t)v;
-		return ret;
-	case OPT_QUEUE_SIZE:
-		ret = vdk_tool_parse_opt("queue-size", arg, 4,
-					 VDK_BLK_MAX_QUEUE_SIZE, true, &v);
-		cfg.queue_size = (uint16_t)v;
-		return ret;
 	case OPT_POLL_US:
 		return vdk_tool_parse_opt("poll-us", arg, 0, 1000000, false,
 					  &poll_us);
@@ -217,14 +154,19 @@ static int parse(int opt, const char *arg)
 	return -EINVAL;
 }
 
+static int check(void)
+{
+	if (vdk_blk_config_check(&cfg, NULL, 0) < 0) {
+		vdk_tool_msg("--disk (or --blk-file) is required (see --help)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static struct vdk_device *create(struct vdk_tool *t)
 {
 	struct vdk_blk_io_info io;
 
-	if (!cfg.path) {
-		vdk_tool_msg("--disk (or --blk-file) is required");
-		return NULL;
-	}
 	/* queue_notify and completions both run on the loop's thread */
 	cfg.single_thread = true;
 	if (!(blk = vdk_blk_new(&cfg, NULL))) /* logs its own failure */
@@ -272,6 +214,10 @@ int main(int argc, char **argv)
 			    "[--poll-us=N]",
 		.options = long_options,
 		.usage = usage,
+		.keys = vdk_blk_config_key,
+		.renames = renames,
+		.set = set,
+		.check = check,
 		.type = "block",
 		.features = features,
 		.stats = vdk_tool_stats_blk,
@@ -279,6 +225,8 @@ int main(int argc, char **argv)
 		.create = create,
 		.finish = finish,
 	};
+	int ret = vdk_tool_main(&prog, argc, argv);
 
-	return vdk_tool_main(&prog, argc, argv);
+	vdk_blk_config_fini(&cfg);
+	return ret;
 }

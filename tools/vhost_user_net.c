@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,117 +30,39 @@
 
 #define PROG "vdk-vhost-user-net"
 
-enum {
-	OPT_TAP = VDK_TOOL_OPT_FIRST_PRIVATE,
-	OPT_TAP_FD,
-	OPT_LOOPBACK,
-	OPT_MAC,
-	OPT_QUEUE_PAIRS,
-	OPT_MTU,
-	OPT_BUSY_POLL,
-};
-
-static const struct option long_options[] = {
-	{"tap", required_argument, NULL, OPT_TAP},
-	{"tap-fd", required_argument, NULL, OPT_TAP_FD},
-	{"loopback", no_argument, NULL, OPT_LOOPBACK},
-	{"mac", required_argument, NULL, OPT_MAC},
-	{"queue-pairs", required_argument, NULL, OPT_QUEUE_PAIRS},
-	{"mtu", required_argument, NULL, OPT_MTU},
-	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
-	{NULL, 0, NULL, 0},
-};
-
+/* The program's options are the device's settings (<vdk/devices/net.h>):
+ * --tap, --tap-fd, --loopback, --mac, ... The strings in @cfg are its
+ * copies (vdk_net_config_fini() at exit). */
 static struct vdk_net_config cfg;
-static struct vdk_net_tap_config tap = {.fd = -1};
-static bool loopback;
 static struct vdk_net *net;
 
-static int parse_mac(const char *s, uint8_t mac[6])
+static int set(const char *key, const char *value, char *msg, size_t len)
 {
-	unsigned v[6];
-	char end;
-
-	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
-		   &v[5], &end) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++) {
-		if (v[i] > 0xff)
-			return -EINVAL;
-		mac[i] = (uint8_t)v[i];
-	}
-	/* A device's address is unicast (§5.1.4). */
-	return mac[0] & 1 ? -EINVAL : 0;
+	return vdk_net_config_set(&cfg, key, value, msg, len);
 }
 
-static int parse(int opt, const char *arg)
+static int check(void)
 {
-	uint32_t v;
+	char msg[VDK_CONFIG_MSG_LEN];
 
-	switch (opt) {
-	case OPT_TAP:
-		tap.ifname = arg;
-		return 0;
-	case OPT_TAP_FD:
-		if (vdk_tool_parse_opt("tap-fd", arg, 0, INT32_MAX, false, &v))
-			return -EINVAL;
-		tap.fd = (int)v;
-		return 0;
-	case OPT_LOOPBACK:
-		loopback = true;
-		return 0;
-	case OPT_MAC:
-		if (parse_mac(arg, cfg.mac) < 0) {
-			vdk_tool_msg("--mac: want a unicast address like "
-				     "52:54:00:12:34:56");
-			return -EINVAL;
-		}
-		return 0;
-	case OPT_QUEUE_PAIRS:
-		if (vdk_tool_parse_opt("queue-pairs", arg, 1,
-				       VDK_NET_MAX_QUEUE_PAIRS, false, &v))
-			return -EINVAL;
-		cfg.max_queue_pairs = (uint16_t)v;
-		return 0;
-	case OPT_MTU:
-		if (vdk_tool_parse_opt("mtu", arg, 68, 65535, false, &v))
-			return -EINVAL;
-		cfg.mtu = (uint16_t)v;
-		return 0;
-	case OPT_BUSY_POLL:
-		if (vdk_tool_parse_opt("busy-poll", arg, 0, 1000, false, &v))
-			return -EINVAL;
-		cfg.busy_poll_us = (uint32_t)v;
-		return 0;
-	default:
+	if (cfg.backend_type == VDK_NET_BACKEND_NONE) {
+		vdk_tool_msg("want one of --tap, --tap-fd, --loopback (see "
+			     "--help)");
 		return -EINVAL;
 	}
+	if (vdk_net_config_check(&cfg, msg, sizeof(msg)) < 0) {
+		vdk_tool_msg("--%s", msg);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static struct vdk_device *create(struct vdk_tool *t)
 {
-	struct vdk_net_backend *be;
 	int err = 0;
 
 	(void)t;
-	if ((tap.ifname != NULL) + (tap.fd >= 0) + loopback != 1) {
-		vdk_tool_msg("want exactly one of --tap, --tap-fd, --loopback");
-		return NULL;
-	}
-	if (tap.fd >= 0 && cfg.max_queue_pairs > 1) {
-		vdk_tool_msg("--tap-fd carries one queue pair");
-		return NULL;
-	}
-	tap.pairs = cfg.max_queue_pairs ? cfg.max_queue_pairs : 1;
-	be = loopback ? vdk_net_loopback_new(tap.pairs, 0, &err)
-		      : vdk_net_tap_new(&tap, &err);
-	if (!be) {
-		vdk_tool_msg("cannot open the backend: %s", strerror(-err));
-		return NULL;
-	}
-	cfg.backend = be;
-	cfg.own_backend = true;
-	net = vdk_net_new(&cfg, &err);
+	net = vdk_net_new(&cfg, &err); /* opens the backend */
 	if (!net) {
 		vdk_tool_msg("cannot create the device: %s", strerror(-err));
 		return NULL;
@@ -185,32 +108,20 @@ int main(int argc, char **argv)
 		.synopsis = "(--tap=IFNAME | --tap-fd=N | --loopback) "
 			    "[--mac=MAC] [--queue-pairs=N] [--mtu=N] "
 			    "[--busy-poll=USEC]",
-		.options = long_options,
 		.help = "Serve a virtio-net device to one vhost-user "
-			"front-end, "
-			"e.g. QEMU's\n-netdev vhost-user.\n\n"
-			"  --tap=IFNAME           an existing tap interface "
-			"(multi_queue for N > 1)\n"
-			"  --tap-fd=N             an open tap fd with "
-			"IFF_VNET_HDR (one pair)\n"
-			"  --loopback             send every packet back to "
-			"the guest\n"
-			"  --mac=MAC              the device's address "
-			"(default 52:54:00:12:34:56)\n"
-			"  --queue-pairs=N        receive/transmit queue "
-			"pairs, "
-			"1..31 (default 1)\n"
-			"  --mtu=N                MTU advice, 68..65535 "
-			"(default: none)\n"
-			"  --busy-poll=USEC       look at an emptied transmit "
-			"queue this long\n"
-			"                         before sleeping, 0..1000 "
-			"(default 0: off)\n",
+			"front-end, e.g. QEMU's\n-netdev vhost-user.\n\n"
+			"The device's settings, as options (one of --tap, "
+			"--tap-fd, --loopback):\n",
+		.keys = vdk_net_config_key,
+		.set = set,
+		.check = check,
 		.type = "net",
-		.parse = parse,
 		.create = create,
 		.finish = finish,
 	};
 
-	return vdk_tool_main(&prog, argc, argv);
+	int ret = vdk_tool_main(&prog, argc, argv);
+
+	vdk_net_config_fini(&cfg);
+	return ret;
 }

@@ -30,24 +30,14 @@
 
 #define PROG "vdk-vhost-user-rng"
 
-enum {
-	OPT_MAX_BYTES = VDK_TOOL_OPT_FIRST_PRIVATE,
-};
-
-static const struct option long_options[] = {
-	{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
-	{NULL, 0, NULL, 0},
-};
-
+/* The program's options are the device's settings (<vdk/devices/rng.h>):
+ * --max-bytes, --queue-size. */
 static struct vdk_rng_config cfg;
 static struct vdk_rng *rng;
 
-static int parse(int opt, const char *arg)
+static int set(const char *key, const char *value, char *msg, size_t len)
 {
-	if (opt != OPT_MAX_BYTES)
-		return -EINVAL;
-	return vdk_tool_parse_opt("max-bytes", arg, 1, UINT32_MAX, false,
-				  &cfg.max_bytes_per_request);
+	return vdk_rng_config_set(&cfg, key, value, msg, len);
 }
 
 static struct vdk_device *create(struct vdk_tool *t)
@@ -80,16 +70,14 @@ int main(int argc, char **argv)
 {
 	static const struct vdk_tool_program prog = {
 		.name = PROG,
-		.synopsis = "[--max-bytes=N]",
-		.options = long_options,
+		.synopsis = "[--max-bytes=N] [--queue-size=N]",
 		.help = "Serve a virtio-rng device to vhost-user "
 			"front-ends, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
-			"  --max-bytes=N          at most N random bytes per "
-			"request (default: fill\n"
-			"                         the whole buffer)\n",
+			"The device's settings, as options:\n",
+		.keys = vdk_rng_config_key,
+		.set = set,
 		.type = "rng",
 		.stats = vdk_tool_stats_rng,
-		.parse = parse,
 		.create = create,
 		.finish = finish,
 	};

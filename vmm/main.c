@@ -62,7 +62,6 @@
 #include "pci_bus.h"
 #include "kvm.h"
 #include "mmio_manager.h"
-#include "net.h"
 #include "options.h"
 #include "platform.h"
 #include "serial.h"
@@ -188,7 +187,9 @@ static void serial_irq(void *opaque, bool level)
  * under nested virtualisation. Shmem (memfd) gets huge pages only where
  * /sys/kernel/mm/transparent_hugepage/shmem_enabled allows ("advise" or
  * "always"; the default is "never"); it is asked for there too. Without THP
- * both work as before, with 4 KiB pages.
+ * both work as before, with 4 KiB pages. The anonymous mapping is
+ * MAP_NORESERVE (as Firecracker's): RAM is touched as the guest uses it, so a
+ * guest may be given more than the host could commit at once.
  */
 static int add_ram(struct vm *vm, unsigned int i, uint64_t gpa, uint64_t size,
 		   const char *name)
@@ -210,8 +211,8 @@ static int add_ram(struct vm *vm, unsigned int i, uint64_t gpa, uint64_t size,
 	if (size > SIZE_MAX - RAM_ALIGN)
 		return -ENOMEM;
 	len = (size_t)size + RAM_ALIGN;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		 -1, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* Keep the 2 MiB-aligned @size bytes inside, unmap the rest. */
@@ -333,7 +334,6 @@ static int add_device(struct vm *vm, const char *id, struct vdk_device *dev,
 
 static int setup_devices(struct vm *vm)
 {
-	const char *msg = NULL;
 	char id[32];
 	int r;
 
@@ -398,12 +398,14 @@ static int setup_devices(struct vm *vm)
 		if (r < 0)
 			return r;
 	}
-	if (vm->opt.net) {
-		r = vmm_net_add(vm->devices, vm->opt.net, &msg);
+	if (vm->opt.has_net) {
+		struct vdk_net *net = vdk_net_new(&vm->opt.net, &r);
+
+		r = add_device(vm, "net0", net ? vdk_net_device(net) : NULL, r,
+			       "cannot create the virtio-net device", "--net",
+			       "");
 		if (r < 0)
-			return vmm_die_setup("--net %s: %s: %s", vm->opt.net,
-					     msg, strerror(-r)),
-			       r;
+			return r;
 	}
 	return setup_vconsole(vm);
 }

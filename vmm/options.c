@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vdk-vmm's command line (options.h): getopt_long over the long options
- * --help lists, sizes with K/M/G/T suffixes, --disk's comma-separated
- * flags, and the range checks that need nothing but the options.
+ * --help lists, sizes with K/M/G/T suffixes, --disk and --net through the
+ * library's description of the devices' settings (<vdk/config.h>), and the
+ * range checks that need nothing but the options.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +16,8 @@
 
 #include <linux/virtio_ids.h>
 
+#include <vdk/config.h>
+#include <vdk/devices/net.h>
 #include <vdk/spec/vhost_user.h>
 #include <vdk/interrupt.h>
 #include "vcpu.h"
@@ -37,8 +40,13 @@ static void usage(FILE *f)
 		"  --memory SIZE      guest RAM, MiB or with a K/M/G/T suffix "
 		"(default 512M; 16M..1T)\n"
 		"  --cpus N           vCPUs (default 1)\n"
-		"  --disk PATH[,readonly][,serial=ID]\n"
-		"                     virtio-blk disk (repeatable)\n"
+		"  --disk PATH[,SETTING]...\n"
+		"                     virtio-blk disk on the image PATH "
+		"(repeatable); settings\n"
+		"                     (readonly is also ro, direct also "
+		"cache=none):\n");
+	vdk_tool_settings_help(f, vdk_blk_config_key, 1, "    ", "", NULL);
+	fprintf(f,
 		"  --rng              virtio-rng device\n"
 		"  --vhost-user-blk SOCKET[,num-queues=N]\n"
 		"                     virtio-blk served by a vhost-user "
@@ -50,11 +58,14 @@ static void usage(FILE *f)
 		"TYPE,SOCKET[,num-queues=N][,config-size=BYTES]\n"
 		"                     any vhost-user back-end; TYPE is blk, "
 		"rng or a virtio device ID\n"
-		"  --net tap=IFNAME[,mac=MAC][,queue-pairs=N][,mtu=N] | "
-		"loopback[,...]\n"
-		"                     virtio-net device on an existing tap "
-		"interface\n"
-		"                     (multi_queue for N > 1) or a loopback\n"
+		"  --net SETTING[,SETTING]...\n"
+		"                     virtio-net device on a tap interface or "
+		"a loopback, e.g.\n"
+		"                     tap=tap0,queue-pairs=2; settings (one of "
+		"tap, tap-fd,\n"
+		"                     loopback):\n");
+	vdk_tool_settings_help(f, vdk_net_config_key, 0, "    ", "", NULL);
+	fprintf(f,
 		"  --console stdio|FILE  COM1 output (default stdio; on a "
 		"terminal Ctrl-A x quits)\n"
 		"  --virtio-console stdio|FILE\n"
@@ -78,7 +89,7 @@ static void usage(FILE *f)
 		"  -h, --help, -V, --version\n"
 		"Options that take a value may be given once (--disk and "
 		"--vhost-user*: repeatable);\nwrite a comma inside a --disk "
-		"PATH or ID as ',,'.\n\n"
+		"PATH or a setting's value as ',,'.\n\n"
 		"Exit status: 0 guest powered off, 1 setup error, 2 guest "
 		"reboot, 3 guest crash (triple fault), 4 VMM error, 5 "
 		"--timeout "
@@ -139,38 +150,6 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Parse "PATH[,readonly][,serial=ID]"; ",," is a comma inside PATH or ID
- * (QEMU's escape). */
-static int parse_disk(const char *arg, struct vdk_blk_config *d)
-{
-	char *copy = strdup(arg), *cur, *tok;
-	int r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	memset(d, 0, sizeof(*d));
-	cur = copy;
-	tok = vdk_tool_subopt_next(&cur);
-	if (!tok || !*tok) {
-		free(copy);
-		return -EINVAL;
-	}
-	d->path = strdup(tok);
-	while (r == 0 && (tok = vdk_tool_subopt_next(&cur))) {
-		if (!strcmp(tok, "readonly") || !strcmp(tok, "ro"))
-			d->read_only = true;
-		else if (!strncmp(tok, "serial=", 7) && !d->serial &&
-			 strlen(tok + 7) <= 20)
-			d->serial = strdup(tok + 7);
-		else
-			r = -EINVAL;
-	}
-	free(copy);
-	if (!d->path)
-		r = -ENOMEM;
-	return r;
-}
-
 /* Parse "SOCKET[,num-queues=N][,config-size=BYTES]" for @device_id; with
  * @generic, "TYPE," comes first. */
 static int parse_vhost_user(const char *arg, bool generic, uint32_t device_id,
@@ -228,6 +207,30 @@ static int parse_vhost_user(const char *arg, bool generic, uint32_t device_id,
 	if (r == 0 && !v->socket_path)
 		r = -ENOMEM;
 	return r;
+}
+
+/* --disk PATH[,SETTING]...: the blk device's settings (<vdk/config.h>). */
+static int parse_disk(const char *arg, struct vdk_blk_config *d)
+{
+	char msg[VDK_CONFIG_MSG_LEN];
+
+	if (vdk_blk_config_parse(d, arg, msg, sizeof(msg)) < 0)
+		return vmm_die_setup("--disk %s: %s (see --help)", arg, msg),
+		       -1;
+	return 0;
+}
+
+/* --net SETTING[,SETTING]...: the net device's settings, complete. */
+static int parse_net(const char *arg, struct vmm_options *o)
+{
+	char msg[VDK_CONFIG_MSG_LEN];
+
+	o->has_net = true;
+	if (vdk_net_config_parse(&o->net, arg, msg, sizeof(msg)) < 0 ||
+	    vdk_net_config_check(&o->net, msg, sizeof(msg)) < 0)
+		return vmm_die_setup("bad --net %s: %s (see --help)", arg, msg),
+		       -1;
+	return 0;
 }
 
 int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
@@ -305,8 +308,8 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 			o->rng = true;
 			break;
 		case O_NET:
-			o->net =
-				optarg; /* parsed with the device (vmm/net.c) */
+			if (parse_net(optarg, o) < 0)
+				return -1;
 			break;
 		case O_MMIO_CMDLINE:
 			o->mmio_cmdline = true;
@@ -368,13 +371,8 @@ int vmm_options_parse(int argc, char **argv, struct vmm_options *o)
 					      VMM_MAX_DISKS);
 				return -1;
 			}
-			if (parse_disk(optarg, &o->disks[o->num_disks++]) < 0) {
-				vmm_die_setup(
-					"--disk %s: expected PATH[,readonly]"
-					"[,serial=ID] (ID at most 20 bytes)",
-					optarg);
+			if (parse_disk(optarg, &o->disks[o->num_disks++]) < 0)
 				return -1;
-			}
 			break;
 		case O_VU_BLK:
 		case O_VU_RNG:
@@ -469,10 +467,9 @@ int vmm_options_check_consoles(const struct vmm_options *o)
 
 void vmm_options_fini(struct vmm_options *o)
 {
-	for (size_t i = 0; i < o->num_disks; i++) {
-		free((char *)o->disks[i].path);
-		free((char *)o->disks[i].serial);
-	}
+	for (size_t i = 0; i < o->num_disks; i++)
+		vdk_blk_config_fini(&o->disks[i]);
+	vdk_net_config_fini(&o->net);
 	for (size_t i = 0; i < o->num_vhost_user; i++)
 		free((char *)o->vhost_user[i].socket_path);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <vdk/devices/blk.h>
+#include <vdk/devices/net.h>
 #include <vdk/vhost_user_frontend.h>
 
 /** Exit statuses of vdk-vmm (listed by --help and at the top of main.c). */
@@ -45,15 +46,20 @@ enum {
 struct vmm_options {
 	const char *kernel, *initrd, *cmdline, *console;
 	const char *vconsole; /**< --virtio-console, or NULL */
-	const char *net;      /**< --net, or NULL */
-	uint64_t memory;      /**< bytes, a whole number of MiB */
+
+	uint64_t memory; /**< bytes, a whole number of MiB */
 	unsigned int cpus;
 	unsigned int timeout; /**< --timeout seconds, 0: none */
 	bool rng, mmio_cmdline;
 	bool pci; /**< --transport=pci (virtio-pci), else virtio-mmio */
 	size_t num_disks;
-	/** --disk PATH[,readonly][,serial=ID]: path and serial strdup'd */
+	/** --disk PATH[,SETTING]...: strings owned by the config
+	 * (vdk_blk_config_fini() in vmm_options_fini()) */
 	struct vdk_blk_config disks[VMM_MAX_DISKS];
+	/** --net given: @net holds its settings (checked complete); the
+	 * interface name is owned by @net (vdk_net_config_fini()) */
+	bool has_net;
+	struct vdk_net_config net;
 	size_t num_vhost_user;
 	/** --vhost-user-blk, --vhost-user-rng or --vhost-user: socket_path
 	 * strdup'd; num_queues 0: what the back-end says; config_size 0: the
@@ -73,7 +79,8 @@ int vmm_die_setup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * stdout. Every other message is printed here.
  * Return: 0 to run the VM; 1 to exit with status 0 (--help, --version);
  * -1 to exit with VMM_EXIT_SETUP (an unknown, malformed or missing option,
- * a value out of range, or out of memory copying a --disk). Call
+ * a value out of range, or out of memory copying a --disk or --net
+ * string). Call
  * vmm_options_fini() whatever it returns.
  */
 int vmm_options_parse(int argc, char **argv, struct vmm_options *o);

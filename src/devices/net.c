@@ -494,7 +494,7 @@ static const struct vdk_device_ops net_ops = {
 
 /* ---- public API --------------------------------------------------------- */
 
-struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
+static struct vdk_net *net_new(const struct vdk_net_config *cfg, int *err)
 {
 	static const uint8_t zero[6];
 	struct vdk_ratelimit rl = VDK_RATELIMIT_INIT;
@@ -561,6 +561,42 @@ out:
 	if (err)
 		*err = ret;
 	return NULL;
+}
+
+/* cfg->backend NULL: open the backend cfg->backend_type names (settings
+ * "tap", "tap-fd", "loopback"), which the device then owns. */
+static struct vdk_net *net_new_with_backend(const struct vdk_net_config *cfg,
+					    int *err)
+{
+	struct vdk_net_config c = *cfg;
+	int ret = -EINVAL;
+
+	c.tap.pairs = cfg->max_queue_pairs ? cfg->max_queue_pairs : 1;
+	if (c.tap.ifname) /* a zeroed fd 0 must not be taken (and closed) */
+		c.tap.fd = -1;
+	if (cfg->backend_type == VDK_NET_BACKEND_TAP)
+		c.backend = vdk_net_tap_new(&c.tap, &ret); /* closes tap.fd */
+	else if (cfg->backend_type == VDK_NET_BACKEND_LOOPBACK)
+		c.backend = vdk_net_loopback_new(c.tap.pairs, 0, &ret);
+	if (!c.backend) {
+		vdk_log(VDK_LOG_ERROR, NET_MOD,
+			"cannot open the %s backend: %s",
+			cfg->backend_type == VDK_NET_BACKEND_TAP ? "tap"
+								 : "loopback",
+			strerror(-ret));
+		if (err)
+			*err = ret;
+		return NULL;
+	}
+	c.own_backend = true;
+	return net_new(&c, err);
+}
+
+struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err)
+{
+	if (cfg && !cfg->backend && cfg->backend_type != VDK_NET_BACKEND_NONE)
+		return net_new_with_backend(cfg, err);
+	return net_new(cfg, err);
 }
 
 void vdk_net_free(struct vdk_net *net)

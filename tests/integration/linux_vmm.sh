@@ -39,7 +39,7 @@
 #
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED. Environment: VDK_BUILD_DIR, VDK_VMM, LINUX_VMM_DIR (guest,
 # default <repo>/build/linux-vmm), LINUX_VMM_TIMEOUT (seconds per boot, default 180),
-# LINUX_VMM_CPUS (default "1 2"), LINUX_VMM_PCI_CPUS (virtio-pci, default "1 2"),
+# LINUX_VMM_CPUS (default "1 2 4"), LINUX_VMM_PCI_CPUS (virtio-pci, default "1 4"),
 # LINUX_VMM_PCI_INTX_CPUS (virtio-pci with pci=nomsi, INTx; default "1", "" for none),
 # LINUX_VMM_CON_LINES (hvc0 lines, default 3000), LINUX_VMM_CON_LINES_SMP (at 2 vCPUs or more
 # and with INTx, default 500),
@@ -50,16 +50,15 @@ set -uo pipefail
 name=linux_vmm
 root=$(cd "$(dirname "$0")/../.." && pwd)
 TIMEOUT=${LINUX_VMM_TIMEOUT:-180}
-# 4 vCPUs are not in the default set: about one 4-vCPU L2 boot in 15 under the nested
-# harness ends in a triple fault (or L1 soft-locks in vdk-vmm's vCPU threads), which would
-# make `make check` fail about one run in eight. A KVM trace in L1 of one such fault: an AP
-# exits for WRMSR, L1's KVM skips it by decoding (TCG's SVM has no NRIPS), and on re-entry the
-# instruction fetch at the next instruction takes a not-present #PF on kernel text whose
-# delivery shuts down, while the other vCPUs share the same, sane CR3 and IDT: the emulated
-# nested SVM/NPT is suspected, not proven (lib/vmm_harness.sh). The whole matrix:
-# LINUX_VMM_CPUS="1 2 4" LINUX_VMM_PCI_CPUS="1 4" (passed 42 of 45 4-vCPU boots).
-CPUS=${LINUX_VMM_CPUS:-1 2}
-PCI_CPUS=${LINUX_VMM_PCI_CPUS:-1 2}
+# Under the nested harness about one 4-vCPU L2 boot in 15 (and rarely a 1- or 2-vCPU one)
+# ends in the emulation's fault: a triple fault, a vCPU stuck re-faulting on an instruction
+# fetch, or an L2 panic from a spurious instruction-fetch page fault on kernel text. A KVM trace
+# in L1 of one: an AP exits for WRMSR, L1's KVM skips it by decoding (TCG's SVM has no NRIPS),
+# and on re-entry the fetch of the next instruction takes a not-present #PF whose delivery
+# shuts down, while the other vCPUs share the same, sane CR3 and IDT. Such a boot is booted
+# again once, loudly (harness_l2_crash in lib/vmm_harness.sh); any other failure is final.
+CPUS=${LINUX_VMM_CPUS:-1 2 4}
+PCI_CPUS=${LINUX_VMM_PCI_CPUS:-1 4}
 PCI_INTX_CPUS=${LINUX_VMM_PCI_INTX_CPUS-1}
 TRANSPORTS=${LINUX_VMM_TRANSPORTS:-mmio pci}
 CON_LINES=${LINUX_VMM_CON_LINES:-3000}
@@ -138,8 +137,8 @@ sys.stdout.buffer.write(data[i + len(b):j + 1])
 PY
 }
 
-results=()
-# boot TRANSPORT CPUS EXIT: one boot with every check; EXIT is poweroff or reboot.
+results=() retried=() attempt=1
+# boot TRANSPORT CPUS EXIT [intx]: one boot with every check; EXIT is poweroff or reboot.
 boot() {
 	local transport=$1 cpus=$2 how=$3 irq=${4:-} want_rc=0 rc ms start i lines=$CON_LINES in_sha in_bytes
 	local extra=
@@ -194,6 +193,17 @@ boot() {
 		echo "---- hvc0: last 300 bytes"
 		tail -c 300 "$w/hvc.out"
 		echo
+	fi
+	# Nested only: the emulation's rare L2 fault gets one more boot (lib/vmm_harness.sh).
+	local sign
+	if [ "$attempt" = 1 ] && sign=$(harness_l2_crash "$rc" "$w/vmm.err" "$w/serial.txt"); then
+		tail -n 40 "$w/serial.txt"
+		echo "$name: RETRY $what: $sign; booting it again, once"
+		retried+=("$what: $sign")
+		attempt=2
+		boot "$@"
+		attempt=1
+		return
 	fi
 	[ "$rc" -ne 124 ] && [ "$rc" -ne 5 ] ||
 		{ tail -n 30 "$w/serial.txt"; fail "$what: the guest did not end within ${TIMEOUT}s"; }
@@ -275,4 +285,8 @@ for transport in $TRANSPORTS; do
 	fi
 done
 printf -v summary '%s; ' "${results[@]}"
+if [ ${#retried[@]} -gt 0 ]; then
+	printf -v again '%s; ' "${retried[@]}"
+	summary="$summary booted twice after the nested fault: ${again%; }; "
+fi
 pass "(${summary%; }; hvc0 both ways byte for byte)"

@@ -29,6 +29,7 @@ name=tools_cli
 blk="$build/tools/vdk-vhost-user-blk"
 rng="$build/tools/vdk-vhost-user-rng"
 bench="$build/tools/vdk-blkbench"
+net="$build/tools/vdk-vhost-user-net"
 
 tools_need "$blk" "$rng" "$bench"
 command -v python3 >/dev/null || skip "python3 not installed (checks the JSON)"
@@ -72,7 +73,7 @@ json() {
 
 truncate -s 1M "$work/disk.img"
 
-for p in "$blk" "$rng" "$bench"; do
+for p in "$blk" "$rng" "$net" "$bench"; do
 	n=$(basename "$p")
 	check "$n-version" 0 "$n 0." "$p" --version
 	check "$n-version-short" 0 "$n 0." "$p" -V
@@ -85,7 +86,7 @@ for p in "$blk" "$rng" "$bench"; do
 	check "$n-extra" 1 "unexpected argument 'extra'" "$p" --socket-path "$work/s" extra
 done
 
-for p in "$blk" "$rng"; do
+for p in "$blk" "$rng" "$net"; do
 	n=$(basename "$p")
 	json "$n-caps" "$p" --print-capabilities
 	json "$n-caps-ignores-unknown" "$p" --print-capabilities --bogus -x
@@ -100,8 +101,38 @@ check blk-disk-twice 1 "--disk given more than once" "$blk" --socket-path "$work
 	--disk "$work/disk.img" --disk "$work/disk.img"
 check blk-disk-and-blk-file 1 "give one of --disk and --blk-file" "$blk" \
 	--socket-path "$work/s" --disk "$work/disk.img" --blk-file "$work/disk.img"
-check blk-disk-bad-subopt 1 "--disk: unknown option 'bogus'" "$blk" --socket-path "$work/s" \
-	--disk "$work/disk.img,bogus"
+check blk-disk-bad-subopt 1 "--disk: bogus: unknown setting (see --help)" "$blk" \
+	--socket-path "$work/s" --disk "$work/disk.img,bogus"
+check blk-blk-file-and-disk 1 "give one of --disk and --blk-file" "$blk" \
+	--socket-path "$work/s" --blk-file "$work/disk.img" --disk "$work/disk.img"
+check blk-disk-serial-twice 1 "--disk: serial: given twice" "$blk" \
+	--socket-path "$work/s" --disk "$work/disk.img,serial=a,serial=b"
+check blk-long-serial 1 "--serial: at most 20 bytes" "$blk" --socket-path "$work/s" \
+	--disk "$work/disk.img" --serial 123456789012345678901
+check blk-bad-queues 1 "--num-queues: want 1..16" "$blk" --socket-path "$work/s" \
+	--disk "$work/disk.img" --num-queues 17
+check blk-bad-queue-size 1 "--queue-size: want a power of two 4..1024" "$blk" \
+	--socket-path "$work/s" --disk "$work/disk.img" --queue-size 100
+check blk-bad-aio 1 "--aio: want auto|sync|io_uring" "$blk" --socket-path "$work/s" \
+	--disk "$work/disk.img" --aio=native
+check blk-no-disk 1 "--disk (or --blk-file) is required" "$blk" --socket-path "$work/s"
+check rng-bad-max-bytes 1 "--max-bytes: want 1..4294967295" "$rng" --socket-path "$work/s" \
+	--max-bytes 0
+check rng-bad-queue-size 1 "--queue-size: want a power of two 1..32768" "$rng" \
+	--socket-path "$work/s" --queue-size 3
+check net-bad-mac 1 "--mac: want a unicast address" "$net" --socket-path "$work/s" \
+	--loopback --mac 01:00:5e:00:00:01
+check net-bad-pairs 1 "--queue-pairs: want 1..31" "$net" --socket-path "$work/s" \
+	--loopback --queue-pairs 32
+check net-bad-mtu 1 "--mtu: want 68..65535" "$net" --socket-path "$work/s" \
+	--loopback --mtu 67
+check net-two-backends 1 "--loopback: tap already chosen" "$net" --socket-path "$work/s" \
+	--tap=tap0 --loopback
+check net-no-backend 1 "want one of --tap, --tap-fd, --loopback" "$net" --socket-path "$work/s"
+check net-tap-fd-pairs 1 "--tap-fd: carries one queue pair" "$net" --socket-path "$work/s" \
+	--tap-fd=5 --queue-pairs=2
+check net-mac-twice 1 "--mac given more than once" "$net" --socket-path "$work/s" \
+	--loopback --mac 52:54:00:00:00:01 --mac 52:54:00:00:00:02
 check blk-queues-twice 1 "--num-queues given more than once" "$blk" --socket-path "$work/s" \
 	--disk "$work/disk.img" --num-queues 1 --num-queues 2
 check rng-max-bytes-twice 1 "--max-bytes given more than once" "$rng" --socket-path "$work/s" \

@@ -100,9 +100,9 @@ check initrd-missing 1 "cannot open initrd $work/nope" "${k[@]}" --initrd "$work
 check initrd-directory 1 "initrd $work/dir: not a regular" "${k[@]}" --initrd "$work/dir"
 check disk-missing 1 "disk $work/nope: No such file" "${k[@]}" --disk "$work/nope"
 check disk-directory 1 "not a regular file or block device" "${k[@]}" --disk "$work/dir"
-check disk-bad-option 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
+check disk-bad-option 1 "--disk $work/disk.img,bogus: bogus: unknown setting" "${k[@]}" \
 	--disk "$work/disk.img,bogus"
-check disk-long-serial 1 "ID at most 20 bytes" "${k[@]}" \
+check disk-long-serial 1 "serial: at most 20 bytes" "${k[@]}" \
 	--disk "$work/disk.img,serial=123456789012345678901"
 check vhost-user-missing 1 "vhost-user back-end $work/nope.sock: No such file or directory" \
 	"${k[@]}" --vhost-user-blk "$work/nope.sock"
@@ -116,12 +116,14 @@ check vhost-user-rng-bad-option 1 "--vhost-user-rng $work/s,x: expected SOCKET" 
 	--vhost-user-rng "$work/s,x"
 check vhost-user-bad-type 1 "TYPE: blk, rng or a virtio device ID" "${k[@]}" \
 	--vhost-user "floppy,$work/s"
-check net-bad-spec 1 "bad --net" "${k[@]}" --net bogus
-check net-bad-pairs 1 "bad --net" "${k[@]}" --net loopback,queue-pairs=99
-check net-bad-mtu 1 "bad --net" "${k[@]}" --net loopback,mtu=5
-check net-bad-mac 1 "bad --net" "${k[@]}" --net loopback,mac=01:00:5e:00:00:01
-check net-bad-key 1 "bad --net" "${k[@]}" --net tap=x,speed=10
-check net-empty-tap 1 "bad --net" "${k[@]}" --net tap=
+check net-bad-spec 1 "bad --net bogus: bogus: unknown setting" "${k[@]}" --net bogus
+check net-bad-pairs 1 "queue-pairs: want 1..31" "${k[@]}" --net loopback,queue-pairs=99
+check net-bad-mtu 1 "mtu: want 68..65535" "${k[@]}" --net loopback,mtu=5
+check net-bad-mac 1 "mac: want a unicast address" "${k[@]}" --net loopback,mac=01:00:5e:00:00:01
+check net-bad-key 1 "speed: unknown setting" "${k[@]}" --net tap=x,speed=10
+check net-empty-tap 1 "tap: empty" "${k[@]}" --net tap=
+check net-no-backend 1 "give one of tap, tap-fd, loopback" "${k[@]}" --net mtu=1500
+check net-two-backends 1 "tap: loopback already chosen" "${k[@]}" --net loopback,tap=x
 check memory-too-small 1 "too small" "${k[@]}" --memory 1M
 check memory-zero 1 "too small" "${k[@]}" --memory 0
 check memory-too-large 1 "too large" "${k[@]}" --memory 2T
@@ -151,8 +153,12 @@ check disk-repeatable 1 "disk $work/nope: No such file" "${k[@]}" \
 # ",," is a comma inside a --disk value (QEMU's escape).
 check disk-comma-escape 1 "disk $work/a,b.img: No such file" "${k[@]}" \
 	--disk "$work/a,,b.img,serial=x,,y"
-check disk-single-comma 1 "expected PATH[,readonly][,serial=ID]" "${k[@]}" \
+check disk-single-comma 1 "b.img: unknown setting" "${k[@]}" \
 	--disk "$work/a,b.img"
+check disk-bad-queues 1 "num-queues: want 1..16" "${k[@]}" \
+	--disk "$work/disk.img,num-queues=17"
+check disk-serial-twice 1 "serial: given twice" "${k[@]}" \
+	--disk "$work/disk.img,serial=a,serial=b"
 
 # An unreadable kernel: root reads anything, so drop to nobody if possible.
 chmod 000 "$work/code.bin"

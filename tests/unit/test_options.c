@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for tools/options.c: the command-line conventions of every vdk
- * program (",," escapes, one value per option, one-line errors,
- * --print-capabilities detection).
+ * program (one value per option, one-line errors, --print-capabilities
+ * detection, device settings as options and help lines). The ",," escape
+ * is the library's now: tests/unit/test_config.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,50 +16,54 @@
 
 #include "options.h"
 
-static void test_subopt_plain(void **state)
-{
-	char s[] = "disk.img,readonly,serial=abc";
-	char *cur = s;
+/* Two settings as a device type lists them (<vdk/config.h>). */
+static const struct vdk_config_key fake_keys[] = {
+	{"readonly", NULL, "open read-only"},
+	{"serial", "ID", "device ID"},
+	{"aio", "auto|sync|io_uring", "how reads and writes are done"},
+};
 
-	(void)state;
-	assert_string_equal(vdk_tool_subopt_next(&cur), "disk.img");
-	assert_string_equal(vdk_tool_subopt_next(&cur), "readonly");
-	assert_string_equal(vdk_tool_subopt_next(&cur), "serial=abc");
-	assert_null(vdk_tool_subopt_next(&cur));
-	assert_null(vdk_tool_subopt_next(&cur));
+static const struct vdk_config_key *fake_key(size_t i)
+{
+	return i < sizeof(fake_keys) / sizeof(fake_keys[0]) ? &fake_keys[i]
+							    : NULL;
 }
 
-static void test_subopt_escape(void **state)
+static void test_setting_name(void **state)
 {
-	char s[] = "a,,b.img,serial=x,,y,,,ro";
-	char *cur = s;
+	static const char *const renames[] = {"readonly", "read-only", "path",
+					      "blk-file", NULL};
 
 	(void)state;
-	assert_string_equal(vdk_tool_subopt_next(&cur), "a,b.img");
-	/* ",,," is an escaped comma, then a separator */
-	assert_string_equal(vdk_tool_subopt_next(&cur), "serial=x,y,");
-	assert_string_equal(vdk_tool_subopt_next(&cur), "ro");
-	assert_null(vdk_tool_subopt_next(&cur));
+	assert_string_equal(vdk_tool_setting_name(renames, "readonly"),
+			    "read-only");
+	assert_string_equal(vdk_tool_setting_name(renames, "path"), "blk-file");
+	assert_string_equal(vdk_tool_setting_name(renames, "serial"), "serial");
+	assert_string_equal(vdk_tool_setting_name(NULL, "serial"), "serial");
 }
 
-static void test_subopt_empty_fields(void **state)
+/* One line per setting, help at column 25, a long name on its own line. */
+static void test_settings_help(void **state)
 {
-	char s1[] = "";
-	char s2[] = "x,";
-	char s3[] = ",,";
-	char *cur;
+	static const char *const renames[] = {"readonly", "read-only", NULL};
+	char buf[512] = {0};
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
 
 	(void)state;
-	cur = s1;
-	assert_string_equal(vdk_tool_subopt_next(&cur), "");
-	assert_null(vdk_tool_subopt_next(&cur));
-	cur = s2;
-	assert_string_equal(vdk_tool_subopt_next(&cur), "x");
-	assert_string_equal(vdk_tool_subopt_next(&cur), ""); /* trailing */
-	assert_null(vdk_tool_subopt_next(&cur));
-	cur = s3;
-	assert_string_equal(vdk_tool_subopt_next(&cur), ",");
-	assert_null(vdk_tool_subopt_next(&cur));
+	assert_non_null(f);
+	vdk_tool_settings_help(f, fake_key, 0, "  ", "--", renames);
+	vdk_tool_settings_help(f, fake_key, 1, "    ", "", NULL);
+	fclose(f);
+	assert_string_equal(buf,
+			    "  --read-only            open read-only\n"
+			    "  --serial=ID            device ID\n"
+			    "  --aio=auto|sync|io_uring\n"
+			    "                         how reads and writes are "
+			    "done\n"
+			    "    serial=ID            device ID\n"
+			    "    aio=auto|sync|io_uring\n"
+			    "                         how reads and writes are "
+			    "done\n");
 }
 
 enum { O_DISK = 0x100, O_SOCK, O_FLAG };
@@ -148,9 +153,8 @@ static void test_has(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_subopt_plain),
-		cmocka_unit_test(test_subopt_escape),
-		cmocka_unit_test(test_subopt_empty_fields),
+		cmocka_unit_test(test_setting_name),
+		cmocka_unit_test(test_settings_help),
 		cmocka_unit_test(test_once),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_has),

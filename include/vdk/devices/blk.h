@@ -76,6 +76,7 @@
 
 #include <linux/virtio_blk.h>
 
+#include <vdk/config.h>
 #include <vdk/device.h>
 #include <vdk/virtq.h>
 
@@ -152,7 +153,82 @@ struct vdk_blk_config {
 	 * instead of interrupting it. Leave false when queue_notify comes from
 	 * vCPU threads, which may not enter the kernel for a long time. */
 	bool single_thread;
+	/** The copies vdk_blk_config_set() made of @path and @serial; freed
+	 * by vdk_blk_config_fini(). Leave NULL when filling the struct by
+	 * hand. */
+	char *path_copy, *serial_copy;
 };
+
+/*
+ * The settings of a blk device (<vdk/config.h>), set from strings:
+ *   path=IMAGE         @path; in a spec the first field, without "path="
+ *   readonly (ro)      @read_only
+ *   serial=ID          @serial, at most 20 bytes
+ *   direct (cache=none) @direct
+ *   aio=auto|sync|io_uring  @io_mode (also threads = sync, async = io_uring)
+ *   num-queues=N       @num_queues, 1..VDK_BLK_MAX_QUEUES
+ *   queue-size=N       @queue_size, a power of two 4..VDK_BLK_MAX_QUEUE_SIZE
+ * e.g. vdk_blk_config_parse(&cfg, "disk.img,readonly,serial=d0", ...).
+ */
+
+/**
+ * vdk_blk_config_key() - the blk device's settings, one by one, for a
+ * program's options and help (a vdk_config_key_fn).
+ * @index: from 0.
+ * Return: the @index-th setting (static, owned by the library), or NULL
+ * past the last one.
+ */
+const struct vdk_config_key *vdk_blk_config_key(size_t index);
+
+/**
+ * vdk_blk_config_set() - set one setting of @cfg from a string.
+ * @cfg:   the caller's config, zeroed or filled before; strings it stores
+ *         (@path, @serial) are copies owned by @cfg until
+ *         vdk_blk_config_fini(); setting one again frees the old copy.
+ * @key:   a setting's name (or its alias: "ro", "cache" with "none").
+ * @value: its value (host string, copied where needed), or NULL for a
+ *         flag ("readonly").
+ * @msg:   where the error message goes, "serial: at most 20 bytes, not
+ *         25" (@len bytes, VDK_CONFIG_MSG_LEN holds all; NULL: none);
+ *         empty on success.
+ * Return: 0; -EINVAL for an unknown @key, a flag given a value, a value
+ * missing, or a value out of range (a path that is empty, a serial longer
+ * than VIRTIO_BLK_ID_BYTES, num-queues outside 1..VDK_BLK_MAX_QUEUES,
+ * queue-size not a power of two in 4..VDK_BLK_MAX_QUEUE_SIZE, an aio mode
+ * not listed); -ENOMEM copying a string. @cfg is unchanged on error.
+ */
+int vdk_blk_config_set(struct vdk_blk_config *cfg, const char *key,
+		       const char *value, char *msg, size_t len);
+
+/**
+ * vdk_blk_config_parse() - set the settings of a spec such as
+ * "disk.img,readonly,serial=d0": the first field is the image path (even
+ * if it holds a '='), then NAME or NAME=VALUE fields, each set with
+ * vdk_blk_config_set(); ",," is a comma inside the path or a value (QEMU's
+ * escape). @spec is not modified or kept.
+ * Return: 0; -EINVAL for an empty @spec, an empty field (a trailing
+ * ','), a setting given twice, or what vdk_blk_config_set() refuses;
+ * -ENOMEM. On error @cfg may hold the settings before the bad one: call
+ * vdk_blk_config_fini() either way.
+ */
+int vdk_blk_config_parse(struct vdk_blk_config *cfg, const char *spec,
+			 char *msg, size_t len);
+
+/**
+ * vdk_blk_config_check() - whether @cfg is complete for vdk_blk_new(): it
+ * names an image (@path). Ranges are checked when set.
+ * Return: 0, or -EINVAL with "path: missing (the image)" in @msg.
+ */
+int vdk_blk_config_check(const struct vdk_blk_config *cfg, char *msg,
+			 size_t len);
+
+/**
+ * vdk_blk_config_fini() - free the strings vdk_blk_config_set() copied
+ * into @cfg and clear @path / @serial where they pointed to them; strings
+ * the caller set by hand are left alone. The other members stay. NULL is
+ * accepted; calling it twice is harmless.
+ */
+void vdk_blk_config_fini(struct vdk_blk_config *cfg);
 
 /**
  * struct vdk_blk_io_info - how the device does its I/O, and counters of the

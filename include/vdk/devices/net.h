@@ -74,6 +74,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <vdk/config.h>
 #include <vdk/device.h>
 
 #ifdef __cplusplus
@@ -204,11 +205,33 @@ struct vdk_net_tap_config {
 struct vdk_net_backend *vdk_net_tap_new(const struct vdk_net_tap_config *cfg,
 					int *err);
 
+/**
+ * enum vdk_net_backend_type - the backend vdk_net_new() opens itself when
+ * vdk_net_config.backend is NULL.
+ * @VDK_NET_BACKEND_NONE:     none: vdk_net_config.backend must be given.
+ * @VDK_NET_BACKEND_TAP:      vdk_net_tap_new() on vdk_net_config.tap.
+ * @VDK_NET_BACKEND_LOOPBACK: vdk_net_loopback_new().
+ */
+enum vdk_net_backend_type {
+	VDK_NET_BACKEND_NONE = 0,
+	VDK_NET_BACKEND_TAP,
+	VDK_NET_BACKEND_LOOPBACK,
+};
+
 /** struct vdk_net_config - options for vdk_net_new(). */
 struct vdk_net_config {
 	/** The backend: not owned (it must outlive the device) unless
-	 * @own_backend. */
+	 * @own_backend. NULL: vdk_net_new() opens the one @backend_type
+	 * names and owns it. */
 	struct vdk_net_backend *backend;
+	/** With @backend NULL: which backend to open (settings "tap",
+	 * "tap-fd", "loopback"). */
+	enum vdk_net_backend_type backend_type;
+	/** For VDK_NET_BACKEND_TAP: @tap.ifname (then @tap.fd is ignored),
+	 * or @tap.fd with @tap.ifname NULL (vdk_net_new() takes the fd over:
+	 * the backend closes it on free, and vdk_net_new() closes it on
+	 * failure). @tap.pairs is ignored: @max_queue_pairs is used. */
+	struct vdk_net_tap_config tap;
 	/** The device frees @backend (vdk_net_backend_free()) when it is
 	 * destroyed, and on a vdk_net_new() failure. */
 	bool own_backend;
@@ -229,7 +252,84 @@ struct vdk_net_config {
 	 * wake-ups when a driver sends in bursts. Within the pass's budget.
 	 */
 	uint32_t busy_poll_us;
+	/** The copy vdk_net_config_set() made of @tap.ifname; freed by
+	 * vdk_net_config_fini(). Leave NULL when filling the struct by hand. */
+	char *tap_ifname_copy;
 };
+
+/*
+ * The settings of a net device (<vdk/config.h>), set from strings:
+ *   tap=IFNAME     an existing tap interface (VDK_NET_BACKEND_TAP)
+ *   tap-fd=N       an open tap fd, taken over (one queue pair)
+ *   loopback       the loopback backend; give one of tap, tap-fd, loopback
+ *   mac=MAC        @mac, a unicast address (52:54:00:12:34:56)
+ *   queue-pairs=N  @max_queue_pairs, 1..VDK_NET_MAX_QUEUE_PAIRS
+ *   mtu=N          @mtu, 68..65535
+ *   busy-poll=USEC @busy_poll_us, 0..1000
+ * e.g. vdk_net_config_parse(&cfg, "tap=tap0,queue-pairs=2", ...); no
+ * setting is positional.
+ */
+
+/**
+ * vdk_net_config_key() - the net device's settings, one by one, for a
+ * program's options and help (a vdk_config_key_fn).
+ * @index: from 0.
+ * Return: the @index-th setting (static, owned by the library), or NULL
+ * past the last one.
+ */
+const struct vdk_config_key *vdk_net_config_key(size_t index);
+
+/**
+ * vdk_net_config_set() - set one setting of @cfg from a string.
+ * @cfg:   the caller's config, zeroed or filled before (with @backend NULL
+ *         to use the backend settings); the interface name it stores is a
+ *         copy owned by @cfg until vdk_net_config_fini(). "tap-fd" stores
+ *         a number only: the fd is taken over by vdk_net_new(), not here.
+ * @key:   a setting's name.
+ * @value: its value (host string, copied where needed), or NULL for the
+ *         flag "loopback".
+ * @msg:   where the error message goes, "mac: want a unicast address like
+ *         52:54:00:12:34:56" (@len bytes, VDK_CONFIG_MSG_LEN holds all;
+ *         NULL: none); empty on success.
+ * Return: 0; -EINVAL for an unknown @key, a flag given a value, a value
+ * missing, a value out of range (an interface name empty or longer than 15
+ * bytes, a negative or non-numeric fd, a MAC that is malformed or
+ * multicast, queue-pairs outside 1..VDK_NET_MAX_QUEUE_PAIRS, mtu outside
+ * 68..65535, busy-poll above 1000), or a second backend ("loopback" after
+ * "tap"); -ENOMEM copying a string. @cfg is unchanged on error.
+ */
+int vdk_net_config_set(struct vdk_net_config *cfg, const char *key,
+		       const char *value, char *msg, size_t len);
+
+/**
+ * vdk_net_config_parse() - set the settings of a spec such as
+ * "tap=tap0,mac=52:54:00:00:00:01,queue-pairs=2": NAME or NAME=VALUE
+ * fields, each set with vdk_net_config_set(); ",," is a comma inside a
+ * value. @spec is not modified or kept.
+ * Return: 0; -EINVAL for an empty @spec, an empty field, a setting given
+ * twice, or what vdk_net_config_set() refuses; -ENOMEM. On error @cfg may
+ * hold the settings before the bad one: call vdk_net_config_fini() either
+ * way.
+ */
+int vdk_net_config_parse(struct vdk_net_config *cfg, const char *spec,
+			 char *msg, size_t len);
+
+/**
+ * vdk_net_config_check() - whether @cfg is complete for vdk_net_new(): a
+ * backend given, or one of tap, tap-fd, loopback set; tap-fd only with
+ * one queue pair. Ranges are checked when set.
+ * Return: 0, or -EINVAL with the reason in @msg.
+ */
+int vdk_net_config_check(const struct vdk_net_config *cfg, char *msg,
+			 size_t len);
+
+/**
+ * vdk_net_config_fini() - free the interface name vdk_net_config_set()
+ * copied into @cfg and clear @tap.ifname if it pointed to it; names the
+ * caller set by hand are left alone, and a tap fd is not closed. NULL is
+ * accepted; calling it twice is harmless.
+ */
+void vdk_net_config_fini(struct vdk_net_config *cfg);
 
 /** struct vdk_net_stats - counters (part of the snapshot). */
 struct vdk_net_stats {
@@ -248,10 +348,13 @@ struct vdk_net;
 
 /**
  * vdk_net_new() - create a virtio-net device (VIRTIO_ID_NET) wrapped in an
- * initialised struct vdk_device (state NEW, awake).
+ * initialised struct vdk_device (state NEW, awake). With
+ * vdk_net_config.backend NULL it first opens the backend
+ * vdk_net_config.backend_type names (and owns it).
  * Return: the device (vdk_net_free()), or NULL with *@err -EINVAL (no
  * backend or a backend without send/recv, bad pair count, queue size,
- * MTU or busy_poll_us) or -ENOMEM.
+ * MTU or busy_poll_us), -ENOMEM, or the error of vdk_net_tap_new() /
+ * vdk_net_loopback_new().
  */
 struct vdk_net *vdk_net_new(const struct vdk_net_config *cfg, int *err);
 

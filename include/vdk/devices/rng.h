@@ -27,6 +27,7 @@
 
 #include <stdint.h>
 
+#include <vdk/config.h>
 #include <vdk/device.h>
 #include <vdk/virtq.h>
 
@@ -51,6 +52,48 @@ struct vdk_rng_config {
 	 * (the whole writable part is filled). */
 	uint32_t max_bytes_per_request;
 };
+
+/*
+ * The settings of an rng device (<vdk/config.h>), set from strings:
+ *   max-bytes=N    @max_bytes_per_request, 1..4294967295
+ *   queue-size=N   @queue_max_size, a power of two 1..VDK_VIRTQ_MAX_SIZE
+ * None is a string: nothing to free, no vdk_rng_config_fini().
+ */
+
+/**
+ * vdk_rng_config_key() - the rng device's settings, one by one, for a
+ * program's options and help (a vdk_config_key_fn).
+ * @index: from 0.
+ * Return: the @index-th setting (static, owned by the library), or NULL
+ * past the last one.
+ */
+const struct vdk_config_key *vdk_rng_config_key(size_t index);
+
+/**
+ * vdk_rng_config_set() - set one setting of @cfg (the caller's) from a
+ * string, as vdk_blk_config_set() does.
+ * @value: the number (host string), never NULL: rng has no flags.
+ * @msg:   the error message ("max-bytes: want 1..4294967295, not '0'"),
+ *         @len bytes (VDK_CONFIG_MSG_LEN holds all; NULL: none); empty on
+ *         success.
+ * Return: 0; -EINVAL for an unknown @key, a missing value or one out of
+ * range (max-bytes 0 or above UINT32_MAX, queue-size not a power of two in
+ * 1..VDK_VIRTQ_MAX_SIZE). @cfg is unchanged on error.
+ */
+int vdk_rng_config_set(struct vdk_rng_config *cfg, const char *key,
+		       const char *value, char *msg, size_t len);
+
+/**
+ * vdk_rng_config_parse() - set the settings of a spec such as
+ * "max-bytes=64,queue-size=128", each with vdk_rng_config_set(); the
+ * rules of vdk_blk_config_parse() (no positional field). @spec is not
+ * modified or kept.
+ * Return: 0; -EINVAL for an empty @spec, an empty field, a setting given
+ * twice, or what vdk_rng_config_set() refuses; -ENOMEM. On error @cfg may
+ * hold the settings before the bad one.
+ */
+int vdk_rng_config_parse(struct vdk_rng_config *cfg, const char *spec,
+			 char *msg, size_t len);
 
 /** struct vdk_rng_stats - counters (also the snapshot state). */
 struct vdk_rng_stats {

@@ -30,6 +30,7 @@
 #   VDK-L1: kvm PASS|SKIP <detail>         /dev/kvm usable in L1 (nested SVM)
 #   VDK-L1-OUT <test>: <line>              the test's own output, line by line
 #   VDK-L1: test <test> rc=<n>             the test ended with status n (0, 1, 77)
+#   VDK-L1: alive                          every 20 s (a heartbeat: see VDK_NESTED_SILENCE)
 #   VDK-L1: end                            every test ran
 #
 # and the harness prints one line per stage, "harness: stage <stage>: PASS|FAIL|SKIPPED
@@ -45,8 +46,13 @@
 #   VDK_NESTED_SMP      vCPUs of L1 (default 2, with `-accel tcg,thread=multi`)
 #   VDK_NESTED_TIMEOUT  seconds for the whole L1 run (default 900)
 #   VDK_NESTED_TEST_TIMEOUT  seconds for one test inside L1 (default 420; exit 124 past it)
+#   VDK_NESTED_SILENCE  seconds without L1 console output (L1 prints a heartbeat every 20 s)
+#                       after which L1 counts as wedged and is stopped (default 120)
 #   VDK_NESTED_L1_LOGLEVEL   L1 kernel console loglevel (default 3; 4 shows L1's soft lockups,
 #                       8 their call traces, on the L1 console)
+#   VDK_NESTED_QEMU     the QEMU binary that runs L1 (default qemu-system-x86_64 on PATH)
+#   VDK_NESTED_QEMU_ARGS more QEMU arguments for L1, e.g. "-d cpu_reset,guest_errors -D FILE"
+#                       (QEMU logs the L1 CPU state when L1 resets)
 #   VDK_IN_L1           set inside L1 (by l1.sh); tests skip their host-side preparation
 #   VDK_HARNESS_EXTRA   more host paths to put in the sysroot (space-separated)
 #
@@ -59,6 +65,16 @@
 # the next kernel text address whose delivery ended in SHUTDOWN (exit_int_info 0x80000b0e);
 # the other vCPUs' state was sane. With SVM, KVM resets a vCPU before it reports the
 # triple fault, so vdk-vmm cannot show where it faulted; trace in L1 for that.
+# The same L2 booted by QEMU (microvm, -enable-kvm) inside the same L1 fails the same ways (the
+# cross-check in bench/nested_smp_rate.sh, variant QEMU=1: a silent triple fault, a vCPU stuck
+# with an RCU stall), so it is the nested emulation, not vdk-vmm.
+# Rarer still, the L1 guest itself dies (QEMU exits with no "VDK-L1: end": 2 of about 12 full
+# nested runs on 2026-12-05/06, with QEMU 7.2 and with 10.0) or wedges (both CPUs spinning with
+# interrupts off: no console output at all, not even a soft-lockup report). A process in L1 cannot legitimately
+# take down L1's kernel, so the harness then boots a second L1, once, for the tests that have no
+# result yet (the one that was running starts again); it says so loudly (THE L1 GUEST DIED),
+# keeps both L1 consoles in one file and records "l1-died" in the stages. A test that fails
+# inside a healthy L1 (an L2 triple fault included) is never run again.
 
 harness_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 harness_dir=$harness_root/build/nested
@@ -206,7 +222,7 @@ harness_nested() {
 	local tests=("$@") t qemu
 	local t0 now
 
-	qemu=$(command -v qemu-system-x86_64 || true)
+	qemu=${VDK_NESTED_QEMU:-$(command -v qemu-system-x86_64 || true)}
 	if [[ -z "$qemu" ]]; then
 		harness_skip_all "$harness_results" "no qemu-system-x86_64 to run the nested L1 guest (apt-get install qemu-system-x86)" "${tests[@]}"
 		harness_stage l1-boot SKIPPED 0 "no qemu-system-x86_64"
@@ -252,12 +268,38 @@ harness_nested() {
 	fi
 	harness_stage prepare PASS "$(harness_secs "$t0")" "builds, L1 guest, sysroot $(du -m "$harness_dir/sysroot.ext4" | cut -f1) MiB"
 
-	# 2. Boot L1 and follow its console.
-	local run=()
+	# 2. Boot L1 and follow its console; when the L1 guest itself dies (a user process such as
+	# vdk-vmm cannot legitimately bring down a kernel: it is L1's kernel or QEMU's emulation
+	# of SVM, see "Known limit" above), boot a second L1 once for the tests without a result.
+	local attempt
+	for attempt in 1 2; do
+		harness_l1_run "$qemu" "$attempt" "${tests[@]}"
+		[[ $? == 1 && $attempt == 1 ]] || break
+		local left=()
+		for t in "${tests[@]}"; do
+			[[ -f "$harness_results/$t.rc" ]] || left+=("$t")
+		done
+		[[ ${#left[@]} -gt 0 ]] || break
+		harness_log "THE L1 GUEST DIED (not a vdk-vmm exit: the L1 kernel or its emulation);" \
+			"its console: $harness_results/l1-console.txt; booting a new L1 once for: ${left[*]}"
+	done
+	harness_fail_all "$harness_results" "the L1 guest ended (or timed out) before this test finished; see $harness_results/l1-console.txt" "${tests[@]}"
+	cp "$harness_results/stages.txt" "$harness_dir/stages.txt" 2>/dev/null || true
+}
+
+# harness_l1_run QEMU ATTEMPT TESTS...: boot one L1 guest for the TESTS that have no result
+# yet in $harness_results and follow its console (appended to l1-console.txt). Returns 0 when
+# the L1 guest ran to its end (or there was nothing to run), 1 when it died (QEMU exited early,
+# or "BUG: soft lockup", the L1 wedge: then QEMU is stopped at once), 2 when L1 did not come up,
+# 3 when the whole run timed out.
+harness_l1_run() {
+	local qemu=$1 attempt=$2
+	shift 2
+	local tests=("$@") t run=()
 	for t in "${tests[@]}"; do
 		[[ -f "$harness_results/$t.rc" ]] || run+=("$t")
 	done
-	[[ ${#run[@]} -gt 0 ]] || return
+	[[ ${#run[@]} -gt 0 ]] || return 0
 	local list smp=${VDK_NESTED_SMP:-2} accel=tcg
 	list=$(
 		IFS=,
@@ -274,18 +316,44 @@ harness_nested() {
 		printf 'export %s=%q\n' "$name" "${!name}" >>"$envdisk"
 	done < <(compgen -e | grep -E '^(VDK_|LINUX_VMM_|TESTGUEST_|BENCH_)')
 	truncate -s 64K "$envdisk"
-	local console=$harness_results/l1-console.txt
-	harness_log "booting L1: $qemu -M q35 -accel $accel -cpu max,-xsave -smp $smp -m 2G; tests: ${run[*]}"
-	t0=$EPOCHREALTIME
-	local cur= tstart=$t0 line stamp rest rc kvm_done=0 booted=0 ended=0
-	while IFS= read -r line; do
+	local console=$harness_results/l1-console.txt sfx=
+	[[ $attempt == 1 ]] || sfx=" (attempt $attempt)"
+	[[ $attempt == 1 ]] || echo "$EPOCHREALTIME ==== harness: L1 attempt $attempt" >>"$console"
+	harness_log "booting L1$sfx: $qemu -M q35 -accel $accel -cpu max,-xsave -smp $smp -m 2G; tests: ${run[*]}"
+	local t0=$EPOCHREALTIME now
+	local tstart=$t0 line stamp rest rc kvm_done=0 booted=0 ended=0 wedged=0 cur= qrc
+	local fifo=$harness_results/l1-console.fifo qpid
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	timeout --kill-after=10 "$timeout" "$qemu" -M q35 -accel "$accel" \
+		-cpu max,-xsave -smp "$smp" -m 2G -nographic -no-reboot -nic none ${VDK_NESTED_QEMU_ARGS:-} \
+		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
+		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
+		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
+		-append "console=ttyS0 quiet loglevel=${VDK_NESTED_L1_LOGLEVEL:-3} panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
+		</dev/null >"$fifo" 2>&1 &
+	qpid=$!
+	# Silence for $silence seconds once L1 is up (no test output, no heartbeat) is the L1 wedge:
+	# its CPUs spin with interrupts off (no soft-lockup report either). Stop it then.
+	local silence=${VDK_NESTED_SILENCE:-120} st
+	while :; do
+		IFS= read -r -t "$silence" line
+		st=$?
+		if [[ $st -gt 128 ]]; then
+			[[ $booted == 1 ]] || continue
+			echo "$EPOCHREALTIME ==== harness: no L1 console output for ${silence}s; stopping QEMU" >>"$console"
+			wedged=1
+			kill "$qpid" 2>/dev/null
+			break
+		fi
+		[[ $st == 0 ]] || break
 		line=${line%$'\r'}
 		stamp=$EPOCHREALTIME
 		printf '%s %s\n' "$stamp" "$line" >>"$console"
 		case "$line" in
 		"VDK-L1: start"*)
 			booted=1
-			harness_stage l1-boot PASS "$(harness_secs "$t0" "$stamp")" "(QEMU start to L1 userspace)"
+			harness_stage "l1-boot$sfx" PASS "$(harness_secs "$t0" "$stamp")" "(QEMU start to L1 userspace)"
 			tstart=$stamp
 			;;
 		"VDK-L1: kvm "*)
@@ -319,29 +387,75 @@ harness_nested() {
 			tstart=$stamp
 			;;
 		"VDK-L1: end"*) ended=1 ;;
+		"VDK-L1: alive") ;;
+		*"BUG: soft lockup"*)
+			# The L1 wedge: its CPUs stay locked; stop it now.
+			wedged=1
+			kill "$qpid" 2>/dev/null
+			;;
 		esac
-	done < <(timeout --kill-after=10 "$timeout" "$qemu" -M q35 -accel "$accel" \
-		-cpu max,-xsave -smp "$smp" -m 2G -nographic -no-reboot -nic none \
-		-kernel "$harness_dir/l1/vmlinuz" -initrd "$harness_dir/l1/initramfs.cpio.gz" \
-		-drive "file=$harness_dir/sysroot.ext4,if=virtio,format=raw,snapshot=on" \
-		-drive "file=$envdisk,if=virtio,format=raw,readonly=on" \
-		-append "console=ttyS0 quiet loglevel=${VDK_NESTED_L1_LOGLEVEL:-3} panic=-1 mitigations=off kvm_amd.nested=1 vdk.test=l1 vdk.timeout=$timeout vdk.testtimeout=${VDK_NESTED_TEST_TIMEOUT:-420} vdk.exit=poweroff vdk.l1root=$harness_root vdk.l1tests=$list" \
-		</dev/null 2>&1)
+	done <"$fifo"
+	wait "$qpid"
+	qrc=$?
+	rm -f "$fifo"
 	now=$EPOCHREALTIME
-	harness_stage l1-total "$([[ $ended == 1 ]] && echo PASS || echo FAIL)" "$(harness_secs "$t0" "$now")" \
+	harness_stage "l1-total$sfx" "$([[ $ended == 1 ]] && echo PASS || echo FAIL)" "$(harness_secs "$t0" "$now")" \
 		"(QEMU start to exit; console in $console)"
+	[[ $ended == 1 ]] && return 0
 	if [[ $booted == 0 ]]; then
-		harness_stage l1-boot FAIL "$(harness_secs "$t0" "$now")" "L1 never reached userspace"
+		harness_stage "l1-boot$sfx" FAIL "$(harness_secs "$t0" "$now")" "L1 never reached userspace"
 		tail -n 30 "$console" | cut -d' ' -f2-
+		return 2
 	elif [[ $kvm_done == 0 ]]; then
 		harness_stage kvm FAIL "$(harness_secs "$tstart" "$now")" "L1 ended before the KVM check"
+		return 2
 	fi
-	if [[ $ended == 0 ]]; then
-		[[ -n "$cur" ]] || true
-		tail -n 15 "$console" | cut -d' ' -f2-
+	tail -n 15 "$console" | cut -d' ' -f2-
+	for t in "${run[@]}"; do
+		[[ -f "$harness_results/$t.rc" ]] || { cur=$t && break; }
+	done
+	if [[ $wedged == 0 ]] && awk -v a="$t0" -v b="$now" -v t="$timeout" 'BEGIN { exit !(b - a >= t) }'; then
+		harness_stage "l1-timeout$sfx" FAIL "$(harness_secs "$t0" "$now")" "the L1 run took over ${timeout}s${cur:+, in $cur}"
+		return 3
 	fi
-	harness_fail_all "$harness_results" "the L1 guest ended (or timed out after ${timeout}s) before this test finished; see $console" "${run[@]}"
-	cp "$harness_results/stages.txt" "$harness_dir/stages.txt" 2>/dev/null || true
+	local why="the L1 guest ended without its end line (QEMU exit status $qrc: an L1 panic or reset)"
+	[[ $wedged == 1 ]] && why="the L1 guest locked up (soft lockup, or ${silence}s of silence: the L1 wedge); QEMU stopped"
+	[[ -n "$cur" && -f "$harness_results/$cur.log" ]] &&
+		echo "---- $why during this test$sfx" >>"$harness_results/$cur.log"
+	harness_stage "l1-died$sfx" FAIL "$(harness_secs "$t0" "$now")" "$why${cur:+, during $cur}"
+	return 1
+}
+
+# harness_l2_crash RC VMM_STDERR SERIAL: inside the L1 guest, when a Linux L2 boot that ended
+# with vdk-vmm exit status RC shows the nested-emulation fault ("Known limit" above), print
+# which sign and return 0; otherwise (and always outside L1) return 1. The signs, each seen
+# in this harness with QEMU 7.2: vdk-vmm's triple-fault exit (3); a timeout (5, 124) with a
+# vCPU stuck re-taking a page fault on the instruction it fetches (rip == cr2); an L2 kernel
+# panic from an instruction-fetch page fault or a double fault. The caller boots again, once,
+# and says so; any other failure (a wrong byte, a missing device, a FAIL verdict) is final.
+harness_l2_crash() {
+	harness_in_l1 || return 1
+	local rc=$1 err=$2 serial=$3 line
+	if [[ $rc == 3 ]] && grep -q 'triple fault' "$err"; then
+		echo "L2 triple fault (KVM_EXIT_SHUTDOWN)"
+		return 0
+	fi
+	if [[ $rc == 5 || $rc == 124 ]]; then
+		line=$(grep -m1 -E 'vCPU [0-9]+: rip (0x[0-9a-f]+) .* cr2 \1 ' "$err")
+		if [[ -n "$line" ]]; then
+			line=${line#*vCPU }
+			echo "L2 vCPU ${line%%:*} stuck re-faulting on the instruction it fetches (rip == cr2 $(sed -E 's/.* cr2 (0x[0-9a-f]+) .*/\1/' <<<"$line"))"
+			return 0
+		fi
+	fi
+	if grep -aq 'Kernel panic - not syncing' "$serial"; then
+		line=$(grep -a -m1 -e 'supervisor instruction fetch' -e 'double fault' -e 'RIP: 0010:entry_SYSCALL_64+0x0/' "$serial")
+		if [[ -n "$line" ]]; then
+			echo "L2 kernel panic: ${line//$'\r'/}" | cut -c1-160
+			return 0
+		fi
+	fi
+	return 1
 }
 
 # harness_secs T0 [T1]: seconds from T0 to T1 (default now), one decimal.
@@ -474,6 +588,8 @@ harness_l1_script() {
 #!/bin/sh
 # l1.sh - inside the nested-KVM L1 guest (tests/integration/lib/vmm_harness.sh).
 echo "VDK-L1: start"
+# A heartbeat: silence on the console means L1 itself is stuck (lib/vmm_harness.sh).
+(while sleep 20; do echo "VDK-L1: alive"; done) &
 word() { for w in $(cat /proc/cmdline); do case "$w" in "$1"=*) echo "${w#*=}"; return ;; esac; done; }
 tests=$(word vdk.l1tests | tr , ' ')
 if [ ! -e /dev/kvm ]; then
