@@ -218,8 +218,8 @@ linux() {
 		--cmdline "quiet vdk.test=vmmlinux vdk.timeout=$((TIMEOUT - 10)) vdk.exit=poweroff vdk.cpus=1 vdk.token=t$RANDOM$RANDOM vdk.initrd_kib=$kib vdk.rw_sha=$rw_sha vdk.ro_sha=$ro_sha vdk.ro_serial=$ro_serial vdk.con_lines=0 vdk.io_rounds=$ROUNDS" \
 		</dev/null >"$w/out.log" 2>"$w/vmm.err" &
 	local vmmpid=$!
-	# SIGKILL the writable disk's back-end when the guest starts I/O rounds 1 and 2, and
-	# start it again on the same socket.
+	# SIGKILL the writable disk's back-end when the guest starts I/O rounds 1 and 2 (each
+	# keeps the disk busy for at least 2 s), and start it again on the same socket.
 	for k in 1 2; do
 		for ((i = 0; i < TIMEOUT * 10; i++)); do
 			grep -aq "vmmlinux: io round $k" "$w/serial.log" 2>/dev/null && break
@@ -227,7 +227,7 @@ linux() {
 			sleep 0.1
 		done
 		grep -aq "vmmlinux: io round $k" "$w/serial.log" 2>/dev/null || break
-		sleep 0.2
+		sleep 0.1
 		kill -KILL "$rwpid" 2>/dev/null && kills=$((kills + 1))
 		wait "$rwpid" 2>/dev/null
 		echo "$name: $label: SIGKILLed the writable disk's back-end during I/O round $k"
