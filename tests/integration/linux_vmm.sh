@@ -149,6 +149,7 @@ boot() {
 	read -r in_sha in_bytes <"$work/con$lines.sum"
 	[ "$how" = reboot ] && want_rc=2
 	local w=$work/boot$((${#results[@]} + 1))
+	rm -rf "$w" # a boot booted again (below) starts afresh: mkfifo needs the name free
 	mkdir -p "$w"
 	cp "$work/rw.img" "$work/ro.img" "$w/"
 	cp "$w/ro.img" "$w/ro.orig"
