@@ -36,17 +36,12 @@ die() { echo "$name: FAIL $*"; exit 1; }
 skip() { echo "SKIPPED: $name: $*"; exit 77; }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=../tests/integration/lib/linux_guest.sh
+. "$root/tests/integration/lib/linux_guest.sh"
 command -v python3 >/dev/null || skip "python3 not found"
 vmm=${VDK_VMM:-$root/build/vmm/vdk-vmm}
-if ! harness_in_l1; then
-	[ -f "$root/build/build.ninja" ] || meson setup "$root/build" "$root" >/dev/null ||
-		die "meson setup failed"
-	[ -n "${VDK_VMM:-}" ] || ninja -C "$root/build" vmm/vdk-vmm >/dev/null || die "building vdk-vmm failed"
-	mkdir -p "$dir" || die "cannot create $dir"
-	"$root/scripts/build-guest.sh" "$dir/guest" "$root/bench/transport-l2-tests" \
-		>"$dir/build-guest.log" 2>&1 ||
-		die "scripts/build-guest.sh failed (see $dir/build-guest.log)"
-fi
+linux_guest_prepare "$root/build" "$dir" "$root/bench/transport-l2-tests" ||
+	die "$linux_guest_why"
 [ -x "$vmm" ] || die "$vmm missing"
 harness_run "$@"
 [ -e /dev/kvm ] || skip "no /dev/kvm"

@@ -5,7 +5,9 @@
 # Usage: scripts/build-guest.sh [OUTDIR [TESTS_DIR]]
 #   OUTDIR     where vmlinuz and initramfs.cpio.gz go (default: <repo>/build/guest)
 #   TESTS_DIR  optional directory whose files are copied into /tests of the initramfs;
-#              /init runs /tests/<name>.sh when the kernel command line has vdk.test=<name>
+#              /init runs /tests/<name>.sh when the kernel command line has vdk.test=<name>.
+#              With it, the shell helpers the test scripts share (tests/integration/guest-lib)
+#              go to /tests/lib, where a script sources them (`. /tests/lib/check.sh`).
 #
 # Environment:
 #   VDK_GUEST_CACHE  package cache shared by every OUTDIR (default: <repo>/build/guest-cache)
@@ -23,6 +25,7 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="$(dirname "$script_dir")"
 readonly script_dir repo_dir
 readonly init_script="$script_dir/guest-init.sh"
+readonly guest_lib="$repo_dir/tests/integration/guest-lib"
 
 outdir="${1:-$repo_dir/build/guest}"
 tests_dir="${2:-}"
@@ -59,14 +62,14 @@ fi
 
 # --- Up to date? ----------------------------------------------------------------------------
 # The outputs are current when both exist and are newer than this script, guest-init.sh and
-# every file of TESTS_DIR.
+# every file of TESTS_DIR and of the guest-lib.
 up_to_date() {
 	local out
 	for out in "$outdir/vmlinuz" "$outdir/initramfs.cpio.gz"; do
 		[[ -f "$out" ]] || return 1
 		[[ "$out" -nt "${BASH_SOURCE[0]}" && "$out" -nt "$init_script" ]] || return 1
 		if [[ -n "$tests_dir" ]] &&
-			[[ -n "$(find "$tests_dir" -newer "$out" -print -quit)" ]]; then
+			[[ -n "$(find "$tests_dir" "$guest_lib" -newer "$out" -print -quit)" ]]; then
 			return 1
 		fi
 	done
@@ -242,6 +245,8 @@ fi
 
 if [[ -n "$tests_dir" ]]; then
 	cp -R "$tests_dir/." "$root/tests/"
+	mkdir -p "$root/tests/lib"
+	cp -R "$guest_lib/." "$root/tests/lib/"
 	chmod -R a+rX "$root/tests"
 fi
 

@@ -73,36 +73,19 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/linux_guest.sh
+. "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 
 # ---- build vdk-vmm and the guest (on the host) ------------------------------------------
-if [ -n "${VDK_BUILD_DIR:-}" ]; then
-	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
-	build=$root/build
-else
-	build=/tmp/vdk-linux-vmm-build
-fi
+build=$(vmm_build_dir /tmp/vdk-linux-vmm-build)
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
-if ! harness_in_l1; then
-	if [ -z "${VDK_VMM:-}" ]; then
-		if [ ! -f "$build/build.ninja" ]; then
-			meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-				fail "meson setup $build failed (see /tmp/$name-setup.log)"
-		fi
-		ninja -C "$build" vmm/vdk-vmm >"/tmp/$name-build.log" 2>&1 ||
-			{ cat "/tmp/$name-build.log"; fail "building vdk-vmm failed"; }
-	fi
-	mkdir -p "$dir" || fail "cannot create $dir"
-	"$root/scripts/build-guest.sh" "$dir/guest" "$root/tests/integration/linux-vmm-tests" \
-		>"$dir/build-guest.log" 2>&1 ||
-		{ tail -n 20 "$dir/build-guest.log"; fail "scripts/build-guest.sh failed (see $dir/build-guest.log)"; }
-fi
+linux_guest_prepare "$build" "$dir" "$root/tests/integration/linux-vmm-tests" ||
+	fail "$linux_guest_why"
 [ -x "$vmm" ] || fail "$vmm missing"
-[ -f "$dir/guest/vmlinuz" ] || fail "$dir/guest/vmlinuz missing"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
 harness_run "$@"
@@ -136,18 +119,9 @@ print(hashlib.sha256(inp.encode()).hexdigest(), len(inp), file=open(f"{d}/con{n}
 PY
 }
 # The disks' first contents (each boot gets fresh copies).
-sums=$(python3 - "$work" <<'PY'
-import hashlib, random, sys
-d = sys.argv[1]
-rng = random.Random(0x7664)
-rw, ro = rng.randbytes(1 << 20), rng.randbytes(1 << 20)
-open(f"{d}/rw.img", "wb").write(rw + bytes(3 << 20))
-open(f"{d}/ro.img", "wb").write(ro)
-print(hashlib.sha256(rw).hexdigest(), hashlib.sha256(ro).hexdigest())
-PY
-) || fail "creating disk images"
+sums=$(linux_guest_disks "$work" 0x7664) || fail "creating disk images"
 read -r rw_sha ro_sha <<<"$sums"
-initrd_kib=$((($(stat -c %s "$dir/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
+initrd_kib=$(linux_guest_initrd_kib "$dir")
 
 # extract FILE BEGIN END: the bytes strictly between the lines BEGIN\n and END\n.
 extract() {
@@ -175,6 +149,7 @@ boot() {
 	read -r in_sha in_bytes <"$work/con$lines.sum"
 	[ "$how" = reboot ] && want_rc=2
 	local w=$work/boot$((${#results[@]} + 1))
+	rm -rf "$w" # a boot booted again (below) starts afresh: mkfifo needs the name free
 	mkdir -p "$w"
 	cp "$work/rw.img" "$work/ro.img" "$w/"
 	cp "$w/ro.img" "$w/ro.orig"

@@ -47,42 +47,19 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/linux_guest.sh
+. "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v ip >/dev/null || skip "ip (iproute2) not found"
 
 # ---- build vdk-vmm and the guest (on the host) ------------------------------------------
-if [ -n "${VDK_BUILD_DIR:-}" ]; then
-	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
-	build=$root/build
-else
-	build=/tmp/vdk-linux-vmm-build
-fi
+build=$(vmm_build_dir /tmp/vdk-linux-vmm-build)
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 dir=$root/build/linux-vmm/net
-if ! harness_in_l1; then
-	if [ -z "${VDK_VMM:-}" ]; then
-		if [ ! -f "$build/build.ninja" ]; then
-			meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-				fail "meson setup $build failed (see /tmp/$name-setup.log)"
-		fi
-		ninja -C "$build" vmm/vdk-vmm >"/tmp/$name-build.log" 2>&1 ||
-			{
-				cat "/tmp/$name-build.log"
-				fail "building vdk-vmm failed"
-			}
-	fi
-	mkdir -p "$dir" || fail "cannot create $dir"
-	"$root/scripts/build-guest.sh" "$dir/guest" "$root/tests/integration/linux-vmm-tests" \
-		>"$dir/build-guest.log" 2>&1 ||
-		{
-			tail -n 20 "$dir/build-guest.log"
-			fail "scripts/build-guest.sh failed (see $dir/build-guest.log)"
-		}
-fi
+linux_guest_prepare "$build" "$dir" "$root/tests/integration/linux-vmm-tests" ||
+	fail "$linux_guest_why"
 [ -x "$vmm" ] || fail "$vmm missing"
-[ -f "$dir/guest/vmlinuz" ] || fail "$dir/guest/vmlinuz missing"
 
 # Here, or nested in an L1 guest (lib/vmm_harness.sh).
 harness_run "$@"
@@ -110,30 +87,9 @@ ip -n "$ns" tuntap add dev vdktap0 mode tap multi_queue || fail "cannot create t
 ip -n "$ns" link set vdktap0 mtu 9000 up
 ip -n "$ns" addr add 10.78.0.1/24 dev vdktap0
 
-# TCP servers in the namespace (per boot): 5001 takes the boot's size in bytes (sha256 to a
-# file), 5002 sends as many.
-cat >"$work/srv.py" <<'PY'
-import hashlib, socket, sys
-mode, port, size, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.78.0.1", port))
-s.listen(1)
-c, _ = s.accept()
-if mode == "recv":
-    h, got = hashlib.sha256(), 0
-    while got < size:
-        b = c.recv(min(1 << 20, size - got))
-        if not b:
-            break
-        h.update(b)
-        got += len(b)
-    open(path, "w").write("%d %s\n" % (got, h.hexdigest()))
-else:
-    c.sendall(open(path, "rb").read())
-    c.shutdown(socket.SHUT_WR)
-c.close()
-PY
+# TCP servers in the namespace (per boot, lib/tcp_server.py): 5001 takes the boot's size in
+# bytes (sha256 to a file), 5002 sends as many.
+srv=$root/tests/integration/lib/tcp_server.py
 # boot TRANSPORT: one guest with every check over --transport TRANSPORT.
 boot() {
 	local transport=$1 w=$work/$1 rc ms start vmm_pid linked gsum got hsum h2gsum size=$SIZE cpus=2
@@ -142,9 +98,9 @@ boot() {
 	head -c "$size" /dev/urandom >"$w/h2g.bin"
 	h2gsum=$(sha256sum <"$w/h2g.bin" | cut -d' ' -f1)
 	local servers=()
-	ip netns exec "$ns" python3 "$work/srv.py" recv 5001 "$size" "$w/g2h" 2>"$w/srv-recv.log" &
+	ip netns exec "$ns" python3 "$srv" recv 10.78.0.1 5001 "$size" "$w/g2h" 2>"$w/srv-recv.log" &
 	servers+=($!)
-	ip netns exec "$ns" python3 "$work/srv.py" send 5002 0 "$w/h2g.bin" 2>"$w/srv-send.log" &
+	ip netns exec "$ns" python3 "$srv" send 10.78.0.1 5002 0 "$w/h2g.bin" 2>"$w/srv-send.log" &
 	servers+=($!)
 	pids+=("${servers[@]}")
 	ip -n "$ns" link set vdktap0 up

@@ -23,37 +23,19 @@
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED (no binaries or no python3).
 set -uo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${VDK_BUILD:-$repo/build}"
+name=tools_cli
+# shellcheck source-path=SCRIPTDIR source=lib/tools.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 blk="$build/tools/vdk-vhost-user-blk"
 rng="$build/tools/vdk-vhost-user-rng"
 bench="$build/tools/vdk-blkbench"
 net="$build/tools/vdk-vhost-user-net"
 
-skip() {
-	echo "tools_cli: SKIPPED: $*" >&2
-	echo "SKIPPED"
-	exit 77
-}
-for b in "$blk" "$rng" "$bench"; do
-	[[ -x "$b" ]] || skip "no $b (build it: ninja -C build, or set VDK_BUILD)"
-done
+tools_need "$blk" "$rng" "$bench"
 command -v python3 >/dev/null || skip "python3 not installed (checks the JSON)"
+tools_scratch
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-failures=0 cases=0
-fail() {
-	echo "tools_cli: FAIL: $*" >&2
-	failures=$((failures + 1))
-}
+cases=0
 # check NAME STATUS TEXT PROGRAM ARGS...: PROGRAM ARGS must exit with
 # STATUS and print TEXT; an error (STATUS 1) is one line on stderr that
 # starts with the program's name, and nothing on stdout.
@@ -171,7 +153,7 @@ cases=$((cases + 1))
 "$rng" --socket-path "$work/grp.sock" --socket-group="$grp" 2>"$work/grp.log" &
 pid=$!
 pids+=("$pid")
-for _ in $(seq 100); do [[ -S "$work/grp.sock" ]] && break; sleep 0.1; done
+wait_socket "$work/grp.sock"
 perm=$(stat -c '%a %G' "$work/grp.sock" 2>/dev/null)
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
@@ -185,7 +167,7 @@ cases=$((cases + 1))
 	2>"$work/comma.log" &
 pid=$!
 pids+=("$pid")
-for _ in $(seq 100); do [[ -S "$work/comma.sock" ]] && break; sleep 0.1; done
+wait_socket "$work/comma.sock"
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 echo "---- blk-disk-comma-escape: $(head -n 1 "$work/comma.log")"
@@ -200,7 +182,7 @@ cases=$((cases + 1))
 "$blk" --socket-path "$work/dead.sock" --disk "$work/disk.img" 2>"$work/dead-backend.log" &
 bpid=$!
 pids+=("$bpid")
-for _ in $(seq 100); do [[ -S "$work/dead.sock" ]] && break; sleep 0.1; done
+wait_socket "$work/dead.sock"
 "$bench" --socket-path "$work/dead.sock" --runtime 60 --iodepth 4 >"$work/bench.out" \
 	2>"$work/bench.err" &
 cpid=$!
@@ -208,7 +190,7 @@ pids+=("$cpid")
 sleep 1
 kill -KILL "$bpid"
 start=$SECONDS
-for _ in $(seq 80); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+wait_exit "$cpid" 80
 if kill -0 "$cpid" 2>/dev/null; then
 	fail "blkbench-dead-backend: still running 8 s after the back-end died"
 else
@@ -226,7 +208,7 @@ live="$work/live.sock"
 "$blk" --socket-path "$live" --disk "$work/disk.img" 2>"$work/live.log" &
 lpid=$!
 pids+=("$lpid")
-for _ in $(seq 100); do [[ -S "$live" ]] && break; sleep 0.1; done
+wait_socket "$live"
 for run in 1 2; do
 	"$bench" --socket-path "$live" --runtime 1 >"$work/live-bench.out" 2>&1 ||
 		fail "keep-listening: front-end $run failed: $(cat "$work/live-bench.out")"
@@ -267,7 +249,7 @@ grep -q "right after asking the number of queues (1).*num-queues=1" "$work/live.
 	fail "queue-num-refusal: no clear backend log line: $(cat "$work/live.log")"
 cases=$((cases + 1))
 kill -HUP "$lpid"
-for _ in $(seq 50); do kill -0 "$lpid" 2>/dev/null || break; sleep 0.1; done
+wait_exit "$lpid"
 wait "$lpid"
 rc=$?
 echo "---- sighup-clean-stop (exit $rc): $(grep -o 'Hangup.*' "$work/live.log")"
@@ -299,9 +281,9 @@ cases=$((cases + 1))
 "$blk" --socket-path "$work/once.sock" --disk "$work/disk.img" --once 2>"$work/once.log" &
 opid=$!
 pids+=("$opid")
-for _ in $(seq 100); do [[ -S "$work/once.sock" ]] && break; sleep 0.1; done
+wait_socket "$work/once.sock"
 "$bench" --socket-path "$work/once.sock" --runtime 1 >/dev/null 2>&1
-for _ in $(seq 50); do kill -0 "$opid" 2>/dev/null || break; sleep 0.1; done
+wait_exit "$opid"
 if kill -0 "$opid" 2>/dev/null; then
 	fail "once: still running 5 s after its front-end left"
 else

@@ -17,41 +17,23 @@
 # Exit: 0 PASS, 1 FAIL, 77 SKIPPED (no binaries or no python3).
 set -uo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${VDK_BUILD:-$repo/build}"
+name=tools_stats
+# shellcheck source-path=SCRIPTDIR source=lib/tools.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 blk="$build/tools/vdk-vhost-user-blk"
 bench="$build/tools/vdk-blkbench"
 
-skip() {
-	echo "tools_stats: SKIPPED: $*" >&2
-	echo "SKIPPED"
-	exit 77
-}
-for b in "$blk" "$bench"; do
-	[[ -x "$b" ]] || skip "no $b (build it: ninja -C build, or set VDK_BUILD)"
-done
+tools_need "$blk" "$bench"
 command -v python3 >/dev/null || skip "python3 not installed (reads the JSON)"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-failures=0
-fail() {
-	echo "tools_stats: FAIL: $*" >&2
-	failures=$((failures + 1))
-}
+tools_scratch
 
 truncate -s 16M "$work/disk.img"
 "$blk" --socket-path="$work/blk.sock" --disk="$work/disk.img,serial=st0" \
 	--stats-socket="$work/stats.sock" --num-queues=2 -v 2>"$work/blk.log" &
 bpid=$!
 pids+=("$bpid")
-for _ in $(seq 100); do [[ -S "$work/blk.sock" && -S "$work/stats.sock" ]] && break; sleep 0.1; done
+wait_socket "$work/blk.sock"
+wait_socket "$work/stats.sock"
 [[ -S "$work/stats.sock" ]] || { cat "$work/blk.log"; fail "no stats socket"; exit 1; }
 
 # A second backend may not take over the live statistics socket.
@@ -169,7 +151,7 @@ out=$("$blk" --socket-path="$work/x.sock" --disk="$work/disk.img" --log=bogus 2>
 "$blk" --socket-path="$work/y.sock" --disk="$work/disk.img" --log=syslog 2>"$work/syslog.err" &
 spid=$!
 pids+=("$spid")
-for _ in $(seq 50); do [[ -S "$work/y.sock" ]] && break; sleep 0.1; done
+wait_socket "$work/y.sock" 50
 [[ -S "$work/y.sock" ]] || fail "--log=syslog: backend did not start"
 kill "$spid"
 wait "$spid"

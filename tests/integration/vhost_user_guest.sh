@@ -18,58 +18,27 @@
 # Environment:
 #   VDK_BUILD_DIR     meson build directory with the tools (default: <repo>/build)
 #   VDK_ARTIFACTS     console and backend logs (default: <repo>/build/test-artifacts/vhost_user_guest)
-#   VDK_QEMU_ACCEL    kvm or tcg (default: kvm only where KVM can run Linux, see pick_accel)
+#   VDK_QEMU_ACCEL    kvm or tcg (default: kvm only where KVM can run Linux, see
+#                     pick_accel in lib/vhost_user.sh)
 #   VDK_BOOT_TIMEOUT  seconds for the boot (default: 120)
 # Exit status: 0 pass, 1 fail, 77 skipped (no QEMU).
 set -uo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${VDK_BUILD_DIR:-$repo/build}"
+name=vhost_user_guest
+# shellcheck source-path=SCRIPTDIR source=lib/vhost_user.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/vhost_user.sh"
 art="${VDK_ARTIFACTS:-$repo/build/test-artifacts/vhost_user_guest}"
 boot_timeout="${VDK_BOOT_TIMEOUT:-120}"
-name=vhost_user_guest
-
-skip() {
-	echo "$name: SKIPPED: $*" >&2
-	exit 77
-}
-fail() {
-	echo "$name: FAIL: $*" >&2
-	echo "$name: logs in $art" >&2
-	exit 1
-}
-say() { echo "$name: $*"; }
 
 command -v qemu-system-x86_64 >/dev/null ||
 	skip "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
-
-# kvm only where KVM can run a stock kernel: not PVM-backed KVM, and the CPU has vmx/svm.
-pick_accel() {
-	if [[ -n "${VDK_QEMU_ACCEL:-}" ]]; then
-		echo "$VDK_QEMU_ACCEL"
-	elif [[ ! -w /dev/kvm ]] || grep -qs '^kvm_pvm ' /proc/modules ||
-		! grep -qwE 'vmx|svm' /proc/cpuinfo; then
-		echo tcg
-	else
-		echo kvm
-	fi
-}
-case "$(pick_accel)" in
-kvm) accel=(-enable-kvm -cpu host) ;;
-*) accel=(-accel tcg) ;;
-esac
+qemu_accel
 
 # --- build the backends and the guest ---------------------------------------------------------
-if [[ ! -f "$build/build.ninja" ]]; then
-	meson setup "$build" "$repo" >/dev/null || fail "meson setup $build failed"
-fi
-ninja -C "$build" tools/vdk-vhost-user-blk tools/vdk-vhost-user-rng >/dev/null ||
-	fail "building the backends failed"
 blk="$build/tools/vdk-vhost-user-blk"
 rng="$build/tools/vdk-vhost-user-rng"
 guest="$repo/build/vhost-user-guest"
-"$repo/scripts/build-guest.sh" "$guest" "$repo/tests/integration/guest-tests" 2>&1 | tail -n 1 ||
-	fail "building the guest failed"
+vhost_user_build "$guest" tools/vdk-vhost-user-blk tools/vdk-vhost-user-rng
 
 rm -rf "$art"
 mkdir -p "$art"

@@ -20,22 +20,11 @@
 # Exit status: 0 pass, 1 fail, 77 skipped.
 set -uo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${VDK_BUILD_DIR:-$repo/build}"
-art="${VDK_ARTIFACTS:-$build/test-artifacts/vhost_user_hostile}"
 name=vhost_user_hostile
+# shellcheck source-path=SCRIPTDIR source=lib/vhost_user.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/vhost_user.sh"
+art="${VDK_ARTIFACTS:-$build/test-artifacts/vhost_user_hostile}"
 hostile="$build/tests/vdk-test-vu-hostile"
-
-skip() {
-	echo "$name: SKIPPED: $*" >&2
-	exit 77
-}
-fail() {
-	echo "$name: FAIL: $*" >&2
-	echo "$name: logs in $art" >&2
-	exit 1
-}
-say() { echo "$name: $*"; }
 
 for b in "$hostile" "$build/tools/vdk-vhost-user-rng" "$build/tools/vdk-vhost-user-blk"; do
 	[[ -x "$b" ]] || skip "$b not built (meson setup build && ninja -C build)"

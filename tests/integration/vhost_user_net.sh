@@ -19,23 +19,12 @@
 # Exit status: 0 pass, 1 fail, 77 skipped (no QEMU, no network namespaces, no /dev/net/tun).
 set -uo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${VDK_BUILD_DIR:-$repo/build}"
+name=vhost_user_net
+# shellcheck source-path=SCRIPTDIR source=lib/vhost_user.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/vhost_user.sh"
 art="${VDK_ARTIFACTS:-$repo/build/test-artifacts/vhost_user_net}"
 timeout_s="${VDK_BOOT_TIMEOUT:-900}"
-name=vhost_user_net
 size=$((64 << 20))
-
-skip() {
-	echo "$name: SKIPPED: $*" >&2
-	exit 77
-}
-fail() {
-	echo "$name: FAIL: $*" >&2
-	echo "$name: logs in $art" >&2
-	exit 1
-}
-say() { echo "$name: $*"; }
 
 command -v qemu-system-x86_64 >/dev/null ||
 	skip "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
@@ -43,21 +32,7 @@ command -v ip >/dev/null || skip "ip (iproute2) not installed"
 [[ -c /dev/net/tun ]] || skip "no /dev/net/tun"
 ns="vdk-net-$$"
 ip netns add "$ns" 2>/dev/null || skip "cannot create a network namespace (ip netns add: not root?)"
-
-pick_accel() {
-	if [[ -n "${VDK_QEMU_ACCEL:-}" ]]; then
-		echo "$VDK_QEMU_ACCEL"
-	elif [[ ! -w /dev/kvm ]] || grep -qs '^kvm_pvm ' /proc/modules ||
-		! grep -qwE 'vmx|svm' /proc/cpuinfo; then
-		echo tcg
-	else
-		echo kvm
-	fi
-}
-case "$(pick_accel)" in
-kvm) accel=(-enable-kvm -cpu host) ;;
-*) accel=(-accel tcg) ;;
-esac
+qemu_accel
 
 tmp="$(mktemp -d /tmp/vdk-net.XXXXXX)"
 pids=()
@@ -72,14 +47,9 @@ cleanup() {
 trap cleanup EXIT
 
 # --- build ------------------------------------------------------------------------------------
-if [[ ! -f "$build/build.ninja" ]]; then
-	meson setup "$build" "$repo" >/dev/null || fail "meson setup $build failed"
-fi
-ninja -C "$build" tools/vdk-vhost-user-net >/dev/null || fail "building vdk-vhost-user-net failed"
 net="$build/tools/vdk-vhost-user-net"
 guest="$repo/build/vhost-user-guest"
-"$repo/scripts/build-guest.sh" "$guest" "$repo/tests/integration/guest-tests" 2>&1 | tail -n 1 ||
-	fail "building the guest failed"
+vhost_user_build "$guest" tools/vdk-vhost-user-net
 rm -rf "$art"
 mkdir -p "$art"
 
@@ -102,40 +72,13 @@ start_backend() {
 }
 start_backend
 
-# --- TCP servers in the namespace -------------------------------------------------------------
+# --- TCP servers in the namespace (lib/tcp_server.py) -----------------------------------------
 head -c "$size" /dev/urandom >"$tmp/h2g.bin"
 h2gsum="$(sha256sum <"$tmp/h2g.bin" | cut -d' ' -f1)"
-cat >"$tmp/srv.py" <<'EOF'
-import hashlib, os, socket, sys
-mode, port, size, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.77.0.1", port))
-s.listen(1)
-c, _ = s.accept()
-if mode == "recv":
-    h, got, mark = hashlib.sha256(), 0, 0
-    while got < size:
-        b = c.recv(min(1 << 20, size - got))
-        if not b:
-            break
-        h.update(b)
-        got += len(b)
-        if got >= mark:
-            with open(path + ".progress", "w") as f:
-                f.write(str(got))
-            mark = got + (1 << 20)
-    with open(path, "w") as f:
-        f.write("%d %s\n" % (got, h.hexdigest()))
-else:
-    with open(path, "rb") as f:
-        c.sendall(f.read())
-    c.shutdown(socket.SHUT_WR)
-c.close()
-EOF
-ip netns exec "$ns" python3 "$tmp/srv.py" recv 5001 "$size" "$tmp/g2h" 2>"$art/srv-recv.log" &
+srv="$repo/tests/integration/lib/tcp_server.py"
+ip netns exec "$ns" python3 "$srv" recv 10.77.0.1 5001 "$size" "$tmp/g2h" 2>"$art/srv-recv.log" &
 pids+=($!)
-ip netns exec "$ns" python3 "$tmp/srv.py" send 5002 0 "$tmp/h2g.bin" 2>"$art/srv-send.log" &
+ip netns exec "$ns" python3 "$srv" send 10.77.0.1 5002 0 "$tmp/h2g.bin" 2>"$art/srv-send.log" &
 pids+=($!)
 
 # --- boot -------------------------------------------------------------------------------------

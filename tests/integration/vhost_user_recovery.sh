@@ -14,46 +14,19 @@
 # Exit status: 0 pass, 1 fail, 77 skipped (no QEMU).
 set -uo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${VDK_BUILD_DIR:-$repo/build}"
+name=vhost_user_recovery
+# shellcheck source-path=SCRIPTDIR source=lib/vhost_user.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/vhost_user.sh"
 art="${VDK_ARTIFACTS:-$repo/build/test-artifacts/vhost_user_recovery}"
 boot_timeout="${VDK_BOOT_TIMEOUT:-120}"
-name=vhost_user_recovery
-
-skip() {
-	echo "$name: SKIPPED: $*" >&2
-	exit 77
-}
-fail() {
-	echo "$name: FAIL: $*" >&2
-	echo "$name: logs in $art" >&2
-	exit 1
-}
-say() { echo "$name: $*"; }
 
 command -v qemu-system-x86_64 >/dev/null ||
 	skip "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
-# kvm only where KVM can run a stock kernel (see vhost_user_guest.sh)
-if [[ -n "${VDK_QEMU_ACCEL:-}" ]]; then
-	acc="$VDK_QEMU_ACCEL"
-elif [[ ! -w /dev/kvm ]] || grep -qs '^kvm_pvm ' /proc/modules || ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
-	acc=tcg
-else
-	acc=kvm
-fi
-case "$acc" in
-kvm) accel=(-enable-kvm -cpu host) ;;
-*) accel=(-accel tcg) ;;
-esac
+qemu_accel
 
-if [[ ! -f "$build/build.ninja" ]]; then
-	meson setup "$build" "$repo" >/dev/null || fail "meson setup $build failed"
-fi
-ninja -C "$build" tools/vdk-vhost-user-rng >/dev/null || fail "building the backend failed"
 rng="$build/tools/vdk-vhost-user-rng"
 guest="$repo/build/vhost-user-guest"
-"$repo/scripts/build-guest.sh" "$guest" "$repo/tests/integration/guest-tests" 2>&1 | tail -n 1 ||
-	fail "building the guest failed"
+vhost_user_build "$guest" tools/vdk-vhost-user-rng
 
 rm -rf "$art"
 mkdir -p "$art"
@@ -95,4 +68,4 @@ grep -q 'requestq stopped' "$art/rng.log" ||
 bytes="$(sed -nE 's/.* ([0-9]+) random bytes$/\1/p' "$art/rng.log")"
 [[ "${bytes:-0}" -ge 256 ]] || fail "the backend handed out ${bytes:-0} bytes (want >= 256)"
 say "host: the backend reported the broken queue, then handed out $bytes random bytes"
-say "PASS ($acc; logs in $art)"
+say "PASS ($(pick_accel); logs in $art)"

@@ -41,35 +41,24 @@ skip() {
 }
 
 . "$root/tests/integration/lib/vmm_harness.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/linux_guest.sh
+. "$root/tests/integration/lib/linux_guest.sh"
 [ "$(uname -m)" = x86_64 ] || skip "host is $(uname -m); vdk-vmm boots x86-64 guests"
 command -v python3 >/dev/null || skip "python3 not found"
 command -v timeout >/dev/null || skip "timeout (coreutils) not found"
 
 # ---- build (on the host; the nested L1 guest gets the results) ---------------------------
-if [ -n "${VDK_BUILD_DIR:-}" ]; then
-	build=$VDK_BUILD_DIR
-elif [ -f "$root/build/build.ninja" ] || harness_in_l1; then
-	build=$root/build
-else
-	build=/tmp/vdk-vmm-vhost-user-build
-fi
+build=$(vmm_build_dir /tmp/vdk-vmm-vhost-user-build)
 vmm=${VDK_VMM:-$build/vmm/vdk-vmm}
 guest=$build/testguest/vdk-testguest
 vublk=$build/tools/vdk-vhost-user-blk
 vurng=$build/tools/vdk-vhost-user-rng
 dir=${LINUX_VMM_DIR:-$root/build/linux-vmm}
 if ! harness_in_l1; then
-	if [ ! -f "$build/build.ninja" ]; then
-		meson setup "$build" "$root" >"/tmp/$name-setup.log" 2>&1 ||
-			fail "meson setup $build failed (see /tmp/$name-setup.log)"
-	fi
-	targets=(testguest/vdk-testguest tools/vdk-vhost-user-blk tools/vdk-vhost-user-rng)
-	[ -n "${VDK_VMM:-}" ] || targets+=(vmm/vdk-vmm)
-	ninja -C "$build" "${targets[@]}" >"/tmp/$name-build.log" 2>&1 ||
-		{ cat "/tmp/$name-build.log"; fail "building ${targets[*]} failed"; }
+	vmm_build "$build" testguest/vdk-testguest tools/vdk-vhost-user-blk tools/vdk-vhost-user-rng \
+		vmm/vdk-vmm || fail "building vdk-vmm, vdk-testguest and the vhost-user back-ends failed"
 	# The Linux guest (shared with linux_vmm.sh, built once).
-	mkdir -p "$dir" && "$root/scripts/build-guest.sh" "$dir/guest" \
-		"$root/tests/integration/linux-vmm-tests" >"$dir/build-guest-vu.log" 2>&1 ||
+	linux_guest_build "$dir" "$root/tests/integration/linux-vmm-tests" "$dir/build-guest-vu.log" ||
 		echo "$name: note: the Linux guest could not be built (see $dir/build-guest-vu.log)"
 fi
 for f in "$vmm" "$guest" "$vublk" "$vurng"; do [ -e "$f" ] || fail "$f missing after the build"; done
@@ -203,19 +192,10 @@ linux() {
 	local label=$1 w=$work/$1 rc ms start sums rw_sha ro_sha kib i k ro_serial=vdk-linux-ro
 	local rwcmd kills=0 roname=vdk
 	mkdir -p "$w"
-	sums=$(python3 - "$w" <<'PY'
-import hashlib, random, sys
-d = sys.argv[1]
-rng = random.Random(0x7675)
-rw, ro = rng.randbytes(1 << 20), rng.randbytes(1 << 20)
-open(f"{d}/rw.img", "wb").write(rw + bytes(3 << 20))
-open(f"{d}/ro.img", "wb").write(ro)
-print(hashlib.sha256(rw).hexdigest(), hashlib.sha256(ro).hexdigest())
-PY
-) || fail "creating disk images"
+	sums=$(linux_guest_disks "$w" 0x7675) || fail "creating disk images"
 	read -r rw_sha ro_sha <<<"$sums"
 	cp "$w/ro.img" "$w/ro.orig"
-	kib=$((($(stat -c %s "$dir/guest/initramfs.cpio.gz") + 4095) / 4096 * 4))
+	kib=$(linux_guest_initrd_kib "$dir")
 	rwcmd=("$vublk" --socket-path="$w/rw.sock" --disk="$w/rw.img,serial=vdk-linux-rw")
 	backend "$w/rw.log" "$w/rw.sock" "${rwcmd[@]}"
 	local rwpid=${pids[-1]}

@@ -17,12 +17,10 @@
 # then), "VDK-RECONNECT: written" when all finished, "VDK-CHECK: <name>: ok|FAIL <why>",
 # "VDK-DATA: <key> <value>".
 
-fails=0
-ok() { echo "VDK-CHECK: $1: ok${2:+ ($2)}"; }
-bad() {
-	echo "VDK-CHECK: $1: FAIL $2"
-	fails=$((fails + 1))
-}
+# /tests/lib: tests/integration/guest-lib (scripts/build-guest.sh puts it in every test guest).
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/check.sh
+. /tests/lib/check.sh
+
 finish() {
 	if [ "$fails" -eq 0 ]; then
 		echo "$1" >"$VDK_TEST_DETAIL"
@@ -30,14 +28,6 @@ finish() {
 	fi
 	echo "$fails check(s) failed" >"$VDK_TEST_DETAIL"
 	exit 1
-}
-
-# param NAME: value of vdk.NAME= on the kernel command line.
-param() {
-	# shellcheck disable=SC2013 # the command line is one line of words
-	for w in $(cat /proc/cmdline); do
-		case "$w" in "vdk.$1="*) echo "${w#*=}" ;; esac
-	done
 }
 
 # uptime_ms: guest uptime in milliseconds.

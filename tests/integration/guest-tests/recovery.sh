@@ -16,12 +16,9 @@
 #   4. /dev/hwrng must give bytes again (within 20 s).
 # Each check prints "VDK-CHECK: <name>: ok|FAIL <why>".
 
-fails=0
-ok() { echo "VDK-CHECK: $1: ok${2:+ ($2)}"; }
-bad() {
-	echo "VDK-CHECK: $1: FAIL $2"
-	fails=$((fails + 1))
-}
+# /tests/lib: tests/integration/guest-lib (scripts/build-guest.sh puts it in every test guest).
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/check.sh
+. /tests/lib/check.sh
 
 # the vhost-user-rng-pci function (virtio 1.0 device id 0x1044)
 dev=

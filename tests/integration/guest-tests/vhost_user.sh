@@ -10,20 +10,9 @@
 # Each check prints "VDK-CHECK: <name>: ok|FAIL <why>"; data the host verifies afterwards is
 # printed as "VDK-DATA: <key> <value>". Disks are found by serial, not by name.
 
-fails=0
-ok() { echo "VDK-CHECK: $1: ok${2:+ ($2)}"; }
-bad() {
-	echo "VDK-CHECK: $1: FAIL $2"
-	fails=$((fails + 1))
-}
-
-# param NAME: value of vdk.NAME= on the kernel command line.
-param() {
-	# shellcheck disable=SC2013 # the command line is one line of words
-	for w in $(cat /proc/cmdline); do
-		case "$w" in "vdk.$1="*) echo "${w#*=}" ;; esac
-	done
-}
+# /tests/lib: tests/integration/guest-lib (scripts/build-guest.sh puts it in every test guest).
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/check.sh
+. /tests/lib/check.sh
 
 # disk_with_serial ID: the vdX whose virtio-blk serial (VIRTIO_BLK_T_GET_ID) is ID.
 disk_with_serial() {

@@ -9,55 +9,17 @@
 # the configuration space in QEMU), which we see in the carrier.
 # Each check prints "VDK-CHECK: <name>: ok|FAIL <why>"; "VDK-DATA: <key> <value>" for the host.
 
-fails=0
-ok() { echo "VDK-CHECK: $1: ok${2:+ ($2)}"; }
-bad() {
-	echo "VDK-CHECK: $1: FAIL $2"
-	fails=$((fails + 1))
-}
-param() {
-	# shellcheck disable=SC2013 # the command line is one line of words
-	for w in $(cat /proc/cmdline); do
-		case "$w" in "vdk.$1="*) echo "${w#*=}" ;; esac
-	done
-}
-# wait_for SECONDS COMMAND...: run COMMAND every 0.2 s until it succeeds.
-wait_for() {
-	n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
-}
-carrier_is() { [ "$(cat "/sys/class/net/$dev/carrier" 2>/dev/null)" = "$1" ]; }
+# /tests/lib: tests/integration/guest-lib (scripts/build-guest.sh puts it in every test guest).
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/check.sh
+. /tests/lib/check.sh
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/net.sh
+. /tests/lib/net.sh
 
-dev=""
-for d in /sys/class/net/*; do
-	[ "$(readlink "$d/device/driver" 2>/dev/null | sed 's,.*/,,')" = virtio_net ] && dev="${d##*/}"
-done
-[ -n "$dev" ] || {
-	bad device "no virtio_net interface"
-	exit 1
-}
+net_find
 ok device "$dev"
-mtu="$(param mtu)"
-[ "$(cat "/sys/class/net/$dev/mtu")" = "$mtu" ] && ok mtu "$mtu" ||
-	bad mtu "$(cat "/sys/class/net/$dev/mtu") (want $mtu from the device)"
-nq="$(ls -d "/sys/class/net/$dev/queues/rx-"* | wc -l)"
-[ "$nq" = 2 ] && ok queue-pairs 2 || bad queue-pairs "$nq rx queues (want 2)"
-ip link set lo up
-ip link set "$dev" up
-ip addr add 10.77.0.2/24 dev "$dev"
-wait_for 10 carrier_is 1 || bad carrier "no carrier"
-
+net_up 10.77.0.2 "$(param mtu)"
 # --- ping, from each CPU (each CPU transmits on its own queue: XPS), and with jumbo frames ---
-wait_for 10 ping -c 1 -W 1 10.77.0.1 >/dev/null || bad ping "10.77.0.1 unreachable"
-taskset 1 ping -c 5 -i 0.2 10.77.0.1 >/dev/null && taskset 2 ping -c 5 -i 0.2 10.77.0.1 >/dev/null &&
-	ok ping "from CPU 0 and CPU 1" || bad ping "lost packets"
-ping -c 3 -s 8900 10.77.0.1 >/dev/null && ok jumbo "8900-byte pings" || bad jumbo "8900-byte pings lost"
+net_ping 10.77.0.1 10 5 3
 
 # --- 64 MiB each way over TCP ------------------------------------------------------------------
 # Watch the carrier meanwhile: down while the backend is away, up after.

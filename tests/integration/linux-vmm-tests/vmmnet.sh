@@ -5,53 +5,16 @@
 # takes vdk.size= bytes from us, port 5002 sends us vdk.size= bytes whose sha256 is vdk.h2gsum=.
 # Each check prints "VDK-CHECK: <name>: ok|FAIL <why>"; "VDK-DATA: <key> <value>" for the host.
 
-fails=0
-ok() { echo "VDK-CHECK: $1: ok${2:+ ($2)}"; }
-bad() {
-	echo "VDK-CHECK: $1: FAIL $2"
-	fails=$((fails + 1))
-}
-param() {
-	# shellcheck disable=SC2013 # the command line is one line of words
-	for w in $(cat /proc/cmdline); do
-		case "$w" in "vdk.$1="*) echo "${w#*=}" ;; esac
-	done
-}
-# wait_for SECONDS COMMAND...: run COMMAND every 0.2 s until it succeeds.
-wait_for() {
-	n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
-}
-carrier_is() { [ "$(cat "/sys/class/net/$dev/carrier" 2>/dev/null)" = "$1" ]; }
+# /tests/lib: tests/integration/guest-lib (scripts/build-guest.sh puts it in every test guest).
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/check.sh
+. /tests/lib/check.sh
+# shellcheck source-path=SCRIPTDIR source=../guest-lib/net.sh
+. /tests/lib/net.sh
 
-dev=""
-for d in /sys/class/net/*; do
-	[ "$(readlink "$d/device/driver" 2>/dev/null | sed 's,.*/,,')" = virtio_net ] && dev="${d##*/}"
-done
-[ -n "$dev" ] || {
-	bad device "no virtio_net interface"
-	exit 1
-}
+net_find
 ok device "$dev ($(cat "/sys/class/net/$dev/address"))"
-[ "$(cat "/sys/class/net/$dev/mtu")" = 9000 ] && ok mtu 9000 ||
-	bad mtu "$(cat "/sys/class/net/$dev/mtu") (want 9000 from the device)"
-nq="$(ls -d "/sys/class/net/$dev/queues/rx-"* | wc -l)"
-[ "$nq" = 2 ] && ok queue-pairs 2 || bad queue-pairs "$nq rx queues (want 2)"
-ip link set lo up
-ip link set "$dev" up
-ip addr add 10.78.0.2/24 dev "$dev"
-wait_for 10 carrier_is 1 || bad carrier "no carrier"
-
-wait_for 20 ping -c 1 -W 1 10.78.0.1 >/dev/null || bad ping "10.78.0.1 unreachable"
-taskset 1 ping -c 3 -i 0.2 10.78.0.1 >/dev/null && taskset 2 ping -c 3 -i 0.2 10.78.0.1 >/dev/null &&
-	ok ping "from CPU 0 and CPU 1" || bad ping "lost packets"
-ping -c 2 -s 8900 10.78.0.1 >/dev/null && ok jumbo "8900-byte pings" || bad jumbo "8900-byte pings lost"
+net_up 10.78.0.2 9000
+net_ping 10.78.0.1 20 3 2
 
 # --- vdk.size bytes each way over TCP at once: the upload from CPU 0, the download on CPU 1 -----
 # Streamed and hashed on the way (no copy in the guest's RAM-backed /tmp): 64 MiB by default.
