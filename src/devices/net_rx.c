@@ -130,6 +130,9 @@ static int rx_check_header(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
 	uint8_t gso = h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
 	bool gcsum = net_has(n, VIRTIO_NET_F_GUEST_CSUM);
 
+	/* The common header, no checksum and no GSO, passes every check. */
+	if (h->flags == 0 && h->gso_type == 0)
+		return 0;
 	if (h->flags &
 	    ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
 		return -EINVAL;

@@ -39,6 +39,10 @@ int net_tx_check_header(const struct virtio_net_hdr_v1 *h, uint32_t len,
 
 	if (len < ETH_HDR_LEN || len > VDK_NET_MAX_PACKET)
 		return -EINVAL;
+	/* The common header, no checksum and no GSO: of the checks below,
+	 * only hdr_len's applies to it. */
+	if (h->flags == 0 && h->gso_type == 0)
+		return hdr_len > len ? -EINVAL : 0;
 	/* §5.1.6.2.1: DATA_VALID and RSC_INFO are for received packets. */
 	if (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)
 		return -EINVAL;
