@@ -367,13 +367,24 @@ int vdk_virtq_add_used(struct vdk_virtq *q, uint16_t head, uint32_t written)
 	return 0;
 }
 
+/* vdk_virtq_add_used_batch() with a head >= size among @heads: fail with
+ * the first. */
+static __attribute__((noinline)) int
+used_ids_fail(struct vdk_virtq *q, const uint16_t *heads, uint16_t n)
+{
+	uint16_t i = 0;
+
+	while (i < n - 1 && heads[i] < q->size)
+		i++;
+	return used_id_fail(q, heads[i]);
+}
+
 int vdk_virtq_add_used_batch(struct vdk_virtq *q, const uint16_t *heads,
 			     const uint32_t *written, uint16_t n)
 {
 	struct vring_used *used = q->used;
-	uint16_t next = q->next_used, size = q->size;
-	uint32_t mask = q->mask;
-	bool track = q->track && q->track->used;
+	uint32_t next = q->next_used, mask = q->mask;
+	uint32_t any = 0;
 
 	if (!q->active || q->error != VDK_VIRTQ_OK)
 		return -EIO;
@@ -381,20 +392,26 @@ int vdk_virtq_add_used_batch(struct vdk_virtq *q, const uint16_t *heads,
 		return 0;
 	if (q->in_flight < n)
 		return used_id_fail(q, heads[0]);
-	for (uint16_t i = 0; i < n; i++)
-		if (heads[i] >= size)
-			return used_id_fail(q, heads[i]);
-	for (uint16_t i = 0; i < n; i++) {
-		uint64_t elem = htole64((uint64_t)written[i] << 32 | heads[i]);
-
-		/* Before the element is published: struct
+	/* The size is a power of two (mask = size - 1): every head is below
+	 * it if no head has a bit outside the mask, one test for all @n. */
+	for (uint32_t i = 0; i < n; i++)
+		any |= heads[i];
+	if (vdk_unlikely(any & ~mask))
+		return used_ids_fail(q, heads, n);
+	if (vdk_unlikely(q->track && q->track->used)) {
+		/* Before the elements are published: struct
 		 * vdk_virtq_track_ops (each is published by the one index
 		 * store below). */
-		if (track)
+		for (uint32_t i = 0; i < n; i++)
 			q->track->used(q->track_opaque, heads[i],
 				       (uint16_t)(next + i + 1));
-		memcpy(&used->ring[(uint16_t)(next + i) & mask], &elem,
-		       sizeof(elem));
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		/* struct vring_used_elem {__le32 id; __le32 len;} as one
+		 * 8-byte store (the ring is only 4-byte aligned). */
+		uint64_t elem = htole64((uint64_t)written[i] << 32 | heads[i]);
+
+		memcpy(&used->ring[(next + i) & mask], &elem, sizeof(elem));
 	}
 	q->next_used = (uint16_t)(next + n);
 	q->in_flight -= n;
