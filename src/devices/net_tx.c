@@ -243,12 +243,13 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 
 	if (!n->running || n->broken || !q || !net_pair_enabled(n, pair))
 		return false;
+	/* iov[0] stays free for the header (tx_gather()); vdk_virtq_pop()
+	 * fills in the rest of @c each time. */
+	c.iov = n->tx_iov + 1;
+	c.iov_cap = n->iov_cap;
 	for (;;) {
 		vdk_virtq_enable_notification(q, false);
 		while (budget) {
-			/* iov[0] stays free for the header (tx_gather()). */
-			c = (struct vdk_virtq_chain){.iov = n->tx_iov + 1,
-						     .iov_cap = n->iov_cap};
 			ret = vdk_virtq_pop(q, &c);
 			if (ret == 0)
 				break;
