@@ -543,13 +543,16 @@ bool vdk_virtq_enable_notification(struct vdk_virtq *q, bool enable)
 			return false;
 		vdk_le16_store(q->avail_event, q->next_avail);
 	} else {
-		uint16_t flags = vdk_le16_load(&q->used->flags);
+		uint16_t old = vdk_le16_load(&q->used->flags), flags = old;
 
 		if (enable)
 			flags &= (uint16_t)~VRING_USED_F_NO_NOTIFY;
 		else
 			flags |= VRING_USED_F_NO_NOTIFY;
-		vdk_le16_store(&q->used->flags, flags);
+		/* Only a change is stored: a store to the line the driver
+		 * polls takes it away from the driver's cache. */
+		if (flags != old)
+			vdk_le16_store(&q->used->flags, flags);
 		if (!enable)
 			return false;
 	}
