@@ -124,15 +124,12 @@ bool net_rx_filter(const struct vdk_net *n, const uint8_t *f, uint32_t len)
  * GUEST_CSUM is cleared (the guest then checks the sum itself).
  * Return 0 to deliver, -EINVAL to drop.
  */
-static int rx_check_header(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
-			   uint32_t len)
+static int rx_check_offloads(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
+			     uint32_t len)
 {
 	uint8_t gso = h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
 	bool gcsum = net_has(n, VIRTIO_NET_F_GUEST_CSUM);
 
-	/* The common header, no checksum and no GSO, passes every check. */
-	if (h->flags == 0 && h->gso_type == 0)
-		return 0;
 	if (h->flags &
 	    ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
 		return -EINVAL;
@@ -157,6 +154,16 @@ static int rx_check_header(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
 	default:
 		return -EINVAL;
 	}
+}
+
+/* rx_check_offloads() for a header that asks for any offload; the common
+ * header, no checksum and no GSO, passes every check. */
+static inline int rx_check_header(struct vdk_net *n,
+				  struct virtio_net_hdr_v1 *h, uint32_t len)
+{
+	if (h->flags == 0 && h->gso_type == 0)
+		return 0;
+	return rx_check_offloads(n, h, len);
 }
 
 /* A receive chain that is not rx_chain_ok(): log it, stop the queue. */
