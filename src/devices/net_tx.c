@@ -84,13 +84,23 @@ static inline int net_tx_check_header(const struct virtio_net_hdr_v1 *h,
 /*
  * Make @c's readable iovecs (starting at @iov[1]) into header copy + frame:
  * skip the VDK_NET_HDR_LEN bytes of the guest's header and put @h in the
- * slot before the first frame byte. Return the first iovec and the count.
+ * slot before the first frame byte (@nread >= 1). Return the first iovec
+ * and the count.
  */
 static struct iovec *tx_gather(struct iovec *iov, uint32_t nread,
 			       struct virtio_net_hdr_v1 *h, int *cnt)
 {
 	uint32_t skip = VDK_NET_HDR_LEN, i = 1;
 
+	if (iov[1].iov_len > VDK_NET_HDR_LEN) {
+		/* The usual layout: header and frame in one descriptor. */
+		iov[1].iov_base = (uint8_t *)iov[1].iov_base + VDK_NET_HDR_LEN;
+		iov[1].iov_len -= VDK_NET_HDR_LEN;
+		iov[0].iov_base = h;
+		iov[0].iov_len = VDK_NET_HDR_LEN;
+		*cnt = (int)nread + 1;
+		return iov;
+	}
 	while (i <= nread && skip >= iov[i].iov_len) {
 		skip -= (uint32_t)iov[i].iov_len;
 		i++;
