@@ -581,6 +581,33 @@ static void test_used_batch(void **state)
 	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 1), -EIO);
 }
 
+/* A batch with a head >= size in it (here the size itself, between two
+ * good heads) is refused before any element is written: nothing
+ * published, the queue stops. */
+static void test_used_batch_bad_head(void **state)
+{
+	struct fx *f = *state;
+	const uint16_t heads[3] = {5, 256, 6};
+	const uint32_t lens[3] = {1, 2, 3};
+	uint8_t *u, before[24];
+
+	start(f, 256, 0);
+	u = hva(f, f->gr.used_gpa);
+	for (int i = 0; i < 3; i++) {
+		guest_ring_set_desc(&f->gr, (uint16_t)(5 + i), DATA_GPA, 8, 0,
+				    0);
+		guest_ring_push(&f->gr, (uint16_t)(5 + i));
+		assert_int_equal(vdk_virtq_pop(&f->q, &f->chain), 1);
+	}
+	memcpy(before, u + 4, sizeof(before));
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 3),
+			 -EINVAL);
+	assert_int_equal(vdk_virtq_error(&f->q), VDK_VIRTQ_ERR_USED_ID);
+	assert_int_equal(vdk_le16_load(u + 2), 0);
+	assert_memory_equal(u + 4, before, sizeof(before));
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 1), -EIO);
+}
+
 /* ---- notification suppression and index wrap-around ---- */
 
 static void test_event_idx_used_event(void **state)
@@ -805,6 +832,7 @@ int main(void)
 		T(test_cache_dropped_on_deactivate),
 		T(test_used_elem_layout),
 		T(test_used_batch),
+		T(test_used_batch_bad_head),
 		T(test_event_idx_used_event),
 		T(test_event_idx_avail_event),
 		T(test_wraparound),
