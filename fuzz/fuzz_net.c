@@ -259,9 +259,9 @@ static void reap(struct rig *r)
 		uint32_t id, len;
 
 		while (guest_ring_get_used(&r->gr[i], &id, &len) == 1) {
-			CHECK(id < r->qsize);
 			if (r->raw[i])
 				continue;
+			CHECK(id < r->qsize);
 			CHECK(len <= r->wlen[i][id]);
 			r->outstanding[i] -= r->ndesc[i][id];
 			if (has_ctrl && i == ctrl)
@@ -381,7 +381,11 @@ static void op_raw(struct rig *r)
 
 	guest_ring_set_desc(&r->gr[q], d, addr, len, flags, next);
 	guest_ring_push(&r->gr[q], d);
-	r->raw[q] = true;
+	/* A raw buffer may lie over any queue's rings (low guest memory): the
+	 * device then writes a frame there because the driver asked it to, so
+	 * no queue's used entries can be checked from here on. */
+	for (uint16_t i = 0; i < r->nq; i++)
+		r->raw[i] = true;
 }
 
 static void op_lifecycle(struct rig *r)
