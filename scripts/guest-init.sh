@@ -51,15 +51,18 @@ mkdir -p /tmp
 cmdline="$(cat /proc/cmdline)"
 
 # --- 2. Modules -----------------------------------------------------------------------------
-# module_params NAME: print the NAME.param=value words of the kernel command line as
-# param=value. The kernel treats '-' and '_' in module names alike; so do we.
+# module_params NAME: set $params to the NAME.param=value words of the kernel command line as
+# "param=value ...". The kernel treats '-' and '_' in module names alike; so do we. No command
+# substitution or pipe here: under emulated nested virtualization every fork costs
+# milliseconds, and this runs for every module and every word (it was a third of the boot).
 module_params() {
-	want="$(echo "$1" | tr - _)"
+	want="${1//-/_}"
+	params=
 	for word in $cmdline; do
 		case "$word" in
 		*.*=*)
-			mod="$(echo "${word%%.*}" | tr - _)"
-			[ "$mod" = "$want" ] && printf '%s ' "${word#*.}"
+			mod="${word%%.*}"
+			[ "${mod//-/_}" = "$want" ] && params="$params ${word#*.}"
 			;;
 		esac
 	done
@@ -74,11 +77,12 @@ if [ -f "$moddir/vdk-load-order" ]; then
 		case "$path" in '' | '#'*) continue ;; esac
 		name="${path##*/}"
 		name="${name%.ko}"
-		# shellcheck disable=SC2046 # parameters are separate words on purpose
-		if out="$(insmod "$moddir/$path" $(module_params "$name") 2>&1)"; then
+		module_params "$name"
+		# shellcheck disable=SC2086 # parameters are separate words on purpose
+		if insmod "$moddir/$path" $params 2>/tmp/insmod.err; then
 			loaded=$((loaded + 1))
 		else
-			say "insmod $name failed: $out"
+			say "insmod $name failed: $(cat /tmp/insmod.err)"
 			failed=$((failed + 1))
 		fi
 	done <"$moddir/vdk-load-order"

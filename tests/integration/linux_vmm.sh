@@ -43,6 +43,8 @@
 # LINUX_VMM_PCI_INTX_CPUS (virtio-pci with pci=nomsi, INTx; default "1", "" for none),
 # LINUX_VMM_CON_LINES (hvc0 lines, default 3000), LINUX_VMM_CON_LINES_SMP (at 2 vCPUs or more
 # and with INTx, default 500),
+# LINUX_VMM_SHOW_CONSOLE=1 (print the whole serial console of each boot, not only the verdicts;
+# e.g. with LINUX_VMM_CMDLINE=loglevel=7 to see where a boot spends its time),
 # LINUX_VMM_TRANSPORTS (default "mmio pci"), LINUX_VMM_FORCE=1 (try a KVM that looks unable to run
 # Linux), VDK_NESTED (lib/vmm_harness.sh).
 set -uo pipefail
@@ -183,7 +185,11 @@ boot() {
 	ms=$((($(date +%s%N) - start) / 1000000))
 	sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[a-z]//g' "$w/serial.log" >"$w/serial.txt"
 	echo "---- --transport $transport${irq:+ ($extra)} --cpus $cpus, $how: vdk-vmm exit $rc, ${ms} ms"
-	grep -a -e 'VDK-GUEST' -e 'VDK-TEST' -e 'vmmlinux' "$w/serial.txt"
+	if [ -n "${LINUX_VMM_SHOW_CONSOLE:-}" ]; then
+		cat "$w/serial.txt"
+	else
+		grep -a -e 'VDK-GUEST' -e 'VDK-TEST' -e 'vmmlinux' "$w/serial.txt"
+	fi
 	echo "---- vdk-vmm stderr"
 	cat "$w/vmm.err"
 
