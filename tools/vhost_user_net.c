@@ -19,10 +19,7 @@
  * Lifecycle, exit status and signals: tools/common.h (vdk_tool_main()).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <string.h>
 
 #include <vdk/devices/net.h>
 

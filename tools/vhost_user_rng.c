@@ -16,14 +16,9 @@
  * device; serving is the library's (vdk_tool_serve()). Requests are filled
  * synchronously on the loop's thread when the ring is kicked.
  */
-#include <errno.h>
-#include <getopt.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
+#include <stddef.h>
 
 #include <vdk/devices/rng.h>
-#include <vdk/vhost_user.h>
 
 #include "common.h"
 
