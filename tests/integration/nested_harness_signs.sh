@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # The nested harness's judgement of a failed Linux L2 boot (harness_l2_crash in
-# lib/vmm_harness.sh), on recorded outputs: the emulation's fault signs get one more boot,
-# inside L1 only; every other failure is final. No VM runs here.
+# lib/vmm_harness.sh), on recorded outputs: the emulation's fault signs, inside L1 only, end
+# the test with status 75 so that the harness runs it again in a new L1 (harness_l2_retry);
+# every other failure is final. No VM runs here.
 #
 # Exit: 0 PASS, 1 FAIL.
 set -uo pipefail
@@ -58,8 +59,71 @@ expect final 1 2 "" "$bug" "L2 panic from a kernel BUG (a device could cause it:
 expect final 1 0 "" "VDK-TEST: vmmlinux: FAIL vda: MiB 2 read back differs\r\n" "a FAIL verdict"
 expect final 1 1 "vdk-vmm: --disk x: No such file or directory\n" "" "a setup error"
 
+# harness_l2_retry: a fault's sign ends the test with status 75 (the harness then runs it again
+# in a new L1), after a RETRY line; any other failure returns 1 and the test goes on to judge it.
+# retry_case WANT_STATUS RC ERR_TEXT LABEL
+retry_case() {
+	printf '%b' "$3" >"$work/err"
+	: >"$work/serial"
+	cases=$((cases + 1))
+	(
+		VDK_IN_L1=1
+		harness_l2_retry "$2" "$work/err" "$work/serial" "mmio" >"$work/out"
+		exit 0
+	)
+	local got=$?
+	if [ "$got" = "$1" ] && { [ "$got" = 0 ] || grep -q "^$name: RETRY mmio: L2 triple fault" "$work/out"; }; then
+		echo "$name: ok: harness_l2_retry: $4: status $got"
+	else
+		echo "$name: FAIL: harness_l2_retry: $4: status $got, expected $1 (output: $(cat "$work/out"))"
+		failures=$((failures + 1))
+	fi
+}
+retry_case 75 3 "$triple" "triple-fault exit: test ends, 75"
+retry_case 0 1 "vdk-vmm: --disk x: No such file or directory\n" "a setup error: returns, the test judges it"
+
+# harness_l1_attempts, with a stand-in for QEMU that prints an L1 run's console lines: the
+# test "fake" ends with the statuses of FAKE_L1_PLAN, one line per L1 boot.
+cat >"$work/fake-qemu" <<'QEMU'
+#!/bin/bash
+n=$(($(cat "$FAKE_L1_COUNT" 2>/dev/null || echo 0) + 1))
+echo "$n" >"$FAKE_L1_COUNT"
+echo "VDK-L1: start"
+echo "VDK-L1: kvm PASS /dev/kvm (a stand-in)"
+echo "VDK-L1-OUT fake: fake: L1 boot $n"
+echo "VDK-L1: test fake rc=$(sed -n "${n}p" "$FAKE_L1_PLAN")"
+echo "VDK-L1: end"
+QEMU
+chmod +x "$work/fake-qemu"
+# l1_case LABEL WANT_STATUS WANT_L1_BOOTS STATUS...
+l1_case() {
+	local label=$1 want=$2 boots=$3 got n
+	shift 3
+	cases=$((cases + 1))
+	harness_results=$work/l1-$cases
+	mkdir -p "$harness_results"
+	printf '%s\n' "$@" >"$work/plan"
+	rm -f "$work/count"
+	FAKE_L1_PLAN=$work/plan FAKE_L1_COUNT=$work/count harness_l1_attempts "$work/fake-qemu" fake >"$work/l1.out" 2>&1
+	got=$(cat "$harness_results/fake.rc" 2>/dev/null)
+	n=$(cat "$work/count" 2>/dev/null)
+	if [ "$got" = "$want" ] && [ "$n" = "$boots" ]; then
+		echo "$name: ok: harness_l1_attempts: $label: status $got after $n L1 guest(s)"
+	else
+		echo "$name: FAIL: harness_l1_attempts: $label: status ${got:-none} after ${n:-0} L1 guest(s), expected $want after $boots"
+		sed 's/^/  /' "$work/l1.out"
+		failures=$((failures + 1))
+	fi
+}
+export FAKE_L1_PLAN FAKE_L1_COUNT
+l1_case "passes at once" 0 1 0
+l1_case "a FAIL is final" 1 1 1 0
+l1_case "an L2 fault (75), then a pass in a new L1" 0 2 75 0
+l1_case "75 twice, then a pass" 0 3 75 75 0
+l1_case "75 in every L1: fails after $HARNESS_L1_ATTEMPTS" 1 "$HARNESS_L1_ATTEMPTS" 75 75 75 0
+
 if [ "$failures" -gt 0 ]; then
 	echo "$name: FAIL ($failures of $cases cases)"
 	exit 1
 fi
-echo "$name: PASS ($cases cases: the nested fault's signs are booted again in L1 only; other failures are final)"
+echo "$name: PASS ($cases cases: the nested fault's signs are run again in a new L1, in L1 only; other failures are final)"
