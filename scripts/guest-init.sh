@@ -54,7 +54,7 @@ cmdline="$(cat /proc/cmdline)"
 # module_params NAME: set $params to the NAME.param=value words of the kernel command line as
 # "param=value ...". The kernel treats '-' and '_' in module names alike; so do we. No command
 # substitution or pipe here: under emulated nested virtualization every fork costs
-# milliseconds, and this runs for every module and every word (it was a third of the boot).
+# milliseconds, and this runs for every module and every word (it was a fifth of a nested boot).
 module_params() {
 	want="${1//-/_}"
 	params=

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <vdk/device.h>
 #include <vdk/log.h>
 
 const char vdk_tool_common_help[] =
@@ -113,17 +114,6 @@ int vdk_tool_parse_common(struct vdk_tool_opts *o, int opt, const char *arg)
 		}
 		vdk_tool_msg("--fd: not a file descriptor: '%s'", arg);
 		return -EINVAL;
-	case VDK_TOOL_OPT_PRINT_CAPS:
-		o->print_capabilities = true;
-		return 1;
-	case VDK_TOOL_OPT_KEEP_LISTENING: /* the default */
-		return 1;
-	case VDK_TOOL_OPT_ONCE:
-		o->once = true;
-		return 1;
-	case VDK_TOOL_OPT_ALLOW_UNSEALED:
-		o->allow_unsealed = true;
-		return 1;
 	case VDK_TOOL_OPT_LOG:
 		if (vdk_tool_log_parse(arg, &o->log_target) == 0)
 			return 1;
@@ -370,9 +360,6 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 
 /* ---- the program ---------------------------------------------------------- */
 
-static const struct option common_options[] = {VDK_TOOL_LONG_OPTIONS};
-#define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
-
 static void usage(const struct vdk_tool_program *p, FILE *out)
 {
 	fprintf(out,
@@ -384,8 +371,9 @@ static void usage(const struct vdk_tool_program *p, FILE *out)
 		p->usage(out);
 	else
 		fputs(p->help, out);
-	if (p->keys)
-		vdk_tool_settings_help(out, p->keys, 0, "  ", "--", p->renames);
+	if (p->type->keys)
+		vdk_tool_settings_help(out, p->type->keys, 0, "  ", "--",
+				       p->renames);
 	fputs(vdk_tool_common_help, out);
 }
 
@@ -395,7 +383,7 @@ static int set_setting(const struct vdk_tool_program *p, int opt,
 		       const char *arg)
 {
 	const struct vdk_config_key *k =
-		p->keys(opt - VDK_TOOL_OPT_FIRST_SETTING);
+		p->type->keys(opt - VDK_TOOL_OPT_FIRST_SETTING);
 	char msg[VDK_CONFIG_MSG_LEN] = "";
 	size_t n = strlen(k->name);
 	int ret = p->set(k->name, arg, msg, sizeof(msg));
@@ -408,26 +396,45 @@ static int set_setting(const struct vdk_tool_program *p, int opt,
 	return ret < 0 ? -EINVAL : 0;
 }
 
-/* The long options: the common ones, the program's, then one per device
+/* The long options: the common ones (vdk_tool_common_help; getopt_long()
+ * sets the flags in @o itself), the program's, then one per device
  * setting. Return: the table (free()), or NULL. */
-static struct option *long_options(const struct vdk_tool_program *p)
+static struct option *long_options(const struct vdk_tool_program *p,
+				   struct vdk_tool_opts *o)
 {
-	size_t n = 0, nk = 0, i = N_COMMON;
+	// clang-format off
+	const struct option common[] = {
+		{"socket-path", required_argument, NULL, VDK_TOOL_OPT_SOCKET_PATH},
+		{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},
+		{"socket-group", required_argument, NULL, VDK_TOOL_OPT_SOCKET_GROUP},
+		{"print-capabilities", no_argument, &o->print_capabilities, 1},
+		{"once", no_argument, &o->once, 1},
+		{"keep-listening", no_argument, &o->once, 0},
+		{"allow-unsealed-memory", no_argument, &o->allow_unsealed, 1},
+		{"stats-socket", required_argument, NULL, VDK_TOOL_OPT_STATS_SOCKET},
+		{"log", required_argument, NULL, VDK_TOOL_OPT_LOG},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+	};
+	// clang-format on
+	const size_t n_common = sizeof(common) / sizeof(common[0]);
+	size_t n = 0, nk = 0, i = n_common;
 	const struct vdk_config_key *k;
 	struct option *all;
 
 	while (p->options && p->options[n].name)
 		n++;
-	while (p->keys && p->keys(nk))
+	while (p->type->keys && p->type->keys(nk))
 		nk++;
-	all = calloc(N_COMMON + n + nk + 1, sizeof(*all));
+	all = calloc(n_common + n + nk + 1, sizeof(*all));
 	if (!all)
 		return NULL;
-	memcpy(all, common_options, sizeof(common_options));
+	memcpy(all, common, sizeof(common));
 	for (size_t j = 0; j < n; j++)
 		all[i++] = p->options[j];
 	for (size_t j = 0; j < nk; j++) {
-		k = p->keys(j);
+		k = p->type->keys(j);
 		all[i++] = (struct option){
 			vdk_tool_setting_name(p->renames, k->name),
 			k->value ? required_argument : no_argument, NULL,
@@ -453,6 +460,8 @@ static int parse_args(const struct vdk_tool_program *p, struct option *all,
 		if (ret > 0)
 			continue;
 		switch (opt) {
+		case 0: /* a flag, set by getopt_long() */
+			break;
 		case 'h':
 			usage(p, stdout);
 			return 1;
@@ -485,18 +494,22 @@ static int serve_with_stats(const struct vdk_tool_program *p,
 			    struct vdk_tool *t, const struct vdk_tool_opts *o,
 			    struct vdk_device *dev)
 {
-	const char *name = t->device_name ? t->device_name : p->type;
-	struct vdk_tool_stats st = {.fn = p->stats, .opaque = t->stats_opaque};
+	const char *type = p->type->name;
+	const char *name = t->device_name ? t->device_name : type;
+	struct vdk_tool_stats st = {.fn = p->type->stats,
+				    .opaque = t->stats_opaque};
 	int ret;
 
 	vdk_tool_log_set_device(name);
-	vdk_tool_stats_init(&st.info, p->name, VDK_VERSION, name, p->type);
+	vdk_tool_stats_init(&st.info, p->name, VDK_VERSION, name, type);
 	ret = vdk_tool_stats_start(&st, o->stats_socket);
 	if (ret < 0)
 		return ret;
 	ret = vdk_tool_stats_attach(&st, t->loop);
 	if (ret == 0) {
 		ret = vdk_tool_serve(t, o, dev);
+		if (t->served) /* the counters at exit */
+			(void)vdk_tool_stats_log(&st.info, st.fn, st.opaque);
 		vdk_tool_stats_detach(&st, t->loop);
 	}
 	vdk_tool_stats_stop(&st);
@@ -508,25 +521,31 @@ static int serve_with_stats(const struct vdk_tool_program *p,
  * status. */
 static int print_capabilities(const struct vdk_tool_program *p)
 {
+	const char *const *features = p->type->features;
 	struct json_object *root = json_object_new_object(), *list = NULL;
 	const char *text;
 	int ret = 1;
 
-	if (!root || json_object_object_add(
-			     root, "type", json_object_new_string(p->type)) < 0)
+	if (!root ||
+	    json_object_object_add(root, "type",
+				   json_object_new_string(p->type->name)) < 0)
 		goto out;
-	if (p->features && p->features[0]) {
+	if (features && features[0]) {
 		list = json_object_new_array();
 		if (!list ||
 		    json_object_object_add(root, "features", list) < 0) {
 			json_object_put(list);
 			goto out;
 		}
-		for (size_t i = 0; p->features[i]; i++)
-			if (json_object_array_add(
-				    list,
-				    json_object_new_string(p->features[i])) < 0)
+		for (size_t i = 0; features[i]; i++) {
+			struct json_object *f =
+				json_object_new_string(features[i]);
+
+			if (json_object_array_add(list, f) < 0) {
+				json_object_put(f);
 				goto out;
+			}
+		}
 	}
 	text = json_object_to_json_string_ext(
 		root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
@@ -550,7 +569,7 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 	if (vdk_tool_cli_has(argc, argv, "print-capabilities"))
 		return print_capabilities(p);
 	vdk_tool_log_init(p->name, 0); /* names the program in messages */
-	all = long_options(p);
+	all = long_options(p, &o);
 	if (!all)
 		return 1;
 	ret = parse_args(p, all, &o, argc, argv);
@@ -567,15 +586,18 @@ int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv)
 	if (ret < 0) {
 		vdk_tool_msg("signals and loop: %s", strerror(-ret));
 	} else {
-		dev = p->create(&t);
+		dev = p->create(&t, &ret);
 		if (!dev) {
+			if (ret < 0)
+				vdk_tool_msg("cannot create the device: %s",
+					     strerror(-ret));
 			ret = -EINVAL;
 		} else {
 			ret = serve_with_stats(p, &t, &o, dev);
 			if (ret < 0 && !t.reported)
 				vdk_tool_msg("error: %s", strerror(-ret));
 			/* before the loop it is attached to */
-			p->finish(dev, t.served);
+			vdk_device_fini(dev);
 		}
 	}
 	vdk_tool_end(&t);

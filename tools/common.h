@@ -31,10 +31,11 @@ struct json_object;
 struct vdk_tool_opts {
 	const char *socket_path; /**< --socket-path: listen here, or NULL */
 	int fd;			 /**< --fd: inherited socket, or -1 */
-	bool print_capabilities; /**< --print-capabilities */
-	bool once;		 /**< --once: exit after one front-end */
-	bool allow_unsealed;	 /**< --allow-unsealed-memory */
-	int verbosity;		 /**< number of -v */
+	/* flags, which getopt_long() sets itself (struct option.flag) */
+	int print_capabilities; /**< --print-capabilities */
+	int once;	    /**< --once 1 (one front-end), --keep-listening 0 */
+	int allow_unsealed; /**< --allow-unsealed-memory */
+	int verbosity;	    /**< number of -v */
 	enum vdk_tool_log_target log_target; /**< --log */
 	const char *stats_socket; /**< --stats-socket: path, or NULL */
 	const char *socket_group; /**< --socket-group, or NULL */
@@ -44,36 +45,14 @@ struct vdk_tool_opts {
 enum {
 	VDK_TOOL_OPT_SOCKET_PATH = 0x100,
 	VDK_TOOL_OPT_FD,
-	VDK_TOOL_OPT_PRINT_CAPS,
-	VDK_TOOL_OPT_KEEP_LISTENING,
-	VDK_TOOL_OPT_ONCE,
-	VDK_TOOL_OPT_ALLOW_UNSEALED,
 	VDK_TOOL_OPT_LOG,
 	VDK_TOOL_OPT_STATS_SOCKET,
 	VDK_TOOL_OPT_SOCKET_GROUP,
 	VDK_TOOL_OPT_FIRST_PRIVATE, /**< a program's own options start here */
-	/** The device's settings (vdk_tool_program.keys) are options from
+	/** The device's settings (vdk_tool_program.type->keys) are options from
 	 * here on, in the order the device lists them. */
 	VDK_TOOL_OPT_FIRST_SETTING = 0x180,
 };
-
-/** The common long options, to put in a program's struct option table. */
-// clang-format off
-#define VDK_TOOL_LONG_OPTIONS                                                  \
-	{"socket-path", required_argument, NULL, VDK_TOOL_OPT_SOCKET_PATH},    \
-	{"fd", required_argument, NULL, VDK_TOOL_OPT_FD},                      \
-	{"print-capabilities", no_argument, NULL, VDK_TOOL_OPT_PRINT_CAPS},    \
-	{"keep-listening", no_argument, NULL, VDK_TOOL_OPT_KEEP_LISTENING},    \
-	{"once", no_argument, NULL, VDK_TOOL_OPT_ONCE},                        \
-	{"allow-unsealed-memory", no_argument, NULL,                           \
-	 VDK_TOOL_OPT_ALLOW_UNSEALED},                                         \
-	{"log", required_argument, NULL, VDK_TOOL_OPT_LOG},                    \
-	{"stats-socket", required_argument, NULL, VDK_TOOL_OPT_STATS_SOCKET},  \
-	{"socket-group", required_argument, NULL, VDK_TOOL_OPT_SOCKET_GROUP},  \
-	{"verbose", no_argument, NULL, 'v'},                                   \
-	{"version", no_argument, NULL, 'V'},                                   \
-	{"help", no_argument, NULL, 'h'}
-// clang-format on
 
 /** Help text of the common options, for a program's --help. */
 extern const char vdk_tool_common_help[];
@@ -83,9 +62,8 @@ extern const char vdk_tool_common_help[];
 
 /**
  * vdk_tool_parse_common() - handle getopt_long() result @opt if it is a
- * common option (--socket-path, --fd, --print-capabilities, --once,
- * --keep-listening, --allow-unsealed-memory, --log, --stats-socket,
- * --socket-group, -v).
+ * common option that is not a flag (--socket-path, --fd, --log,
+ * --stats-socket, --socket-group, -v).
  * @arg: optarg.
  *
  * Return: 1 if @opt was a common option, 0 if not, -EINVAL for a bad value
@@ -135,7 +113,9 @@ struct vdk_tool {
 	const char *device_name; /**< set by create(): logs and statistics */
 	bool reported; /**< the error that ended serving was already said */
 	bool served;   /**< the server was listening (vdk_tool_serve()) */
-	void *stats_opaque; /**< set by create(): for program.stats */
+	/** set by create(): what vdk_tool_device_type.stats is called with
+	 * (the struct vdk_blk, ...) */
+	void *stats_opaque;
 };
 
 /**
@@ -166,6 +146,33 @@ int vdk_tool_serve(struct vdk_tool *t, const struct vdk_tool_opts *o,
 		   struct vdk_device *dev);
 
 /**
+ * struct vdk_tool_device_type - what the programs know of one device type,
+ * whichever program serves it (vdk_tool_blk_type, ...).
+ */
+struct vdk_tool_device_type {
+	/** the vhost-user device type ("block", "net", "rng"): the "type" of
+	 * --print-capabilities (vhost-user.json VHostUserBackendType) and of
+	 * the statistics document */
+	const char *name;
+	/** its settings (<vdk/config.h>, e.g. vdk_blk_config_key): each is
+	 * an option --NAME[=VALUE] with its line in --help, handed to
+	 * vdk_tool_program.set */
+	vdk_config_key_fn *keys;
+	/** --print-capabilities "features" (vhost-user.json
+	 * VHostUserBackendCapabilities<Type>), NULL-terminated; NULL: the
+	 * type has none and the member is left out */
+	const char *const *features;
+	/** the device's members of the statistics document (tools/stats.h),
+	 * called with vdk_tool.stats_opaque */
+	int (*stats)(void *opaque, struct json_object *root);
+};
+
+/** The types vdk's programs serve (tools/stats.c, with their statistics). */
+extern const struct vdk_tool_device_type vdk_tool_blk_type;
+extern const struct vdk_tool_device_type vdk_tool_net_type;
+extern const struct vdk_tool_device_type vdk_tool_rng_type;
+
+/**
  * struct vdk_tool_program - a backend program: its options and its device.
  * Everything else (common options, logging, signals, serving) is
  * vdk_tool_main()'s.
@@ -176,35 +183,22 @@ struct vdk_tool_program {
 	/** its options, for the usage line */
 	const char *synopsis;
 	/** its own options, {NULL}-terminated, or NULL (the device's
-	 * settings come from @keys) */
+	 * settings come from @type) */
 	const struct option *options;
 	/** --help: what it does and its own options (the usage line, the
 	 * device's settings and the common options are printed after it) */
 	void (*usage)(FILE *out);
 	/** or the same as a fixed text, if @usage is NULL */
 	const char *help;
-	/** the device's settings (<vdk/config.h>, e.g. vdk_blk_config_key):
-	 * each is an option --NAME[=VALUE] with its line in --help, handed
-	 * to @set; NULL: none */
-	vdk_config_key_fn *keys;
+	/** the device it serves: its settings, capabilities, statistics */
+	const struct vdk_tool_device_type *type;
 	/** options named otherwise than their setting: {setting, option,
 	 * ..., NULL} (vdk_tool_setting_name()); NULL: none */
 	const char *const *renames;
-	/** Set device setting @key (its name in @keys) to @value (NULL for a
+	/** Set device setting @key (its name in type->keys) to @value (NULL for a
 	 * flag): 0, or -errno with "KEY: why" in @msg (@len bytes), which is
 	 * printed as "--OPTION: why"; an empty @msg: already printed. */
 	int (*set)(const char *key, const char *value, char *msg, size_t len);
-	/** the vhost-user device type ("block", "net", "rng"): the "type" of
-	 * --print-capabilities (vhost-user.json VHostUserBackendType) and of
-	 * the statistics document */
-	const char *type;
-	/** --print-capabilities "features" (vhost-user.json
-	 * VHostUserBackendCapabilities<Type>), NULL-terminated; NULL or empty:
-	 * the type has none and the member is left out */
-	const char *const *features;
-	/** the device's members of the statistics document, called with
-	 * vdk_tool.stats_opaque (tools/stats.h) */
-	int (*stats)(void *opaque, struct json_object *root);
 	/** Handle one of its own options: 0, or -EINVAL (message printed).
 	 * NULL if it has none. */
 	int (*parse)(int opt, const char *arg);
@@ -212,13 +206,12 @@ struct vdk_tool_program {
 	 * complete (a required setting missing, two that conflict): 0, or
 	 * -EINVAL after printing why in one line. NULL: nothing to check. */
 	int (*check)(void);
-	/** After checking: create the device (it may set the loop's
-	 * busy-polling). NULL after printing why. */
-	struct vdk_device *(*create)(struct vdk_tool *t);
-	/** After serving: print its statistics if @served (it listened for a
-	 * front-end; false when serving could not start), then free the
-	 * device. */
-	void (*finish)(struct vdk_device *dev, bool served);
+	/** After checking: create the device and set vdk_tool.stats_opaque
+	 * (it may also set the loop's busy-polling and vdk_tool.device_name). NULL
+	 * with *@err -errno (vdk_tool_main() says "cannot create the device:
+	 * <why>"), or 0 if it said why itself. The device is
+	 * vdk_tool_main()'s: vdk_device_fini() frees it after serving. */
+	struct vdk_device *(*create)(struct vdk_tool *t, int *err);
 };
 
 /**
@@ -227,7 +220,8 @@ struct vdk_tool_program {
  * or --print-capabilities (which ignores every other option), or create
  * the device and serve it (vdk_tool_serve()) with its statistics on the
  * same loop (SIGUSR1, --stats-socket) until a signal or, with --once, the
- * front-end left.
+ * front-end left; then log the statistics document once more (if it
+ * listened; the line SIGUSR1 logs) and free the device.
  * Return: the exit status: 0, or 1 on an error.
  */
 int vdk_tool_main(const struct vdk_tool_program *p, int argc, char **argv);

@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include <vdk/devices/blk.h>
+#include <vdk/devices/net.h>
 #include <vdk/devices/rng.h>
 
 #include "common.h"
@@ -62,6 +63,33 @@ static int add(struct json_object *obj, const char *key, struct json_object *v)
 static int add_u64(struct json_object *obj, const char *key, uint64_t v)
 {
 	return add(obj, key, json_object_new_uint64(v));
+}
+
+/* Add the device's two members to @root: "device", an object for its
+ * counters (*@dev), and @list, an array of its queues or queue pairs
+ * (*@items). Return: 0, or -ENOMEM (neither is left to fill). */
+static int add_device(struct json_object *root, const char *list,
+		      struct json_object **dev, struct json_object **items)
+{
+	*items = json_object_new_array();
+	*dev = json_object_new_object();
+	if (add(root, "device", *dev) < 0) {
+		json_object_put(*items);
+		return -ENOMEM;
+	}
+	return add(root, list, *items);
+}
+
+/* Append a new object to @array. Return: it, or NULL (out of memory). */
+static struct json_object *add_item(struct json_object *array)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o || json_object_array_add(array, o) < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* The request counters of virtio-blk, as the names of struct
@@ -121,25 +149,14 @@ int vdk_tool_stats_blk(void *opaque, struct json_object *root)
 	struct vdk_blk *blk = opaque;
 	struct vdk_blk_stats sum = vdk_blk_stats(blk);
 	struct vdk_blk_queue_stats qs;
-	struct json_object *dev = json_object_new_object();
-	struct json_object *queues = json_object_new_array();
+	struct json_object *dev, *queues, *q;
 	uint64_t in_flight = 0;
-	int r;
+	int r = add_device(root, "queues", &dev, &queues);
 
-	r = add(root, "device", dev);
-	if (r == 0)
-		r = add(root, "queues", queues);
-	else
-		json_object_put(queues);
-	if (r < 0)
-		return r;
-	for (uint16_t i = 0; vdk_blk_queue_stats(blk, i, &qs) == 0; i++) {
-		struct json_object *q = json_object_new_object();
-
-		if (!q || json_object_array_add(queues, q) < 0) {
-			json_object_put(q);
+	for (uint16_t i = 0; r == 0 && vdk_blk_queue_stats(blk, i, &qs) == 0;
+	     i++) {
+		if (!(q = add_item(queues)))
 			return -ENOMEM;
-		}
 		in_flight += qs.in_flight;
 		r |= add_u64(q, "index", i);
 		r |= add(q, "started", json_object_new_boolean(qs.started));
@@ -150,9 +167,9 @@ int vdk_tool_stats_blk(void *opaque, struct json_object *root)
 		r |= add_u64(q, "notify_sent", qs.vq.notify_sent);
 		r |= add_u64(q, "notify_suppressed", qs.vq.notify_suppressed);
 		r |= add(q, "latency_us", latency_json(qs.latency));
-		if (r)
-			return -ENOMEM;
 	}
+	if (r)
+		return -ENOMEM;
 	r |= add_blk_counters(dev, &sum);
 	r |= add_u64(dev, "in_flight", in_flight);
 	r |= add_u64(dev, "capacity_sectors", vdk_blk_capacity(blk));
@@ -162,30 +179,53 @@ int vdk_tool_stats_blk(void *opaque, struct json_object *root)
 int vdk_tool_stats_rng(void *opaque, struct json_object *root)
 {
 	struct vdk_rng_stats s = vdk_rng_stats(opaque);
-	struct json_object *dev = json_object_new_object();
-	int r = add(root, "device", dev);
-
-	if (r < 0)
-		return r;
 	struct vdk_virtq_stats vq;
-	struct json_object *queues = json_object_new_array();
-	struct json_object *q = json_object_new_object();
 	bool started = vdk_rng_queue_stats(opaque, &vq);
+	struct json_object *dev, *queues, *q;
+	int r = add_device(root, "queues", &dev, &queues);
 
+	if (r < 0 || !(q = add_item(queues)))
+		return -ENOMEM;
 	r |= add_u64(dev, "requests", s.requests);
 	r |= add_u64(dev, "bytes", s.bytes);
-	if (!q || !queues || json_object_array_add(queues, q) < 0) {
-		json_object_put(q);
-		json_object_put(queues);
-		return -ENOMEM;
-	}
-	r |= add(root, "queues", queues);
 	r |= add_u64(q, "index", 0);
 	r |= add(q, "started", json_object_new_boolean(started));
 	r |= add_u64(q, "used", vq.used);
 	r |= add_u64(q, "used_bytes", vq.used_bytes);
 	r |= add_u64(q, "notify_sent", vq.notify_sent);
 	r |= add_u64(q, "notify_suppressed", vq.notify_suppressed);
+	return r ? -ENOMEM : 0;
+}
+
+int vdk_tool_stats_net(void *opaque, struct json_object *root)
+{
+	struct vdk_net *net = opaque;
+	struct vdk_net_stats s = vdk_net_stats(net);
+	struct json_object *dev, *pairs, *p;
+	uint64_t tx, rx;
+	int r = add_device(root, "queue_pairs", &dev, &pairs);
+
+	for (uint16_t i = 0;
+	     r == 0 && vdk_net_pair_stats(net, i, &tx, &rx) == 0; i++) {
+		if (!(p = add_item(pairs)))
+			return -ENOMEM;
+		r |= add_u64(p, "index", i);
+		r |= add_u64(p, "tx_packets", tx);
+		r |= add_u64(p, "rx_packets", rx);
+	}
+	if (r)
+		return -ENOMEM;
+	r |= add_u64(dev, "tx_packets", s.tx_packets);
+	r |= add_u64(dev, "tx_bytes", s.tx_bytes);
+	r |= add_u64(dev, "tx_dropped_header", s.tx_dropped_header);
+	r |= add_u64(dev, "tx_dropped_backend", s.tx_dropped_backend);
+	r |= add_u64(dev, "rx_packets", s.rx_packets);
+	r |= add_u64(dev, "rx_bytes", s.rx_bytes);
+	r |= add_u64(dev, "rx_dropped_header", s.rx_dropped_header);
+	r |= add_u64(dev, "rx_dropped_no_room", s.rx_dropped_no_room);
+	r |= add_u64(dev, "rx_filtered", s.rx_filtered);
+	r |= add_u64(dev, "ctrl_commands", s.ctrl_commands);
+	r |= add_u64(dev, "ctrl_errors", s.ctrl_errors);
 	return r ? -ENOMEM : 0;
 }
 
@@ -208,7 +248,7 @@ char *vdk_tool_stats_render(const struct vdk_tool_stats_info *info,
 	r |= add_u64(root, "pid", (uint64_t)getpid());
 	r |= add_u64(root, "uptime_ms",
 		     (mono_ns() - info->start_ns) / 1000000u);
-	if (r == 0)
+	if (r == 0 && fn)
 		r = fn(opaque, root);
 	if (r == 0) {
 		const char *s = json_object_to_json_string_ext(
@@ -369,18 +409,24 @@ int vdk_tool_stats_on_signal(int sigfd, const struct vdk_tool_stats_info *info,
 {
 	struct signalfd_siginfo si;
 	bool got = false;
-	char *doc;
 
 	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 		got |= si.ssi_signo == SIGUSR1;
 	if (!got)
 		return 0;
-	doc = vdk_tool_stats_render(info, fn, opaque, 0);
+	return vdk_tool_stats_log(info, fn, opaque) < 0 ? -ENOMEM : 1;
+}
+
+int vdk_tool_stats_log(const struct vdk_tool_stats_info *info,
+		       vdk_tool_stats_fn *fn, void *opaque)
+{
+	char *doc = vdk_tool_stats_render(info, fn, opaque, 0);
+
 	if (!doc)
 		return -ENOMEM;
 	vdk_tool_log_write(VDK_TOOL_LOG_NOTICE, NULL, doc);
 	free(doc);
-	return 1;
+	return 0;
 }
 
 /* ---- one bundle for a program ------------------------------------------ */

@@ -3,7 +3,8 @@
  * Live statistics of the backend programs, on demand:
  *   - a JSON document (json-c) built by the program's render callback from
  *     the device's counters (vdk_tool_stats_blk() / vdk_tool_stats_rng()
- *     fill the "device" and "queues" members);
+ *     fill the "device" and "queues" members, vdk_tool_stats_net() the
+ *     "device" and "queue_pairs" members);
  *   - --stats-socket=PATH: a Unix socket answering each connection with
  *     that document, then closing it (`socat - UNIX-CONNECT:PATH`);
  *   - SIGUSR1: the same document, compact, as one log line.
@@ -13,7 +14,7 @@
  *
  * Document (version 1):
  *   {"version": 1, "program": "...", "program_version": "...",
- *    "device_name": "...", "type": "block"|"rng", "pid": N,
+ *    "device_name": "...", "type": "block"|"net"|"rng", "pid": N,
  *    "uptime_ms": milliseconds since vdk_tool_stats_init(),
  *    "device": {counter: N, ...},
  *    "queues": [{"index": i, "started": bool, "in_flight": N,
@@ -22,6 +23,8 @@
  *                "notify_suppressed": N,
  *                "latency_us": {"upper": [1, 2, 4, ..., null],
  *                               "count": [N, ...]}}, ...]}
+ * net has "queue_pairs": [{"index": p, "tx_packets": N, "rx_packets": N}]
+ * (vdk_net_pair_stats()) in place of "queues".
  * latency_us.count[i] counts requests whose pop-to-used latency was below
  * upper[i] microseconds and not below upper[i - 1] (null: no upper bound).
  */
@@ -33,6 +36,7 @@
 
 struct json_object;
 struct vdk_blk;
+struct vdk_net;
 struct vdk_rng;
 
 /** What the document says about the program (strings must outlive it). */
@@ -48,7 +52,7 @@ void vdk_tool_stats_init(struct vdk_tool_stats_info *info, const char *program,
 
 /**
  * typedef vdk_tool_stats_fn - add the device's members ("device",
- * "queues") to @root. Called on the thread that handles the request.
+ * "queues" or "queue_pairs") to @root. Called on the thread that handles the request.
  * Return: 0 or -ENOMEM.
  */
 typedef int vdk_tool_stats_fn(void *opaque, struct json_object *root);
@@ -60,6 +64,11 @@ int vdk_tool_stats_blk(void *blk, struct json_object *root);
  * device's counters, and its one queue's virtqueue counters: call it on
  * the thread serving the queue). */
 int vdk_tool_stats_rng(void *rng, struct json_object *root);
+
+/** vdk_tool_stats_net() - a vdk_tool_stats_fn for a struct vdk_net: the
+ * device's counters (struct vdk_net_stats, by their names) and each queue
+ * pair's packets (vdk_net_pair_stats()). Call it on the device's loop. */
+int vdk_tool_stats_net(void *net, struct json_object *root);
 
 /**
  * vdk_tool_stats_render() - the whole document as a string.
@@ -116,6 +125,14 @@ int vdk_tool_stats_signal_fd(void);
  */
 int vdk_tool_stats_on_signal(int sigfd, const struct vdk_tool_stats_info *info,
 			     vdk_tool_stats_fn *fn, void *opaque);
+
+/**
+ * vdk_tool_stats_log() - log the document as one line (tools/log.h, always
+ * shown): what SIGUSR1 does, and the programs' last word at exit.
+ * Return: 0, or -ENOMEM (nothing logged).
+ */
+int vdk_tool_stats_log(const struct vdk_tool_stats_info *info,
+		       vdk_tool_stats_fn *fn, void *opaque);
 
 /* ---- one bundle for a program ------------------------------------------ */
 

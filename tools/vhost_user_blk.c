@@ -34,7 +34,6 @@
 
 #include "common.h"
 #include "options.h"
-#include "stats.h"
 
 #define PROG "vdk-vhost-user-blk"
 
@@ -97,29 +96,10 @@ static void usage(FILE *out)
 		DEFAULT_POLL_US);
 }
 
-static void print_stats(struct vdk_blk *blk, const char *path)
-{
-	struct vdk_blk_stats s = vdk_blk_stats(blk);
-
-	vdk_tool_msg(
-		"%s: %llu reads (%llu bytes), %llu writes (%llu bytes), "
-		"%llu flushes, %llu get-id, %llu discards, "
-		"%llu write-zeroes, %llu errors, %llu unsupported",
-		path, (unsigned long long)s.reads,
-		(unsigned long long)s.bytes_read, (unsigned long long)s.writes,
-		(unsigned long long)s.bytes_written,
-		(unsigned long long)s.flushes, (unsigned long long)s.get_ids,
-		(unsigned long long)s.discards,
-		(unsigned long long)s.write_zeroes,
-		(unsigned long long)s.io_errors,
-		(unsigned long long)s.unsupported);
-}
-
 /* The program's options (static: this is a program). The strings in @cfg
  * are its copies (vdk_blk_config_fini() at exit). */
 static struct vdk_blk_config cfg;
 static uint32_t poll_us = POLL_US_UNSET;
-static struct vdk_blk *blk;
 
 static int set(const char *key, const char *value, char *msg, size_t len)
 {
@@ -163,12 +143,14 @@ static int check(void)
 	return 0;
 }
 
-static struct vdk_device *create(struct vdk_tool *t)
+static struct vdk_device *create(struct vdk_tool *t, int *err)
 {
 	struct vdk_blk_io_info io;
+	struct vdk_blk *blk;
 
 	/* queue_notify and completions both run on the loop's thread */
 	cfg.single_thread = true;
+	*err = 0;
 	if (!(blk = vdk_blk_new(&cfg, NULL))) /* logs its own failure */
 		return NULL;
 	io = vdk_blk_io_info(blk);
@@ -195,17 +177,8 @@ static struct vdk_device *create(struct vdk_tool *t)
 	return vdk_blk_device(blk);
 }
 
-static void finish(struct vdk_device *dev, bool served)
-{
-	(void)dev;
-	if (served)
-		print_stats(blk, cfg.path);
-	vdk_blk_free(blk);
-}
-
 int main(int argc, char **argv)
 {
-	static const char *const features[] = {"read-only", "blk-file", NULL};
 	static const struct vdk_tool_program prog = {
 		.name = PROG,
 		.synopsis = "--disk=IMAGE[,readonly][,serial=ID][,direct]"
@@ -214,16 +187,12 @@ int main(int argc, char **argv)
 			    "[--poll-us=N]",
 		.options = long_options,
 		.usage = usage,
-		.keys = vdk_blk_config_key,
+		.type = &vdk_tool_blk_type,
 		.renames = renames,
 		.set = set,
 		.check = check,
-		.type = "block",
-		.features = features,
-		.stats = vdk_tool_stats_blk,
 		.parse = parse,
 		.create = create,
-		.finish = finish,
 	};
 	int ret = vdk_tool_main(&prog, argc, argv);
 

@@ -32,9 +32,8 @@
 
 /* The program's options are the device's settings (<vdk/devices/net.h>):
  * --tap, --tap-fd, --loopback, --mac, ... The strings in @cfg are its
- * copies (vdk_net_config_fini() at exit). */
+ * copies (vdk_net_config_fini() once the device exists). */
 static struct vdk_net_config cfg;
-static struct vdk_net *net;
 
 static int set(const char *key, const char *value, char *msg, size_t len)
 {
@@ -57,48 +56,15 @@ static int check(void)
 	return 0;
 }
 
-static struct vdk_device *create(struct vdk_tool *t)
+static struct vdk_device *create(struct vdk_tool *t, int *err)
 {
-	int err = 0;
+	struct vdk_net *net = vdk_net_new(&cfg, err); /* opens the backend */
 
-	(void)t;
-	net = vdk_net_new(&cfg, &err); /* opens the backend */
-	if (!net) {
-		vdk_tool_msg("cannot create the device: %s", strerror(-err));
-		return NULL;
-	}
-	return vdk_net_device(net);
-}
-
-static void finish(struct vdk_device *dev, bool served)
-{
-	struct vdk_net_stats st = vdk_net_stats(net);
-
-	(void)dev;
-	if (!served)
-		goto out;
-	vdk_tool_msg("tx %llu packets %llu bytes (%llu dropped), rx %llu "
-		     "packets %llu bytes (%llu dropped)",
-		     (unsigned long long)st.tx_packets,
-		     (unsigned long long)st.tx_bytes,
-		     (unsigned long long)(st.tx_dropped_header +
-					  st.tx_dropped_backend),
-		     (unsigned long long)st.rx_packets,
-		     (unsigned long long)st.rx_bytes,
-		     (unsigned long long)(st.rx_dropped_header +
-					  st.rx_dropped_no_room +
-					  st.rx_filtered));
-	/* Per queue pair: which pairs the guest really used. */
-	for (uint16_t p = 0;; p++) {
-		uint64_t tx, rx;
-
-		if (vdk_net_pair_stats(net, p, &tx, &rx) < 0)
-			break;
-		vdk_tool_msg("queue pair %u: tx %llu packets, rx %llu packets",
-			     p, (unsigned long long)tx, (unsigned long long)rx);
-	}
-out:
-	vdk_net_free(net);
+	/* The device copied what it keeps (the interface's name); on the
+	 * paths that never get here the process ends with the copy. */
+	vdk_net_config_fini(&cfg);
+	t->stats_opaque = net;
+	return net ? vdk_net_device(net) : NULL;
 }
 
 int main(int argc, char **argv)
@@ -112,16 +78,11 @@ int main(int argc, char **argv)
 			"front-end, e.g. QEMU's\n-netdev vhost-user.\n\n"
 			"The device's settings, as options (one of --tap, "
 			"--tap-fd, --loopback):\n",
-		.keys = vdk_net_config_key,
+		.type = &vdk_tool_net_type,
 		.set = set,
 		.check = check,
-		.type = "net",
 		.create = create,
-		.finish = finish,
 	};
 
-	int ret = vdk_tool_main(&prog, argc, argv);
-
-	vdk_net_config_fini(&cfg);
-	return ret;
+	return vdk_tool_main(&prog, argc, argv);
 }

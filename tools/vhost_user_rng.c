@@ -26,44 +26,24 @@
 #include <vdk/vhost_user.h>
 
 #include "common.h"
-#include "stats.h"
 
 #define PROG "vdk-vhost-user-rng"
 
 /* The program's options are the device's settings (<vdk/devices/rng.h>):
  * --max-bytes, --queue-size. */
 static struct vdk_rng_config cfg;
-static struct vdk_rng *rng;
 
 static int set(const char *key, const char *value, char *msg, size_t len)
 {
 	return vdk_rng_config_set(&cfg, key, value, msg, len);
 }
 
-static struct vdk_device *create(struct vdk_tool *t)
+static struct vdk_device *create(struct vdk_tool *t, int *err)
 {
-	int ret;
+	struct vdk_rng *rng = vdk_rng_new(&cfg, err);
 
-	rng = vdk_rng_new(&cfg, &ret);
-	if (!rng) {
-		vdk_tool_msg("cannot create the device: %s", strerror(-ret));
-		return NULL;
-	}
-	t->device_name = "rng";
 	t->stats_opaque = rng;
-	return vdk_rng_device(rng);
-}
-
-static void finish(struct vdk_device *dev, bool served)
-{
-	struct vdk_rng_stats st = vdk_rng_stats(rng);
-
-	(void)dev;
-	if (served)
-		vdk_tool_msg("%llu requests, %llu random bytes",
-			     (unsigned long long)st.requests,
-			     (unsigned long long)st.bytes);
-	vdk_rng_free(rng);
+	return rng ? vdk_rng_device(rng) : NULL;
 }
 
 int main(int argc, char **argv)
@@ -74,12 +54,9 @@ int main(int argc, char **argv)
 		.help = "Serve a virtio-rng device to vhost-user "
 			"front-ends, e.g. QEMU's\nvhost-user-rng-pci.\n\n"
 			"The device's settings, as options:\n",
-		.keys = vdk_rng_config_key,
+		.type = &vdk_tool_rng_type,
 		.set = set,
-		.type = "rng",
-		.stats = vdk_tool_stats_rng,
 		.create = create,
-		.finish = finish,
 	};
 
 	return vdk_tool_main(&prog, argc, argv);

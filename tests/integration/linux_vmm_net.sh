@@ -31,11 +31,12 @@ SIZE=${LINUX_VMM_NET_SIZE:-$((64 << 20))}
 # "Known limit" of lib/vmm_harness.sh). LINUX_VMM_NET_PCI_SIZE=$((64 << 20)) for the full run.
 #
 # The transfer is streamed through pipes in the guest (urandom | tee | nc, nc | sha256sum),
-# which holds it to ~3 MB/s each way in the nested L2. Tried on 2026-12-06 and given up: the
-# upload from a read-only disk and the download into a file, no pipe, ran 3x faster (64 MiB each
-# way in 13 s instead of 40 s), but at that rate of interrupts and exits the emulation failed far
-# more often at the start of the transfer: L1 itself reset 3 times in about 17 runs (twice in one
-# make check, which then fails), and the 4-vCPU pci boot triple-faulted 3 times in 16.
+# which holds it to ~1.7 MB/s each way in the nested L2 (64 MiB in ~40 s). Tried on 2026-12-06
+# and given up: the upload from a read-only disk and the download into a file, no pipe, ran 3x
+# faster (13 s), but in those runs the emulation failed more often at the start of the
+# transfer: L1 itself reset 3 times in about 17 runs (twice in one make check, which then
+# failed), and the 4-vCPU pci boot triple-faulted 3 times in 16. The piped transfer has faulted
+# there too, less often; a faster transfer seemed to make it likelier (not proven).
 PCI_SIZE=${LINUX_VMM_NET_PCI_SIZE:-$((4 << 20))}
 TRANSPORTS=${LINUX_VMM_NET_TRANSPORTS:-mmio pci}
 PCI_CPUS=${LINUX_VMM_NET_PCI_CPUS:-4}

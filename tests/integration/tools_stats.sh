@@ -7,7 +7,8 @@
 #     used chains, the latency histogram) and grow while it runs;
 #   - the socket answers also before any front-end connected and after it
 #     left (served from the program's loop; no queue started then);
-#   - SIGUSR1 logs the same document as one line;
+#   - SIGUSR1 logs the same document as one line, and so does a clean stop, last;
+#   - vdk-vhost-user-net's document (device counters, queue pairs) the same ways;
 #   - every log line carries a UTC timestamp and the device's name;
 #   - -v logs the vhost-user message trace (request names, queue indices,
 #     feature bits);
@@ -144,6 +145,52 @@ grep -qE 'vhost-user: <- VHOST_USER_SET_FEATURES \(2\) size 8, 0 fd\(s\) 0x[0-9a
 	fail "no message trace with feature bits"
 grep -qE 'vhost-user: -> VHOST_USER_GET_FEATURES reply, size 8 0x[0-9a-f]{16}' "$work/blk.log" ||
 	fail "no reply trace with feature bits"
+
+# At exit (SIGTERM): the document once more, the counters as the last query saw them.
+kill -TERM "$bpid"
+wait_exit "$bpid"
+wait "$bpid" || fail "vdk-vhost-user-blk exited with status $? on SIGTERM (want 0)"
+python3 - "$work/blk.log" "$work/q3.json" <<'PY' || fail "no statistics logged at exit, or other counters than the last query's"
+import json, sys
+lines = [l for l in open(sys.argv[1]) if '"program":"vdk-vhost-user-blk"' in l]
+last, q3 = json.loads(lines[-1][lines[-1].index("{"):]), json.load(open(sys.argv[2]))
+print("---- at exit: %d reads (%d statistics lines in the log)" % (last["device"]["reads"], len(lines)))
+sys.exit(0 if len(lines) >= 2 and last["device"]["reads"] == q3["device"]["reads"] > 0 else 1)
+PY
+
+# vdk-vhost-user-net: the same document with its own members, without a front-end; SIGUSR1
+# and the line at exit.
+net="$build/tools/vdk-vhost-user-net"
+if [[ -x "$net" ]]; then
+	"$net" --socket-path="$work/net.sock" --loopback --queue-pairs=3 \
+		--stats-socket="$work/stats.sock" 2>"$work/net.log" &
+	npid=$!
+	pids+=("$npid")
+	wait_socket "$work/net.sock"
+	wait_socket "$work/stats.sock"
+	query "$work/n0.json" 2>"$work/n0.err" || fail "net: stats query failed: $(cat "$work/n0.err")"
+	kill -USR1 "$npid"
+	sleep 0.3
+	kill -TERM "$npid"
+	wait_exit "$npid"
+	wait "$npid" || fail "vdk-vhost-user-net exited with status $? after SIGUSR1 and SIGTERM (want 0): $(tail -n 3 "$work/net.log")"
+	python3 - "$work/n0.json" "$work/net.log" <<'PY' || fail "net: statistics document wrong"
+import json, sys
+d = json.load(open(sys.argv[1]))
+lines = [l for l in open(sys.argv[2]) if '"program":"vdk-vhost-user-net"' in l]
+pairs, dev = d["queue_pairs"], d["device"]
+print("---- net: type %s, %d queue pairs, %d device counters, %d log lines" % (
+    d["type"], len(pairs), len(dev), len(lines)))
+ok = (d["program"] == "vdk-vhost-user-net" and d["type"] == "net"
+      and [p["index"] for p in pairs] == [0, 1, 2]
+      and all(p["tx_packets"] == p["rx_packets"] == 0 for p in pairs)
+      and dev["tx_packets"] == dev["rx_packets"] == dev["rx_dropped_no_room"] == 0
+      and len(lines) == 2)  # SIGUSR1, then at exit
+sys.exit(0 if ok else 1)
+PY
+else
+	echo "---- net: SKIPPED: $net not built"
+fi
 
 # --log
 out=$("$blk" --socket-path="$work/x.sock" --disk="$work/disk.img" --log=bogus 2>&1)

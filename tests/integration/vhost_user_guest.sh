@@ -151,9 +151,9 @@ done
 [[ "$(dd if="$tmp/rw.img" bs=1M skip=16 count=1 status=none | tr -d '\0' | wc -c)" == 0 ]] ||
 	fail "the range the guest discarded (16 MiB + 1 MiB) does not read as zeroes"
 [[ "$(sha256sum <"$tmp/ro.img")" == "$ro_before" ]] || fail "the read-only image changed"
-flushes="$(sed -nE 's/.* ([0-9]+) flushes,.*/\1/p' "$art/blk-rw.log")"
+flushes="$(exit_stats "$art/blk-rw.log" device.flushes)"
 [[ "${flushes:-0}" -ge 1 ]] || fail "the blk backend saw no FLUSH request ($art/blk-rw.log)"
-rng_bytes="$(sed -nE 's/.* ([0-9]+) random bytes$/\1/p' "$art/rng.log")"
+rng_bytes="$(exit_stats "$art/rng.log" device.bytes)"
 [[ "${rng_bytes:-0}" -ge 4096 ]] || fail "the rng backend handed out ${rng_bytes:-0} bytes (want >= 4096)"
 say "host: guest data at 8 MiB and 3 markers in the image, discard zeroed, read-only image unchanged,"
 say "host: $flushes FLUSH requests, $rng_bytes random bytes, backends kept listening, exited 0 on SIGHUP"

@@ -137,15 +137,16 @@ read -r got hsum <"$tmp/g2h" || fail "the upload server recorded nothing"
 [[ "$got" == "$size" && "$hsum" == "$gsum" ]] ||
 	fail "upload: host received $got bytes with sha256 $hsum, the guest sent $size with $gsum"
 say "host: 64 MiB upload sha256 matches across a backend restart; 64 MiB download checked in the guest"
-# --- both queue pairs carried traffic (the restarted backend's counters, printed at its exit) ---
-# It keeps listening after QEMU left: stop it (SIGTERM, a clean stop) so that it prints them.
+# --- both queue pairs carried traffic (the restarted backend's counters, logged at its exit) ---
+# It keeps listening after QEMU left: stop it (SIGTERM, a clean stop) so that it logs them.
 kill -TERM "$backend_pid" 2>/dev/null
 for _ in $(seq 100); do kill -0 "$backend_pid" 2>/dev/null || break; sleep 0.05; done
-# Log lines start with a timestamp and "vdk-vhost-user-net[DEVICE]:" (tools/log.c): keep what follows.
-pairs="$(sed -nE 's/^.*vdk-vhost-user-net(\[[^]]*\])?: (queue pair .*)$/\2/p' "$art/backend.log" | tail -n 2)"
-echo "$pairs" | sed "s/^/$name: backend after the restart: /"
-for p in 0 1; do
-	echo "$pairs" | grep -qE "^queue pair $p: tx [1-9][0-9]* packets, rx [1-9][0-9]* packets$" ||
-		fail "queue pair $p carried no traffic in one direction after the restart (see above)"
+mapfile -t pairs < <(exit_stats "$art/backend.log" queue_pairs.0.tx_packets queue_pairs.0.rx_packets \
+	queue_pairs.1.tx_packets queue_pairs.1.rx_packets)
+say "backend after the restart: queue pair 0 tx ${pairs[0]:-?} rx ${pairs[1]:-?} packets," \
+	"queue pair 1 tx ${pairs[2]:-?} rx ${pairs[3]:-?} packets"
+for n in "${pairs[@]:-}"; do
+	[[ "$n" =~ ^[1-9][0-9]*$ ]] ||
+		fail "a queue pair carried no traffic in one direction after the restart (see above)"
 done
 say "PASS ($(pick_accel), ${run_s} s; logs in $art)"

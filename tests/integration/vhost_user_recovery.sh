@@ -65,7 +65,7 @@ wait "$pid" || fail "the backend exited with status $? (want 0); see $art/rng.lo
 pid=
 grep -q 'requestq stopped' "$art/rng.log" ||
 	fail "the backend did not report the broken queue ($art/rng.log)"
-bytes="$(sed -nE 's/.* ([0-9]+) random bytes$/\1/p' "$art/rng.log")"
+bytes="$(exit_stats "$art/rng.log" device.bytes)"
 [[ "${bytes:-0}" -ge 256 ]] || fail "the backend handed out ${bytes:-0} bytes (want >= 256)"
 say "host: the backend reported the broken queue, then handed out $bytes random bytes"
 say "PASS ($(pick_accel); logs in $art)"

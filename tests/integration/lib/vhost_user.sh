@@ -6,7 +6,7 @@
 # vhost_user.sh - what the tests of vdk's vhost-user back-ends with a Linux guest under QEMU
 # share (vhost_user_guest.sh, vhost_user_net.sh, vhost_user_reconnect.sh,
 # vhost_user_recovery.sh; vhost_user_hostile.sh, without QEMU, its verdicts): how they report,
-# QEMU's accelerator, building the back-ends and the test guest (scripts/build-guest.sh with
+# the back-ends' statistics at exit, QEMU's accelerator, building the back-ends and the test guest (scripts/build-guest.sh with
 # guest-tests/).
 #
 # The test sets name (the prefix of its lines) and, before it may fail, art (the directory of
@@ -29,6 +29,31 @@ fail() {
 }
 # say TEXT: a line of the test's report.
 say() { echo "$name: $*"; }
+
+# exit_stats LOG KEY...: from the statistics document a back-end logs as its last word when it
+# stops (the last JSON line of LOG), the number at KEY, a path of members and indices such as
+# "device.bytes" or "queue_pairs.1.rx_packets"; one line per KEY, empty where there is none.
+exit_stats() {
+	python3 - "$@" <<'PY'
+import json, sys
+doc = None
+for line in open(sys.argv[1], errors="replace"):
+    if '"program":' in line:
+        try:
+            doc = json.loads(line[line.index("{"):])
+        except ValueError:
+            pass
+for key in sys.argv[2:]:
+    v = doc
+    for k in key.split("."):
+        try:
+            v = v[int(k)] if isinstance(v, list) else v[k]
+        except (KeyError, IndexError, TypeError, ValueError):
+            v = None
+            break
+    print("" if v is None else v)
+PY
+}
 
 # pick_accel: print QEMU's accelerator: $VDK_QEMU_ACCEL (kvm or tcg) when set, else kvm only
 # where KVM can run a stock kernel (not PVM-backed KVM, and the CPU has vmx/svm), else tcg.
