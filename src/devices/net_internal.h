@@ -145,10 +145,6 @@ VDK_HIDDEN void net_update_status(struct vdk_net *n, bool notify);
 
 /* net_tx.c: process transmitq of @pair; true if the budget ran out */
 VDK_HIDDEN bool net_tx_process(struct vdk_net *n, uint16_t pair);
-/* Check a transmitted header (copied, little-endian) against the
- * negotiated @features for a frame of @len bytes behind it; 0 or -EINVAL. */
-VDK_HIDDEN int net_tx_check_header(const struct virtio_net_hdr_v1 *h,
-				   uint32_t len, uint64_t features);
 
 /* net_rx.c */
 VDK_HIDDEN bool net_rx_process(struct vdk_net *n, uint16_t pair);

@@ -124,8 +124,8 @@ bool net_rx_filter(const struct vdk_net *n, const uint8_t *f, uint32_t len)
  * GUEST_CSUM is cleared (the guest then checks the sum itself).
  * Return 0 to deliver, -EINVAL to drop.
  */
-static int rx_check_header(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
-			   uint32_t len)
+static int rx_check_offloads(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
+			     uint32_t len)
 {
 	uint8_t gso = h->gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
 	bool gcsum = net_has(n, VIRTIO_NET_F_GUEST_CSUM);
@@ -154,6 +154,16 @@ static int rx_check_header(struct vdk_net *n, struct virtio_net_hdr_v1 *h,
 	default:
 		return -EINVAL;
 	}
+}
+
+/* rx_check_offloads() for a header that asks for any offload; the common
+ * header, no checksum and no GSO, passes every check. */
+static inline int rx_check_header(struct vdk_net *n,
+				  struct virtio_net_hdr_v1 *h, uint32_t len)
+{
+	if (h->flags == 0 && h->gso_type == 0)
+		return 0;
+	return rx_check_offloads(n, h, len);
 }
 
 /* A receive chain that is not rx_chain_ok(): log it, stop the queue. */
@@ -367,8 +377,9 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 	if (s->spare) {
 		c = s->spare_chain;
 	} else {
-		c = (struct vdk_virtq_chain){.iov = s->spare_iov,
-					     .iov_cap = s->spare_chain.iov_cap};
+		/* vdk_virtq_pop() fills in the rest. */
+		c.iov = s->spare_iov;
+		c.iov_cap = s->spare_chain.iov_cap;
 		ret = vdk_virtq_pop(q, &c);
 		if (ret == 0)
 			return 0; /* no buffer: the backend keeps it */
@@ -390,16 +401,28 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 	s->spare = false;
 	h.num_buffers = htole16(1);
 	/* rx_chain_ok(): no readable part, so iov[0] is the first writable
-	 * descriptor; the header in it is one fixed-size copy. */
-	if (c.iov[0].iov_len >= VDK_NET_HDR_LEN)
-		memcpy(c.iov[0].iov_base, &h, VDK_NET_HDR_LEN);
-	else
-		vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
-	off = VDK_NET_HDR_LEN;
-	for (int i = 0; i < cnt; i++) {
-		vdk_virtq_chain_copy_to(&c, off, iov[i].iov_base,
-					iov[i].iov_len);
-		off += (uint32_t)iov[i].iov_len;
+	 * descriptor. */
+	if (cnt == 1 && c.iov[0].iov_len >= VDK_NET_HDR_LEN + len) {
+		/* The usual layout: the frame in one transmit buffer (of
+		 * @len bytes), header and frame fit the first receive
+		 * buffer. memmove: the guest may make the two overlap. */
+		uint8_t *dst = c.iov[0].iov_base;
+
+		memcpy(dst, &h, VDK_NET_HDR_LEN);
+		memmove(dst + VDK_NET_HDR_LEN, iov[0].iov_base, len);
+		off = VDK_NET_HDR_LEN + len;
+	} else {
+		/* The header in the first buffer is one fixed-size copy. */
+		if (c.iov[0].iov_len >= VDK_NET_HDR_LEN)
+			memcpy(c.iov[0].iov_base, &h, VDK_NET_HDR_LEN);
+		else
+			vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
+		off = VDK_NET_HDR_LEN;
+		for (int i = 0; i < cnt; i++) {
+			vdk_virtq_chain_copy_to(&c, off, iov[i].iov_base,
+						iov[i].iov_len);
+			off += (uint32_t)iov[i].iov_len;
+		}
 	}
 	/* Published with the others of this pass (net_rx_direct_flush());
 	 * at most one entry per chain in flight, so dn < qmax. */

@@ -26,8 +26,12 @@
 /* Transmit chains returned per used-index update. */
 #define TX_BATCH 32
 
-int net_tx_check_header(const struct virtio_net_hdr_v1 *h, uint32_t len,
-			uint64_t features)
+/* Check a transmitted header (copied, little-endian) against the
+ * negotiated @features for a frame of @len bytes behind it; 0 or -EINVAL.
+ * Inline in tx_one(), its one caller: most headers leave at the first
+ * return. */
+static inline int net_tx_check_header(const struct virtio_net_hdr_v1 *h,
+				      uint32_t len, uint64_t features)
 {
 	uint32_t hdr_len = le16toh(h->hdr_len);
 	uint32_t gso_size = le16toh(h->gso_size);
@@ -39,6 +43,10 @@ int net_tx_check_header(const struct virtio_net_hdr_v1 *h, uint32_t len,
 
 	if (len < ETH_HDR_LEN || len > VDK_NET_MAX_PACKET)
 		return -EINVAL;
+	/* The common header, no checksum and no GSO: of the checks below,
+	 * only hdr_len's applies to it. */
+	if (h->flags == 0 && h->gso_type == 0)
+		return hdr_len > len ? -EINVAL : 0;
 	/* §5.1.6.2.1: DATA_VALID and RSC_INFO are for received packets. */
 	if (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)
 		return -EINVAL;
@@ -76,13 +84,23 @@ int net_tx_check_header(const struct virtio_net_hdr_v1 *h, uint32_t len,
 /*
  * Make @c's readable iovecs (starting at @iov[1]) into header copy + frame:
  * skip the VDK_NET_HDR_LEN bytes of the guest's header and put @h in the
- * slot before the first frame byte. Return the first iovec and the count.
+ * slot before the first frame byte (@nread >= 1). Return the first iovec
+ * and the count.
  */
 static struct iovec *tx_gather(struct iovec *iov, uint32_t nread,
 			       struct virtio_net_hdr_v1 *h, int *cnt)
 {
 	uint32_t skip = VDK_NET_HDR_LEN, i = 1;
 
+	if (iov[1].iov_len > VDK_NET_HDR_LEN) {
+		/* The usual layout: header and frame in one descriptor. */
+		iov[1].iov_base = (uint8_t *)iov[1].iov_base + VDK_NET_HDR_LEN;
+		iov[1].iov_len -= VDK_NET_HDR_LEN;
+		iov[0].iov_base = h;
+		iov[0].iov_len = VDK_NET_HDR_LEN;
+		*cnt = (int)nread + 1;
+		return iov;
+	}
 	while (i <= nread && skip >= iov[i].iov_len) {
 		skip -= (uint32_t)iov[i].iov_len;
 		i++;
@@ -239,12 +257,13 @@ bool net_tx_process(struct vdk_net *n, uint16_t pair)
 
 	if (!n->running || n->broken || !q || !net_pair_enabled(n, pair))
 		return false;
+	/* iov[0] stays free for the header (tx_gather()); vdk_virtq_pop()
+	 * fills in the rest of @c each time. */
+	c.iov = n->tx_iov + 1;
+	c.iov_cap = n->iov_cap;
 	for (;;) {
 		vdk_virtq_enable_notification(q, false);
 		while (budget) {
-			/* iov[0] stays free for the header (tx_gather()). */
-			c = (struct vdk_virtq_chain){.iov = n->tx_iov + 1,
-						     .iov_cap = n->iov_cap};
 			ret = vdk_virtq_pop(q, &c);
 			if (ret == 0)
 				break;

@@ -581,6 +581,45 @@ static void test_used_batch(void **state)
 	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 1), -EIO);
 }
 
+/* A batch of 7 with a head >= size at @bad (the size itself, between good
+ * heads) is refused before any element is written: nothing published, the
+ * queue stops. */
+static void used_batch_bad_head(struct fx *f, int bad)
+{
+	const uint32_t lens[7] = {1, 2, 3, 4, 5, 6, 7};
+	uint16_t heads[7];
+	uint8_t *u, before[7 * 8];
+
+	start(f, 256, 0);
+	u = hva(f, f->gr.used_gpa);
+	for (int i = 0; i < 7; i++) {
+		heads[i] = (uint16_t)(5 + i);
+		guest_ring_set_desc(&f->gr, heads[i], DATA_GPA, 8, 0, 0);
+		guest_ring_push(&f->gr, heads[i]);
+		assert_int_equal(vdk_virtq_pop(&f->q, &f->chain), 1);
+	}
+	heads[bad] = 256;
+	memcpy(before, u + 4, sizeof(before));
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 7),
+			 -EINVAL);
+	assert_int_equal(vdk_virtq_error(&f->q), VDK_VIRTQ_ERR_USED_ID);
+	assert_int_equal(vdk_le16_load(u + 2), 0);
+	assert_memory_equal(u + 4, before, sizeof(before));
+	assert_int_equal(vdk_virtq_add_used_batch(&f->q, heads, lens, 1), -EIO);
+}
+
+/* The bad head among the first four (tested 8 bytes at a time). */
+static void test_used_batch_bad_head(void **state)
+{
+	used_batch_bad_head(*state, 2);
+}
+
+/* The bad head in the tail after the groups of four. */
+static void test_used_batch_bad_head_tail(void **state)
+{
+	used_batch_bad_head(*state, 5);
+}
+
 /* ---- notification suppression and index wrap-around ---- */
 
 static void test_event_idx_used_event(void **state)
@@ -805,6 +844,8 @@ int main(void)
 		T(test_cache_dropped_on_deactivate),
 		T(test_used_elem_layout),
 		T(test_used_batch),
+		T(test_used_batch_bad_head),
+		T(test_used_batch_bad_head_tail),
 		T(test_event_idx_used_event),
 		T(test_event_idx_avail_event),
 		T(test_wraparound),
