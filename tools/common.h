@@ -163,11 +163,11 @@ struct vdk_tool_device_type {
 	 * type has none and the member is left out */
 	const char *const *features;
 	/** the device's members of the statistics document (tools/stats.h),
-	 * called with vdk_tool.stats_opaque */
+	 * called with vdk_tool.stats_opaque; NULL: the document has none */
 	int (*stats)(void *opaque, struct json_object *root);
 };
 
-/** The types vdk's programs serve (tools/stats.c, with their statistics). */
+/** The types vdk's programs serve (tools/types.c). */
 extern const struct vdk_tool_device_type vdk_tool_blk_type;
 extern const struct vdk_tool_device_type vdk_tool_net_type;
 extern const struct vdk_tool_device_type vdk_tool_rng_type;
