@@ -59,9 +59,9 @@ cleanup() {
 }
 trap cleanup EXIT
 "$build/tools/vdk-vhost-user-blk" --socket-path="$sock/blk.sock" \
-	--disk="$demo/disk.img,serial=vdk-demo-disk" 2>"$demo/blk.log" &
+	--disk="$demo/disk.img,serial=vdk-demo-disk" --once 2>"$demo/blk.log" &
 pids+=($!)
-"$build/tools/vdk-vhost-user-rng" --socket-path="$sock/rng.sock" 2>"$demo/rng.log" &
+"$build/tools/vdk-vhost-user-rng" --socket-path="$sock/rng.sock" --once 2>"$demo/rng.log" &
 pids+=($!)
 for _ in $(seq 100); do
 	[[ -S "$sock/blk.sock" && -S "$sock/rng.sock" ]] && break
@@ -93,7 +93,7 @@ else
 	ip -n "$ns" addr add 10.79.0.1/24 dev vdkdemo0
 	ip -n "$ns" link set vdkdemo0 up
 	ip netns exec "$ns" "$build/tools/vdk-vhost-user-net" --socket-path="$sock/net.sock" \
-		--tap=vdkdemo0 --mac=52:54:00:79:00:02 2>"$demo/net.log" &
+		--tap=vdkdemo0 --mac=52:54:00:79:00:02 --once 2>"$demo/net.log" &
 	pids+=($!)
 	mkdir -p "$sock/www"
 	cat >"$sock/www/index.html" <<-END
@@ -152,7 +152,7 @@ timeout -k 5 120 qemu-system-x86_64 -M q35 "${accel_opts[@]}" -m 512M -nographic
 	grep --line-buffered -aE '^(demo: |VDK-TEST: |VDK-GUEST: kernel)' | sed -u 's/^/  guest | /' || true
 boot_s="$(awk -v s="$boot0" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')"
 
-# The backends (the first 3 pids) exit when QEMU disconnects; udhcpd and httpd are stopped.
+# The backends (the first 3 pids; --once) exit when QEMU disconnects; udhcpd and httpd are stopped.
 for p in "${pids[@]:3}"; do kill "$p" 2>/dev/null || true; done
 for p in "${pids[@]:0:3}"; do
 	for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
@@ -160,17 +160,34 @@ for p in "${pids[@]:0:3}"; do
 done
 pids=()
 
+# counters LOG: the device's counters, from the statistics document a back-end logs as its last
+# line when it stops (tools/stats.h).
+counters() {
+	python3 - "$1" <<'PY'
+import json, sys
+doc = {}
+for line in open(sys.argv[1], errors="replace"):
+    if '"program":' in line:
+        try:
+            doc = json.loads(line[line.index("{"):])
+        except ValueError:
+            pass
+dev = doc.get("device", {})
+print(", ".join("%s %s" % (k, v) for k, v in dev.items()) or "no statistics logged")
+PY
+}
+
 step "Result"
 grep -qa '^VDK-TEST: demo: PASS' "$demo/console.log" || die "the guest side failed; console: $demo/console.log"
 msg="$(dd if="$demo/disk.img" bs=512 skip=2048 count=1 status=none | tr -d '\0')"
 [[ "$msg" == "Hello from a Linux "* ]] || die "the guest's message is not at 1 MiB in $demo/disk.img"
 echo "In $demo/disk.img at 1 MiB, written by the guest: \"$msg\""
-echo "vdk-vhost-user-blk: $(sed -nE 's/.*: ([0-9]+ reads .*)/\1/p' "$demo/blk.log")"
-echo "vdk-vhost-user-rng: $(sed -nE 's/.*vdk-vhost-user-rng[^:]*: ([0-9]+ requests.*)/\1/p' "$demo/rng.log")"
+echo "vdk-vhost-user-blk: $(counters "$demo/blk.log")"
+echo "vdk-vhost-user-rng: $(counters "$demo/rng.log")"
 if [[ -n "$ns" ]]; then
 	grep -qa '^demo: fetched http://10.79.0.1/' "$demo/console.log" ||
 		die "the guest did not fetch the page; console: $demo/console.log"
-	echo "vdk-vhost-user-net: $(sed -nE 's/.*vdk-vhost-user-net[^:]*: (tx .*)/\1/p' "$demo/net.log")"
+	echo "vdk-vhost-user-net: $(counters "$demo/net.log")"
 	echo "The guest fetched http://10.79.0.1/index.html from busybox httpd in $ns (the 'demo:   |' lines above)"
 fi
 echo "Boot to power off: ${boot_s} s; whole demo: $(elapsed) s. Console log: $demo/console.log"
