@@ -120,7 +120,8 @@ l1_case "passes at once" 0 1 0
 l1_case "a FAIL is final" 1 1 1 0
 l1_case "an L2 fault (75), then a pass in a new L1" 0 2 75 0
 l1_case "75 twice, then a pass" 0 3 75 75 0
-l1_case "75 in every L1: fails after $HARNESS_L1_ATTEMPTS" 1 "$HARNESS_L1_ATTEMPTS" 75 75 75 0
+mapfile -t every < <(for ((i = 0; i < HARNESS_L1_ATTEMPTS; i++)); do echo 75; done)
+l1_case "75 in every L1: fails after $HARNESS_L1_ATTEMPTS" 1 "$HARNESS_L1_ATTEMPTS" "${every[@]}" 0
 
 if [ "$failures" -gt 0 ]; then
 	echo "$name: FAIL ($failures of $cases cases)"
