@@ -160,22 +160,8 @@ for p in "${pids[@]:0:3}"; do
 done
 pids=()
 
-# counters LOG: the device's counters, from the statistics document a back-end logs as its last
-# line when it stops (tools/stats.h).
-counters() {
-	python3 - "$1" <<'PY'
-import json, sys
-doc = {}
-for line in open(sys.argv[1], errors="replace"):
-    if '"program":' in line:
-        try:
-            doc = json.loads(line[line.index("{"):])
-        except ValueError:
-            pass
-dev = doc.get("device", {})
-print(", ".join("%s %s" % (k, v) for k, v in dev.items()) or "no statistics logged")
-PY
-}
+# counters LOG: the device's counters from the statistics line a back-end logs when it stops.
+counters() { python3 scripts/backend-stats.py "$1"; }
 
 step "Result"
 grep -qa '^VDK-TEST: demo: PASS' "$demo/console.log" || die "the guest side failed; console: $demo/console.log"

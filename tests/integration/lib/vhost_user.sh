@@ -31,29 +31,9 @@ fail() {
 say() { echo "$name: $*"; }
 
 # exit_stats LOG KEY...: from the statistics document a back-end logs as its last word when it
-# stops (the last JSON line of LOG), the number at KEY, a path of members and indices such as
+# stops (the last JSON line of LOG), the value at each KEY, a path of members and indices such as
 # "device.bytes" or "queue_pairs.1.rx_packets"; one line per KEY, empty where there is none.
-exit_stats() {
-	python3 - "$@" <<'PY'
-import json, sys
-doc = None
-for line in open(sys.argv[1], errors="replace"):
-    if '"program":' in line:
-        try:
-            doc = json.loads(line[line.index("{"):])
-        except ValueError:
-            pass
-for key in sys.argv[2:]:
-    v = doc
-    for k in key.split("."):
-        try:
-            v = v[int(k)] if isinstance(v, list) else v[k]
-        except (KeyError, IndexError, TypeError, ValueError):
-            v = None
-            break
-    print("" if v is None else v)
-PY
-}
+exit_stats() { python3 "$repo/scripts/backend-stats.py" "$@"; }
 
 # pick_accel: print QEMU's accelerator: $VDK_QEMU_ACCEL (kvm or tcg) when set, else kvm only
 # where KVM can run a stock kernel (not PVM-backed KVM, and the CPU has vmx/svm), else tcg.
