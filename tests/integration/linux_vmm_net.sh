@@ -114,6 +114,7 @@ boot() {
 	pids+=("${servers[@]}")
 	ip -n "$ns" link set vdktap0 up
 
+	harness_vmstat "$w/vmstat"
 	start=$(date +%s%N)
 	ip netns exec "$ns" timeout "$TIMEOUT" "$vmm" --timeout $((TIMEOUT - 5)) --transport "$transport" \
 		--kernel "$dir/guest/vmlinuz" --initrd "$dir/guest/initramfs.cpio.gz" --memory 256M --cpus "$cpus" \
@@ -140,6 +141,7 @@ boot() {
 	grep -a -e '^VDK-CHECK' -e '^VDK-TEST' -e '^vmmnet:' "$w/serial.txt" | sed "s/^/$name: $transport: guest: /"
 	echo "---- --transport $transport: vdk-vmm stderr (exit $rc, $ms ms)"
 	cat "$w/vmm.err"
+	harness_vmstat_delta "$w/vmstat"
 	# Nested only: the emulation's L2 fault runs the test again in a new L1 (lib/vmm_harness.sh).
 	harness_l2_retry "$rc" "$w/vmm.err" "$w/serial.txt" "$transport"
 	[ "$rc" -ne 124 ] || {

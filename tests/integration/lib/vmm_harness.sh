@@ -46,6 +46,8 @@
 #   VDK_NESTED_SMP      vCPUs of L1 (default 2, with `-accel tcg,thread=multi`)
 #   VDK_NESTED_TIMEOUT  seconds for the whole L1 run (default 900)
 #   VDK_NESTED_TEST_TIMEOUT  seconds for one test inside L1 (default 420; exit 124 past it)
+#   VDK_NESTED_L1_ATTEMPTS  most L1 guests per run (default 8; see "Known limit" below)
+#   VDK_NESTED_L1_BUDGET  seconds of L1 runs after which no new L1 guest starts (default 2400)
 #   VDK_NESTED_SILENCE  seconds without L1 console output (L1 prints a heartbeat every 20 s)
 #                       after which L1 counts as wedged and is stopped (default 120)
 #   VDK_NESTED_L1_LOGLEVEL   L1 kernel console loglevel (default 3; 4 shows L1's soft lockups,
@@ -78,10 +80,14 @@
 # (harness_l2_retry): the harness runs that test again in a new L1 too. Not in the same L1:
 # on 2026-12-06 (19 runs of linux_vmm_net's mmio boot) an L2 booted again in the L1 where
 # one had just faulted faulted again 3 times in 4, while each of the 2 tests restarted in a
-# new L1 (after the L1 died) passed. At most HARNESS_L1_ATTEMPTS (4) L1 guests per run (a
-# make check rehearsal that day needed 3: an L2 fault, then L1 died, then a pass); a test that
-# fails otherwise (a wrong byte, a missing device, a FAIL verdict) is never run again.
-HARNESS_L1_ATTEMPTS=4
+# new L1 (after the L1 died) passed. At most HARNESS_L1_ATTEMPTS L1 guests per run
+# (VDK_NESTED_L1_ATTEMPTS, default 8), and no new one once the L1 guests have run
+# HARNESS_L1_BUDGET seconds in all (VDK_NESTED_L1_BUDGET, default 2400): a make check
+# rehearsal on 2026-12-06 needed 3 (an L2 fault, then L1 died, then a pass), and CI's run of
+# that day saw the L2 fault in each of the 4 it then allowed. A test that fails otherwise (a
+# wrong byte, a missing device, a FAIL verdict) is never run again.
+HARNESS_L1_ATTEMPTS=${VDK_NESTED_L1_ATTEMPTS:-8}
+HARNESS_L1_BUDGET=${VDK_NESTED_L1_BUDGET:-2400}
 
 harness_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 harness_dir=$harness_root/build/nested
@@ -284,11 +290,12 @@ harness_nested() {
 # the L1 guest itself dies (a user process such as vdk-vmm cannot legitimately bring down a
 # kernel: it is L1's kernel or QEMU's emulation of SVM, see "Known limit" above) or a test saw
 # the emulation fault an L2 (status 75), boot a new L1 for the tests without a result, up to
-# HARNESS_L1_ATTEMPTS L1 guests. A test still without a result then fails.
+# HARNESS_L1_ATTEMPTS L1 guests and while they have run less than HARNESS_L1_BUDGET seconds in
+# all. A test still without a result then fails.
 harness_l1_attempts() {
 	local qemu=$1
 	shift
-	local tests=("$@") attempt r left t
+	local tests=("$@") attempt r left t t0=$SECONDS
 	for ((attempt = 1; attempt <= HARNESS_L1_ATTEMPTS; attempt++)); do
 		harness_l1_run "$qemu" "$attempt" "${tests[@]}"
 		r=$?
@@ -298,6 +305,11 @@ harness_l1_attempts() {
 			[[ -f "$harness_results/$t.rc" ]] || left+=("$t")
 		done
 		[[ ${#left[@]} -gt 0 && $attempt -lt $HARNESS_L1_ATTEMPTS ]] || break
+		if ((SECONDS - t0 >= HARNESS_L1_BUDGET)); then
+			harness_log "no new L1 guest: the L1 guests have run $((SECONDS - t0)) s, the budget is" \
+				"${HARNESS_L1_BUDGET} s (VDK_NESTED_L1_BUDGET)"
+			break
+		fi
 		if [[ $r == 1 ]]; then
 			harness_log "THE L1 GUEST DIED (not a vdk-vmm exit: the L1 kernel or its emulation);" \
 				"its console: $harness_results/l1-console.txt; booting a new L1 for: ${left[*]}"
@@ -449,6 +461,22 @@ harness_l1_run() {
 		echo "---- $why during this test$sfx" >>"$harness_results/$cur.log"
 	harness_stage "l1-died$sfx" FAIL "$(harness_secs "$t0" "$now")" "$why${cur:+, during $cur}"
 	return 1
+}
+
+# harness_vmstat FILE: inside the L1 guest, keep L1's /proc/vmstat in FILE (elsewhere nothing).
+# harness_vmstat_delta FILE: then print one line with the memory-management events of L1 since
+# (page migration, compaction, THP, reclaim, swap) that changed, or "none": what L1's kernel
+# did to the pages behind an L2's RAM while the L2 ran (each moves or drops NPT mappings).
+harness_vmstat() {
+	harness_in_l1 && cp /proc/vmstat "$1" 2>/dev/null
+	return 0
+}
+harness_vmstat_delta() {
+	harness_in_l1 && [[ -f "$1" ]] || return 0
+	awk 'NR == FNR { before[$1] = $2; next }
+		$1 ~ /^(pgmigrate_|compact_|thp_|numa_pte|numa_huge|numa_hint|numa_pages|pswp|pgsteal_|pgscan_|pgdemote|ksm|kswapd)/ && $2 != before[$1] {
+			s = s " " $1 "+" ($2 - before[$1]) }
+		END { print "L1 memory events during the boot:" (s == "" ? " none" : s) }' "$1" /proc/vmstat
 }
 
 # harness_l2_retry RC VMM_STDERR SERIAL WHAT: after a Linux L2 boot (WHAT names it): when it
