@@ -10,7 +10,7 @@
 # --transport mmio with 2 vCPUs, then pci with LINUX_VMM_NET_PCI_CPUS, default 4). The guest
 # (tests/integration/linux-vmm-tests/vmmnet.sh, console on COM1) checks: MTU 9000 and 2 queue pairs from the device; pings the tap side from
 # CPU 0 and CPU 1 (each CPU transmits on its own queue pair) and with 8900-byte frames;
-# LINUX_VMM_NET_SIZE bytes (default 64 MiB, as the QEMU guest test; LINUX_VMM_NET_PCI_SIZE over
+# LINUX_VMM_NET_SIZE bytes (default 64 MiB, as the QEMU guest test, 16 MiB nested; LINUX_VMM_NET_PCI_SIZE over
 # virtio-pci, default 4 MiB) go each way over TCP at the same time, the upload from CPU 0 and
 # the download on CPU 1, streamed and sha256-checked at both ends; over
 # virtio-pci, MSI-X: a config vector and one vector per queue (virtioN-input.0/1,
@@ -25,7 +25,12 @@ set -uo pipefail
 name=linux_vmm_net
 root=$(cd "$(dirname "$0")/../.." && pwd)
 TIMEOUT=${LINUX_VMM_TIMEOUT:-300}
+# The transfer: 64 MiB each way by default; in the nested harness's L1 guest 16 MiB. There the
+# emulation's L2 faults ("Known limit" of lib/vmm_harness.sh) come while the data flows, not
+# only as it starts (2026-12-06: vCPU 1's triple fault after 35 s of the boot here, after 148 s
+# in CI's run, both after the jumbo pings): the longer the transfer, the likelier one.
 SIZE=${LINUX_VMM_NET_SIZE:-$((64 << 20))}
+[[ "${VDK_IN_L1:-0}" == 1 ]] && SIZE=${LINUX_VMM_NET_SIZE:-$((16 << 20))}
 # virtio-pci repeats the checks with 4 MiB by default: its boot runs 4 vCPUs on L1's two, and
 # under the nested emulation a 4-vCPU guest under network load triple-faults now and then (the
 # "Known limit" of lib/vmm_harness.sh). LINUX_VMM_NET_PCI_SIZE=$((64 << 20)) for the full run.

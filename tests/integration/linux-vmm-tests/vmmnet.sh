@@ -17,7 +17,7 @@ net_up 10.78.0.2 9000
 net_ping 10.78.0.1 20 3 2
 
 # --- vdk.size bytes each way over TCP at once: the upload from CPU 0, the download on CPU 1 -----
-# Streamed and hashed on the way (no copy in the guest's RAM-backed /tmp): 64 MiB by default.
+# Streamed and hashed on the way (no copy in the guest's RAM-backed /tmp): vdk.size= bytes.
 size="$(param size)"
 rm -f /tmp/g2h.fifo /tmp/g2h.sum /tmp/h2g.sum
 mkfifo /tmp/g2h.fifo
