@@ -84,10 +84,10 @@
 # (VDK_NESTED_L1_ATTEMPTS, default 12), and no new one once the L1 guests have run
 # HARNESS_L1_BUDGET seconds in all (VDK_NESTED_L1_BUDGET, default 2400): a make check
 # rehearsal on 2026-12-06 needed 3 (an L2 fault, then L1 died, then a pass), and CI's run of
-# that day saw the L2 fault in each of the 4 it then allowed (each a triple fault of vCPU 1 as
-# linux_vmm_net's transfer starts). QEMU 10.0.2 (Debian bookworm-backports) as L1's QEMU is no
-# way out: it faulted the same way at the same point (1 of 2 runs), and L1 boots in 36 s
-# instead of 3.5. Nor is one L1 vCPU (-smp 1): L1 went silent, wedged, in 1 of 1 run. A test
+# that day saw the L2 fault in each of the 4 it then allowed (each a triple fault of vCPU 1
+# during linux_vmm_net's transfer). QEMU 10.0.2 (Debian bookworm-backports) as L1's QEMU is no
+# way out: it faulted the same way in the same part of the test (1 of 2 runs), and L1 boots in
+# 36 s instead of 3.5. Nor is one L1 vCPU (-smp 1): L1 went silent, wedged, in 1 of 1 run. A test
 # that fails otherwise (a wrong byte, a missing device, a FAIL verdict) is never run again.
 HARNESS_L1_ATTEMPTS=${VDK_NESTED_L1_ATTEMPTS:-12}
 HARNESS_L1_BUDGET=${VDK_NESTED_L1_BUDGET:-2400}
