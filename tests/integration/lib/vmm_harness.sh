@@ -499,7 +499,8 @@ harness_l2_retry() {
 # which sign and return 0; otherwise (and always outside L1) return 1. The signs, each seen
 # in this harness with QEMU 7.2: vdk-vmm's triple-fault exit (3); a timeout (5, 124) with a
 # vCPU stuck re-taking a page fault on the instruction it fetches (rip == cr2); an L2 kernel
-# panic from an instruction-fetch page fault or a double fault. Any other failure (a wrong
+# panic from an instruction-fetch page fault or a double fault; a timeout with the L2 kernel's
+# RCU stall report and a vCPU that still has an NMI pending. Any other failure (a wrong
 # byte, a missing device, a FAIL verdict) is final.
 harness_l2_crash() {
 	harness_in_l1 || return 1
@@ -513,6 +514,17 @@ harness_l2_crash() {
 		if [[ -n "$line" ]]; then
 			line=${line#*vCPU }
 			echo "L2 vCPU ${line%%:*} stuck re-faulting on the instruction it fetches (rip == cr2 $(sed -E 's/.* cr2 (0x[0-9a-f]+) .*/\1/' <<<"$line"))"
+			return 0
+		fi
+		# A vCPU in KVM_RUN that takes no event: the L2 kernel reports an RCU stall on a
+		# CPU, and after the stop that vCPU still has an NMI pending (the stall report's
+		# backtrace NMI, sent seconds to minutes before). A vCPU that runs, even one
+		# spinning in a driver, takes an NMI at once; one whose thread left KVM_RUN
+		# would not have let vdk-vmm stop and read its state.
+		line=$(grep -m1 -E 'vCPU [0-9]+: rip .* nmi pending mp-state runnable' "$err")
+		if [[ -n "$line" ]] && grep -aq 'rcu: INFO: rcu_[a-z]* detected stalls' "$serial"; then
+			line=${line#*vCPU }
+			echo "L2 vCPU ${line%%:*} took no event for minutes (RCU stall, an NMI still pending at $(sed -E 's/^[0-9]+: (rip 0x[0-9a-f]+).*/\1/' <<<"$line"))"
 			return 0
 		fi
 	fi
