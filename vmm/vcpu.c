@@ -123,6 +123,14 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
 	return vmm_stop_wait(s);
 }
 
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
 {
 	static const char *const mp_states[] = {
@@ -172,10 +180,24 @@ int vmm_vcpu_where(struct vmm_vcpu *v, char *buf, size_t len)
 			ev.nmi.injected || ev.nmi.pending ? "pending" : "none");
 	if (n > 0 && (size_t)n < len &&
 	    ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
-		snprintf(buf + n, len - (size_t)n, " mp-state %s",
-			 mp.mp_state < sizeof(mp_states) / sizeof(mp_states[0])
-				 ? mp_states[mp.mp_state]
-				 : "unknown");
+		n += snprintf(buf + n, len - (size_t)n, " mp-state %s",
+			      mp.mp_state < sizeof(mp_states) /
+						      sizeof(mp_states[0])
+				      ? mp_states[mp.mp_state]
+				      : "unknown");
+	if (n > 0 && (size_t)n < len && v->run_enter_ns) {
+		int64_t now = monotonic_ns();
+
+		if (v->run_enter_ns > v->run_exit_ns)
+			snprintf(buf + n, len - (size_t)n,
+				 " in KVM_RUN for %lld ms",
+				 (long long)(now - v->run_enter_ns) / 1000000);
+		else
+			snprintf(buf + n, len - (size_t)n,
+				 " in vdk-vmm for %lld ms, exit reason %u",
+				 (long long)(now - v->run_exit_ns) / 1000000,
+				 v->run->exit_reason);
+	}
 	return 0;
 }
 
@@ -564,6 +586,7 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&kick, SIGRTMIN);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	while (vmm_stop_reason(v->stop) == VMM_STOP_NONE) {
+		v->run_enter_ns = monotonic_ns();
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			int err = errno;
 
@@ -578,6 +601,7 @@ static void *vcpu_thread(void *arg)
 					 strerror(err));
 			break;
 		}
+		v->run_exit_ns = monotonic_ns();
 		if (!handle_exit(v))
 			break;
 	}

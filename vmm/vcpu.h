@@ -111,7 +111,10 @@ enum vmm_stop_reason vmm_stop_wait_timeout(struct vmm_stop *s,
  * a guest that stopped responding or triple-faulted (KVM_GET_REGS), then,
  * as far as KVM gives them, its code segment, control registers, EFER,
  * IDT and GDT (KVM_GET_SREGS), a pending exception or NMI
- * (KVM_GET_VCPU_EVENTS) and its multiprocessing state (KVM_GET_MP_STATE).
+ * (KVM_GET_VCPU_EVENTS), its multiprocessing state (KVM_GET_MP_STATE),
+ * and where its thread was when stopped: "in KVM_RUN for N ms" (since its
+ * last exit to vdk-vmm) or "in vdk-vmm for N ms, exit reason R" (handling
+ * an exit), N in milliseconds up to now.
  * On AMD, KVM puts a vCPU that triple-faulted through INIT before it
  * reports KVM_EXIT_SHUTDOWN (arch/x86/kvm/svm/svm.c,
  * shutdown_interception()), so that vCPU shows the reset state (rip
@@ -136,7 +139,11 @@ struct vmm_vcpu {
 	struct vmm_stop *stop;	   /**< not owned */
 	struct vdk_ratelimit rl;   /**< for guest-triggered messages */
 	uint64_t exits;		   /**< exits handled */
-	const char *failed;	   /**< the call vmm_vcpu_create() failed in */
+	/* CLOCK_MONOTONIC ns when @thread last entered KVM_RUN, and when
+	 * KVM_RUN last returned an exit (a kick's EINTR is not one): which
+	 * is later tells, after the thread stops, where it had been. */
+	int64_t run_enter_ns, run_exit_ns;
+	const char *failed; /**< the call vmm_vcpu_create() failed in */
 };
 
 /**

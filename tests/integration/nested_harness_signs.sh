@@ -38,10 +38,12 @@ expect() {
 stuck='vdk-vmm: guest still running after 175 s (--timeout): stopped\nvdk-vmm: vCPU 0: rip 0xffffffffc0760dcc rsp 0xff4f03294088b9a0 rflags 0x10246 cs 0x10 base 0 cr0 0x80050033 cr2 0xffffffffc0760dcc cr3 0x35038000 cr4 0x711eb0\n'
 moving='vdk-vmm: guest still running after 175 s (--timeout): stopped\nvdk-vmm: vCPU 0: rip 0xffffffff81a00000 rsp 0xff4f03294088b9a0 rflags 0x246 cs 0x10 base 0 cr0 0x80050033 cr2 0x7ffd81c403f8 cr3 0x35038000 cr4 0x711eb0\n'
 triple='vdk-vmm: vCPU 2: triple fault (KVM_EXIT_SHUTDOWN)\n'
-# 2026-12-06, linux_vmm_net's mmio boot (64 MiB): vCPU 0 took no timer tick for 4 minutes.
-nmi_stuck='vdk-vmm: guest still running after 295 s (--timeout): stopped\nvdk-vmm: vCPU 0: rip 0xffffffffc045adcc rsp 0xff77282600563c90 rflags 0x246 cs 0x10 base 0 cr0 0x80050033 cr2 0x42a7a0 cr3 0x3088000 cr4 0x711eb0 efer 0xd01 idt 0xfffffe0000000000/0xfff gdt 0xfffffe0000001000/0x7f exception none/0 nmi pending mp-state runnable\nvdk-vmm: vCPU 1: rip 0xffffffff85a17a0b rsp 0xff6dd17140093ed8 rflags 0x246 cs 0x10 base 0 cr0 0x80050033 cr2 0x7fff7d4ade00 cr3 0x2b9c000 cr4 0x711ea0 efer 0xd01 idt 0xfffffe0000000000/0xfff gdt 0xfffffe000003c000/0x7f exception none/0 nmi none mp-state runnable\n'
+# 2026-12-06, linux_vmm_net's mmio boot (64 MiB): vCPU 0 took no timer tick for 4 minutes; its
+# state line as vdk-vmm prints it since (+ where the thread was: " in KVM_RUN for N ms").
+nmi_stuck='vdk-vmm: guest still running after 295 s (--timeout): stopped\nvdk-vmm: vCPU 0: rip 0xffffffffc045adcc rsp 0xff77282600563c90 rflags 0x246 cs 0x10 base 0 cr0 0x80050033 cr2 0x42a7a0 cr3 0x3088000 cr4 0x711eb0 efer 0xd01 idt 0xfffffe0000000000/0xfff gdt 0xfffffe0000001000/0x7f exception none/0 nmi pending mp-state runnable in KVM_RUN for 251022 ms\nvdk-vmm: vCPU 1: rip 0xffffffff85a17a0b rsp 0xff6dd17140093ed8 rflags 0x246 cs 0x10 base 0 cr0 0x80050033 cr2 0x7fff7d4ade00 cr3 0x2b9c000 cr4 0x711ea0 efer 0xd01 idt 0xfffffe0000000000/0xfff gdt 0xfffffe000003c000/0x7f exception none/0 nmi none mp-state runnable\n'
 rcu='[   30.241315] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\r\n[   30.245195] rcu: \t0-...0: (366 ticks this GP) idle=1b34/1/0x4000000000000000 softirq=283/285 fqs=2470\r\n'
 nmi_none=${nmi_stuck//nmi pending/nmi none}
+nmi_user=${nmi_stuck//in KVM_RUN for 251022 ms/in vdk-vmm for 251022 ms, exit reason 6}
 df='[   58.2] traps: PANIC: double fault, error_code: 0x0\r\n[   58.2] Kernel panic - not syncing: Fatal exception in interrupt\r\n'
 ifetch='[ 3.1] BUG: unable to handle page fault for address: ffffffffc0760dcc\r\n[ 3.1] #PF: supervisor instruction fetch in kernel mode\r\n[ 3.1] Kernel panic - not syncing: Fatal exception\r\n'
 syscall='[ 58.2] RIP: 0010:entry_SYSCALL_64+0x0/0x29\r\n[ 58.2] Kernel panic - not syncing: Fatal exception in interrupt\r\n'
@@ -57,6 +59,7 @@ expect final 1 5 "$moving" "" "--timeout with no vCPU at rip == cr2 (a real hang
 expect retry 1 5 "$nmi_stuck" "$rcu" "--timeout: RCU stall and a vCPU with an NMI pending"
 expect final 1 5 "$nmi_none" "$rcu" "--timeout: RCU stall, no NMI pending (a driver could spin so: final)"
 expect final 1 5 "$nmi_stuck" "" "--timeout: an NMI pending, no RCU stall report"
+expect final 1 5 "$nmi_user" "$rcu" "--timeout: RCU stall, NMI pending, the thread in vdk-vmm (a stuck exit handler: final)"
 expect final 1 0 "$nmi_stuck" "$rcu" "a clean exit despite an RCU stall report"
 expect final 1 0 "$stuck" "" "a clean exit with a stale state dump"
 expect retry 1 2 "" "$df" "L2 panic: double fault (then reboot, exit 2)"

@@ -236,6 +236,7 @@ expect bzimage "MMIO 4"
 
 run triple-fault 3 --kernel "$work/pvh-triple.elf" --memory 32M
 expect triple-fault "triple fault"
+expect triple-fault "ms, exit reason 8" # "in vdk-vmm for N ms": its thread handled KVM_EXIT_SHUTDOWN
 
 run reset 2 --kernel "$work/pvh-reset.elf" --memory 32M
 expect reset "reboot"
@@ -269,6 +270,7 @@ expect sigterm "stopped by signal 15"
 run hang-timeout 5 --kernel "$work/hang.elf" --memory 32M --timeout 1
 expect hang-timeout "guest still running after 1 s (--timeout): stopped"
 expect hang-timeout "vCPU 0: rip 0x10000" # where it hung: the hlt loop at 1 MiB
+expect hang-timeout "mp-state halted in KVM_RUN for " # halted in KVM, not in a vdk-vmm handler
 run hang-timeout-smp 5 --kernel "$work/hang.elf" --memory 32M --cpus 2 --timeout 1
 expect hang-timeout-smp "(--timeout): stopped"
 # A guest that ends first is not affected by --timeout.

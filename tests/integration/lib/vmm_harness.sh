@@ -518,10 +518,10 @@ harness_l2_crash() {
 		fi
 		# A vCPU in KVM_RUN that takes no event: the L2 kernel reports an RCU stall on a
 		# CPU, and after the stop that vCPU still has an NMI pending (the stall report's
-		# backtrace NMI, sent seconds to minutes before). A vCPU that runs, even one
-		# spinning in a driver, takes an NMI at once; one whose thread left KVM_RUN
-		# would not have let vdk-vmm stop and read its state.
-		line=$(grep -m1 -E 'vCPU [0-9]+: rip .* nmi pending mp-state runnable' "$err")
+		# backtrace NMI, sent seconds to minutes before) and its thread was in KVM_RUN,
+		# not in vdk-vmm handling an exit (vdk-vmm's state line says which). A vCPU that
+		# runs, even one spinning in a driver, takes an NMI at once.
+		line=$(grep -m1 -E 'vCPU [0-9]+: rip .* nmi pending mp-state runnable in KVM_RUN for [0-9]+ ms' "$err")
 		if [[ -n "$line" ]] && grep -aq 'rcu: INFO: rcu_[a-z]* detected stalls' "$serial"; then
 			line=${line#*vCPU }
 			echo "L2 vCPU ${line%%:*} took no event for minutes (RCU stall, an NMI still pending at $(sed -E 's/^[0-9]+: (rip 0x[0-9a-f]+).*/\1/' <<<"$line"))"
