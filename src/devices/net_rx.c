@@ -401,28 +401,30 @@ int net_rx_direct(struct vdk_net *n, uint16_t pair,
 	s->spare = false;
 	h.num_buffers = htole16(1);
 	/* rx_chain_ok(): no readable part, so iov[0] is the first writable
-	 * descriptor. */
+	 * descriptor. The guest may make the receive buffer overlap the
+	 * frame it sends: the frame is moved first (memmove), the header
+	 * (a copy on our stack) written after, so it lands as sent. */
 	if (cnt == 1 && c.iov[0].iov_len >= VDK_NET_HDR_LEN + len) {
 		/* The usual layout: the frame in one transmit buffer (of
 		 * @len bytes), header and frame fit the first receive
-		 * buffer. memmove: the guest may make the two overlap. */
+		 * buffer. */
 		uint8_t *dst = c.iov[0].iov_base;
 
-		memcpy(dst, &h, VDK_NET_HDR_LEN);
 		memmove(dst + VDK_NET_HDR_LEN, iov[0].iov_base, len);
+		memcpy(dst, &h, VDK_NET_HDR_LEN);
 		off = VDK_NET_HDR_LEN + len;
 	} else {
-		/* The header in the first buffer is one fixed-size copy. */
-		if (c.iov[0].iov_len >= VDK_NET_HDR_LEN)
-			memcpy(c.iov[0].iov_base, &h, VDK_NET_HDR_LEN);
-		else
-			vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
 		off = VDK_NET_HDR_LEN;
 		for (int i = 0; i < cnt; i++) {
 			vdk_virtq_chain_copy_to(&c, off, iov[i].iov_base,
 						iov[i].iov_len);
 			off += (uint32_t)iov[i].iov_len;
 		}
+		/* The header in the first buffer is one fixed-size copy. */
+		if (c.iov[0].iov_len >= VDK_NET_HDR_LEN)
+			memcpy(c.iov[0].iov_base, &h, VDK_NET_HDR_LEN);
+		else
+			vdk_virtq_chain_copy_to(&c, 0, &h, VDK_NET_HDR_LEN);
 	}
 	/* Published with the others of this pass (net_rx_direct_flush());
 	 * at most one entry per chain in flight, so dn < qmax. */

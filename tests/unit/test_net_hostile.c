@@ -213,9 +213,10 @@ static void test_rx_offload_not_negotiated(void **state)
 }
 
 /* A receive buffer that overlaps the frame being sent (the loopback copies
- * guest memory straight into guest memory): delivered as sent, the copy
- * is a memmove (an overlapping memcpy is undefined; fuzz_net found it). */
-static void test_rx_overlaps_tx(void **state)
+ * guest memory straight into guest memory), the frame @at bytes into the
+ * buffer: delivered as sent, the copy is a memmove (an overlapping memcpy
+ * is undefined; fuzz_net found it). */
+static void rx_overlaps_tx(size_t at)
 {
 	struct net_env *e = ne_new(1, 0);
 	struct virtio_net_hdr_v1 *h;
@@ -223,14 +224,12 @@ static void test_rx_overlaps_tx(void **state)
 	uint16_t tok;
 	uint32_t got;
 
-	(void)state;
 	ne_up(e, NET_GUEST_FEATURES);
 	p = ne_post_rx(e, 0, 2048);
 	memcpy(want, ne_frame(e, sizeof(want), NULL, 3), sizeof(want));
-	/* The frame 8 bytes after where the device writes it. */
-	memcpy(p + VDK_NET_HDR_LEN + 8, want, sizeof(want));
+	memcpy(p + at, want, sizeof(want));
 	h = ne_hdr(e);
-	ne_send(e, 0, h, p + VDK_NET_HDR_LEN + 8, sizeof(want));
+	ne_send(e, 0, h, p + at, sizeof(want));
 	assert_int_equal(ne_reap_tx(e, 0), 1);
 	assert_int_equal(vdk_net_stats(e->net).rx_packets, 1);
 	assert_int_equal(
@@ -238,6 +237,22 @@ static void test_rx_overlaps_tx(void **state)
 	assert_int_equal(got, VDK_NET_HDR_LEN + sizeof(want));
 	assert_memory_equal(p + VDK_NET_HDR_LEN, want, sizeof(want));
 	ne_free(e);
+}
+
+/* The frame 8 bytes after where the device writes it. */
+static void test_rx_overlaps_tx(void **state)
+{
+	(void)state;
+	rx_overlaps_tx(VDK_NET_HDR_LEN + 8);
+}
+
+/* The frame 4 bytes into the buffer: the received header's place covers
+ * its first 8 bytes, so the frame must be moved before the header is
+ * written. */
+static void test_rx_overlaps_tx_header(void **state)
+{
+	(void)state;
+	rx_overlaps_tx(4);
 }
 
 /* Receive chains that break §5.1.6.3.1: DEVICE_NEEDS_RESET, nothing
@@ -460,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_tx_bad_chains),
 		cmocka_unit_test(test_rx_offload_not_negotiated),
 		cmocka_unit_test(test_rx_overlaps_tx),
+		cmocka_unit_test(test_rx_overlaps_tx_header),
 		cmocka_unit_test(test_rx_chain_too_short),
 		cmocka_unit_test(test_rx_chain_readable),
 		cmocka_unit_test(test_rx_whole_queue_too_small),
